@@ -1,0 +1,59 @@
+package order
+
+import "github.com/ordo-shop/ordo/events"
+
+// AggregateType is the order aggregate's type name in the log.
+const AggregateType = "order"
+
+// Status is where an order is in its life.
+type Status string
+
+// The order statuses.
+const (
+	StatusPlaced         Status = "placed"
+	StatusStockReserved  Status = "stock_reserved"
+	StatusPaymentPending Status = "payment_pending"
+	StatusPaid           Status = "paid"
+	StatusShipped        Status = "shipped"
+	StatusDelivered      Status = "delivered"
+	StatusRejected       Status = "rejected"
+	StatusCancelled      Status = "cancelled"
+	StatusRefunded       Status = "refunded"
+)
+
+// State is an order as its events left it. The zero State with an ID is
+// an order that does not exist yet (Exists is false).
+//
+// Lines is shared with the event that set it and with copies of the
+// State: treat it as read-only.
+type State struct {
+	ID              string
+	Exists          bool
+	CustomerID      string
+	Customer        events.Customer
+	Lines           []events.OrderLine
+	Total           events.Money
+	ShippingAddress events.Address
+	Status          Status
+	// PaymentID and CheckoutURL name the payment the order waits for or
+	// was paid with.
+	PaymentID   string
+	CheckoutURL string
+	// Paid is true once the order was paid; it stays true after a
+	// cancellation, so a refund is known to be owed.
+	Paid           bool
+	Carrier        string
+	TrackingNumber string
+	CancelReason   string
+	CancelledBy    string
+	RejectReason   string
+	// IdempotencyKey and RequestHash identify the request that placed the
+	// order.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// Initial returns the state of the order id before it exists.
+func Initial(id string) State {
+	return State{ID: id}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+const testSecret = "test-secret-test-secret-test-secret!"
+
+func orderctl(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// seedDataDir writes one order with three commits into a local default's
+// data dir the way orderd does, and leaves the store stopped. With live,
+// the server keeps running as a live orderd would, holding the lock and
+// advertising nats.url.
+func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
+	t.Helper()
+	dir = t.TempDir()
+	unlock, err := localdir.Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ""
+	if live {
+		listen = "127.0.0.1:0"
+	}
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), Listen: listen, ServerName: "ordo-local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := natsembed.Connect(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := command.NewHandler(order.Decider(), store, reg, command.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderID = "ord_test1"
+	price := events.Money{Amount: 1999, Currency: "CNY"}
+	for i, cmd := range []order.Command{
+		order.Place{OrderID: orderID, CustomerID: "cust-1", Customer: events.Customer{Name: "张伟", Email: "z@example.com"},
+			Lines:           []events.OrderLine{{SKU: "TEA-250", Qty: 2, UnitPrice: price}},
+			ShippingAddress: events.Address{Name: "张伟", Line1: "1 Rd", City: "上海", Country: "CN"}, IdempotencyKey: "k", RequestHash: "h"},
+		order.MarkStockReserved{},
+		order.Cancel{Reason: "changed my mind", By: "customer"},
+	} {
+		_, err := h.Handle(ctx, command.Request[order.Command]{AggregateID: orderID, Command: cmd,
+			Metadata: events.Metadata{Actor: "customer:cust-1", CorrelationID: "corr-" + string(rune('a'+i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if live {
+		if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown(); unlock() })
+		return dir, orderID
+	}
+	nc.Close()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	unlock()
+	return dir, orderID
+}
+
+func TestHistoryOfAStoppedLocalDefault(t *testing.T) {
+	dir, id := seedDataDir(t, false)
+	env := map[string]string{"ORDO_DATA_DIR": dir}
+
+	code, out, errOut := orderctl(t, env, "history", "order", id)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"order.placed", "order.stock_reserved", "order.cancelled", "customer:cust-1", "hash chain: verified (3 commits", "张伟"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Flags after the positional arguments, and --json.
+	code, out, errOut = orderctl(t, nil, "history", "order", id, "--json", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3:\n%s", len(lines), out)
+	}
+	first := lines[0]
+	evs := first["events"].([]any)
+	ev := evs[0].(map[string]any)
+	if ev["type"] != "order.placed" || first["chain_ok"] != true || first["version"] != float64(1) {
+		t.Fatalf("first line %v", first)
+	}
+	if _, isObject := ev["data"].(map[string]any); !isObject {
+		t.Fatalf("event data is not a JSON object: %v", ev["data"])
+	}
+	if lines[2]["version"] != float64(3) || lines[2]["prev_hash"] != lines[1]["hash"] {
+		t.Fatalf("chain fields: %v", lines[2])
+	}
+}
+
+func TestHistoryThroughALiveOrderd(t *testing.T) {
+	dir, id := seedDataDir(t, true)
+	code, out, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "--json", "history", "order", id)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Fatalf("%d lines through the live server:\n%s", n, out)
+	}
+}
+
+func TestBadArgumentsGiveOneLineAndExit2(t *testing.T) {
+	dir, _ := seedDataDir(t, false)
+	env := map[string]string{"ORDO_DATA_DIR": dir}
+	for _, args := range [][]string{
+		{"history", "basket", "x"},
+		{"history", "order"},
+		{"history", "order", "a.b"},
+		{"history", "order", "x", "--bogus"},
+		{"frobnicate"},
+		{"token", "--role", "root", "--sub", "a"},
+		{"token", "--role", "admin"},
+	} {
+		code, _, errOut := orderctl(t, env, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
+		}
+		if strings.Count(strings.TrimSpace(errOut), "\n") != 0 || errOut == "" {
+			t.Errorf("%v: want one line of error, got %q", args, errOut)
+		}
+	}
+	code, _, errOut := orderctl(t, env, "history", "order", "ord_missing")
+	if code != exitError || !strings.Contains(errOut, "no commits") {
+		t.Fatalf("unknown id: exit %d %q", code, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": t.TempDir()}, "history", "order", "x")
+	if code != exitError || !strings.Contains(errOut, "no Ordo store") {
+		t.Fatalf("empty data dir: exit %d %q", code, errOut)
+	}
+}
+
+func TestTokenPrintsOnlyAVerifiableToken(t *testing.T) {
+	code, out, errOut := orderctl(t, map[string]string{"ORDO_AUTH_SECRET": testSecret},
+		"token", "--role", "customer", "--sub", "cust-42", "--ttl", "1h")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	tok := strings.TrimSuffix(out, "\n")
+	if strings.ContainsAny(tok, " \n\t") {
+		t.Fatalf("stdout is not just a token: %q", out)
+	}
+	s, _ := auth.NewSigner(testSecret)
+	c, err := s.Verify(tok, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "cust-42" || c.Role != auth.RoleCustomer || c.ExpiresAt-c.IssuedAt != 3600 {
+		t.Fatalf("claims %+v", c)
+	}
+	// Without ORDO_AUTH_SECRET it reads the data dir's generated secret.
+	dir := t.TempDir()
+	secret, err := localdir.Secret(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "token", "--sub", "ops", "--role", "admin")
+	s2, _ := auth.NewSigner(secret)
+	if _, err := s2.Verify(strings.TrimSpace(out), time.Now()); code != 0 || err != nil {
+		t.Fatalf("token from data dir secret: exit %d, %v", code, err)
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/localdir"
+)
+
+// cmdToken prints only the raw token, so it can be captured with $(...).
+func cmdToken(_ context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	role := fs.String("role", "", "customer, agent or admin")
+	sub := fs.String("sub", "", "subject: the customer id, or the agent's or admin's name")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	dataDir := fs.String("data-dir", dataDirDefault(e), "data dir holding the generated auth.secret")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *role == "" || *sub == "" {
+		return usagef("--role and --sub are required")
+	}
+	r, err := auth.ParseRole(*role)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *ttl <= 0 {
+		return usagef("--ttl must be positive")
+	}
+	secret := e.getenv("ORDO_AUTH_SECRET")
+	if secret == "" {
+		if secret, err = localdir.Secret(*dataDir, false); err != nil {
+			return err
+		}
+	}
+	signer, err := auth.NewSigner(secret)
+	if err != nil {
+		return err
+	}
+	tok, err := signer.Mint(*sub, r, time.Now(), *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(e.stdout, tok)
+	return err
+}
+
+func dataDirDefault(e env) string {
+	if d := e.getenv("ORDO_DATA_DIR"); d != "" {
+		return d
+	}
+	return "ordo-data"
+}

@@ -1,0 +1,217 @@
+// Command orderd is Ordo's server: the command API over the JetStream event
+// store. Started bare it is the local default: it embeds nats-server with
+// JetStream under ORDO_DATA_DIR and generates a token secret there.
+//
+// Configuration comes from ORDO_* variables and flags; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "orderd:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts orderd and serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := start(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "orderd: serving http://%s (NATS %s, data dir %s)\n", a.addr, a.natsURL, cfg.DataDir)
+	<-ctx.Done()
+	return a.close()
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// app is a running orderd.
+type app struct {
+	cfg     config.Config
+	log     *slog.Logger
+	addr    string
+	natsURL string
+	ready   atomic.Bool
+	http    *http.Server
+	nc      *nats.Conn
+	ns      *server.Server
+	store   *streams.Store
+	orders  *command.Handler[order.State, order.Command]
+	stock   *command.Handler[inventory.State, inventory.Command]
+	cleanup []func()
+}
+
+// start brings orderd up; on error everything started so far is stopped.
+func start(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.stop()
+		}
+	}()
+	secret := cfg.AuthSecret
+	if cfg.NATSURL == "" {
+		if err := a.embedNATS(); err != nil {
+			return nil, err
+		}
+	} else {
+		a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		a.natsURL = cfg.NATSURL
+		a.cleanup = append(a.cleanup, a.nc.Close)
+	}
+	if secret == "" {
+		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := auth.NewSigner(secret)
+	if err != nil {
+		return nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a.store, err = streams.Open(openCtx, a.nc, streams.Config{Partitions: cfg.Partitions, Replicas: cfg.Replicas, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	registry, err := events.Standard()
+	if err != nil {
+		return nil, err
+	}
+	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{}); err != nil {
+		return nil, err
+	}
+	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{}); err != nil {
+		return nil, err
+	}
+	api, err := httpapi.New(httpapi.Deps{
+		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
+		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		Ready: func() bool { return a.ready.Load() && a.nc.IsConnected() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	a.addr = ln.Addr().String()
+	a.http = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout + 5*time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", slog.Any("err", err))
+		}
+	}()
+	a.ready.Store(true)
+	log.Info("orderd ready", slog.String("http", a.addr), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
+	return a, nil
+}
+
+// embedNATS starts the embedded JetStream server under the data dir.
+func (a *app) embedNATS() error {
+	unlock, err := localdir.Lock(a.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
+	}
+	a.cleanup = append(a.cleanup, unlock)
+	a.ns, err = natsembed.Start(natsembed.Options{
+		StoreDir:   filepath.Join(a.cfg.DataDir, localdir.StoreDir),
+		Listen:     a.cfg.NATSListen,
+		SyncAlways: a.cfg.NATSSync == "always",
+		ServerName: "ordo-local",
+	})
+	if err != nil {
+		return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() {
+		a.ns.Shutdown()
+		a.ns.WaitForShutdown()
+	})
+	a.natsURL = a.ns.ClientURL()
+	if err := localdir.WriteFile(a.cfg.DataDir, localdir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
+		return fmt.Errorf("write nats.url: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.NATSURL)) })
+	a.nc, err = natsembed.Connect(a.ns, nats.Name("orderd"))
+	if err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	a.cleanup = append(a.cleanup, a.nc.Close)
+	return nil
+}
+
+// close drains HTTP requests, then stops NATS and releases the data dir.
+func (a *app) close() error {
+	a.ready.Store(false)
+	var err error
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		if err = a.http.Shutdown(ctx); err != nil {
+			err = fmt.Errorf("graceful shutdown: %w", err)
+			_ = a.http.Close()
+		}
+	}
+	a.stop()
+	a.log.Info("orderd stopped")
+	return err
+}
+
+func (a *app) stop() {
+	for i := len(a.cleanup) - 1; i >= 0; i-- {
+		a.cleanup[i]()
+	}
+	a.cleanup = nil
+}

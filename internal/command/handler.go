@@ -1,0 +1,310 @@
+package command
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// Store is what a Handler needs of the event store.
+type Store interface {
+	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (streams.AppendResult, error)
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
+}
+
+// Request is one command for one aggregate.
+type Request[C any] struct {
+	// AggregateID names the aggregate.
+	AggregateID string
+	// CommandID becomes the commit id. Give a deterministic one (derived
+	// from an idempotency key or a causing event) so a retried command is
+	// recognised as already applied; empty gets a random id.
+	CommandID string
+	// Command is what to decide.
+	Command C
+	// Metadata is stored with the commit; RecordedAt is set by the Handler.
+	Metadata events.Metadata
+}
+
+// Result is the outcome of a handled command.
+type Result[S any] struct {
+	// State is the aggregate's state after the command.
+	State S
+	// Version is the aggregate's version after the command (0: no events).
+	Version uint64
+	// Stream and Seq locate the aggregate's last commit: the position a
+	// reader waits for to see this command's effect.
+	Stream string
+	Seq    uint64
+	// Events are the events this call appended; none when the command
+	// changed nothing or had been applied before.
+	Events []events.Payload
+	// Duplicate is true when a commit with the same CommandID was already
+	// in the log, so nothing new was appended.
+	Duplicate bool
+}
+
+// ErrRetriesExhausted means the aggregate kept changing under the command.
+var ErrRetriesExhausted = errors.New("command: too many concurrent changes to the aggregate")
+
+// Options tune a Handler. Zero values take the defaults.
+type Options struct {
+	// CacheSize bounds how many aggregate states are kept. Default 10000.
+	CacheSize int
+	// MaxAttempts bounds decide+append attempts per command. Default 10.
+	MaxAttempts int
+	// Now is the clock stamped into commits. Default time.Now.
+	Now func() time.Time
+	// RecentIDs is how many recent commit ids each cached aggregate keeps
+	// to recognise a repeated command. Default 32.
+	RecentIDs int
+}
+
+// Handler handles commands for one aggregate type. It is safe for
+// concurrent use; commands for the same aggregate run one at a time.
+type Handler[S, C any] struct {
+	decider  aggregates.Decider[S, C]
+	store    Store
+	registry *events.Registry
+	opts     Options
+	locks    keyedMutex
+	cache    *lru[entry[S]]
+}
+
+type entry[S any] struct {
+	state   S
+	version uint64
+	stream  string
+	seq     uint64
+	hash    string
+	recent  []string
+}
+
+// NewHandler returns a Handler for the aggregate type d describes.
+func NewHandler[S, C any](d aggregates.Decider[S, C], store Store, registry *events.Registry, opts Options) (*Handler[S, C], error) {
+	if d.Type == "" || d.Decide == nil || d.Evolve == nil || d.Initial == nil {
+		return nil, errors.New("command: incomplete decider")
+	}
+	if store == nil || registry == nil {
+		return nil, errors.New("command: store and registry are required")
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 10000
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RecentIDs <= 0 {
+		opts.RecentIDs = 32
+	}
+	return &Handler[S, C]{decider: d, store: store, registry: registry, opts: opts, cache: newLRU[entry[S]](opts.CacheSize)}, nil
+}
+
+// Type is the aggregate type this Handler serves.
+func (h *Handler[S, C]) Type() string { return h.decider.Type }
+
+// State returns an aggregate's current state, its version and the stream
+// sequence of its last commit. An aggregate without events has version 0.
+func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error) {
+	unlock := h.locks.lock(id)
+	defer unlock()
+	e, err := h.current(ctx, id)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+}
+
+// Handle decides req.Command against the aggregate's current state and
+// appends the events it produces as one commit.
+func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (Result[S], error) {
+	if req.CommandID == "" {
+		req.CommandID = randomID()
+	}
+	unlock := h.locks.lock(req.AggregateID)
+	defer unlock()
+
+	e, err := h.current(ctx, req.AggregateID)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		if e.seen(req.CommandID) {
+			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq, Duplicate: true}, nil
+		}
+		evs, err := h.decider.Decide(e.state, req.Command)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		if len(evs) == 0 {
+			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+		}
+		commit, err := h.commit(req, e, evs)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		res, err := h.store.Append(ctx, commit, e.seq)
+		if err == nil {
+			next := h.advance(e, commit, evs, res)
+			h.cache.put(req.AggregateID, next)
+			return Result[S]{State: next.state, Version: next.version, Stream: next.stream, Seq: next.seq, Events: evs, Duplicate: res.Duplicate}, nil
+		}
+		if !errors.Is(err, streams.ErrConflict) {
+			// The append may or may not have landed: forget the cached
+			// state so the next command reads the log.
+			h.cache.remove(req.AggregateID)
+			return Result[S]{}, fmt.Errorf("append %s %s: %w", h.decider.Type, req.AggregateID, err)
+		}
+		if attempt >= h.opts.MaxAttempts {
+			h.cache.remove(req.AggregateID)
+			return Result[S]{}, fmt.Errorf("%w: %s %s after %d attempts", ErrRetriesExhausted, h.decider.Type, req.AggregateID, attempt)
+		}
+		// Another writer got there first: read what it wrote and decide
+		// again on the newer state.
+		if e, err = h.catchUp(ctx, req.AggregateID, e); err != nil {
+			return Result[S]{}, err
+		}
+		h.cache.put(req.AggregateID, e)
+	}
+}
+
+// current returns the cached state or reads it from the log.
+func (h *Handler[S, C]) current(ctx context.Context, id string) (*entry[S], error) {
+	if e, ok := h.cache.get(id); ok {
+		return e, nil
+	}
+	e := &entry[S]{state: h.decider.Initial(id)}
+	e, err := h.catchUp(ctx, id, e)
+	if err != nil {
+		return nil, err
+	}
+	h.cache.put(id, e)
+	return e, nil
+}
+
+// catchUp applies the commits after e.seq to a copy of e.
+func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*entry[S], error) {
+	recs, err := h.store.Load(ctx, h.decider.Type, id, e.seq)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", h.decider.Type, id, err)
+	}
+	next := *e
+	next.recent = append([]string(nil), e.recent...)
+	for _, r := range recs {
+		c := r.Commit
+		if c.Version != next.version+1 {
+			return nil, fmt.Errorf("load %s %s: commit at seq %d has version %d, want %d", h.decider.Type, id, r.Seq, c.Version, next.version+1)
+		}
+		if c.PrevHash != next.hash {
+			return nil, fmt.Errorf("load %s %s: commit v%d does not link to the previous hash", h.decider.Type, id, c.Version)
+		}
+		payloads, err := h.registry.DecodeAll(c)
+		if err != nil {
+			return nil, fmt.Errorf("load %s %s: %w", h.decider.Type, id, err)
+		}
+		next.state = h.decider.Fold(next.state, payloads)
+		next.version = c.LastVersion()
+		next.stream, next.seq, next.hash = r.Stream, r.Seq, c.Hash
+		next.remember(c.CommitID, h.opts.RecentIDs)
+	}
+	return &next, nil
+}
+
+func (h *Handler[S, C]) commit(req Request[C], e *entry[S], evs []events.Payload) (*events.Commit, error) {
+	c := &events.Commit{
+		CommitID:      req.CommandID,
+		AggregateType: h.decider.Type,
+		AggregateID:   req.AggregateID,
+		Version:       e.version + 1,
+		Metadata:      req.Metadata,
+	}
+	c.Metadata.RecordedAt = h.opts.Now().UTC()
+	for _, p := range evs {
+		ev, err := h.registry.Encode(p)
+		if err != nil {
+			return nil, err
+		}
+		c.Events = append(c.Events, ev)
+	}
+	if err := c.Seal(e.hash); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (h *Handler[S, C]) advance(e *entry[S], c *events.Commit, evs []events.Payload, res streams.AppendResult) *entry[S] {
+	next := *e
+	next.recent = append([]string(nil), e.recent...)
+	next.state = h.decider.Fold(e.state, evs)
+	next.version = c.LastVersion()
+	next.stream, next.seq, next.hash = res.Stream, res.Seq, c.Hash
+	next.remember(c.CommitID, h.opts.RecentIDs)
+	return &next
+}
+
+func (e *entry[S]) seen(id string) bool {
+	for _, r := range e.recent {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *entry[S]) remember(id string, max int) {
+	e.recent = append(e.recent, id)
+	if len(e.recent) > max {
+		e.recent = e.recent[len(e.recent)-max:]
+	}
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// keyedMutex serialises work per key and forgets keys nobody holds.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*refMutex{}
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &refMutex{}
+		k.locks[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,232 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// countingStore is the real store with counters around it, to observe how
+// often the handler reads and how often it loses a race.
+type countingStore struct {
+	*streams.Store
+	loads, appends, conflicts atomic.Int64
+}
+
+func (c *countingStore) Load(ctx context.Context, typ, id string, after uint64) ([]streams.Record, error) {
+	c.loads.Add(1)
+	return c.Store.Load(ctx, typ, id, after)
+}
+
+func (c *countingStore) Append(ctx context.Context, commit *events.Commit, expected uint64) (streams.AppendResult, error) {
+	c.appends.Add(1)
+	res, err := c.Store.Append(ctx, commit, expected)
+	if errors.Is(err, streams.ErrConflict) {
+		c.conflicts.Add(1)
+	}
+	return res, err
+}
+
+type fixture struct {
+	store *streams.Store
+	reg   *events.Registry
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	_, nc := testkit.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{store: store, reg: reg}
+}
+
+func (f fixture) handler(t *testing.T, store command.Store) *command.Handler[inventory.State, inventory.Command] {
+	t.Helper()
+	h, err := command.NewHandler(inventory.Decider(), store, f.reg, command.Options{MaxAttempts: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func define(t *testing.T, h *command.Handler[inventory.State, inventory.Command], sku string, onHand int64) {
+	t.Helper()
+	_, err := h.Handle(context.Background(), command.Request[inventory.Command]{
+		AggregateID: sku,
+		Command:     inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: onHand},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func restock(h *command.Handler[inventory.State, inventory.Command], sku string) error {
+	_, err := h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: sku, Command: inventory.Restock{Qty: 1}})
+	return err
+}
+
+func checkLog(t *testing.T, store *streams.Store, sku string, wantEvents int) {
+	t.Helper()
+	recs, err := store.Load(context.Background(), streams.TypeInventory, sku, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := make([]*events.Commit, len(recs))
+	n := 0
+	for i, r := range recs {
+		commits[i] = r.Commit
+		n += len(r.Commit.Events)
+	}
+	if breaks := events.VerifyChain(commits); len(breaks) > 0 {
+		t.Fatalf("chain broken: %v", breaks)
+	}
+	if n != wantEvents {
+		t.Fatalf("%d events in the log, want %d", n, wantEvents)
+	}
+}
+
+// A hot aggregate inside one process queues instead of racing: no
+// conflicts, and no reads after the first.
+func TestHotAggregateIsSerialisedInProcess(t *testing.T) {
+	f := newFixture(t)
+	cs := &countingStore{Store: f.store}
+	h := f.handler(t, cs)
+	define(t, h, "HOT", 0)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			if err := restock(h, "HOT"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if c := cs.conflicts.Load(); c != 0 {
+		t.Fatalf("%d conflicts inside one process", c)
+	}
+	if l := cs.loads.Load(); l != 1 {
+		t.Fatalf("%d loads, want 1 (then the cache serves)", l)
+	}
+	res, err := h.State(context.Background(), "HOT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.OnHand != 64 {
+		t.Fatalf("on hand %d, want 64", res.State.OnHand)
+	}
+	checkLog(t, f.store, "HOT", 1+64) // priced (no adjustment from 0 to 0), then 64 restocks
+}
+
+// Two instances (two handlers with their own caches) on one store race;
+// conflicts are healed by reading only what the other wrote, nothing is
+// lost or doubled.
+func TestTwoInstancesRaceWithoutLosingWrites(t *testing.T) {
+	f := newFixture(t)
+	a, b := &countingStore{Store: f.store}, &countingStore{Store: f.store}
+	ha, hb := f.handler(t, a), f.handler(t, b)
+	define(t, ha, "SKU-1", 100)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		h := ha
+		if i%2 == 1 {
+			h = hb
+		}
+		wg.Go(func() {
+			if err := restock(h, "SKU-1"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	fresh := f.handler(t, f.store)
+	res, err := fresh.State(context.Background(), "SKU-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.OnHand != 140 {
+		t.Fatalf("on hand %d, want 140", res.State.OnHand)
+	}
+	checkLog(t, f.store, "SKU-1", 2+40)
+	t.Logf("conflicts healed: %d and %d", a.conflicts.Load(), b.conflicts.Load())
+}
+
+// A command retried with the same id takes effect once, whether the
+// retry reaches the same instance or one that has never seen the
+// aggregate.
+func TestRetriedCommandTakesEffectOnce(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(t, f.store)
+	define(t, h, "SKU-2", 0)
+	req := command.Request[inventory.Command]{AggregateID: "SKU-2", CommandID: "restock-42", Command: inventory.Restock{Qty: 5}}
+	first, err := h.Handle(context.Background(), req)
+	if err != nil || first.Duplicate || len(first.Events) != 1 {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	for name, hh := range map[string]*command.Handler[inventory.State, inventory.Command]{"same instance": h, "other instance": f.handler(t, f.store)} {
+		again, err := hh.Handle(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || len(again.Events) != 0 || again.Seq != first.Seq || again.State.OnHand != 5 {
+			t.Fatalf("%s: retry = %+v", name, again)
+		}
+	}
+	checkLog(t, f.store, "SKU-2", 2)
+}
+
+func TestDomainErrorsAndNoOpsWriteNothing(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(t, f.store)
+	define(t, h, "SKU-3", 10)
+	_, err := h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "SKU-3", Command: inventory.Restock{Qty: -1}})
+	if !errors.Is(err, inventory.ErrInvalidQuantity) {
+		t.Fatalf("negative restock: %v", err)
+	}
+	res, err := h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "SKU-3", Command: inventory.Release{OrderID: "nobody"}})
+	if err != nil || len(res.Events) != 0 || res.Version != 2 {
+		t.Fatalf("no-op release: %+v %v", res, err)
+	}
+	_, err = h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "a.b", Command: inventory.Restock{Qty: 1}})
+	if !errors.Is(err, streams.ErrInvalidID) {
+		t.Fatalf("invalid id: %v", err)
+	}
+	checkLog(t, f.store, "SKU-3", 2)
+}
+
+func BenchmarkHandleHotAggregate(b *testing.B) {
+	_, nc := testkit.NATS(b)
+	store, err := streams.Open(context.Background(), nc, streams.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, _ := events.Standard()
+	h, _ := command.NewHandler(inventory.Decider(), store, reg, command.Options{})
+	_, _ = h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "B", Command: inventory.Define{Name: "x", Price: events.Money{Amount: 1, Currency: "CNY"}, OnHand: 1}})
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := restock(h, "B"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
+}

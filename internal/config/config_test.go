@@ -1,0 +1,54 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATSSync != "always" || c.Partitions != 16 || c.Replicas != 1 || c.NATSURL != "" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestEnvThenFlags(t *testing.T) {
+	c, err := Load([]string{"--http-addr", "127.0.0.1:0"}, env(map[string]string{
+		"ORDO_HTTP_ADDR":       "127.0.0.1:9999",
+		"ORDO_DATA_DIR":        "/tmp/x",
+		"ORDO_REQUEST_TIMEOUT": "3s",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:0" || c.DataDir != "/tmp/x" || c.RequestTimeout != 3*time.Second {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	_, err := Load(nil, env(map[string]string{
+		"ORDO_NATS_SYNC":   "sometimes",
+		"ORDO_REPLICAS":    "2",
+		"ORDO_AUTH_SECRET": "short",
+		"ORDO_ROLES":       "api,bogus",
+	}), io.Discard)
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"sometimes", "replicas 2", "32", "bogus"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"ORDO_REPLICAS": "three"}), io.Discard); err == nil {
+		t.Fatal("non-integer replicas accepted")
+	}
+}

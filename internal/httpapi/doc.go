@@ -1,0 +1,8 @@
+// Package httpapi serves Ordo's HTTP/JSON command API (DESIGN §7): the
+// catalog, placing and changing orders, health and readiness, and the
+// OpenAPI description of all of it.
+//
+// Every error is JSON {"error": {"code", "message"}} with a fitting
+// status; domain errors keep the stable codes of the aggregates. Request
+// bodies are size-limited and every request runs under a timeout.
+package httpapi

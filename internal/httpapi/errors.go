@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// apiError is an error with its HTTP status and stable code.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// kindStatus is the one table from domain error kinds to HTTP statuses.
+var kindStatus = map[aggregates.Kind]int{
+	aggregates.KindRule:     http.StatusUnprocessableEntity,
+	aggregates.KindInvalid:  http.StatusBadRequest,
+	aggregates.KindNotFound: http.StatusNotFound,
+	aggregates.KindConflict: http.StatusConflict,
+}
+
+// classify maps any error to what the client is told.
+func classify(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var de *aggregates.DomainError
+	if errors.As(err, &de) {
+		status, ok := kindStatus[de.Kind]
+		if !ok {
+			status = http.StatusUnprocessableEntity
+		}
+		return &apiError{Status: status, Code: de.Code, Message: de.Message}
+	}
+	switch {
+	case errors.Is(err, streams.ErrInvalidID):
+		return errorf(http.StatusBadRequest, "invalid_id", "%v", err)
+	case errors.Is(err, command.ErrRetriesExhausted):
+		return errorf(http.StatusConflict, "concurrent_modification", "the resource is changing too fast; retry the request")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return errorf(http.StatusServiceUnavailable, "timeout", "the request did not complete in time; retry it with the same Idempotency-Key")
+	}
+	return errorf(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable; retry later")
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := classify(err)
+	if ae.Status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+		if ae.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ordo"`)
+	}
+	if ae.Status == http.StatusConflict {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Message: ae.Message}})
+}

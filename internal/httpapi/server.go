@@ -1,0 +1,275 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/command"
+)
+
+// Catalog lists the SKUs that exist.
+type Catalog interface {
+	ListIDs(ctx context.Context, aggType string) ([]string, error)
+}
+
+// Deps is what the API is built from.
+type Deps struct {
+	Orders    *command.Handler[order.State, order.Command]
+	Inventory *command.Handler[inventory.State, inventory.Command]
+	Catalog   Catalog
+	Signer    *auth.Signer
+	Logger    *slog.Logger
+	// MaxBodyBytes caps request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// RequestTimeout bounds each request (default 10s).
+	RequestTimeout time.Duration
+	// Now is the clock for token expiry (default time.Now).
+	Now func() time.Time
+	// Ready reports whether the instance can serve commands; nil means
+	// always.
+	Ready func() bool
+}
+
+// Server is the HTTP API. It is safe for concurrent use.
+type Server struct {
+	Deps
+	log    *slog.Logger
+	mux    *http.ServeMux
+	routes []route
+}
+
+// route is one operation of the API; the table drives both the mux and
+// the test that keeps openapi.json true.
+type route struct {
+	method  string
+	pattern string
+	roles   []auth.Role // nil: no token needed
+	handle  func(w http.ResponseWriter, r *http.Request, c auth.Claims) error
+	// request and response are the wire types, for the OpenAPI check.
+	request, response any
+	status            int
+}
+
+// New returns the API server.
+func New(d Deps) (*Server, error) {
+	if d.Orders == nil || d.Inventory == nil || d.Catalog == nil || d.Signer == nil {
+		return nil, errors.New("httpapi: orders, inventory, catalog and signer are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 1 << 20
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 10 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &Server{Deps: d, log: d.Logger, mux: http.NewServeMux()}
+	s.routes = s.table()
+	byPattern := map[string]map[string]route{}
+	var patterns []string
+	for _, rt := range s.routes {
+		if byPattern[rt.pattern] == nil {
+			byPattern[rt.pattern] = map[string]route{}
+			patterns = append(patterns, rt.pattern)
+		}
+		byPattern[rt.pattern][rt.method] = rt
+	}
+	for _, p := range patterns {
+		s.mux.Handle(p, s.dispatch(byPattern[p]))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s", r.URL.Path))
+	})
+	return s, nil
+}
+
+func (s *Server) table() []route {
+	admin := []auth.Role{auth.RoleAdmin}
+	staff := []auth.Role{auth.RoleAdmin, auth.RoleAgent}
+	anyone := []auth.Role{auth.RoleCustomer, auth.RoleAgent, auth.RoleAdmin}
+	return []route{
+		{method: "GET", pattern: "/healthz", handle: s.healthz, response: statusBody{}, status: 200},
+		{method: "GET", pattern: "/readyz", handle: s.readyz, response: statusBody{}, status: 200},
+		{method: "GET", pattern: "/v1/openapi.json", handle: s.openapi, status: 200},
+		{method: "PUT", pattern: "/v1/skus/{sku}", roles: admin, handle: s.putSKU, request: skuRequest{}, response: skuView{}, status: 200},
+		{method: "GET", pattern: "/v1/skus/{sku}", roles: staff, handle: s.getSKU, response: skuView{}, status: 200},
+		{method: "GET", pattern: "/v1/skus", roles: staff, handle: s.listSKUs, response: skuList{}, status: 200},
+		{method: "POST", pattern: "/v1/orders", roles: []auth.Role{auth.RoleCustomer}, handle: s.placeOrder, request: placeRequest{}, response: orderAccepted{}, status: 202},
+		{method: "POST", pattern: "/v1/orders/{id}/cancel", roles: anyone, handle: s.cancelOrder, request: cancelRequest{}, response: orderAccepted{}, status: 202},
+		{method: "POST", pattern: "/v1/orders/{id}/ship", roles: admin, handle: s.shipOrder, request: shipRequest{}, response: orderAccepted{}, status: 202},
+		{method: "POST", pattern: "/v1/orders/{id}/deliver", roles: admin, handle: s.deliverOrder, request: deliverRequest{}, response: orderAccepted{}, status: 202},
+	}
+}
+
+// ServeHTTP serves the API with panic recovery and the request timeout.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic in handler", slog.Any("panic", p), slog.String("path", r.URL.Path), slog.String("stack", string(debug.Stack())))
+			writeJSON(w, http.StatusInternalServerError, errorBody{errorDetail{Code: "internal", Message: "internal error"}})
+		}
+	}()
+	ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
+	defer cancel()
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (s *Server) dispatch(methods map[string]route) http.Handler {
+	allowed := make([]string, 0, len(methods))
+	for m := range methods {
+		allowed = append(allowed, m)
+	}
+	sort.Strings(allowed)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, ok := methods[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			rt, ok = methods[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, strings.Join(allowed, ", ")))
+			return
+		}
+		// Every request gets a correlation id that is stored with the
+		// commits it causes and echoed to the client.
+		rid := r.Header.Get("X-Request-Id")
+		if rid == "" || len(rid) > 128 {
+			rid = newRequestID()
+			r.Header.Set("X-Request-Id", rid)
+		}
+		w.Header().Set("X-Request-Id", rid)
+		var claims auth.Claims
+		if rt.roles != nil {
+			c, err := s.authenticate(r, rt.roles)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			claims = c
+		}
+		if err := rt.handle(w, r, claims); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request, roles []auth.Role) (auth.Claims, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
+	}
+	c, err := s.Signer.Verify(strings.TrimSpace(token), s.Now())
+	if err != nil {
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "invalid token: %v", err)
+	}
+	for _, role := range roles {
+		if c.Role == role {
+			return c, nil
+		}
+	}
+	return auth.Claims{}, errorf(http.StatusForbidden, "forbidden", "role %s may not do this", c.Role)
+}
+
+// decode reads one JSON object from the size-limited body into v. The
+// Content-Type is not checked: the body must be JSON whatever it says.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	body := http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) && optional {
+		return nil
+	}
+	if err == nil {
+		if err = dec.Decode(&struct{}{}); errors.Is(err, io.EOF) {
+			return nil
+		} else if err == nil {
+			err = errors.New("more than one JSON value in the body")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return errorf(http.StatusBadRequest, "invalid_field", "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.Is(err, io.EOF):
+		return errorf(http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is required")
+	default:
+		return errorf(http.StatusBadRequest, "malformed_json", "the body is not valid JSON: %v", err)
+	}
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func jsonKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "uint"):
+		return "an integer"
+	case k == "string":
+		return "a string"
+	case k == "struct", k == "map":
+		return "an object"
+	case k == "slice":
+		return "an array"
+	case k == "bool":
+		return "a boolean"
+	}
+	return "a " + k
+}
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {
+	writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {
+	if s.Ready != nil && !s.Ready() {
+		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or its event store is unreachable")
+	}
+	writeJSON(w, http.StatusOK, statusBody{Status: "ready"})
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openapiDoc)
+	if err != nil {
+		return fmt.Errorf("write openapi: %w", err)
+	}
+	return nil
+}

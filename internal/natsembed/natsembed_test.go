@@ -1,0 +1,129 @@
+package natsembed_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/internal/natsembed"
+)
+
+func start(t *testing.T, opts natsembed.Options) *nats.Conn {
+	t.Helper()
+	s, err := natsembed.Start(opts)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	nc, err := natsembed.Connect(s)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// roundTrip checks JetStream works: create a file stream, publish, read.
+func roundTrip(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	ack, err := js.Publish(ctx, "t.1", []byte("hello"))
+	if err != nil || ack.Sequence != 1 {
+		t.Fatalf("publish: %+v, %v", ack, err)
+	}
+	m, err := st.GetMsg(ctx, 1)
+	if err != nil || string(m.Data) != "hello" {
+		t.Fatalf("get: %v", err)
+	}
+}
+
+func TestStartInProcessOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: dir, SyncAlways: true, ServerName: "ordo-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if s.Addr() != nil {
+		t.Errorf("in-process server listens on %v", s.Addr())
+	}
+	if cfg := s.JetStreamConfig(); cfg == nil || !cfg.SyncAlways || cfg.StoreDir == "" || !strings.HasPrefix(cfg.StoreDir, dir) {
+		t.Errorf("JetStream config %+v, want SyncAlways under %s", cfg, dir)
+	}
+	if s.Name() != "ordo-test" {
+		t.Errorf("server name %q", s.Name())
+	}
+	nc, err := natsembed.Connect(s, nats.Name("test-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc)
+}
+
+func TestStartListensOnLoopback(t *testing.T) {
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	url := s.ClientURL()
+	if !strings.HasPrefix(url, "nats://127.0.0.1:") || strings.HasSuffix(url, ":0") || strings.HasSuffix(url, ":4222") {
+		t.Fatalf("client URL %q, want a free loopback port", url)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("tcp connect: %v", err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc)
+}
+
+func TestStartErrors(t *testing.T) {
+	for name, opts := range map[string]natsembed.Options{
+		"no store dir":    {},
+		"bad listen":      {StoreDir: t.TempDir(), Listen: "localhost"},
+		"bad port":        {StoreDir: t.TempDir(), Listen: "127.0.0.1:http"},
+		"negative store":  {StoreDir: t.TempDir(), JetStreamMaxStore: -1},
+		"store is a file": {StoreDir: "/dev/null/x"},
+		"cluster, no listener": {StoreDir: t.TempDir(), ServerName: "a", Configure: func(o *server.Options) {
+			o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = "c", "127.0.0.1", server.RANDOM_PORT
+		}},
+	} {
+		if s, err := natsembed.Start(opts); err == nil {
+			s.Shutdown()
+			t.Errorf("%s: Start succeeded", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestLoggerReceivesServerLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	nc := start(t, natsembed.Options{StoreDir: t.TempDir(), Logger: log})
+	roundTrip(t, nc)
+	if !strings.Contains(buf.String(), "Starting nats-server") {
+		t.Errorf("logger got %q, want the server's start-up notice", buf.String())
+	}
+}

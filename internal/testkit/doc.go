@@ -1,0 +1,5 @@
+// Package testkit holds helpers that give tests real infrastructure: an
+// in-process NATS server with JetStream per test, or a small JetStream
+// cluster on loopback. Every helper takes a [testing.TB], calls Helper and
+// registers its own cleanup, so a test never shuts anything down itself.
+package testkit

@@ -1,0 +1,146 @@
+package testkit
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ordo-shop/ordo/internal/natsembed"
+)
+
+// clusterReadyTimeout bounds how long [Cluster] waits for its meta leader.
+const clusterReadyTimeout = 30 * time.Second
+
+// NATS starts an in-process NATS server with JetStream for one test, with
+// its store in tb.TempDir(), lazy fsync and no network listener, and
+// returns it with a client connected in process. Options adjust the
+// defaults, for example to turn on SyncAlways or to listen on loopback.
+// The connection and the server are closed when the test ends.
+func NATS(tb testing.TB, opts ...func(*natsembed.Options)) (*server.Server, *nats.Conn) {
+	tb.Helper()
+	o := natsembed.Options{StoreDir: tb.TempDir()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s, err := natsembed.Start(o)
+	if err != nil {
+		tb.Fatalf("start nats server: %v", err)
+	}
+	tb.Cleanup(func() { shutdown(s) })
+	nc, err := natsembed.Connect(s)
+	if err != nil {
+		tb.Fatalf("connect to nats server: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return s, nc
+}
+
+// Cluster starts an n-node JetStream cluster in this process, routed over
+// loopback on ports it picks, waits until the cluster has elected its meta
+// leader and every node knows all n peers (so streams with n replicas can
+// be created), and returns the servers with a client connected in process
+// to the first one. Everything is shut down when the test ends.
+//
+// Clusters cost several goroutines and timers per node and a few seconds to
+// elect: keep cluster tests few on small machines.
+func Cluster(tb testing.TB, n int) (servers []*server.Server, nc *nats.Conn) {
+	tb.Helper()
+	if n < 1 {
+		tb.Fatalf("cluster of %d nodes", n)
+	}
+	ports := freePorts(tb, n)
+	routes := make([]*url.URL, n)
+	for i, p := range ports {
+		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}
+	}
+	name := fmt.Sprintf("ordo-test-%d", ports[0])
+	for i := range n {
+		o := natsembed.Options{
+			StoreDir:   tb.TempDir(),
+			Listen:     "127.0.0.1:0", // routing waits for a client listener
+			ServerName: fmt.Sprintf("%s-n%d", name, i+1),
+			Configure: func(so *server.Options) {
+				so.Cluster.Name = name
+				so.Cluster.Host = "127.0.0.1"
+				so.Cluster.Port = ports[i]
+				so.Cluster.Compression.Mode = server.CompressionOff
+				so.Routes = routes
+			},
+		}
+		s, err := natsembed.Start(o)
+		if err != nil {
+			tb.Fatalf("start cluster node %d: %v", i+1, err)
+		}
+		tb.Cleanup(func() { shutdown(s) })
+		servers = append(servers, s)
+	}
+	waitClusterReady(tb, servers)
+	nc, err := natsembed.Connect(servers[0])
+	if err != nil {
+		tb.Fatalf("connect to cluster: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return servers, nc
+}
+
+// freePorts reserves n distinct loopback ports by listening on port 0 and
+// releasing them together, so no two nodes get the same port.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("reserve a loopback port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+func waitClusterReady(tb testing.TB, servers []*server.Server) {
+	tb.Helper()
+	deadline := time.Now().Add(clusterReadyTimeout)
+	for time.Now().Before(deadline) {
+		if clusterReady(servers) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("JetStream cluster of %d not ready within %s", len(servers), clusterReadyTimeout)
+}
+
+func clusterReady(servers []*server.Server) bool {
+	var leader *server.Server
+	for _, s := range servers {
+		if !s.JetStreamIsCurrent() {
+			return false
+		}
+		if s.JetStreamIsLeader() {
+			if leader != nil {
+				return false
+			}
+			leader = s
+		}
+	}
+	// Only the meta leader reports peers, and only those it has heard from.
+	return leader != nil && len(leader.JetStreamClusterPeers()) == len(servers)
+}
+
+func shutdown(s *server.Server) {
+	s.Shutdown()
+	s.WaitForShutdown()
+}

@@ -1,0 +1,361 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Aggregate types, as they appear in [events.Commit.AggregateType] and in
+// every Store method that takes an aggType.
+const (
+	TypeOrder     = "order"
+	TypeInventory = "inventory"
+	TypePayment   = "payment"
+)
+
+// Defaults applied by [Open] to zero [Config] fields.
+const (
+	DefaultPartitions      = 16
+	DefaultReplicas        = 1
+	DefaultDuplicateWindow = 2 * time.Minute
+)
+
+// MaxPartitions bounds [Config.Partitions].
+const MaxPartitions = 1024
+
+// partitionsKey is the stream metadata key that records the partition
+// count the stream was created with.
+const partitionsKey = "ordo.partitions"
+
+// Errors returned by the [Store]. Check them with [errors.Is].
+var (
+	// ErrConflict means the aggregate has moved past the expected sequence:
+	// another commit won. Reload the aggregate and decide again. The error
+	// also wraps the server's error.
+	ErrConflict = errors.New("concurrency conflict")
+	// ErrInvalidID means an aggregate id is not 1 to 128 characters of
+	// [A-Za-z0-9_-]; see [ValidID].
+	ErrInvalidID = errors.New("invalid aggregate id")
+	// ErrUnknownType means an aggregate type is not one of the Type
+	// constants.
+	ErrUnknownType = errors.New("unknown aggregate type")
+)
+
+// Config configures the event store. The zero value is valid: every field
+// has a documented default.
+type Config struct {
+	// Partitions is the number of partition tokens in subjects (default
+	// 16, at most [MaxPartitions]). It is used only when the streams are
+	// created and is recorded in their metadata; afterwards the recorded
+	// value wins, because changing it would move aggregates to other
+	// subjects.
+	Partitions int
+
+	// Replicas is the number of copies of each stream (default 1; use 3
+	// in production). Used when the streams are created.
+	Replicas int
+
+	// DuplicateWindow is how long the server remembers commit ids to
+	// answer a retried append as a duplicate (default 2 minutes). Used
+	// when the streams are created.
+	DuplicateWindow time.Duration
+
+	// Logger receives what the store cannot return as an error, such as
+	// a subscription dropping a message that does not decode. Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	switch {
+	case c.Partitions == 0:
+		c.Partitions = DefaultPartitions
+	case c.Partitions < 0 || c.Partitions > MaxPartitions:
+		errs = append(errs, fmt.Errorf("partitions %d not in 1..%d", c.Partitions, MaxPartitions))
+	}
+	switch {
+	case c.Replicas == 0:
+		c.Replicas = DefaultReplicas
+	case c.Replicas < 0 || c.Replicas > 5:
+		errs = append(errs, fmt.Errorf("replicas %d not in 1..5", c.Replicas))
+	}
+	switch {
+	case c.DuplicateWindow == 0:
+		c.DuplicateWindow = DefaultDuplicateWindow
+	case c.DuplicateWindow < 0:
+		errs = append(errs, fmt.Errorf("duplicate window %s is negative", c.DuplicateWindow))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("streams config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// aggKind describes where one aggregate type lives.
+type aggKind struct {
+	stream string // ORDERS
+	prefix string // order
+}
+
+var kinds = map[string]aggKind{
+	TypeOrder:     {stream: "ORDERS", prefix: "order"},
+	TypeInventory: {stream: "INVENTORY", prefix: "sku"},
+	TypePayment:   {stream: "PAYMENTS", prefix: "payment"},
+}
+
+// kindOrder fixes the order streams are provisioned in.
+var kindOrder = []string{TypeOrder, TypeInventory, TypePayment}
+
+// Store is Ordo's event store on JetStream: one stream per aggregate type,
+// one subject per aggregate, one message per commit. It is the only
+// package that knows subjects.
+//
+// A Store is safe for concurrent use. It holds no per-aggregate state: the
+// optimistic concurrency check happens in the server.
+type Store struct {
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	partitions int
+	log        *slog.Logger
+}
+
+// Open provisions the streams ORDERS (subjects order.*.*), INVENTORY
+// (sku.*.*) and PAYMENTS (payment.*.*), or validates them if they exist,
+// and returns a Store on nc.
+//
+// New streams use file storage, cfg's replicas and duplicate window, allow
+// direct gets, deny deletes and purges, keep everything (no limits) and
+// record the partition count in the metadata key "ordo.partitions". For
+// streams that exist, the recorded partition count wins over
+// cfg.Partitions; their replicas and duplicate window are left as they
+// are (change them with a stream update). Open fails if an existing
+// stream would break the store: other subjects, memory storage, no direct
+// gets, deletes or purges allowed, limits, a missing partition count, or
+// streams that disagree on it.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errors.New("streams: open: nil connection")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("streams: open: %w", err)
+	}
+
+	// Existing streams decide the partition count.
+	partitions := 0
+	var missing []string
+	for _, t := range kindOrder {
+		k := kinds[t]
+		st, err := js.Stream(ctx, k.stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing = append(missing, t)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("streams: open %s: %w", k.stream, err)
+		}
+		p, err := checkStream(k, st.CachedInfo().Config)
+		if err != nil {
+			return nil, err
+		}
+		if partitions != 0 && p != partitions {
+			return nil, fmt.Errorf("streams: open: stream %s has %d partitions, another stream %d", k.stream, p, partitions)
+		}
+		partitions = p
+	}
+	if partitions == 0 {
+		partitions = cfg.Partitions
+	}
+
+	for _, t := range missing {
+		k := kinds[t]
+		sc := streamConfig(k, partitions, cfg)
+		_, err := js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Someone else created it since we looked: validate theirs.
+			st, gerr := js.Stream(ctx, k.stream)
+			if gerr != nil {
+				return nil, fmt.Errorf("streams: open %s: %w", k.stream, gerr)
+			}
+			p, cerr := checkStream(k, st.CachedInfo().Config)
+			if cerr != nil {
+				return nil, cerr
+			}
+			if p != partitions {
+				return nil, fmt.Errorf("streams: open: stream %s was created concurrently with %d partitions, not %d", k.stream, p, partitions)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("streams: create stream %s: %w", k.stream, err)
+		}
+	}
+	return &Store{nc: nc, js: js, partitions: partitions, log: cfg.Logger}, nil
+}
+
+func streamConfig(k aggKind, partitions int, cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              k.stream,
+		Description:       "Ordo " + k.prefix + " commits, one message per command",
+		Subjects:          []string{k.prefix + ".*.*"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxConsumers:      -1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxAge:            0,
+		MaxMsgsPerSubject: -1,
+		MaxMsgSize:        -1,
+		Discard:           jetstream.DiscardNew,
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+		Duplicates:        cfg.DuplicateWindow,
+		AllowDirect:       true,
+		DenyDelete:        true,
+		DenyPurge:         true,
+		Metadata:          map[string]string{partitionsKey: strconv.Itoa(partitions)},
+	}
+}
+
+// checkStream validates an existing stream's configuration and returns its
+// partition count.
+func checkStream(k aggKind, sc jetstream.StreamConfig) (int, error) {
+	var problems []string
+	if want := []string{k.prefix + ".*.*"}; !slices.Equal(sc.Subjects, want) {
+		problems = append(problems, fmt.Sprintf("subjects %v, want %v", sc.Subjects, want))
+	}
+	if sc.Storage != jetstream.FileStorage {
+		problems = append(problems, "not file storage")
+	}
+	if sc.Retention != jetstream.LimitsPolicy {
+		problems = append(problems, fmt.Sprintf("retention %s, want limits", sc.Retention))
+	}
+	if !sc.AllowDirect {
+		problems = append(problems, "direct get not allowed")
+	}
+	if !sc.DenyDelete || !sc.DenyPurge {
+		problems = append(problems, "deletes or purges allowed")
+	}
+	if sc.MaxMsgs > 0 || sc.MaxBytes > 0 || sc.MaxAge > 0 || sc.MaxMsgsPerSubject > 0 {
+		problems = append(problems, "has retention limits")
+	}
+	p, err := strconv.Atoi(sc.Metadata[partitionsKey])
+	if err != nil || p < 1 || p > MaxPartitions {
+		problems = append(problems, fmt.Sprintf("metadata %s = %q is not a partition count", partitionsKey, sc.Metadata[partitionsKey]))
+	}
+	if len(problems) > 0 {
+		return 0, fmt.Errorf("streams: stream %s exists but %s", k.stream, strings.Join(problems, "; "))
+	}
+	return p, nil
+}
+
+// ValidID reports whether id can name an aggregate: 1 to 128 characters of
+// [A-Za-z0-9_-]. Anything else could inject subject tokens or wildcards.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Partitions returns the number of partition tokens in subjects, as
+// recorded in the streams.
+func (s *Store) Partitions() int { return s.partitions }
+
+// Partition returns the partition token of an aggregate id: FNV-1a (32
+// bit) of the id modulo the partition count.
+func (s *Store) Partition(id string) int {
+	return partitionOf(id, s.partitions)
+}
+
+// FNV-1a (32 bit) parameters, as in hash/fnv; inlined to keep the append
+// path free of allocations.
+const (
+	fnvOffset32 = 2166136261
+	fnvPrime32  = 16777619
+)
+
+func partitionOf(id string, partitions int) int {
+	h := uint32(fnvOffset32)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= fnvPrime32
+	}
+	return int(h % uint32(partitions))
+}
+
+// StreamName returns the stream that holds an aggregate type's commits.
+func (s *Store) StreamName(aggType string) (string, error) {
+	k, ok := kinds[aggType]
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+	}
+	return k.stream, nil
+}
+
+// Subject returns the subject of one aggregate, such as order.7.o-123.
+func (s *Store) Subject(aggType, id string) (string, error) {
+	_, subj, err := s.locate(aggType, id)
+	return subj, err
+}
+
+// locate returns the stream and subject of an aggregate.
+func (s *Store) locate(aggType, id string) (stream, subject string, err error) {
+	k, ok := kinds[aggType]
+	if !ok {
+		return "", "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+	}
+	if !ValidID(id) {
+		return "", "", fmt.Errorf("%w: %q", ErrInvalidID, truncate(id))
+	}
+	b := make([]byte, 0, len(k.prefix)+len(id)+6)
+	b = append(b, k.prefix...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(partitionOf(id, s.partitions)), 10)
+	b = append(b, '.')
+	b = append(b, id...)
+	return k.stream, string(b), nil
+}
+
+// partitionFilter returns the filter subject of one partition of a type.
+func (s *Store) partitionFilter(aggType string, p int) (string, error) {
+	k, ok := kinds[aggType]
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+	}
+	if p < 0 || p >= s.partitions {
+		return "", fmt.Errorf("streams: partition %d not in 0..%d", p, s.partitions-1)
+	}
+	return k.prefix + "." + strconv.Itoa(p) + ".*", nil
+}
+
+func truncate(id string) string {
+	if len(id) > 40 {
+		return id[:40] + "..."
+	}
+	return id
+}
