@@ -65,8 +65,8 @@ func define(s State, c Define) ([]events.Payload, error) {
 	if c.OnHand < s.Reserved {
 		return nil, ErrBelowReserved.With("%s: on hand %d, reserved %d", s.SKU, c.OnHand, s.Reserved)
 	}
-	if s.Exists && len(s.Reservations) > 0 && c.Price.Currency != s.Price.Currency {
-		return nil, ErrCurrencyLocked.With("%s: %s → %s with %d open reservations", s.SKU, s.Price.Currency, c.Price.Currency, len(s.Reservations))
+	if s.Exists && s.Reservations.Len() > 0 && c.Price.Currency != s.Price.Currency {
+		return nil, ErrCurrencyLocked.With("%s: %s → %s with %d open reservations", s.SKU, s.Price.Currency, c.Price.Currency, s.Reservations.Len())
 	}
 	var out []events.Payload
 	if !s.Exists || c.Name != s.Name || c.Price != s.Price {
@@ -98,13 +98,13 @@ func reserve(s State, c Reserve) ([]events.Payload, error) {
 	}
 	// A retry, or a late duplicate for an order that already shipped or
 	// gave its units back: nothing more to hold.
-	if _, held := s.Reservations[c.OrderID]; held {
+	if s.Reservations.Has(c.OrderID) {
 		return nil, nil
 	}
-	if _, sold := s.Committed[c.OrderID]; sold {
+	if s.Committed.Has(c.OrderID) {
 		return nil, nil
 	}
-	if _, gone := s.Released[c.OrderID]; gone {
+	if s.Released.Has(c.OrderID) {
 		return nil, nil
 	}
 	if avail := s.Available(); avail < c.Qty {
@@ -119,7 +119,7 @@ func release(s State, c Release) ([]events.Payload, error) {
 	if c.OrderID == "" {
 		return nil, ErrInvalidCommand.With("%s: release without order id", s.SKU)
 	}
-	q, held := s.Reservations[c.OrderID]
+	q, held := s.Reservations.Get(c.OrderID)
 	if !held {
 		return nil, nil
 	}
@@ -130,10 +130,10 @@ func commit(s State, c Commit) ([]events.Payload, error) {
 	if c.OrderID == "" {
 		return nil, ErrInvalidCommand.With("%s: commit without order id", s.SKU)
 	}
-	if _, sold := s.Committed[c.OrderID]; sold {
+	if s.Committed.Has(c.OrderID) {
 		return nil, nil
 	}
-	q, held := s.Reservations[c.OrderID]
+	q, held := s.Reservations.Get(c.OrderID)
 	if !held {
 		return nil, ErrNoReservation.With("%s: order %s", s.SKU, c.OrderID)
 	}

@@ -114,19 +114,19 @@ func checkInvariants(t *testing.T, s inventory.State) {
 		t.Fatalf("on hand %d, reserved %d", s.OnHand, s.Reserved)
 	}
 	var held, sold int64
-	for o, q := range s.Reservations {
+	for o, q := range s.Reservations.All() {
 		held += q
 		if q <= 0 {
 			t.Fatalf("order %s holds %d", o, q)
 		}
-		if _, ok := s.Committed[o]; ok {
+		if s.Committed.Has(o) {
 			t.Fatalf("order %s both holds and committed a reservation", o)
 		}
-		if _, ok := s.Released[o]; ok {
+		if s.Released.Has(o) {
 			t.Fatalf("order %s both holds and released a reservation", o)
 		}
 	}
-	for _, q := range s.Committed {
+	for _, q := range s.Committed.All() {
 		sold += q
 	}
 	if held != s.Reserved || sold != s.Sold {

@@ -22,13 +22,13 @@ type State struct {
 	// Sold counts the units committed to shipped orders.
 	Sold int64
 	// Reservations maps an order id to the units reserved for it.
-	Reservations map[string]int64
+	Reservations Ledger
 	// Committed maps an order id to the units it took when it shipped.
-	Committed map[string]int64
+	Committed Ledger
 	// Released maps an order id to the units it gave back. An order whose
 	// reservation was released never reserves again: its Reserve can only
 	// be a late duplicate.
-	Released map[string]int64
+	Released Ledger
 }
 
 // Available returns the units that can still be reserved.

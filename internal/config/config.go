@@ -182,6 +182,10 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	fs := flag.NewFlagSet("orderd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: orderd [flags]\n\nStarted bare, orderd is the local default: embedded NATS JetStream under\nthe data dir, API on 127.0.0.1:8080. Every flag has an ORDO_* variable;\nsee README.md for all settings.\n\n")
+		fs.PrintDefaults()
+	}
 	c.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
