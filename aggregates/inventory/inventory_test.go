@@ -1,13 +1,12 @@
 package inventory_test
 
 import (
-	"errors"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -41,26 +40,7 @@ func with(d inventory.Define, f func(*inventory.Define)) inventory.Define {
 
 func check(t *testing.T, s inventory.State, when inventory.Command, then []events.Payload, wantErr error) {
 	t.Helper()
-	got, err := inventory.Decide(s, when)
-	if wantErr != nil {
-		if !errors.Is(err, wantErr) {
-			t.Fatalf("Decide(%#v) error = %v, want %v", when, err, wantErr)
-		}
-		var de, sentinel *aggregates.DomainError
-		if !errors.As(err, &de) || !errors.As(wantErr, &sentinel) || de.Kind != sentinel.Kind {
-			t.Errorf("error %#v does not have the kind of %#v", err, wantErr)
-		}
-		if got != nil {
-			t.Errorf("refused command returned events %#v", got)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("Decide(%#v) error = %v, want events %#v", when, err, then)
-	}
-	if !reflect.DeepEqual(got, then) {
-		t.Fatalf("Decide(%#v) =\n%#v\nwant\n%#v", when, got, then)
-	}
+	aggregatetest.Check(t, inventory.Decide, s, when, then, wantErr)
 }
 
 // TestCommands covers every command from every kind of SKU state: each

@@ -1,7 +1,6 @@
 package inventory_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -97,7 +97,7 @@ func TestRandomHistories(t *testing.T) {
 		if folded := d.Fold(d.Initial(sku), log); !reflect.DeepEqual(folded, s) {
 			t.Fatalf("run %d: folding the log gives\n%+v\nwant\n%+v", run, folded, s)
 		}
-		if stored := viaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(sku), stored), s) {
+		if stored := aggregatetest.ViaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(sku), stored), s) {
 			t.Fatalf("run %d: the log does not survive encoding", run)
 		}
 	}
@@ -132,29 +132,4 @@ func checkInvariants(t *testing.T, s inventory.State) {
 	if held != s.Reserved || sold != s.Sold {
 		t.Fatalf("reserved %d, sold %d; maps say %d, %d", s.Reserved, s.Sold, held, sold)
 	}
-}
-
-func viaJSON(t *testing.T, reg *events.Registry, log []events.Payload) []events.Payload {
-	t.Helper()
-	out := make([]events.Payload, 0, len(log))
-	for _, p := range log {
-		e, err := reg.Encode(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back events.Event
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatal(err)
-		}
-		q, err := reg.Decode(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, q)
-	}
-	return out
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -93,30 +93,9 @@ func given(evs ...events.Payload) order.State {
 	return order.Decider().Fold(order.Initial(orderID), evs)
 }
 
-// check decides when on the state given leaves and compares the outcome
-// with then or wantErr.
 func check(t *testing.T, s order.State, when order.Command, then []events.Payload, wantErr error) {
 	t.Helper()
-	got, err := order.Decide(s, when)
-	if wantErr != nil {
-		if !errors.Is(err, wantErr) {
-			t.Fatalf("Decide(%T) error = %v, want %v", when, err, wantErr)
-		}
-		var de, sentinel *aggregates.DomainError
-		if !errors.As(err, &de) || !errors.As(wantErr, &sentinel) || de.Kind != sentinel.Kind {
-			t.Errorf("error %#v does not have the kind of %#v", err, wantErr)
-		}
-		if got != nil {
-			t.Errorf("refused command returned events %#v", got)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("Decide(%T) error = %v, want events %#v", when, err, then)
-	}
-	if !reflect.DeepEqual(got, then) {
-		t.Fatalf("Decide(%T) =\n%#v\nwant\n%#v", when, got, then)
-	}
+	aggregatetest.Check(t, order.Decide, s, when, then, wantErr)
 }
 
 func evs(e ...events.Payload) []events.Payload { return e }

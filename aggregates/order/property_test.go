@@ -1,13 +1,13 @@
 package order_test
 
 import (
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"reflect"
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -95,7 +95,7 @@ func TestRandomHistories(t *testing.T) {
 		if folded := d.Fold(d.Initial(orderID), log); !reflect.DeepEqual(folded, s) {
 			t.Fatalf("run %d: folding the log gives\n%+v\nwant\n%+v", run, folded, s)
 		}
-		if stored := viaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(orderID), stored), s) {
+		if stored := aggregatetest.ViaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(orderID), stored), s) {
 			t.Fatalf("run %d: the log does not survive encoding", run)
 		}
 	}
@@ -130,30 +130,4 @@ func checkInvariants(t *testing.T, s order.State) {
 	if (s.Status == order.StatusShipped || s.Status == order.StatusDelivered) && !s.Paid {
 		t.Fatalf("%s but not paid", s.Status)
 	}
-}
-
-// viaJSON encodes events as the log stores them and decodes them back.
-func viaJSON(t *testing.T, reg *events.Registry, log []events.Payload) []events.Payload {
-	t.Helper()
-	out := make([]events.Payload, 0, len(log))
-	for _, p := range log {
-		e, err := reg.Encode(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back events.Event
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatal(err)
-		}
-		q, err := reg.Decode(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, q)
-	}
-	return out
 }

@@ -1,12 +1,11 @@
 package payment_test
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"testing"
 
-	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -57,26 +56,7 @@ func evs(e ...events.Payload) []events.Payload { return e }
 
 func check(t *testing.T, s payment.State, when payment.Command, then []events.Payload, wantErr error) {
 	t.Helper()
-	got, err := payment.Decide(s, when)
-	if wantErr != nil {
-		if !errors.Is(err, wantErr) {
-			t.Fatalf("Decide(%#v) error = %v, want %v", when, err, wantErr)
-		}
-		var de, sentinel *aggregates.DomainError
-		if !errors.As(err, &de) || !errors.As(wantErr, &sentinel) || de.Kind != sentinel.Kind {
-			t.Errorf("error %#v does not have the kind of %#v", err, wantErr)
-		}
-		if got != nil {
-			t.Errorf("refused command returned events %#v", got)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("Decide(%#v) error = %v, want events %#v", when, err, then)
-	}
-	if !reflect.DeepEqual(got, then) {
-		t.Fatalf("Decide(%#v) =\n%#v\nwant\n%#v", when, got, then)
-	}
+	aggregatetest.Check(t, payment.Decide, s, when, then, wantErr)
 }
 
 // TestTransitions covers every command from every status: each allowed

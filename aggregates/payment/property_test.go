@@ -1,13 +1,13 @@
 package payment_test
 
 import (
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"reflect"
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/aggregates/aggregatetest"
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/events"
 )
@@ -82,7 +82,7 @@ func TestRandomHistories(t *testing.T) {
 		if folded := d.Fold(d.Initial(payID), log); folded != s {
 			t.Fatalf("run %d: folding the log gives %+v, want %+v", run, folded, s)
 		}
-		if stored := viaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(payID), stored), s) {
+		if stored := aggregatetest.ViaJSON(t, reg, log); !reflect.DeepEqual(d.Fold(d.Initial(payID), stored), s) {
 			t.Fatalf("run %d: the log does not survive encoding", run)
 		}
 	}
@@ -91,29 +91,4 @@ func TestRandomHistories(t *testing.T) {
 			t.Errorf("no random history ended in %q", st)
 		}
 	}
-}
-
-func viaJSON(t *testing.T, reg *events.Registry, log []events.Payload) []events.Payload {
-	t.Helper()
-	out := make([]events.Payload, 0, len(log))
-	for _, p := range log {
-		e, err := reg.Encode(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back events.Event
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatal(err)
-		}
-		q, err := reg.Decode(back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, q)
-	}
-	return out
 }
