@@ -116,7 +116,14 @@ func (h *Handler[S, C]) Type() string { return h.decider.Type }
 
 // State returns an aggregate's current state, its version and the stream
 // sequence of its last commit. An aggregate without events has version 0.
+//
+// A cached state is returned without waiting for commands in flight on
+// the same aggregate (it is the state after the last appended command), so
+// reading a hot SKU's price never queues behind its reservations.
 func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error) {
+	if e, ok := h.cache.get(id); ok {
+		return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+	}
 	unlock := h.locks.lock(id)
 	defer unlock()
 	e, err := h.current(ctx, id)

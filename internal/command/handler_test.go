@@ -230,3 +230,43 @@ func BenchmarkHandleHotAggregate(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
 }
+
+// gatedStore holds every Append until the gate opens, to look at the
+// handler while a command is in flight.
+type gatedStore struct {
+	*streams.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedStore) Append(ctx context.Context, c *events.Commit, expected uint64) (streams.AppendResult, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.Store.Append(ctx, c, expected)
+}
+
+// Reading a cached state does not queue behind a command in flight on the
+// same aggregate: a hot SKU's price stays readable during reservations.
+func TestStateDoesNotWaitForCommandsInFlight(t *testing.T) {
+	f := newFixture(t)
+	define(t, f.handler(t, f.store), "SKU-4", 7)
+	g := &gatedStore{Store: f.store, entered: make(chan struct{}), gate: make(chan struct{})}
+	h := f.handler(t, g)
+	if _, err := h.State(context.Background(), "SKU-4"); err != nil { // warm the cache
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- restock(h, "SKU-4") }()
+	<-g.entered // the restock holds the aggregate's lock, inside Append
+	res, err := h.State(context.Background(), "SKU-4")
+	if err != nil || res.State.OnHand != 7 {
+		t.Fatalf("state during the command: %+v, %v", res.State, err)
+	}
+	close(g.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := h.State(context.Background(), "SKU-4"); res.State.OnHand != 8 {
+		t.Fatalf("state after the command: on hand %d, want 8", res.State.OnHand)
+	}
+}
