@@ -32,6 +32,13 @@ type Request[C any] struct {
 	Command C
 	// Metadata is stored with the commit; RecordedAt is set by the Handler.
 	Metadata events.Metadata
+	// AssumeNew says the aggregate most likely has no events yet (placing
+	// an order under a fresh id). An uncached aggregate is then decided
+	// from its initial state without reading the log first; if it does
+	// exist, the append's expected sequence 0 conflicts and the command is
+	// decided again on the real state. It saves a read per creation and
+	// changes no outcome.
+	AssumeNew bool
 }
 
 // Result is the outcome of a handled command.
@@ -142,9 +149,14 @@ func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (Result[S], 
 	unlock := h.locks.lock(req.AggregateID)
 	defer unlock()
 
-	e, err := h.current(ctx, req.AggregateID)
-	if err != nil {
-		return Result[S]{}, err
+	e, cached := h.cache.get(req.AggregateID)
+	if !cached && req.AssumeNew {
+		e = &entry[S]{state: h.decider.Initial(req.AggregateID)}
+	} else if !cached {
+		var err error
+		if e, err = h.current(ctx, req.AggregateID); err != nil {
+			return Result[S]{}, err
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		if e.seen(req.CommandID) {

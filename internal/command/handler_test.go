@@ -3,6 +3,7 @@ package command_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,5 +269,42 @@ func TestStateDoesNotWaitForCommandsInFlight(t *testing.T) {
 	}
 	if res, _ := h.State(context.Background(), "SKU-4"); res.State.OnHand != 8 {
 		t.Fatalf("state after the command: on hand %d, want 8", res.State.OnHand)
+	}
+}
+
+// AssumeNew on an aggregate that does exist is decided again on its real
+// state: the skipped read costs a conflict, never a wrong outcome.
+func TestAssumeNewOnAnExistingAggregate(t *testing.T) {
+	f := newFixture(t)
+	define(t, f.handler(t, f.store), "SKU-5", 10)
+	cs := &countingStore{Store: f.store}
+	cold := f.handler(t, cs)
+	res, err := cold.Handle(context.Background(), command.Request[inventory.Command]{
+		AggregateID: "SKU-5", AssumeNew: true,
+		Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []events.Payload{events.InventoryStockAdjusted{SKU: "SKU-5", Delta: -6, OnHand: 4}}
+	if !reflect.DeepEqual(res.Events, want) || res.Version != 3 {
+		t.Fatalf("events %#v at version %d, want %#v at 3", res.Events, res.Version, want)
+	}
+	if c := cs.conflicts.Load(); c != 1 {
+		t.Fatalf("%d conflicts, want the 1 that revealed the aggregate", c)
+	}
+	checkLog(t, f.store, "SKU-5", 3)
+
+	// A new aggregate is created without reading the log at all.
+	fresh := &countingStore{Store: f.store}
+	h := f.handler(t, fresh)
+	if _, err := h.Handle(context.Background(), command.Request[inventory.Command]{
+		AggregateID: "SKU-6", AssumeNew: true,
+		Command: inventory.Define{Name: "Cup", Price: events.Money{Amount: 500, Currency: "CNY"}, OnHand: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if l := fresh.loads.Load(); l != 0 {
+		t.Fatalf("%d loads for a new aggregate, want 0", l)
 	}
 }

@@ -123,6 +123,7 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 		// The same key with the same body is the same command; with
 		// another body it is another command, which the order refuses.
 		CommandID: "place-" + id + "-" + hash[:16],
+		AssumeNew: true,
 		Command: order.Place{
 			OrderID: id, CustomerID: c.Subject, Customer: req.Customer, Lines: lines,
 			ShippingAddress: req.ShippingAddress, IdempotencyKey: key, RequestHash: hash,
