@@ -32,6 +32,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -125,16 +126,21 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, er
 	if err != nil {
 		return nil, err
 	}
-	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{}); err != nil {
+	m, err := metrics.New()
+	if err != nil {
 		return nil, err
 	}
-	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{}); err != nil {
+	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
+		return nil, err
+	}
+	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-		Ready: func() bool { return a.ready.Load() && a.nc.IsConnected() },
+		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
+		Observer: m, Metrics: m.Handler(),
 	})
 	if err != nil {
 		return nil, err

@@ -428,3 +428,35 @@ func TestHealthAndOpenAPIAreServed(t *testing.T) {
 		t.Fatalf("readyz while not ready: %d", r.status)
 	}
 }
+
+func TestMetricsCountRequestsAndCommands(t *testing.T) {
+	ta := mustStart(t)
+	ta.putSKU("TEA-250", 1999, 10)
+	if r := ta.place(ta.alice, "m-1", orderBody(line("TEA-250", 1))); r.status != 202 {
+		t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	ta.place(ta.alice, "m-1", orderBody(line("TEA-250", 1))) // a retry: duplicate
+	ta.place(ta.alice, "m-2", orderBody(line("TEA-250", 0))) // refused at the edge: 400
+	ta.place(ta.alice, "m-1", orderBody(line("TEA-250", 2))) // refused by the order: 422
+	ta.do("GET", "/v1/nowhere", "", nil)                     // unmatched: 404
+	r := ta.do("GET", "/metrics", "", nil)
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	text := string(r.raw)
+	for _, want := range []string{
+		`ordo_commands_total{aggregate="order",outcome="appended"} 1`,
+		`ordo_commands_total{aggregate="order",outcome="duplicate"} 1`,
+		`ordo_commands_total{aggregate="order",outcome="refused"} 1`,
+		`ordo_commands_total{aggregate="inventory",outcome="appended"} 1`,
+		`ordo_http_requests_total{code="202",method="POST",route="/v1/orders"} 2`,
+		`ordo_http_requests_total{code="400",method="POST",route="/v1/orders"} 1`,
+		`ordo_http_requests_total{code="422",method="POST",route="/v1/orders"} 1`,
+		`ordo_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

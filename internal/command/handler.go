@@ -73,6 +73,16 @@ type Options struct {
 	// RecentIDs is how many recent commit ids each cached aggregate keeps
 	// to recognise a repeated command. Default 32.
 	RecentIDs int
+	// Observer, if set, is told the outcome of every command.
+	Observer Observer
+}
+
+// Observer is told what became of each command: outcome is "appended",
+// "unchanged" (decided no events), "duplicate" (already in the log),
+// "refused" (a domain error) or "failed"; conflicts counts the appends
+// that lost a race and were retried. It must be safe for concurrent use.
+type Observer interface {
+	Command(aggregate, outcome string, conflicts int, d time.Duration)
 }
 
 // Handler handles commands for one aggregate type. It is safe for
@@ -142,7 +152,31 @@ func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error)
 
 // Handle decides req.Command against the aggregate's current state and
 // appends the events it produces as one commit.
-func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (Result[S], error) {
+func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (res Result[S], err error) {
+	if obs := h.opts.Observer; obs != nil {
+		start, conflicts := time.Now(), 0
+		defer func() { obs.Command(h.decider.Type, outcome(res, err), conflicts, time.Since(start)) }()
+		return h.handle(ctx, req, &conflicts)
+	}
+	return h.handle(ctx, req, new(int))
+}
+
+func outcome[S any](res Result[S], err error) string {
+	var de *aggregates.DomainError
+	switch {
+	case errors.As(err, &de):
+		return "refused"
+	case err != nil:
+		return "failed"
+	case res.Duplicate:
+		return "duplicate"
+	case len(res.Events) == 0:
+		return "unchanged"
+	}
+	return "appended"
+}
+
+func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *int) (Result[S], error) {
 	if req.CommandID == "" {
 		req.CommandID = randomID()
 	}
@@ -185,6 +219,7 @@ func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (Result[S], 
 			h.cache.remove(req.AggregateID)
 			return Result[S]{}, fmt.Errorf("append %s %s: %w", h.decider.Type, req.AggregateID, err)
 		}
+		*conflicts++
 		if attempt >= h.opts.MaxAttempts {
 			h.cache.remove(req.AggregateID)
 			return Result[S]{}, fmt.Errorf("%w: %s %s after %d attempts", ErrRetriesExhausted, h.decider.Type, req.AggregateID, attempt)

@@ -42,6 +42,16 @@ type Deps struct {
 	// Ready reports whether the instance can serve commands; nil means
 	// always.
 	Ready func() bool
+	// Observer, if set, is told about every request.
+	Observer RequestObserver
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
+}
+
+// RequestObserver is told how each request went, by route pattern. It must
+// be safe for concurrent use.
+type RequestObserver interface {
+	Request(route, method string, code int, d time.Duration)
 }
 
 // Server is the HTTP API. It is safe for concurrent use.
@@ -93,11 +103,11 @@ func New(d Deps) (*Server, error) {
 		byPattern[rt.pattern][rt.method] = rt
 	}
 	for _, p := range patterns {
-		s.mux.Handle(p, s.dispatch(byPattern[p]))
+		s.mux.Handle(p, s.observe(p, s.dispatch(byPattern[p])))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle("/", s.observe("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s", r.URL.Path))
-	})
+	})))
 	return s, nil
 }
 
@@ -109,6 +119,7 @@ func (s *Server) table() []route {
 		{method: "GET", pattern: "/healthz", handle: s.healthz, response: statusBody{}, status: 200},
 		{method: "GET", pattern: "/readyz", handle: s.readyz, response: statusBody{}, status: 200},
 		{method: "GET", pattern: "/v1/openapi.json", handle: s.openapi, status: 200},
+		{method: "GET", pattern: "/metrics", handle: s.metrics, status: 200},
 		{method: "PUT", pattern: "/v1/skus/{sku}", roles: admin, handle: s.putSKU, request: skuRequest{}, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus/{sku}", roles: staff, handle: s.getSKU, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus", roles: staff, handle: s.listSKUs, response: skuList{}, status: 200},
@@ -134,6 +145,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
+
+// observe reports each request's route, status and duration.
+func (s *Server) observe(route string, next http.Handler) http.Handler {
+	if s.Observer == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		s.Observer.Request(route, r.Method, sw.code, time.Since(start))
+	})
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) dispatch(methods map[string]route) http.Handler {
 	allowed := make([]string, 0, len(methods))
@@ -262,6 +303,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) e
 		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or its event store is unreachable")
 	}
 	writeJSON(w, http.StatusOK, statusBody{Status: "ready"})
+	return nil
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
+	if s.Metrics == nil {
+		return errorf(http.StatusNotFound, "metrics_disabled", "this instance serves no metrics")
+	}
+	s.Metrics.ServeHTTP(w, r)
 	return nil
 }
 
