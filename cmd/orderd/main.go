@@ -87,54 +87,58 @@ type app struct {
 }
 
 // start brings orderd up; on error everything started so far is stopped.
-func start(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			a.stop()
-		}
-	}()
+func start(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	if err := a.init(ctx); err != nil {
+		a.stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) init(ctx context.Context) (err error) {
+	cfg, log := a.cfg, a.log
 	secret := cfg.AuthSecret
 	if cfg.NATSURL == "" {
 		if err := a.embedNATS(); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
 		if err != nil {
-			return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+			return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
 		}
 		a.natsURL = cfg.NATSURL
 		a.cleanup = append(a.cleanup, a.nc.Close)
 	}
 	if secret == "" {
 		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	signer, err := auth.NewSigner(secret)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a.store, err = streams.Open(openCtx, a.nc, streams.Config{Partitions: cfg.Partitions, Replicas: cfg.Replicas, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("open event store: %w", err)
+		return fmt.Errorf("open event store: %w", err)
 	}
 	registry, err := events.Standard()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m, err := metrics.New()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
-		return nil, err
+		return err
 	}
 	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
-		return nil, err
+		return err
 	}
 	api, err := httpapi.New(httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
@@ -143,11 +147,11 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, er
 		Observer: m, Metrics: m.Handler(),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()
 	a.http = &http.Server{
@@ -166,7 +170,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, er
 	}()
 	a.ready.Store(true)
 	log.Info("orderd ready", slog.String("http", a.addr), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
-	return a, nil
+	return nil
 }
 
 // embedNATS starts the embedded JetStream server under the data dir.

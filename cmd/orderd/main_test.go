@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -458,5 +459,29 @@ func TestMetricsCountRequestsAndCommands(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// A start that fails half-way (here: the HTTP port is taken) returns an
+// error, stops what it started and releases the data dir for the next try.
+func TestFailedStartCleansUp(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.HTTPAddr, cfg.NATSListen, cfg.DataDir, cfg.AuthSecret = busy.Addr().String(), "127.0.0.1:0", dir, testSecret
+	if _, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "listen on") {
+		t.Fatalf("start on a busy port: %v", err)
+	}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("second start on the same data dir: %v", err)
+	}
+	if err := a.close(); err != nil {
+		t.Fatal(err)
 	}
 }
