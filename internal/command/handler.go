@@ -59,8 +59,16 @@ type Result[S any] struct {
 	Duplicate bool
 }
 
-// ErrRetriesExhausted means the aggregate kept changing under the command.
-var ErrRetriesExhausted = errors.New("command: too many concurrent changes to the aggregate")
+// Errors returned by [Handler.Handle] and [Handler.State].
+var (
+	// ErrRetriesExhausted means the aggregate kept changing under the
+	// command.
+	ErrRetriesExhausted = errors.New("command: too many concurrent changes to the aggregate")
+	// ErrCorruptHistory means the aggregate's commits do not form an
+	// unbroken chain (a version gap or a prev_hash that does not link), so
+	// no command is decided on it; `orderctl history` names the break.
+	ErrCorruptHistory = errors.New("command: the aggregate's history is broken")
+)
 
 // Options tune a Handler. Zero values take the defaults.
 type Options struct {
@@ -258,10 +266,10 @@ func (h *Handler[S, C]) catchUp(ctx context.Context, id string, e *entry[S]) (*e
 	for _, r := range recs {
 		c := r.Commit
 		if c.Version != next.version+1 {
-			return nil, fmt.Errorf("load %s %s: commit at seq %d has version %d, want %d", h.decider.Type, id, r.Seq, c.Version, next.version+1)
+			return nil, fmt.Errorf("%w: %s %s: commit at seq %d has version %d, want %d", ErrCorruptHistory, h.decider.Type, id, r.Seq, c.Version, next.version+1)
 		}
 		if c.PrevHash != next.hash {
-			return nil, fmt.Errorf("load %s %s: commit v%d does not link to the previous hash", h.decider.Type, id, c.Version)
+			return nil, fmt.Errorf("%w: %s %s: commit v%d does not link to the previous hash", ErrCorruptHistory, h.decider.Type, id, c.Version)
 		}
 		payloads, err := h.registry.DecodeAll(c)
 		if err != nil {

@@ -308,3 +308,29 @@ func TestAssumeNewOnAnExistingAggregate(t *testing.T) {
 		t.Fatalf("%d loads for a new aggregate, want 0", l)
 	}
 }
+
+// No command is decided on a history whose chain is broken.
+func TestBrokenHistoryIsRefused(t *testing.T) {
+	f := newFixture(t)
+	define(t, f.handler(t, f.store), "SKU-7", 3)
+	last, ok, err := f.store.Last(context.Background(), streams.TypeInventory, "SKU-7")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	ev, err := f.reg.Encode(events.InventoryRestocked{SKU: "SKU-7", Qty: 1, OnHand: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := &events.Commit{CommitID: "forged", AggregateType: "inventory", AggregateID: "SKU-7", Version: 3,
+		Events: []events.Event{ev}, Metadata: events.Metadata{RecordedAt: time.Now()}}
+	if err := forged.Seal("not-the-previous-hash"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Append(context.Background(), forged, last.Seq); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.handler(t, f.store).Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "SKU-7", Command: inventory.Restock{Qty: 1}})
+	if !errors.Is(err, command.ErrCorruptHistory) {
+		t.Fatalf("command on a broken chain: %v", err)
+	}
+}

@@ -51,6 +51,8 @@ func classify(err error) *apiError {
 	switch {
 	case errors.Is(err, streams.ErrInvalidID):
 		return errorf(http.StatusBadRequest, "invalid_id", "%v", err)
+	case errors.Is(err, command.ErrCorruptHistory):
+		return errorf(http.StatusInternalServerError, "history_corrupt", "the history of this resource fails its integrity check; an operator has been alerted (orderctl history names the break)")
 	case errors.Is(err, command.ErrRetriesExhausted):
 		return errorf(http.StatusConflict, "concurrent_modification", "the resource is changing too fast; retry the request")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
