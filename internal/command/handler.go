@@ -18,6 +18,7 @@ import (
 type Store interface {
 	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (streams.AppendResult, error)
 	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
+	Last(ctx context.Context, aggType, id string) (streams.Record, bool, error)
 }
 
 // Request is one command for one aggregate.
@@ -191,7 +192,10 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 	unlock := h.locks.lock(req.AggregateID)
 	defer unlock()
 
+	// fresh says e was just read from the log; a cached (or assumed new)
+	// state may be behind what another instance appended.
 	e, cached := h.cache.get(req.AggregateID)
+	fresh := false
 	if !cached && req.AssumeNew {
 		e = &entry[S]{state: h.decider.Initial(req.AggregateID)}
 	} else if !cached {
@@ -199,16 +203,32 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 		if e, err = h.current(ctx, req.AggregateID); err != nil {
 			return Result[S]{}, err
 		}
+		fresh = true
 	}
 	for attempt := 1; ; attempt++ {
 		if e.seen(req.CommandID) {
 			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq, Duplicate: true}, nil
 		}
 		evs, err := h.decider.Decide(e.state, req.Command)
-		if err != nil {
-			return Result[S]{}, err
-		}
-		if len(evs) == 0 {
+		if err != nil || len(evs) == 0 {
+			// A refusal or a no-op appends nothing, so no conflict would
+			// reveal a stale state: check that the log has nothing newer,
+			// and decide again if it has.
+			if !fresh {
+				newer, nerr := h.behind(ctx, req.AggregateID, e)
+				if nerr != nil {
+					return Result[S]{}, nerr
+				}
+				fresh = true
+				if newer != nil {
+					e = newer
+					h.cache.put(req.AggregateID, e)
+					continue
+				}
+			}
+			if err != nil {
+				return Result[S]{}, err
+			}
 			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
 		}
 		commit, err := h.commit(req, e, evs)
@@ -216,10 +236,20 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 			return Result[S]{}, err
 		}
 		res, err := h.store.Append(ctx, commit, e.seq)
+		if err == nil && res.Duplicate {
+			// The log already holds this command id, decided earlier,
+			// perhaps on another state: trust the log, not evs.
+			if e, err = h.catchUp(ctx, req.AggregateID, e); err != nil {
+				h.cache.remove(req.AggregateID)
+				return Result[S]{}, err
+			}
+			h.cache.put(req.AggregateID, e)
+			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq, Duplicate: true}, nil
+		}
 		if err == nil {
 			next := h.advance(e, commit, evs, res)
 			h.cache.put(req.AggregateID, next)
-			return Result[S]{State: next.state, Version: next.version, Stream: next.stream, Seq: next.seq, Events: evs, Duplicate: res.Duplicate}, nil
+			return Result[S]{State: next.state, Version: next.version, Stream: next.stream, Seq: next.seq, Events: evs}, nil
 		}
 		if !errors.Is(err, streams.ErrConflict) {
 			// The append may or may not have landed: forget the cached
@@ -239,6 +269,19 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 		}
 		h.cache.put(req.AggregateID, e)
 	}
+}
+
+// behind returns e caught up with the log if the log has commits after
+// e.seq, or nil if e is current.
+func (h *Handler[S, C]) behind(ctx context.Context, id string, e *entry[S]) (*entry[S], error) {
+	last, ok, err := h.store.Last(ctx, h.decider.Type, id)
+	if err != nil {
+		return nil, fmt.Errorf("check %s %s is current: %w", h.decider.Type, id, err)
+	}
+	if !ok || last.Seq <= e.seq {
+		return nil, nil
+	}
+	return h.catchUp(ctx, id, e)
 }
 
 // current returns the cached state or reads it from the log.

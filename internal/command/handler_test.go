@@ -334,3 +334,54 @@ func TestBrokenHistoryIsRefused(t *testing.T) {
 		t.Fatalf("command on a broken chain: %v", err)
 	}
 }
+
+// A refusal or no-op decided on a cached state that another instance has
+// moved on from is decided again on the log's state: instance A must not
+// skip releasing a reservation that only instance B saw being made.
+func TestNoOpOnAStaleCacheIsDecidedAgain(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.handler(t, f.store), f.handler(t, f.store)
+	define(t, a, "SKU-8", 10) // a caches the SKU with nothing reserved
+	if _, err := b.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "SKU-8", Command: inventory.Reserve{OrderID: "o-1", Qty: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "SKU-8", Command: inventory.Release{OrderID: "o-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []events.Payload{events.InventoryReleased{SKU: "SKU-8", OrderID: "o-1", Qty: 8}}
+	if !reflect.DeepEqual(res.Events, want) || res.State.Reserved != 0 {
+		t.Fatalf("release on a stale cache: events %#v, reserved %d", res.Events, res.State.Reserved)
+	}
+}
+
+// When the log already holds a command id, the handler takes the log's
+// state, not the events it just decided on its own (possibly stale) state,
+// so the next commit still extends the chain.
+func TestDuplicateTrustsTheLog(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.handler(t, f.store), f.handler(t, f.store)
+	define(t, a, "SKU-9", 10)
+	if _, err := b.State(context.Background(), "SKU-9"); err != nil { // b caches on hand 10
+		t.Fatal(err)
+	}
+	if err := restock(a, "SKU-9"); err != nil { // b does not see this
+		t.Fatal(err)
+	}
+	x := command.Request[inventory.Command]{AggregateID: "SKU-9", CommandID: "set-20",
+		Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 20}}
+	if _, err := a.Handle(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Handle(context.Background(), x) // the same command, retried at b
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate || res.Version != 4 || res.State.OnHand != 20 {
+		t.Fatalf("retry at b: duplicate %v, version %d, on hand %d; want true, 4, 20", res.Duplicate, res.Version, res.State.OnHand)
+	}
+	if err := restock(b, "SKU-9"); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, f.store, "SKU-9", 5)
+}
