@@ -36,3 +36,14 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestUnmarshalRefusesEventsWithoutData(t *testing.T) {
+	for _, doc := range []string{
+		`{"commit_id":"c","aggregate_type":"order","aggregate_id":"o","version":1,"events":[{"type":"order.placed","schema_version":1}],"metadata":{"recorded_at":"2026-11-25T12:00:00Z"}}`,
+		`{"commit_id":"c","aggregate_type":"order","aggregate_id":"o","version":1,"events":[{"type":"order.placed","schema_version":1,"data":{"a":}}],"metadata":{"recorded_at":"2026-11-25T12:00:00Z"}}`,
+	} {
+		if _, err := Unmarshal([]byte(doc)); err == nil {
+			t.Errorf("accepted %s", doc)
+		}
+	}
+}
