@@ -40,33 +40,21 @@ func benchApp(b *testing.B, mode string) *testApp {
 	return ta
 }
 
-func benchHTTP(b *testing.B, mode string) {
-	ta := benchApp(b, mode)
-	body := []byte(mustJSON(orderBody(line("TEA-250", 2), line("CUP-1", 1))))
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
-	var next atomic.Int64
-	var failed atomic.Int64
+// runClients calls op for n = 1..b.N from benchClients goroutines, with
+// the timer running only around them, and fails the benchmark if any call
+// failed.
+func runClients(b *testing.B, op func(n int64) error) {
+	var next, failed atomic.Int64
+	var once sync.Once
+	var firstErr error
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range benchClients {
 		wg.Go(func() {
-			for {
-				n := next.Add(1)
-				if n > int64(b.N) {
-					return
-				}
-				req, _ := http.NewRequest("POST", ta.base+"/v1/orders", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+ta.alice)
-				req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(n, 10))
-				resp, err := client.Do(req)
-				if err != nil {
+			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
+				if err := op(n); err != nil {
 					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					failed.Add(1)
+					once.Do(func() { firstErr = err })
 				}
 			}
 		})
@@ -74,8 +62,29 @@ func benchHTTP(b *testing.B, mode string) {
 	wg.Wait()
 	b.StopTimer()
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d requests failed", f, b.N)
+		b.Fatalf("%d of %d operations failed, the first: %v", f, b.N, firstErr)
 	}
+}
+
+func benchHTTP(b *testing.B, mode string) {
+	ta := benchApp(b, mode)
+	body := []byte(mustJSON(orderBody(line("TEA-250", 2), line("CUP-1", 1))))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
+	runClients(b, func(n int64) error {
+		req, _ := http.NewRequest("POST", ta.base+"/v1/orders", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ta.alice)
+		req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(n, 10))
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
 }
 
@@ -90,26 +99,12 @@ func benchRawAppend(b *testing.B, mode string) {
 		b.Fatal(err)
 	}
 	payload := make([]byte, 1100) // about the size of the benchmark's order.placed commit
-	var next atomic.Int64
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range benchClients {
-		wg.Go(func() {
-			for {
-				n := next.Add(1)
-				if n > int64(b.N) {
-					return
-				}
-				id := fmt.Sprintf("raw-%d", n)
-				subj := fmt.Sprintf("order.%d.%s", n%16, id)
-				if _, err := js.Publish(context.Background(), subj, payload,
-					jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	runClients(b, func(n int64) error {
+		id := fmt.Sprintf("raw-%d", n)
+		subj := fmt.Sprintf("order.%d.%s", n%16, id)
+		_, err := js.Publish(context.Background(), subj, payload,
+			jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(0))
+		return err
+	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 }
