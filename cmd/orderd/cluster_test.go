@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/testkit"
+)
+
+// The production shape: two orderd instances on an external three-node
+// JetStream cluster (ORDO_NATS_URL, ORDO_REPLICAS=3), racing on the same
+// order. The streams are created with three replicas, every request gets
+// an answer the state machine allows, and the order's history is one
+// valid walk with exactly one cancellation.
+func TestTwoInstancesOnAThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	servers, nc := testkit.Cluster(t, 3)
+	instances := make([]*testApp, 2)
+	for i := range instances {
+		cfg := config.Default()
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.DataDir = t.TempDir()
+		cfg.AuthSecret = testSecret
+		cfg.NATSURL = servers[i].ClientURL()
+		cfg.Replicas = 3
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.close() })
+		instances[i] = &testApp{app: a, t: t, base: "http://" + a.addr,
+			admin: mint(t, "ops", auth.RoleAdmin), alice: mint(t, "cust-alice", auth.RoleCustomer)}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ORDERS", "INVENTORY", "PAYMENTS"} {
+		st, err := js.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Fatalf("stream %s has %d replicas, want 3", name, r)
+		}
+	}
+
+	one, two := instances[0], instances[1]
+	one.putSKU("TEA-250", 1999, 100)
+	placed := two.place(two.alice, "k", orderBody(line("TEA-250", 1))) // the SKU was written by the other instance
+	if placed.status != 202 {
+		t.Fatalf("place through the second instance: %d %s", placed.status, placed.raw)
+	}
+	id := placed.body["order_id"].(string)
+	statuses := make([]int, 40)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		ta := instances[i%2]
+		wg.Go(func() {
+			statuses[i] = ta.do("POST", "/v1/orders/"+id+"/cancel", ta.alice, map[string]any{"reason": fmt.Sprint(i)}).status
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 202 {
+			t.Errorf("cancel %d through instance %d: status %d", i, i%2+1, s)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	recs, err := one.store.Load(ctx, "order", id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := make([]*events.Commit, len(recs))
+	for i, r := range recs {
+		commits[i] = r.Commit
+	}
+	if breaks := events.VerifyChain(commits); len(breaks) > 0 {
+		t.Fatalf("chain: %v", breaks)
+	}
+	if types := eventTypes(commits); fmt.Sprint(types) != "[order.placed order.cancelled]" {
+		t.Fatalf("history %v, want placed then one cancellation", types)
+	}
+}
