@@ -209,3 +209,20 @@ func TestTokenPrintsOnlyAVerifiableToken(t *testing.T) {
 		t.Fatalf("token from data dir secret: exit %d, %v", code, err)
 	}
 }
+
+func TestHistoryThroughORDO_NATS_URL(t *testing.T) {
+	dir, id := seedDataDir(t, true)
+	url := localdir.ReadURL(dir)
+	if url == "" {
+		t.Fatal("seeded server wrote no URL")
+	}
+	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()} // the data dir is not used
+	code, out, errOut := orderctl(t, env, "history", "--json", "order", id)
+	if code != 0 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("exit %d, %d lines: %s %s", code, strings.Count(out, "\n"), out, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": "nats://127.0.0.1:1"}, "history", "order", id)
+	if code != exitError || !strings.Contains(errOut, "connect to NATS") {
+		t.Fatalf("unreachable NATS: exit %d %q", code, errOut)
+	}
+}
