@@ -236,7 +236,7 @@ func (s *Server) authenticate(r *http.Request, roles []auth.Role) (auth.Claims, 
 // decode reads one JSON object from the size-limited body into v. The
 // Content-Type is not checked: the body must be JSON whatever it says.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	body := http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+	body := &readErr{r: http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)}
 	dec := json.NewDecoder(body)
 	err := dec.Decode(v)
 	if errors.Is(err, io.EOF) && optional {
@@ -252,7 +252,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 	var tooBig *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooBig):
+	// The limit is read off the reader itself: a JSON decoder need not
+	// wrap the read error it stopped at (the json v2 implementation
+	// does not).
+	case errors.As(body.err, &tooBig), errors.As(err, &tooBig):
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
@@ -265,6 +268,20 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 	default:
 		return errorf(http.StatusBadRequest, "malformed_json", "the body is not valid JSON: %v", err)
 	}
+}
+
+// readErr remembers the first error its reader returned other than EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 func newRequestID() string {
