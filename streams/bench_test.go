@@ -168,6 +168,20 @@ func benchStore(b *testing.B, syncAlways bool, writers int) {
 	}
 }
 
+// createRawStream makes the baselines' stream RAW (subjects raw.*.*),
+// configured like ORDERS; atomic also allows atomic batch publishing.
+func createRawStream(b *testing.B, js jetstream.JetStream, atomic bool) {
+	b.Helper()
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: "RAW", Subjects: []string{"raw.*.*"}, Storage: jetstream.FileStorage,
+		MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Discard: jetstream.DiscardNew,
+		Duplicates: streams.DefaultDuplicateWindow, AllowDirect: true, DenyDelete: true, DenyPurge: true,
+		AllowAtomicPublish: atomic,
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // benchRaw is the baseline: js.Publish of a payload as large as the
 // store's commits, with the same two headers, to a stream configured like
 // ORDERS.
@@ -178,13 +192,7 @@ func benchRaw(b *testing.B, syncAlways bool, writers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "RAW", Subjects: []string{"raw.*.*"}, Storage: jetstream.FileStorage,
-		MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Discard: jetstream.DiscardNew,
-		Duplicates: streams.DefaultDuplicateWindow, AllowDirect: true, DenyDelete: true, DenyPurge: true,
-	}); err != nil {
-		b.Fatal(err)
-	}
+	createRawStream(b, js, false)
 	aggs := make([][]writerAggregate, writers)
 	for w := range writers {
 		aggs[w] = writerAggregates(b, w)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // BenchmarkGroupCommit asks whether DESIGN.md §8's group commit would pay
@@ -34,14 +32,7 @@ func benchGroupCommit(b *testing.B, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "RAW", Subjects: []string{"raw.*.*"}, Storage: jetstream.FileStorage,
-		MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Discard: jetstream.DiscardNew,
-		Duplicates: streams.DefaultDuplicateWindow, AllowDirect: true, DenyDelete: true, DenyPurge: true,
-		AllowAtomicPublish: true,
-	}); err != nil {
-		b.Fatal(err)
-	}
+	createRawStream(b, js, true)
 	const width = 16
 	payload := make([]byte, 736)
 	expected := make([]uint64, width)

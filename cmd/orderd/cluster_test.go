@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
@@ -28,22 +26,10 @@ func TestTwoInstancesOnAThreeNodeCluster(t *testing.T) {
 	servers, nc := testkit.Cluster(t, 3)
 	instances := make([]*testApp, 2)
 	for i := range instances {
-		cfg := config.Default()
-		cfg.HTTPAddr = "127.0.0.1:0"
-		cfg.DataDir = t.TempDir()
-		cfg.AuthSecret = testSecret
-		cfg.NATSURL = servers[i].ClientURL()
-		cfg.Replicas = 3
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = a.close() })
-		instances[i] = &testApp{app: a, t: t, base: "http://" + a.addr,
-			admin: mint(t, "ops", auth.RoleAdmin), alice: mint(t, "cust-alice", auth.RoleCustomer)}
+		instances[i] = mustStart(t, func(c *config.Config) {
+			c.NATSURL = servers[i].ClientURL()
+			c.Replicas = 3
+		})
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
