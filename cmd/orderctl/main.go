@@ -49,10 +49,17 @@ commands:
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
   history <type> <id> [--json]                  an aggregate's commits straight from the log,
                                                 with its hash-chain check; type: order, inventory, payment
+  dlq list [--json]                             messages the process managers gave up on (dead letters)
+  dlq retry <id>                                send a dead letter back to its process manager
+  projections status [--json]                   each projection's state, versions, checkpoints, lag and leases
+  projections rebuild order_status              build a new version of the read model beside the live one,
+                                                catch it up and swap it in; queries keep answering
 
 flags common to commands that read the log:
   --data-dir DIR   local default's data dir (ORDO_DATA_DIR, default ordo-data)
   --nats-url URL   a running deployment's NATS (ORDO_NATS_URL)
+  --postgres-url URL  the read models' PostgreSQL (ORDO_POSTGRES_URL; default: the
+                   postgres.url a running local orderd wrote into its data dir)
 Flags may come before or after the arguments.
 `
 
@@ -72,8 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
-		"token":   cmdToken,
-		"history": cmdHistory,
+		"token":       cmdToken,
+		"history":     cmdHistory,
+		"dlq":         cmdDLQ,
+		"projections": cmdProjections,
 	}
 	name, rest := splitCommand(args)
 	cmd, ok := cmds[name]
@@ -106,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

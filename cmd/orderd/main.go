@@ -34,6 +34,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -84,6 +85,9 @@ type app struct {
 	orders  *command.Handler[order.State, order.Command]
 	stock   *command.Handler[inventory.State, inventory.Command]
 	cleanup []func()
+	pay     *payments // payment provider, webhooks and process managers (sagas.go)
+	// readModel is the order-status read model in PostgreSQL (projections.go).
+	readModel *postgres.Store
 }
 
 // start brings orderd up; on error everything started so far is stopped.
@@ -140,10 +144,18 @@ func (a *app) init(ctx context.Context) (err error) {
 	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
 		return err
 	}
+	if err := a.setupPayments(registry); err != nil {
+		return err
+	}
+	if err := a.setupReadModel(ctx); err != nil {
+		return err
+	}
 	api, err := httpapi.New(httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
+		Payments: a.pay.sync, PSPWebhookSecret: a.pay.secret,
+		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Observer: m, Metrics: m.Handler(),
 	})
 	if err != nil {
@@ -154,6 +166,10 @@ func (a *app) init(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()
+	if err := a.startSagas(registry); err != nil {
+		ln.Close()
+		return err
+	}
 	a.http = &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,

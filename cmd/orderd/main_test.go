@@ -19,6 +19,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -44,6 +45,11 @@ func mustStart(t testing.TB, edit ...func(*config.Config)) *testApp {
 	cfg.DataDir = t.TempDir()
 	cfg.AuthSecret = testSecret
 	cfg.NATSSync = "lazy"
+	// These tests watch the log change command by command; the process
+	// managers would change it too. Tests of the checkout add "sagas".
+	cfg.Roles = []string{"api"}
+	// One PostgreSQL per test binary, a database per test (queries_test.go).
+	cfg.PostgresURL = testkit.Postgres(t)
 	for _, f := range edit {
 		f(&cfg)
 	}

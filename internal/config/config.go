@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ordo-shop/ordo/internal/psp"
 )
 
 // Config is everything orderd and orderctl can be told. Each field names
@@ -27,6 +29,18 @@ type Config struct {
 	// NATSURL is an external NATS server; empty embeds one under DataDir
 	// (ORDO_NATS_URL, --nats-url).
 	NATSURL string
+	// PostgresURL is the PostgreSQL of the read models; empty runs a
+	// private server from the installed binaries under
+	// <DataDir>/postgres and writes its URL to <DataDir>/postgres.url
+	// (ORDO_POSTGRES_URL, --postgres-url).
+	PostgresURL string
+	// ReadYourWritesWait bounds how long a query with ?position= waits
+	// for the read model (ORDO_READ_YOUR_WRITES_WAIT). Default 2s.
+	ReadYourWritesWait time.Duration
+	// ProjectionLeaseTTL is how long a projector instance holds a
+	// partition without renewing it: how soon another instance takes
+	// over from one that died (ORDO_PROJECTION_LEASE_TTL). Default 5s.
+	ProjectionLeaseTTL time.Duration
 	// NATSListen is where the embedded server listens, on loopback by
 	// default; port 0 picks a free one (ORDO_NATS_LISTEN, --nats-listen).
 	// Default 127.0.0.1:4222.
@@ -47,7 +61,8 @@ type Config struct {
 	// <DataDir>/auth.secret and reused.
 	AuthSecret string
 	// Roles lists what this instance runs (ORDO_ROLES, --roles). Default
-	// "api".
+	// "api,sagas,projections" (sagas: the process managers, such as the
+	// checkout; projections: the projector keeping the read models).
 	Roles []string
 	// MaxBodyBytes caps a request body (ORDO_MAX_BODY_BYTES). Default 1 MiB.
 	MaxBodyBytes int64
@@ -59,6 +74,32 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error (ORDO_LOG_LEVEL). Default info.
 	LogLevel string
+
+	// PaymentTimeout is how long an order waits for its payment before
+	// the checkout cancels it (ORDO_PAYMENT_TIMEOUT). Default 15m.
+	PaymentTimeout time.Duration
+	// PSPURL is the payment provider's API; empty runs the simulator in
+	// process on PSPListen (ORDO_PSP_URL).
+	PSPURL string
+	// PSPListen is where the in-process simulator listens
+	// (ORDO_PSP_LISTEN). Default 127.0.0.1:0 (a free port).
+	PSPListen string
+	// PSPMode is the in-process simulator's mode: auto approves every
+	// payment at once, manual waits for a click on its pay page
+	// (ORDO_PSP_MODE). Default auto.
+	PSPMode string
+	// PSPFaults is the in-process simulator's failure injection, such as
+	// "decline=0.1,latency=20ms,duplicate=0.2,reorder=0.2,loss=0.1"
+	// (ORDO_PSP_FAULTS). Default none.
+	PSPFaults string
+	// PSPWebhookSecret verifies (and, for the in-process simulator,
+	// signs) payment webhooks (ORDO_PSP_WEBHOOK_SECRET). Empty in the
+	// local default: generated once into <DataDir>/psp-webhook.secret.
+	PSPWebhookSecret string
+	// PSPReconcileAfter is how long a payment may stay pending before
+	// the checkout asks the provider about it, and how often it asks
+	// again (ORDO_PSP_RECONCILE_AFTER). Default 2m.
+	PSPReconcileAfter time.Duration
 }
 
 // Default returns the configuration of the local embedded default.
@@ -70,11 +111,19 @@ func Default() Config {
 		NATSSync:        "always",
 		Replicas:        1,
 		Partitions:      16,
-		Roles:           []string{"api"},
+		Roles:           []string{"api", "sagas", "projections"},
 		MaxBodyBytes:    1 << 20,
 		RequestTimeout:  10 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        "info",
+
+		ReadYourWritesWait: 2 * time.Second,
+		ProjectionLeaseTTL: 5 * time.Second,
+
+		PaymentTimeout:    15 * time.Minute,
+		PSPListen:         "127.0.0.1:0",
+		PSPMode:           "auto",
+		PSPReconcileAfter: 2 * time.Minute,
 	}
 }
 
@@ -82,7 +131,7 @@ func Default() Config {
 // ones this build runs.
 var (
 	KnownRoles     = []string{"api", "sagas", "projections", "search"}
-	AvailableRoles = []string{"api"}
+	AvailableRoles = []string{"api", "sagas", "projections"}
 )
 
 type setting struct {
@@ -120,6 +169,9 @@ var settings = []setting{
 	{"ORDO_HTTP_ADDR", "http-addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"ORDO_DATA_DIR", "data-dir", "data directory of the local default", str(func(c *Config) *string { return &c.DataDir })},
 	{"ORDO_NATS_URL", "nats-url", "external NATS URL (empty: embedded server)", str(func(c *Config) *string { return &c.NATSURL })},
+	{"ORDO_POSTGRES_URL", "postgres-url", "PostgreSQL URL of the read models (empty: private server under the data dir)", str(func(c *Config) *string { return &c.PostgresURL })},
+	{"ORDO_READ_YOUR_WRITES_WAIT", "", "", duration(func(c *Config) *time.Duration { return &c.ReadYourWritesWait })},
+	{"ORDO_PROJECTION_LEASE_TTL", "", "", duration(func(c *Config) *time.Duration { return &c.ProjectionLeaseTTL })},
 	{"ORDO_NATS_LISTEN", "nats-listen", "embedded NATS listen address", str(func(c *Config) *string { return &c.NATSListen })},
 	{"ORDO_NATS_SYNC", "nats-sync", "embedded NATS fsync policy: always or lazy", str(func(c *Config) *string { return &c.NATSSync })},
 	{"ORDO_REPLICAS", "replicas", "replicas of new streams", integer(func(c *Config) *int { return &c.Replicas })},
@@ -145,6 +197,13 @@ var settings = []setting{
 	{"ORDO_REQUEST_TIMEOUT", "", "", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{"ORDO_SHUTDOWN_TIMEOUT", "", "", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"ORDO_LOG_LEVEL", "log-level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"ORDO_PAYMENT_TIMEOUT", "payment-timeout", "how long an order waits for its payment", duration(func(c *Config) *time.Duration { return &c.PaymentTimeout })},
+	{"ORDO_PSP_URL", "psp-url", "payment provider API (empty: in-process simulator)", str(func(c *Config) *string { return &c.PSPURL })},
+	{"ORDO_PSP_LISTEN", "psp-listen", "in-process simulator listen address", str(func(c *Config) *string { return &c.PSPListen })},
+	{"ORDO_PSP_MODE", "psp-mode", "in-process simulator mode: auto or manual", str(func(c *Config) *string { return &c.PSPMode })},
+	{"ORDO_PSP_FAULTS", "psp-faults", "in-process simulator faults, e.g. decline=0.1,loss=0.1", str(func(c *Config) *string { return &c.PSPFaults })},
+	{"ORDO_PSP_WEBHOOK_SECRET", "", "", str(func(c *Config) *string { return &c.PSPWebhookSecret })},
+	{"ORDO_PSP_RECONCILE_AFTER", "", "", duration(func(c *Config) *time.Duration { return &c.PSPReconcileAfter })},
 }
 
 // FromEnv returns the defaults overridden by the ORDO_* variables that
@@ -235,6 +294,29 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))
+	}
+	if c.PaymentTimeout <= 0 || c.PSPReconcileAfter <= 0 {
+		errs = append(errs, errors.New("payment timeout and PSP reconcile interval must be positive"))
+	}
+	if c.PSPMode != "auto" && c.PSPMode != "manual" {
+		errs = append(errs, fmt.Errorf("psp mode %q: want auto or manual", c.PSPMode))
+	}
+	if _, err := psp.ParseFaults(c.PSPFaults); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PSPURL == "" {
+		if _, _, err := net.SplitHostPort(c.PSPListen); err != nil {
+			errs = append(errs, fmt.Errorf("psp listen %q: %w", c.PSPListen, err))
+		}
+	}
+	if c.PSPWebhookSecret != "" && len(c.PSPWebhookSecret) < 32 {
+		errs = append(errs, fmt.Errorf("ORDO_PSP_WEBHOOK_SECRET is %d bytes; at least 32 are required", len(c.PSPWebhookSecret)))
+	}
+	if c.ProjectionLeaseTTL < 500*time.Millisecond {
+		errs = append(errs, fmt.Errorf("projection lease TTL %s: want at least 500ms", c.ProjectionLeaseTTL))
+	}
+	if c.ReadYourWritesWait <= 0 || c.ReadYourWritesWait >= c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("read-your-writes wait %s: want more than 0 and less than the request timeout", c.ReadYourWritesWait))
 	}
 	if c.RequestTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

@@ -1,6 +1,8 @@
 // Package httpapi serves Ordo's HTTP/JSON command API (DESIGN §7): the
 // catalog, placing and changing orders, health and readiness, and the
-// OpenAPI description of all of it.
+// OpenAPI description of all of it; and the query API over the read model
+// (queries.go): an order, its timeline, a customer's orders and the
+// projections' state, with read-your-writes through ?position=.
 //
 // Every error is JSON {"error": {"code", "message"}} with a fitting
 // status; domain errors keep the stable codes of the aggregates. Request

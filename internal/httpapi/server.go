@@ -19,6 +19,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/psp"
 )
 
 // Catalog lists the SKUs that exist.
@@ -42,6 +43,20 @@ type Deps struct {
 	// Ready reports whether the instance can serve commands; nil means
 	// always.
 	Ready func() bool
+	// Payments and PSPWebhookSecret serve POST /v1/psp/webhook; without
+	// them the endpoint answers 503.
+	Payments         PaymentWebhooks
+	PSPWebhookSecret []byte
+	// Queries serves the order queries and GET /v1/projections (see
+	// queries.go); without it those routes answer 503
+	// "queries_unavailable". Log, if set, gives the stream's end for
+	// projection lag and to refuse positions beyond it.
+	Queries Queries
+	Log     LogPosition
+	// ReadYourWritesWait bounds how long a query with ?position= waits
+	// for the read model before answering 503 "projection_behind"
+	// (default 2s).
+	ReadYourWritesWait time.Duration
 	// Observer, if set, is told about every request.
 	Observer RequestObserver
 	// Metrics, if set, is served at GET /metrics.
@@ -91,6 +106,9 @@ func New(d Deps) (*Server, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.ReadYourWritesWait <= 0 {
+		d.ReadYourWritesWait = DefaultReadYourWritesWait
+	}
 	s := &Server{Deps: d, log: d.Logger, mux: http.NewServeMux()}
 	s.routes = s.table()
 	byPattern := map[string]map[string]route{}
@@ -127,6 +145,11 @@ func (s *Server) table() []route {
 		{method: "POST", pattern: "/v1/orders/{id}/cancel", roles: anyone, handle: s.cancelOrder, request: cancelRequest{}, response: orderAccepted{}, status: 202},
 		{method: "POST", pattern: "/v1/orders/{id}/ship", roles: admin, handle: s.shipOrder, request: shipRequest{}, response: orderAccepted{}, status: 202},
 		{method: "POST", pattern: "/v1/orders/{id}/deliver", roles: admin, handle: s.deliverOrder, request: deliverRequest{}, response: orderAccepted{}, status: 202},
+		{method: "POST", pattern: "/v1/psp/webhook", handle: s.pspWebhook, request: psp.Event{}, response: webhookAck{}, status: 200},
+		{method: "GET", pattern: "/v1/orders/{id}", roles: anyone, handle: s.getOrder, response: orderView{}, status: 200},
+		{method: "GET", pattern: "/v1/orders/{id}/timeline", roles: anyone, handle: s.getTimeline, response: timelineView{}, status: 200},
+		{method: "GET", pattern: "/v1/customers/{id}/orders", roles: anyone, handle: s.listCustomerOrders, response: orderList{}, status: 200},
+		{method: "GET", pattern: "/v1/projections", roles: admin, handle: s.listProjections, response: projectionList{}, status: 200},
 	}
 }
 

@@ -5,6 +5,8 @@
 //	<data dir>/jetstream/   the embedded nats-server's store
 //	<data dir>/nats.url     client URL of the running embedded server
 //	<data dir>/auth.secret  the generated token-signing secret
+//	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
+//	<data dir>/postgres.url its connection URL while orderd runs
 package localdir
 
 import (
@@ -20,10 +22,12 @@ import (
 
 // File names inside the data directory.
 const (
-	LockFile   = "LOCK"
-	StoreDir   = "jetstream"
-	NATSURL    = "nats.url"
-	AuthSecret = "auth.secret"
+	LockFile    = "LOCK"
+	StoreDir    = "jetstream"
+	NATSURL     = "nats.url"
+	AuthSecret  = "auth.secret"
+	PostgresDir = "postgres"
+	PostgresURL = "postgres.url"
 )
 
 // ErrLocked means another live process holds the data directory.

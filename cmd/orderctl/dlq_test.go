@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/sagas"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// brokenPM fails on every commit until it is fixed.
+type brokenPM struct {
+	broken  atomic.Bool
+	handled atomic.Int32
+}
+
+func (b *brokenPM) Name() string      { return "audit" }
+func (b *brokenPM) Sources() []string { return []string{streams.TypeOrder} }
+func (b *brokenPM) Handle(context.Context, sagas.Message) error {
+	if b.broken.Load() {
+		return errors.New("audit sink unavailable")
+	}
+	b.handled.Add(1)
+	return nil
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDLQListAndRetry runs a process manager that always fails inside a
+// live local default, lists its dead letter with orderctl, fixes it and
+// re-drives the dead letter with `orderctl dlq retry`.
+func TestDLQListAndRetry(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := localdir.Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), Listen: "127.0.0.1:0", ServerName: "ordo-local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := natsembed.Connect(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown(); unlock() })
+	if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ORDO_DATA_DIR": dir}
+	if code, out, errOut := orderctl(t, env, "dlq", "list"); code != 0 || !strings.Contains(out, "no dead letters") {
+		t.Fatalf("dlq list before any process manager ran: exit %d %q %q", code, out, errOut)
+	}
+
+	pm := &brokenPM{}
+	pm.broken.Store(true)
+	rt, err := sagas.NewRuntime(store, reg, sagas.Options{MaxRetries: 2, RetryInitial: 10 * time.Millisecond}, pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	h, err := command.NewHandler(order.Decider(), store, reg, command.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(ctx, command.Request[order.Command]{AggregateID: "ord_dlq", Command: order.Place{
+		OrderID: "ord_dlq", CustomerID: "c", Customer: events.Customer{Name: "A", Email: "a@example.com"},
+		Lines:           []events.OrderLine{{SKU: "TEA", Qty: 1, UnitPrice: events.Money{Amount: 1, Currency: "CNY"}}},
+		ShippingAddress: events.Address{Line1: "1 Rd", City: "X", Country: "CN"}, RequestHash: "h",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	waitUntil(t, "the dead letter", func() bool {
+		dls, err := store.DeadLetters(ctx)
+		return err == nil && len(dls) == 1
+	})
+	code, out, errOut := orderctl(t, env, "dlq", "list")
+	if code != 0 {
+		t.Fatalf("dlq list: exit %d %s", code, errOut)
+	}
+	for _, want := range []string{"ID", "audit", "audit.orders", "ORDERS:1", "order.", "3", "audit sink unavailable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dlq list lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = orderctl(t, env, "dlq", "list", "--json")
+	if code != 0 || !strings.Contains(out, `"data":{"commit_id"`) || !strings.Contains(out, `"attempts":3`) {
+		t.Fatalf("dlq list --json: exit %d %s", code, out)
+	}
+	dls, _ := store.DeadLetters(ctx)
+	id := dls[0].ID
+
+	if code, _, errOut := orderctl(t, env, "dlq", "retry", "999"); code != 1 || !strings.Contains(errOut, "no dead letter 999") {
+		t.Fatalf("retry of an unknown id: exit %d %q", code, errOut)
+	}
+	if code, _, _ := orderctl(t, env, "dlq", "retry", "x"); code != 2 {
+		t.Fatalf("retry of a malformed id: exit %d, want 2", code)
+	}
+
+	pm.broken.Store(false) // fixed
+	code, out, errOut = orderctl(t, env, "dlq", "retry", strconv.FormatUint(id, 10))
+	if code != 0 || !strings.Contains(out, "sent back to audit") {
+		t.Fatalf("dlq retry: exit %d %q %q", code, out, errOut)
+	}
+	waitUntil(t, "the re-driven message to be handled", func() bool { return pm.handled.Load() == 1 })
+	waitUntil(t, "the dead letter to be removed", func() bool {
+		_, out, _ := orderctl(t, env, "dlq", "list")
+		return strings.Contains(out, "no dead letters")
+	})
+}

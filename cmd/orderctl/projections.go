@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// postgresURL finds PostgreSQL: --postgres-url (ORDO_POSTGRES_URL), else the
+// postgres.url a live local orderd wrote into its data dir.
+func postgresURL(flagURL, dataDir string) (string, error) {
+	if flagURL != "" {
+		return flagURL, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, localdir.PostgresURL))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("no PostgreSQL: set ORDO_POSTGRES_URL (--postgres-url), or start orderd, whose local default writes %s", filepath.Join(dataDir, localdir.PostgresURL))
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// projectionStatus is one line of `projections status --json`.
+type projectionStatus struct {
+	Name          string          `json:"name"`
+	State         string          `json:"state"`
+	StreamLastSeq uint64          `json:"stream_last_seq"`
+	Version       int             `json:"version"`
+	Checkpoint    uint64          `json:"checkpoint"`
+	Lag           uint64          `json:"lag"`
+	Versions      []versionStatus `json:"versions"`
+	Leases        []leaseStatus   `json:"leases"`
+}
+
+type versionStatus struct {
+	Version     int       `json:"version"`
+	State       string    `json:"state"`
+	Checkpoint  uint64    `json:"checkpoint"`
+	Lag         uint64    `json:"lag"`
+	Checkpoints []uint64  `json:"checkpoints"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+type leaseStatus struct {
+	Partition int       `json:"partition"`
+	Owner     string    `json:"owner"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func cmdProjections(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("projections", flag.ContinueOnError)
+	var lf logFlags
+	lf.register(fs, e)
+	pgFlag := fs.String("postgres-url", e.getenv("ORDO_POSTGRES_URL"), "PostgreSQL URL of the read models")
+	asJSON := fs.Bool("json", false, "print JSON")
+	batch := fs.Int("batch", 500, "commits per transaction when rebuilding")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 1 && pos[0] == "status":
+	case len(pos) == 2 && pos[0] == "status" && pos[1] == postgres.Name:
+	case len(pos) == 2 && pos[0] == "rebuild":
+		if pos[1] != postgres.Name {
+			return usagef("unknown projection %q (known: %s)", pos[1], postgres.Name)
+		}
+	default:
+		return usagef("want 'projections status' or 'projections rebuild %s'", postgres.Name)
+	}
+	if *batch < 1 || *batch > 10000 {
+		return usagef("--batch %d: want 1..10000", *batch)
+	}
+	url, err := postgresURL(*pgFlag, lf.dataDir)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := lf.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer pool.Close()
+	rm, err := postgres.Open(ctx, pool, postgres.Options{Partitions: store.Partitions(), Partition: store.Partition})
+	if err != nil {
+		return err
+	}
+	if pos[0] == "rebuild" {
+		progress := func(msg string, kv ...any) {
+			if !*asJSON {
+				fmt.Fprintln(e.stderr, append([]any{"rebuild:", msg}, kv...)...)
+			}
+		}
+		res, err := rm.Rebuild(ctx, store, postgres.RebuildOptions{BatchSize: *batch, Progress: progress})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			if err := json.NewEncoder(e.stdout).Encode(map[string]any{
+				"projection": postgres.Name, "from": res.From, "to": res.To, "checkpoint": res.Checkpoint,
+				"took_ms": res.Took.Milliseconds(), "held_ms": res.Held.Milliseconds(),
+			}); err != nil {
+				return err
+			}
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "%s: version %d is live (was %d), checkpoint %d; took %s, the projector was held %s\n",
+			postgres.Name, res.To, res.From, res.Checkpoint, res.Took.Round(time.Millisecond), res.Held.Round(time.Millisecond))
+		return nil
+	}
+	last, err := store.LastSeq(ctx, streams.TypeOrder)
+	if err != nil {
+		return err
+	}
+	st, err := rm.Status(ctx, last)
+	if err != nil {
+		return err
+	}
+	ps := projectionStatus{Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
+		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag, Versions: []versionStatus{}, Leases: []leaseStatus{}}
+	for _, v := range st.Versions {
+		ps.Versions = append(ps.Versions, versionStatus{v.Version, v.State, v.Checkpoint, v.Lag, v.Checkpoints, v.UpdatedAt})
+	}
+	for _, l := range st.Leases {
+		ps.Leases = append(ps.Leases, leaseStatus{l.Partition, l.Owner, l.ExpiresAt})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(ps)
+	}
+	printProjection(e.stdout, ps)
+	return nil
+}
+
+func printProjection(w io.Writer, ps projectionStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
+	fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", ps.Name, ps.State, ps.Version, ps.Checkpoint, ps.StreamLastSeq, ps.Lag)
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTATE\tCHECKPOINT\tLAG\tLAST APPLIED")
+	for _, v := range ps.Versions {
+		fmt.Fprintf(tw, "v%d\t%s\t%d\t%d\t%s\n", v.Version, v.State, v.Checkpoint, v.Lag, v.UpdatedAt.Format(time.RFC3339))
+	}
+	tw.Flush()
+	owners := map[string][]int{}
+	var names []string
+	for _, l := range ps.Leases {
+		if owners[l.Owner] == nil {
+			names = append(names, l.Owner)
+		}
+		owners[l.Owner] = append(owners[l.Owner], l.Partition)
+	}
+	fmt.Fprintf(w, "\n%d partition lease(s) held by %d instance(s)\n", len(ps.Leases), len(names))
+	for _, n := range names {
+		fmt.Fprintf(w, "  %s: partitions %v\n", n, owners[n])
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/testkit"
+)
+
+// TestMain stops the test binary's PostgreSQL (see testkit.Postgres).
+func TestMain(m *testing.M) { os.Exit(testkit.RunMain(m)) }
+
+func TestProjectionsStatusAndRebuild(t *testing.T) {
+	dir, _ := seedDataDir(t, true)
+	pg := testkit.Postgres(t)
+	env := map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg}
+
+	status := func(env map[string]string) projectionStatus {
+		t.Helper()
+		code, out, errOut := orderctl(t, env, "projections", "status", "--json")
+		if code != 0 {
+			t.Fatalf("status: exit %d: %s", code, errOut)
+		}
+		var st projectionStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status JSON %q: %v", out, err)
+		}
+		return st
+	}
+	// Nothing projects in this test: version 1 is empty and 3 behind.
+	if st := status(env); st.Name != "order_status" || st.Version != 1 || st.StreamLastSeq != 3 || st.Lag != 3 || st.State != "catching_up" {
+		t.Fatalf("before the rebuild: %+v", st)
+	}
+	code, out, errOut := orderctl(t, env, "projections", "rebuild", "order_status")
+	if code != 0 || !strings.Contains(out, "version 2 is live (was 1)") {
+		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Through the postgres.url a local orderd would have written.
+	if err := localdir.WriteFile(dir, localdir.PostgresURL, []byte(pg+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	st := status(map[string]string{"ORDO_DATA_DIR": dir})
+	if st.Version != 2 || st.Lag != 0 || st.Checkpoint != 3 || st.State != "live" || len(st.Versions) != 2 || st.Versions[0].State != "retired" {
+		t.Fatalf("after the rebuild: %+v", st)
+	}
+	code, out, _ = orderctl(t, env, "projections", "status")
+	for _, want := range []string{"order_status", "live", "v2", "retired"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("status table lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+}
+
+func TestProjectionsBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"projections"},
+		{"projections", "rebuild"},
+		{"projections", "rebuild", "orders_v9"},
+		{"projections", "explode"},
+		{"projections", "rebuild", "order_status", "--batch", "0"},
+	} {
+		code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, args...)
+		if code != exitUsage || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "projections", "status")
+	if code != exitError || !strings.Contains(errOut, "ORDO_POSTGRES_URL") {
+		t.Errorf("no PostgreSQL: exit %d, %q", code, errOut)
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/postgres"
+)
+
+// setupReadModel connects to PostgreSQL (ORDO_POSTGRES_URL, or a private
+// server started under <data dir>/postgres whose URL goes to
+// <data dir>/postgres.url), opens the order-status read model (running
+// its migrations) and, with the projections role, starts the projector.
+func (a *app) setupReadModel(ctx context.Context) error {
+	url := a.cfg.PostgresURL
+	if url == "" {
+		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, localdir.PostgresDir), Logger: a.log})
+		if err != nil {
+			return fmt.Errorf("start the private PostgreSQL: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() {
+			if err := srv.Stop(); err != nil {
+				a.log.Warn("stop PostgreSQL", slog.Any("err", err))
+			}
+		})
+		url = srv.URL()
+		if err := localdir.WriteFile(a.cfg.DataDir, localdir.PostgresURL, []byte(url+"\n")); err != nil {
+			return fmt.Errorf("write postgres.url: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.PostgresURL)) })
+	}
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("ORDO_POSTGRES_URL: %w", err)
+	}
+	// A projector worker holds a connection per partition while it
+	// commits; queries need their own.
+	pcfg.MaxConns = int32(max(a.store.Partitions()+8, 16))
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	a.cleanup = append(a.cleanup, pool.Close)
+	a.readModel, err = postgres.Open(ctx, pool, postgres.Options{Partitions: a.store.Partitions(), Partition: a.store.Partition, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	if !a.cfg.HasRole("projections") {
+		return nil
+	}
+	runner, err := projections.New(a.store, a.readModel.Sink(), a.readModel.Leases(instanceName(), a.cfg.ProjectionLeaseTTL),
+		projections.Options{Logger: a.log, LeaseInterval: a.cfg.ProjectionLeaseTTL / 5})
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := runner.Run(rctx); err != nil {
+			a.log.Error("projector stopped", slog.Any("err", err))
+		}
+	}()
+	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
+	return nil
+}
+
+// instanceName names this process among the instances that share a
+// projection.
+func instanceName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

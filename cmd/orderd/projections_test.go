@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// openReadModel opens the order-status read model in database url with
+// its own pool, as orderctl or another instance would.
+func (ta *testApp) openReadModel(url string) *postgres.Store {
+	ta.t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	ta.t.Cleanup(pool.Close)
+	s, err := postgres.Open(context.Background(), pool, postgres.Options{Partitions: ta.store.Partitions(), Partition: ta.store.Partition})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return s
+}
+
+// freshReplay projects the whole log into a new database.
+func (ta *testApp) freshReplay() postgres.Snapshot {
+	ta.t.Helper()
+	s := ta.openReadModel(testkit.Postgres(ta.t))
+	r, err := projections.New(ta.store, s.Sink(), nil, projections.Options{})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	if err := r.CatchUp(context.Background(), 0); err != nil {
+		ta.t.Fatal(err)
+	}
+	return ta.snapshot(s)
+}
+
+func (ta *testApp) snapshot(s *postgres.Store) postgres.Snapshot {
+	ta.t.Helper()
+	snap, err := s.Snapshot(context.Background())
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return snap
+}
+
+// orderEvents counts the events in the ORDERS stream.
+func (ta *testApp) orderEvents() int {
+	ta.t.Helper()
+	n := 0
+	if err := ta.store.Replay(context.Background(), streams.TypeOrder, 0, func(r streams.Record) error {
+		n += len(r.Commit.Events)
+		return nil
+	}); err != nil {
+		ta.t.Fatal(err)
+	}
+	return n
+}
+
+// waitCaughtUp waits, bounded, until s has applied the whole ORDERS
+// stream.
+func (ta *testApp) waitCaughtUp(s *postgres.Store) {
+	ta.t.Helper()
+	last, err := ta.store.LastSeq(context.Background(), streams.TypeOrder)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if ok, err := s.WaitFor(ctx, last, ""); !ok || err != nil {
+		ta.t.Fatalf("the read model did not reach the end of the log (seq %d): %v", last, err)
+	}
+}
+
+func sameRows(t *testing.T, got, want postgres.Snapshot) {
+	t.Helper()
+	for _, c := range []struct {
+		name      string
+		got, want []string
+	}{{"orders", got.Orders, want.Orders}, {"order_lines", got.Lines, want.Lines}, {"order_timeline", got.Timeline, want.Timeline}} {
+		if slices.Equal(c.got, c.want) {
+			continue
+		}
+		t.Errorf("%s: %d rows, a fresh replay has %d", c.name, len(c.got), len(c.want))
+		for i := range min(len(c.got), len(c.want)) {
+			if c.got[i] != c.want[i] {
+				t.Errorf("first difference at row %d:\n got  %s\n want %s", i, c.got[i], c.want[i])
+				break
+			}
+		}
+	}
+}
+
+// loadOrders runs orders through their lives from workers goroutines
+// until stop is closed, and returns how many it ran.
+func (ta *testApp) loadOrders(prefix string, workers int, stop <-chan struct{}, ids chan<- string) func() int {
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("%s-%d-%d", prefix, w, i)
+				if err := testkit.RunOrder(context.Background(), ta.orders, id, fmt.Sprint("cust-", i%7), i); err != nil {
+					ta.t.Errorf("load: %v", err)
+					return
+				}
+				n.Add(1)
+				if ids != nil {
+					select {
+					case ids <- id:
+					default:
+					}
+				}
+			}
+		})
+	}
+	return func() int { wg.Wait(); return int(n.Load()) }
+}
+
+// projector is orderd running only the projector, as its own process.
+type projector struct {
+	cmd  *exec.Cmd
+	logs *strings.Builder
+}
+
+func startProjector(t *testing.T, bin, natsURL, pgURL string) *projector {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"ORDO_DATA_DIR="+t.TempDir(), "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_URL="+natsURL, "ORDO_POSTGRES_URL="+pgURL,
+		"ORDO_ROLES=projections", "ORDO_PROJECTION_LEASE_TTL=1s", "ORDO_AUTH_SECRET="+testSecret, "ORDO_LOG_LEVEL=warn")
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return &projector{cmd, logs}
+			}
+		}
+	}
+	t.Fatalf("projector did not start:\n%s", logs)
+	return nil
+}
+
+// TestProjectorKilledRepeatedlyDuringLoad SIGKILLs an orderd running the
+// projector again and again while orders are placed, paid, shipped and
+// cancelled, restarting it each time. Once the load stops and the last
+// projector catches up, the read model must equal a fresh replay of the
+// log row for row, with exactly one timeline entry per event.
+func TestProjectorKilledRepeatedlyDuringLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills orderd processes")
+	}
+	bin := buildOrderd(t)
+	ta := mustStart(t) // the command side, with its embedded NATS
+	rm := ta.openReadModel(ta.cfg.PostgresURL)
+
+	stop := make(chan struct{})
+	wait := ta.loadOrders("kill", 4, stop, nil)
+	kills := 0
+	var last uint64
+	p := startProjector(t, bin, ta.natsURL, ta.cfg.PostgresURL)
+	for kills < 6 {
+		// Kill once the projector has applied more than before, after a
+		// random moment, so kills land mid-batch as well as between.
+		for end := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			st, err := rm.Status(context.Background(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp := slices.Max(st.Live.Checkpoints); cp > last {
+				last = cp
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the projector made no progress:\n%s", p.logs)
+			}
+		}
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = p.cmd.Process.Wait()
+		kills++
+		p = startProjector(t, bin, ta.natsURL, ta.cfg.PostgresURL)
+	}
+	close(stop)
+	orders := wait()
+	ta.waitCaughtUp(rm)
+
+	got := ta.snapshot(rm)
+	events := ta.orderEvents()
+	if len(got.Timeline) != events {
+		t.Errorf("%d timeline entries for %d order events in the log", len(got.Timeline), events)
+	}
+	sameRows(t, got, ta.freshReplay())
+	t.Logf("%d orders, %d events, projector SIGKILLed %d times; read model = fresh replay: %v", orders, events, kills, !t.Failed())
+}
+
+// TestRebuildDuringLoad rebuilds the read model twice while orders are
+// placed and queries run: no query may fail with a 5xx, and the result
+// must equal a fresh replay.
+func TestRebuildDuringLoad(t *testing.T) {
+	ta := mustStart(t, withProjector)
+	ta.putSKU("TEA-250", 1999, 1_000_000)
+	stop := make(chan struct{})
+	ids := make(chan string, 1000)
+	wait := ta.loadOrders("rb", 3, stop, ids)
+
+	var queries, failures atomic.Int64
+	var qwg sync.WaitGroup
+	for range 2 {
+		qwg.Go(func() {
+			known := []string{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case id := <-ids:
+					known = append(known, id)
+				default:
+				}
+				var path string
+				switch {
+				case len(known) == 0 || i%4 == 0:
+					placed := ta.place(ta.alice, fmt.Sprint("rbq-", rand.Int64()), orderBody(line("TEA-250", 1)))
+					if placed.status != 202 {
+						t.Errorf("place during rebuild: %d %s", placed.status, placed.raw)
+						failures.Add(1)
+						continue
+					}
+					path = "/v1/orders/" + placed.body["order_id"].(string) + "?position=" + placed.body["position"].(string)
+				case i%4 == 1:
+					path = "/v1/orders/" + known[rand.IntN(len(known))] + "/timeline"
+				case i%4 == 2:
+					path = fmt.Sprintf("/v1/customers/cust-%d/orders?limit=5", rand.IntN(7))
+				default:
+					path = "/v1/orders/" + known[rand.IntN(len(known))]
+				}
+				r := ta.do("GET", path, ta.agent, nil)
+				queries.Add(1)
+				ok := r.status == 200 || (r.status == 404 && r.code() == "order_not_found") // not projected yet
+				if strings.Contains(path, "?position=") {
+					ok = r.status == 200 // read-your-writes holds during a rebuild too
+				}
+				if !ok {
+					failures.Add(1)
+					t.Errorf("GET %s during rebuild: %d %s", path, r.status, r.raw)
+				}
+			}
+		})
+	}
+	// Let some history build up, so that a rebuild takes a while.
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if last, _ := ta.store.LastSeq(context.Background(), streams.TypeOrder); last >= 8000 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the load is too slow")
+		}
+	}
+	other := ta.openReadModel(ta.cfg.PostgresURL)
+	during := int64(0)
+	for range 2 {
+		before := queries.Load()
+		res, err := other.Rebuild(context.Background(), ta.store, postgres.RebuildOptions{BatchSize: 50, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		during += queries.Load() - before
+		t.Logf("rebuilt v%d -> v%d in %s, projector held %s", res.From, res.To, res.Took.Round(time.Millisecond), res.Held.Round(time.Millisecond))
+	}
+	time.Sleep(200 * time.Millisecond) // queries after the swap too
+	close(stop)
+	orders := wait()
+	qwg.Wait()
+	rm := ta.readModel
+	ta.waitCaughtUp(rm)
+	st, err := rm.Status(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Live.Version != 3 {
+		t.Fatalf("live version %d after two rebuilds", st.Live.Version)
+	}
+	got := ta.snapshot(rm)
+	sameRows(t, got, ta.freshReplay())
+	if n := ta.orderEvents(); len(got.Timeline) != n {
+		t.Errorf("%d timeline entries for %d events", len(got.Timeline), n)
+	}
+	if during < 20 {
+		t.Errorf("only %d queries ran during the rebuilds", during)
+	}
+	t.Logf("%d orders by the load, %d queries (%d while rebuilding), %d failed", orders, queries.Load(), during, failures.Load())
+}

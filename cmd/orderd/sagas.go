@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/sagas"
+)
+
+// pspWebhookSecretFile holds the generated webhook secret of the local
+// default, next to auth.secret.
+const pspWebhookSecretFile = "psp-webhook.secret"
+
+// payments is orderd's payment side: the payment aggregate's handler, the
+// provider (the in-process simulator unless ORDO_PSP_URL is set), the
+// webhook secret, and the process managers when the sagas role runs.
+type payments struct {
+	handler *command.Handler[payment.State, payment.Command]
+	client  psp.Client
+	sync    *sagas.PaymentSync
+	secret  []byte
+	sim     *sim.Sim
+	runtime *sagas.Runtime
+}
+
+// setupPayments builds the payment side the API needs (the webhook
+// endpoint); startSagas starts the process managers once the API's
+// address is known.
+func (a *app) setupPayments(registry *events.Registry) error {
+	p := &payments{}
+	a.pay = p
+	var err error
+	if p.handler, err = command.NewHandler(payment.Decider(), a.store, registry, command.Options{}); err != nil {
+		return err
+	}
+	secret := a.cfg.PSPWebhookSecret
+	if secret == "" {
+		if secret, err = generatedSecret(a.cfg.DataDir, pspWebhookSecretFile); err != nil {
+			return err
+		}
+	}
+	p.secret = []byte(secret)
+	if a.cfg.PSPURL != "" {
+		if p.client, err = psp.NewHTTPClient(a.cfg.PSPURL, "psp", nil); err != nil {
+			return err
+		}
+	} else {
+		faults, err := psp.ParseFaults(a.cfg.PSPFaults)
+		if err != nil {
+			return err
+		}
+		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults, Logger: a.log.With("component", "psp-sim")})
+		if err != nil {
+			return err
+		}
+		base, err := p.sim.Start(a.cfg.PSPListen)
+		if err != nil {
+			return err
+		}
+		a.cleanup = append(a.cleanup, func() { _ = p.sim.Close() })
+		if p.client, err = psp.NewHTTPClient(base, "sim", nil); err != nil {
+			return err
+		}
+		a.log.Info("payment provider simulator running", "url", base, "mode", a.cfg.PSPMode, "faults", faults.String())
+	}
+	p.sync, err = sagas.NewPaymentSync(p.handler, p.client.Provider(), a.log.With("component", "payments"))
+	return err
+}
+
+// startSagas points the in-process simulator's webhooks at this
+// instance's API and, with the sagas role, starts the process managers.
+func (a *app) startSagas(registry *events.Registry) error {
+	p := a.pay
+	if p.sim != nil {
+		p.sim.SetWebhookURL("http://" + dialable(a.addr) + "/v1/psp/webhook")
+	}
+	if !a.cfg.HasRole("sagas") {
+		return nil
+	}
+	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
+		Orders: a.orders, Inventory: a.stock, Payments: p.handler,
+		PSP: p.client, Sync: p.sync, Timers: a.store,
+		PaymentTimeout: a.cfg.PaymentTimeout, ReconcileAfter: a.cfg.PSPReconcileAfter,
+		Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	p.runtime, err = sagas.NewRuntime(a.store, registry, sagas.Options{Logger: a.log.With("component", "sagas")}, checkout)
+	if err != nil {
+		return err
+	}
+	// The runtime lives until close, not until the start context ends.
+	if err := p.runtime.Start(context.Background()); err != nil {
+		return fmt.Errorf("start process managers: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = p.runtime.Close() })
+	return nil
+}
+
+// dialable turns a listen address into one a client can dial: an
+// unspecified host (0.0.0.0, ::) becomes loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// generatedSecret returns the secret stored in dir/name, generating and
+// storing a random one the first time.
+func generatedSecret(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	s := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := localdir.WriteFile(dir, name, []byte(s+"\n")); err != nil {
+		return "", fmt.Errorf("store %s: %w", path, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,71 @@
+// Command pspsim runs the payment provider simulator (package
+// internal/psp/sim) on its own, for an orderd started with ORDO_PSP_URL:
+//
+//	ORDO_PSP_WEBHOOK_SECRET=... pspsim --listen 127.0.0.1:8090 \
+//	    --webhook-url http://127.0.0.1:8080/v1/psp/webhook [--mode manual] [--faults decline=0.1,loss=0.1]
+//
+// orderd must have the same ORDO_PSP_WEBHOOK_SECRET.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pspsim:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pspsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", or(getenv("ORDO_PSP_LISTEN"), "127.0.0.1:8090"), "listen address (ORDO_PSP_LISTEN)")
+	webhook := fs.String("webhook-url", getenv("ORDO_PSP_WEBHOOK_URL"), "where webhooks go, orderd's /v1/psp/webhook (ORDO_PSP_WEBHOOK_URL)")
+	mode := fs.String("mode", or(getenv("ORDO_PSP_MODE"), "auto"), "auto or manual (ORDO_PSP_MODE)")
+	faults := fs.String("faults", getenv("ORDO_PSP_FAULTS"), "failure injection, e.g. decline=0.1,loss=0.1 (ORDO_PSP_FAULTS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	secret := getenv("ORDO_PSP_WEBHOOK_SECRET")
+	if len(secret) < 32 {
+		return errors.New("ORDO_PSP_WEBHOOK_SECRET must be set to at least 32 bytes, the same as orderd's")
+	}
+	f, err := psp.ParseFaults(*faults)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	s, err := sim.New(sim.Config{Mode: sim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log})
+	if err != nil {
+		return err
+	}
+	base, err := s.Start(*listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pspsim: serving %s (mode %s, faults %q, webhooks to %s)\n", base, *mode, f.String(), *webhook)
+	<-ctx.Done()
+	return s.Close()
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

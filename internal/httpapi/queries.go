@@ -1,0 +1,372 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// Queries is the read side the query routes serve; *postgres.Store
+// (projections/postgres) implements it.
+type Queries interface {
+	Order(ctx context.Context, id string) (postgres.Order, bool, error)
+	Timeline(ctx context.Context, id string) ([]postgres.TimelineEntry, string, bool, error)
+	CustomerOrders(ctx context.Context, customerID, status string, after *postgres.Cursor, limit int) ([]postgres.Order, *postgres.Cursor, error)
+	// WaitFor waits until the read model has applied a stream sequence
+	// (for one order's partition, or all partitions when orderID is
+	// empty) and reports false if ctx ends first.
+	WaitFor(ctx context.Context, seq uint64, orderID string) (bool, error)
+	Status(ctx context.Context, streamLast uint64) (postgres.Status, error)
+}
+
+// LogPosition reports the end of a stream: for projection lag and to
+// tell a position from the future from a projection that is behind.
+// *streams.Store implements it.
+type LogPosition interface {
+	LastSeq(ctx context.Context, aggType string) (uint64, error)
+}
+
+// DefaultReadYourWritesWait bounds how long a query with ?position=
+// waits for the read model.
+const DefaultReadYourWritesWait = 2 * time.Second
+
+// Paging limits of GET /v1/customers/{id}/orders.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+// ordersStream is the stream order positions name ("ORDERS:123").
+const ordersStream = "ORDERS"
+
+type orderView struct {
+	OrderID         string             `json:"order_id"`
+	CustomerID      string             `json:"customer_id"`
+	Status          string             `json:"status"`
+	StatusReason    string             `json:"status_reason,omitempty"`
+	Customer        events.Customer    `json:"customer"`
+	ShippingAddress events.Address     `json:"shipping_address"`
+	Lines           []events.OrderLine `json:"lines"`
+	Total           events.Money       `json:"total"`
+	Payment         paymentView        `json:"payment"`
+	Shipment        *shipmentView      `json:"shipment,omitempty"`
+	CreatedAt       time.Time          `json:"created_at"`
+	UpdatedAt       time.Time          `json:"updated_at"`
+	Version         uint64             `json:"version"`
+	Position        string             `json:"position"`
+}
+
+type paymentView struct {
+	Status      string `json:"status"`
+	PaymentID   string `json:"payment_id,omitempty"`
+	CheckoutURL string `json:"checkout_url,omitempty"`
+}
+
+type shipmentView struct {
+	Carrier        string `json:"carrier"`
+	TrackingNumber string `json:"tracking_number"`
+}
+
+type orderSummary struct {
+	OrderID    string       `json:"order_id"`
+	CustomerID string       `json:"customer_id"`
+	Status     string       `json:"status"`
+	Total      events.Money `json:"total"`
+	Payment    paymentView  `json:"payment"`
+	CreatedAt  time.Time    `json:"created_at"`
+	UpdatedAt  time.Time    `json:"updated_at"`
+	Version    uint64       `json:"version"`
+}
+
+type orderList struct {
+	Orders     []orderSummary `json:"orders"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+type timelineView struct {
+	OrderID string          `json:"order_id"`
+	Entries []timelineEntry `json:"entries"`
+}
+
+type timelineEntry struct {
+	At            time.Time `json:"at"`
+	Status        string    `json:"status"`
+	Event         string    `json:"event"`
+	Detail        string    `json:"detail,omitempty"`
+	Version       uint64    `json:"version"`
+	Position      string    `json:"position"`
+	CommitID      string    `json:"commit_id"`
+	CausationID   string    `json:"causation_id,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	Actor         string    `json:"actor,omitempty"`
+}
+
+type projectionList struct {
+	Projections []projectionView `json:"projections"`
+}
+
+type projectionView struct {
+	Name          string              `json:"name"`
+	State         string              `json:"state"`
+	StreamLastSeq uint64              `json:"stream_last_seq"`
+	Version       int                 `json:"version"`
+	Checkpoint    uint64              `json:"checkpoint"`
+	Lag           uint64              `json:"lag"`
+	Versions      []projectionVersion `json:"versions"`
+	Leases        []projectionLease   `json:"leases"`
+}
+
+type projectionVersion struct {
+	Version     int       `json:"version"`
+	State       string    `json:"state"`
+	Checkpoint  uint64    `json:"checkpoint"`
+	Lag         uint64    `json:"lag"`
+	Checkpoints []uint64  `json:"checkpoints"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+type projectionLease struct {
+	Partition int       `json:"partition"`
+	Owner     string    `json:"owner"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+var errNoQueries = errorf(http.StatusServiceUnavailable, "queries_unavailable", "this instance serves no queries (no read model configured)")
+
+// readFailed logs why the read model could not answer and tells the
+// client to retry.
+func (s *Server) readFailed(r *http.Request, err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.log.ErrorContext(r.Context(), "read model query failed", slog.String("path", r.URL.Path), slog.Any("err", err))
+	return errorf(http.StatusServiceUnavailable, "queries_unavailable", "the read model is unavailable; retry later")
+}
+
+// parsePosition reads a position the command API returned, such as
+// "ORDERS:123".
+func parsePosition(p string) (uint64, error) {
+	stream, num, ok := strings.Cut(p, ":")
+	seq, err := strconv.ParseUint(num, 10, 64)
+	if !ok || stream != ordersStream || err != nil || seq == 0 || num[0] == '+' {
+		return 0, errorf(http.StatusBadRequest, "invalid_position", "position %q is not an order position returned by the command API (such as %q)", truncateText(p), ordersStream+":42")
+	}
+	return seq, nil
+}
+
+func truncateText(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
+}
+
+// awaitPosition implements ?position=: it waits, bounded, until the read
+// model has applied the position (for orderID's partition, or every
+// partition), and otherwise refuses to answer from a stale read model.
+func (s *Server) awaitPosition(r *http.Request, orderID string) error {
+	pos := r.URL.Query().Get("position")
+	if pos == "" {
+		return nil
+	}
+	seq, err := parsePosition(pos)
+	if err != nil {
+		return err
+	}
+	// A position the log has not reached was not returned by the command
+	// API: waiting for it could only end in a timeout.
+	if s.Log != nil {
+		if last, err := s.Log.LastSeq(r.Context(), streams.TypeOrder); err == nil && seq > last {
+			return errorf(http.StatusBadRequest, "invalid_position", "position %s is beyond the end of the log (%s)", pos, position(ordersStream, last))
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.ReadYourWritesWait)
+	defer cancel()
+	ok, err := s.Queries.WaitFor(ctx, seq, orderID)
+	if err != nil {
+		return s.readFailed(r, err)
+	}
+	if ok {
+		return nil
+	}
+	if r.Context().Err() != nil {
+		return r.Context().Err()
+	}
+	return errorf(http.StatusServiceUnavailable, "projection_behind", "the read model has not reached position %s yet; retry shortly", pos)
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, c auth.Claims) error {
+	if s.Queries == nil {
+		return errNoQueries
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.awaitPosition(r, id); err != nil {
+		return err
+	}
+	o, ok, err := s.Queries.Order(r.Context(), id)
+	if err != nil {
+		return s.readFailed(r, err)
+	}
+	if !ok || (c.Role == auth.RoleCustomer && o.CustomerID != c.Subject) {
+		return errorf(http.StatusNotFound, "order_not_found", "no order %q", id)
+	}
+	v := orderView{
+		OrderID: o.OrderID, CustomerID: o.CustomerID, Status: o.Status, StatusReason: o.StatusReason,
+		Customer: o.Customer, ShippingAddress: o.ShippingAddress, Lines: make([]events.OrderLine, 0, len(o.Lines)),
+		Total: o.Total, Payment: viewPayment(o.Payment), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		Version: o.Version, Position: position(ordersStream, o.LastSeq),
+	}
+	for _, l := range o.Lines {
+		v.Lines = append(v.Lines, events.OrderLine{SKU: l.SKU, Qty: l.Qty, UnitPrice: l.UnitPrice, Amount: l.Amount})
+	}
+	if o.Shipment.Carrier != "" {
+		v.Shipment = &shipmentView{Carrier: o.Shipment.Carrier, TrackingNumber: o.Shipment.TrackingNumber}
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func viewPayment(p postgres.Payment) paymentView {
+	return paymentView{Status: p.Status, PaymentID: p.PaymentID, CheckoutURL: p.CheckoutURL}
+}
+
+func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request, c auth.Claims) error {
+	if s.Queries == nil {
+		return errNoQueries
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.awaitPosition(r, id); err != nil {
+		return err
+	}
+	entries, customer, ok, err := s.Queries.Timeline(r.Context(), id)
+	if err != nil {
+		return s.readFailed(r, err)
+	}
+	if !ok || (c.Role == auth.RoleCustomer && customer != c.Subject) {
+		return errorf(http.StatusNotFound, "order_not_found", "no order %q", id)
+	}
+	out := timelineView{OrderID: id, Entries: make([]timelineEntry, 0, len(entries))}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, timelineEntry{
+			At: e.At, Status: e.Status, Event: e.EventType, Detail: e.Detail, Version: e.Version,
+			Position: position(ordersStream, e.Seq), CommitID: e.CommitID, CausationID: e.CausationID,
+			CorrelationID: e.CorrelationID, Actor: e.Actor,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// isOrderStatus reports whether ?status= names an order status.
+func isOrderStatus(s string) bool {
+	switch order.Status(s) {
+	case order.StatusPlaced, order.StatusStockReserved, order.StatusPaymentPending, order.StatusPaid,
+		order.StatusShipped, order.StatusDelivered, order.StatusRejected, order.StatusCancelled, order.StatusRefunded:
+		return true
+	}
+	return false
+}
+
+func (s *Server) listCustomerOrders(w http.ResponseWriter, r *http.Request, c auth.Claims) error {
+	if s.Queries == nil {
+		return errNoQueries
+	}
+	customer, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if c.Role == auth.RoleCustomer && customer != c.Subject {
+		return errorf(http.StatusForbidden, "forbidden", "customers may list only their own orders")
+	}
+	q := r.URL.Query()
+	limit := defaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return errorf(http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to %d", maxListLimit)
+		}
+		limit = n
+	}
+	status := q.Get("status")
+	if status != "" && !isOrderStatus(status) {
+		return errorf(http.StatusBadRequest, "invalid_status", "status %q is not an order status", truncateText(status))
+	}
+	var after *postgres.Cursor
+	if v := q.Get("cursor"); v != "" {
+		cur, err := postgres.ParseCursor(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalid_cursor", "cursor is not one this API returned")
+		}
+		after = &cur
+	}
+	if err := s.awaitPosition(r, ""); err != nil {
+		return err
+	}
+	orders, next, err := s.Queries.CustomerOrders(r.Context(), customer, status, after, limit)
+	if err != nil {
+		return s.readFailed(r, err)
+	}
+	out := orderList{Orders: make([]orderSummary, 0, len(orders))}
+	for _, o := range orders {
+		out.Orders = append(out.Orders, orderSummary{
+			OrderID: o.OrderID, CustomerID: o.CustomerID, Status: o.Status, Total: o.Total,
+			Payment: viewPayment(o.Payment), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, Version: o.Version,
+		})
+	}
+	if next != nil {
+		out.NextCursor = next.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
+	if s.Queries == nil {
+		return errNoQueries
+	}
+	var last uint64
+	if s.Log != nil {
+		var err error
+		if last, err = s.Log.LastSeq(r.Context(), streams.TypeOrder); err != nil {
+			return err
+		}
+	}
+	st, err := s.Queries.Status(r.Context(), last)
+	if err != nil {
+		return s.readFailed(r, err)
+	}
+	v := projectionView{
+		Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
+		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag,
+		Versions: make([]projectionVersion, 0, len(st.Versions)), Leases: make([]projectionLease, 0, len(st.Leases)),
+	}
+	for _, ver := range st.Versions {
+		v.Versions = append(v.Versions, projectionVersion{
+			Version: ver.Version, State: ver.State, Checkpoint: ver.Checkpoint, Lag: ver.Lag,
+			Checkpoints: ver.Checkpoints, CreatedAt: ver.CreatedAt, UpdatedAt: ver.UpdatedAt,
+		})
+	}
+	for _, l := range st.Leases {
+		v.Leases = append(v.Leases, projectionLease{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
+	}
+	writeJSON(w, http.StatusOK, projectionList{Projections: []projectionView{v}})
+	return nil
+}

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/sagas"
+)
+
+// PaymentWebhooks records what the payment provider reports about an
+// intent on its payment; *sagas.PaymentSync is one. It returns
+// sagas.ErrUnknownPayment and sagas.ErrIntentMismatch without changing
+// anything.
+type PaymentWebhooks interface {
+	Apply(ctx context.Context, in psp.Intent, cause string) (sagas.Applied, error)
+}
+
+// webhookAck answers an accepted webhook, including a duplicate or a stale
+// one (changed is false then).
+type webhookAck struct {
+	Received      bool   `json:"received"`
+	EventID       string `json:"event_id"`
+	PaymentID     string `json:"payment_id"`
+	PaymentStatus string `json:"payment_status"`
+	Changed       bool   `json:"changed"`
+	Stale         string `json:"stale,omitempty"`
+}
+
+// pspWebhook receives the payment provider's signed webhooks: a bad or
+// stale signature is 401; an intent whose id, amount or currency do not
+// match the payment is 422 (logged, nothing changes); an unknown payment
+// is 404, which makes the provider retry (the webhook can overtake the
+// commit that records the payment). Duplicates and out-of-order reports
+// are answered 200 and change nothing.
+func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
+	if s.Payments == nil || len(s.PSPWebhookSecret) == 0 {
+		return errorf(http.StatusServiceUnavailable, "psp_not_configured", "this instance does not accept payment webhooks")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
+		}
+		return errorf(http.StatusBadRequest, "malformed_body", "cannot read the body: %v", err)
+	}
+	if err := psp.Verify(s.PSPWebhookSecret, r.Header.Get(psp.SignatureHeader), body, s.Now(), psp.DefaultTolerance); err != nil {
+		s.log.WarnContext(r.Context(), "psp webhook refused: bad signature", "err", err, "remote", r.RemoteAddr)
+		return errorf(http.StatusUnauthorized, "invalid_signature", "%v", err)
+	}
+	var ev psp.Event
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&ev); err != nil {
+		return errorf(http.StatusBadRequest, "malformed_json", "the body is not a webhook event: %v", err)
+	}
+	switch {
+	case ev.ID == "" || len(ev.ID) > 128:
+		return errorf(http.StatusBadRequest, "invalid_field", "id must have 1..128 characters")
+	case ev.Intent.ID == "" || ev.Intent.Reference == "":
+		return errorf(http.StatusBadRequest, "missing_field", "intent.id and intent.reference are required")
+	}
+	res, err := s.Payments.Apply(r.Context(), ev.Intent, "psp-event:"+ev.ID)
+	switch {
+	case errors.Is(err, sagas.ErrUnknownPayment):
+		return errorf(http.StatusNotFound, "payment_not_found", "%v", err)
+	case errors.Is(err, sagas.ErrIntentMismatch):
+		s.log.WarnContext(r.Context(), "psp webhook refused: intent mismatch", "event", ev.ID, "type", ev.Type, "err", err)
+		return errorf(http.StatusUnprocessableEntity, "intent_mismatch", "%v", err)
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, webhookAck{
+		Received: true, EventID: ev.ID, PaymentID: res.Payment.ID, PaymentStatus: string(res.Payment.Status),
+		Changed: res.Events > 0, Stale: res.Stale,
+	})
+	return nil
+}

@@ -1,0 +1,524 @@
+package pgserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+)
+
+// Superuser is the role initdb creates and every URL of a Server names.
+const Superuser = "ordo"
+
+// port is only part of the socket file's name (.s.PGSQL.5432): the server
+// listens on no TCP port, and each server has its own socket directory.
+const port = 5432
+
+// socketName is the socket file PostgreSQL creates in its socket directory.
+const socketName = ".s.PGSQL.5432"
+
+// maxSocketPath is the longest Unix socket path Linux accepts (108 bytes
+// with the terminating NUL).
+const maxSocketPath = 107
+
+// Names inside the base directory.
+const (
+	dataDirName = "data"
+	sockDirName = "sock"
+	logName     = "postgres.log"
+)
+
+// ErrLocked means another live process runs a server in the base
+// directory.
+var ErrLocked = localdir.ErrLocked
+
+// Options configure [Start].
+type Options struct {
+	// Dir is the base directory: it holds the data directory, the socket
+	// directory, the server's log and the lock. Required.
+	Dir string
+	// BinDir holds initdb and postgres. Default: the newest
+	// /usr/lib/postgresql/<version>/bin, else the directory of the
+	// postgres found on PATH.
+	BinDir string
+	// User runs initdb and postgres when the calling process is root.
+	// Default: "postgres" if that user exists, else "nobody". Ignored
+	// when not root: the server then runs as the calling user.
+	User string
+	// Settings are extra server settings (postgres -c name=value), such as
+	// {"fsync": "off"} for throwaway test servers.
+	Settings map[string]string
+	// NoSync makes initdb skip its fsyncs (tests).
+	NoSync bool
+	// StartTimeout bounds how long Start waits for the server to accept
+	// connections (default 60s).
+	StartTimeout time.Duration
+	// Logger receives progress and warnings (default: discard).
+	Logger *slog.Logger
+}
+
+// Server is a running private PostgreSQL.
+type Server struct {
+	opts    Options
+	dataDir string
+	sockDir string
+	tmpSock bool
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	unlock  func()
+	stop    sync.Once
+	stopErr error
+}
+
+// Start initialises the data directory if needed, takes over or stops a
+// postmaster left behind in it, starts postgres and waits until it
+// accepts connections. The server is sent SIGINT (a fast, clean shutdown)
+// if the calling process dies; call [Server.Stop] to stop it earlier.
+func Start(ctx context.Context, opts Options) (s *Server, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("pgserver: no directory")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	base, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	opts.Dir = base
+	if opts.BinDir == "" {
+		if opts.BinDir, err = FindBinDir(); err != nil {
+			return nil, err
+		}
+	}
+	cred, err := credential(opts.User)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := localdir.Lock(base)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	s = &Server{opts: opts, dataDir: filepath.Join(base, dataDirName), unlock: unlock}
+	defer func() {
+		if err != nil {
+			s.cleanup()
+			s = nil
+		}
+	}()
+	if cred != nil {
+		if err := reachable(base, cred, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.initdb(ctx, cred); err != nil {
+		return nil, err
+	}
+	if err := stopStale(s.dataDir, opts.Logger); err != nil {
+		return nil, err
+	}
+	if err := s.makeSocketDir(cred); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(opts.StartTimeout)
+	for attempt := 1; ; attempt++ {
+		err := s.run(ctx, cred, deadline)
+		if err == nil {
+			break
+		}
+		// Backends of a killed postmaster may still hold its shared
+		// memory for a moment; postgres refuses to start until they exit.
+		if !errors.Is(err, errShmemInUse) || time.Now().After(deadline) {
+			return nil, err
+		}
+		opts.Logger.Info("postgres: shared memory of a previous server still in use; retrying", slog.Int("attempt", attempt))
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	opts.Logger.Info("postgres ready", slog.String("dir", base), slog.String("socket", s.sockDir))
+	return s, nil
+}
+
+// URL returns the connection URL of the "postgres" database.
+func (s *Server) URL() string { return s.URLFor("postgres") }
+
+// URLFor returns the connection URL of database db.
+func (s *Server) URLFor(db string) string {
+	q := url.Values{}
+	q.Set("host", s.sockDir)
+	q.Set("port", strconv.Itoa(port))
+	q.Set("sslmode", "disable")
+	return (&url.URL{Scheme: "postgres", User: url.User(Superuser), Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// Dir returns the base directory.
+func (s *Server) Dir() string { return s.opts.Dir }
+
+// Pid returns the postmaster's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Exited is closed when the postmaster has exited.
+func (s *Server) Exited() <-chan struct{} { return s.exited }
+
+// Stop shuts the server down (fast shutdown: clients are disconnected,
+// the data is checkpointed), waits for it and releases the directory. It
+// escalates to SIGKILL if the server has not stopped after 30 seconds.
+// Stop is safe to call more than once.
+func (s *Server) Stop() error {
+	s.stop.Do(func() {
+		s.stopErr = s.shutdown(30 * time.Second)
+		s.cleanup()
+	})
+	return s.stopErr
+}
+
+func (s *Server) shutdown(grace time.Duration) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	return fmt.Errorf("pgserver: postgres did not stop within %s and was killed", grace)
+}
+
+func (s *Server) cleanup() {
+	if s.tmpSock && s.sockDir != "" {
+		_ = os.RemoveAll(s.sockDir)
+	}
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+}
+
+// FindBinDir returns the directory of the newest installed PostgreSQL's
+// binaries: /usr/lib/postgresql/<version>/bin (Debian, Ubuntu), else the
+// directory of postgres on PATH.
+func FindBinDir() (string, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	for _, d := range dirs {
+		if isExecutable(filepath.Join(d, "postgres")) && isExecutable(filepath.Join(d, "initdb")) {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		d := filepath.Dir(p)
+		if isExecutable(filepath.Join(d, "initdb")) {
+			return d, nil
+		}
+	}
+	return "", errors.New("pgserver: no PostgreSQL binaries found (install postgresql, or set ORDO_POSTGRES_URL to a running server)")
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// credential returns who runs PostgreSQL: nil (the calling user) unless
+// the caller is root.
+func credential(name string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	var u *user.User
+	var err error
+	if name != "" {
+		u, err = user.Lookup(name)
+	} else if u, err = user.Lookup("postgres"); err != nil {
+		u, err = user.Lookup("nobody")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: running as root, and no unprivileged user to run PostgreSQL as: %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil, fmt.Errorf("pgserver: user %s (uid %s) cannot run PostgreSQL", u.Username, u.Uid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// reachable gives the PostgreSQL user search permission on the base
+// directory and every directory above it, adding only the execute bit for
+// others where it is missing (a directory listing stays private).
+func reachable(base string, cred *syscall.Credential, log *slog.Logger) error {
+	for dir := base; ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("pgserver: %w", err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		mode := fi.Mode().Perm()
+		ok := mode&0o001 != 0 ||
+			(st.Uid == cred.Uid && mode&0o100 != 0) ||
+			(st.Gid == cred.Gid && mode&0o010 != 0)
+		if !ok {
+			if err := os.Chmod(dir, fi.Mode()|0o001); err != nil {
+				return fmt.Errorf("pgserver: let uid %d reach %s: %w", cred.Uid, dir, err)
+			}
+			if dir != base {
+				log.Info("postgres: granted search permission on a parent directory so the unprivileged postgres user can reach its data", slog.String("dir", dir))
+			}
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
+
+// initdb creates the data directory unless it holds a cluster already. A
+// half-made one (no PG_VERSION: initdb was interrupted) is made again.
+func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
+	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); err == nil {
+		return nil
+	}
+	if err := os.RemoveAll(s.dataDir); err != nil {
+		return fmt.Errorf("pgserver: clear half-made data dir: %w", err)
+	}
+	if err := os.Mkdir(s.dataDir, 0o700); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(s.dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pgserver: %w", err)
+		}
+	}
+	args := []string{"-D", s.dataDir, "-U", Superuser, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"}
+	if s.opts.NoSync {
+		args = append(args, "--no-sync")
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "initdb"), args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"LANG=C", "LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		_ = os.RemoveAll(s.dataDir)
+		return fmt.Errorf("pgserver: initdb: %w\n%s", err, out)
+	}
+	s.opts.Logger.Info("postgres: initialised data directory", slog.String("dir", s.dataDir))
+	return nil
+}
+
+// makeSocketDir picks the socket directory: <base>/sock, or a fresh one
+// under /tmp when that path would be too long for a Unix socket.
+func (s *Server) makeSocketDir(cred *syscall.Credential) error {
+	dir := filepath.Join(s.opts.Dir, sockDirName)
+	if len(dir)+1+len(socketName) > maxSocketPath {
+		d, err := os.MkdirTemp("/tmp", "ordo-pg-")
+		if err != nil {
+			return fmt.Errorf("pgserver: socket dir: %w", err)
+		}
+		dir, s.tmpSock = d, true
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pgserver: socket dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("pgserver: socket dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pgserver: socket dir: %w", err)
+		}
+	}
+	s.sockDir = dir
+	return nil
+}
+
+var errShmemInUse = errors.New("shared memory of a previous server is still in use")
+
+// run starts postgres once and waits until it accepts connections.
+func (s *Server) run(ctx context.Context, cred *syscall.Credential, deadline time.Time) error {
+	logPath := filepath.Join(s.opts.Dir, logName)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("pgserver: log: %w", err)
+	}
+	defer logf.Close() // the child keeps its own copy
+	logStart, _ := logf.Seek(0, 2)
+
+	args := []string{"-D", s.dataDir, "-k", s.sockDir, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=", "-c", "unix_socket_permissions=0700"}
+	names := make([]string, 0, len(s.opts.Settings))
+	for k := range s.opts.Settings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		args = append(args, "-c", k+"="+s.opts.Settings[k])
+	}
+	cmd := exec.Command(filepath.Join(s.opts.BinDir, "postgres"), args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"LANG=C", "LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: cred,
+		// Die with the parent: a fast, clean shutdown.
+		Pdeathsig: syscall.SIGINT,
+		// Keep terminal signals (Ctrl-C) away: the parent stops the
+		// server itself, after the requests that use it.
+		Setpgid: true,
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgserver: start postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(exited)
+	}()
+
+	for {
+		select {
+		case <-exited:
+			tail := readFrom(logPath, logStart)
+			if strings.Contains(tail, "pre-existing shared memory block") {
+				return errShmemInUse
+			}
+			return fmt.Errorf("pgserver: postgres exited (%v):\n%s", s.waitErr, tail)
+		default:
+		}
+		if err := ping(ctx, s.URL()); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = s.shutdown(5 * time.Second)
+			return fmt.Errorf("pgserver: postgres did not accept connections in time:\n%s", readFrom(logPath, logStart))
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			_ = s.shutdown(5 * time.Second)
+			return err
+		}
+	}
+}
+
+func ping(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	return c.Close(ctx)
+}
+
+func readFrom(path string, off int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || off > int64(len(b)) {
+		return ""
+	}
+	b = b[off:]
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// stopStale stops a postmaster still running in dataDir. The caller holds
+// the base directory's lock, so that postmaster's owner is gone.
+func stopStale(dataDir string, log *slog.Logger) error {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return nil // none: a clean shutdown removes the file
+	}
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(first)))
+	if err != nil || pid <= 0 || !runsIn(pid, dataDir) {
+		return nil // postgres itself discards a stale pid file
+	}
+	log.Warn("postgres: stopping a server left running by a previous process", slog.Int("pid", pid), slog.String("dir", dataDir))
+	for _, step := range []struct {
+		sig  syscall.Signal
+		wait time.Duration
+	}{{syscall.SIGINT, 15 * time.Second}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}} {
+		_ = syscall.Kill(pid, step.sig)
+		for end := time.Now().Add(step.wait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if !runsIn(pid, dataDir) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("pgserver: a postgres (pid %d) still runs in %s and does not stop", pid, dataDir)
+}
+
+// runsIn reports whether process pid is alive and a postgres working in
+// dataDir (a postmaster's working directory is its data directory).
+func runsIn(pid int, dataDir string) bool {
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || bytes.Contains(stat, []byte(") Z ")) {
+		return false // gone or a zombie
+	}
+	return filepath.Clean(cwd) == filepath.Clean(dataDir)
+}
+
+// Remove deletes a base directory that no live process uses, stopping a
+// postmaster left running in it first. It returns [ErrLocked] if a live
+// process holds the directory.
+func Remove(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	unlock, err := localdir.Lock(dir)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	defer unlock()
+	if err := stopStale(filepath.Join(dir, dataDirName), log); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}

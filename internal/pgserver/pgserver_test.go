@@ -1,0 +1,189 @@
+package pgserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var testSettings = map[string]string{"fsync": "off", "shared_buffers": "16MB"}
+
+func start(t *testing.T, dir string) *Server {
+	t.Helper()
+	s, err := Start(t.Context(), Options{Dir: dir, NoSync: true, Settings: testSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+func exec1(t *testing.T, url, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	defer c.Close(ctx)
+	if !strings.HasPrefix(sql, "SELECT") {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return ""
+	}
+	var out string
+	if err := c.QueryRow(ctx, sql).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+// gone waits, bounded, for a process to disappear; it reports whether it
+// did.
+func gone(pid int, within time.Duration) bool {
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(st), ") Z ") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestStartRestartAndLock(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	if len(s.sockDir)+1+len(socketName) > maxSocketPath {
+		t.Fatalf("socket path too long: %s", s.sockDir)
+	}
+	exec1(t, s.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')")
+	if os.Geteuid() == 0 && exec1(t, s.URL(), "SELECT current_setting('data_directory')") == "" {
+		t.Fatal("no data directory")
+	}
+
+	if _, err := Start(t.Context(), Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second server on the same directory: %v, want ErrLocked", err)
+	}
+
+	pid := s.Pid()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid, time.Second) {
+		t.Fatalf("postmaster %d still running after Stop", pid)
+	}
+	s2 := start(t, dir)
+	if got := exec1(t, s2.URL(), "SELECT v FROM kept"); got != "yes" {
+		t.Fatalf("data after restart: %q", got)
+	}
+}
+
+// TestStalePostmasterIsTakenOver leaves a server running with its lock
+// released, as a process that died without stopping it would, and starts
+// again on the same directory.
+func TestStalePostmasterIsTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	old := start(t, dir)
+	exec1(t, old.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')")
+	old.unlock()
+	old.unlock = nil
+
+	s := start(t, dir)
+	select {
+	case <-old.Exited():
+	default:
+		t.Fatal("the stale postmaster is still running after the takeover")
+	}
+	if got := exec1(t, s.URL(), "SELECT v FROM kept"); got != "yes" {
+		t.Fatalf("data after takeover: %q", got)
+	}
+}
+
+// TestServerDiesWithItsParent runs a server in a child process, SIGKILLs
+// the child and checks that the postmaster follows it and that the next
+// Start on the directory works.
+func TestServerDiesWithItsParent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServer$")
+	cmd.Env = append(os.Environ(), "ORDO_PGSERVER_HELPER_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	pid := 0
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "postmaster "); ok {
+			pid, _ = strconv.Atoi(v)
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatal("helper did not report its postmaster")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if !gone(pid, 30*time.Second) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("postmaster %d outlived its SIGKILLed parent", pid)
+	}
+	s := start(t, dir)
+	if got := exec1(t, s.URL(), "SELECT v FROM kept"); got != "yes" {
+		t.Fatalf("data after the parent was killed: %q", got)
+	}
+}
+
+// TestHelperServer is the child of TestServerDiesWithItsParent.
+func TestHelperServer(t *testing.T) {
+	dir := os.Getenv("ORDO_PGSERVER_HELPER_DIR")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	s, err := Start(context.Background(), Options{Dir: dir, NoSync: true, Settings: testSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec1(t, s.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')")
+	fmt.Printf("postmaster %d\n", s.Pid())
+	select {} // wait for SIGKILL
+}
+
+func TestLongDirectoryGetsShortSocket(t *testing.T) {
+	dir := t.TempDir() + "/" + strings.Repeat("d", 100)
+	s := start(t, dir)
+	if !s.tmpSock || !strings.HasPrefix(s.sockDir, "/tmp/") {
+		t.Fatalf("socket dir %s for a long base dir", s.sockDir)
+	}
+	exec1(t, s.URL(), "SELECT 'ok'")
+	sock := s.sockDir
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("temporary socket dir left behind: %v", err)
+	}
+}

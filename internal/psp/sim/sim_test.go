@@ -1,0 +1,144 @@
+package sim_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/psptest"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+)
+
+func start(t *testing.T, cfg sim.Config) (*sim.Sim, *psp.HTTPClient) {
+	t.Helper()
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := psp.NewHTTPClient(base, "sim", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+// payPage clicks a button on the hosted pay page.
+func payPage(button string) func(t *testing.T, in psp.Intent) {
+	return func(t *testing.T, in psp.Intent) {
+		t.Helper()
+		page, err := http.Get(in.CheckoutURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		html, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if !strings.Contains(string(html), "/"+button) {
+			t.Fatalf("pay page has no %s button:\n%s", button, html)
+		}
+		resp, err := http.Post(in.CheckoutURL+"/"+button, "application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", button, resp.StatusCode)
+		}
+	}
+}
+
+func TestHTTPClientAgainstTheSimulator(t *testing.T) {
+	_, c := start(t, sim.Config{Mode: sim.ModeManual})
+	psptest.Run(t, c, psptest.Shopper{Approve: payPage("approve"), Decline: payPage("decline")})
+}
+
+// receiver is a webhook endpoint that verifies signatures and records the
+// events.
+type receiver struct {
+	mu     sync.Mutex
+	events []psp.Event
+	status int
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if err := psp.Verify([]byte("secret-secret-secret-secret-secret"), req.Header.Get(psp.SignatureHeader), body, time.Now(), psp.DefaultTolerance); err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ev psp.Event
+	_ = json.Unmarshal(body, &ev)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.status != 0 {
+		w.WriteHeader(r.status)
+		r.status = 0 // fail once
+		return
+	}
+	r.events = append(r.events, ev)
+}
+
+func (r *receiver) got() []psp.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]psp.Event(nil), r.events...)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAutoModeSendsSignedWebhooksAndRetries(t *testing.T) {
+	rcv := &receiver{status: http.StatusServiceUnavailable}
+	hook := httptest.NewServer(rcv)
+	defer hook.Close()
+	s, c := start(t, sim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL})
+	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay-1", Amount: events.Money{Amount: 100, Currency: "EUR"}}, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(rcv.got()) == 1 })
+	ev := rcv.got()[0]
+	if ev.Type != "intent.captured" || ev.Intent.ID != in.ID || ev.Intent.Reference != "pay-1" || ev.Intent.Status != psp.StatusCaptured {
+		t.Fatalf("webhook %+v", ev)
+	}
+	if st := s.Stats(); st.Retried != 1 || st.Delivered != 1 {
+		t.Fatalf("stats %+v: want one retry after the 503, one delivery", st)
+	}
+}
+
+func TestLossFaultDropsWebhooksButStatusTellsTheTruth(t *testing.T) {
+	rcv := &receiver{}
+	hook := httptest.NewServer(rcv)
+	defer hook.Close()
+	s, c := start(t, sim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL, Faults: psp.Faults{Loss: 1}})
+	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay-1", Amount: events.Money{Amount: 100, Currency: "EUR"}}, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Stats().Lost == 1 })
+	if got, err := c.Intent(t.Context(), in.ID); err != nil || got.Status != psp.StatusCaptured {
+		t.Fatalf("status lookup: %+v %v", got, err)
+	}
+	if n := len(rcv.got()); n != 0 {
+		t.Fatalf("%d webhooks delivered despite the loss fault", n)
+	}
+}

@@ -1,0 +1,352 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// Payment states of the read model, as far as the order's own events
+// tell.
+const (
+	PaymentNone      = "none"
+	PaymentPending   = "pending"
+	PaymentCaptured  = "captured"
+	PaymentRefunded  = "refunded"
+	PaymentAbandoned = "abandoned" // the order was cancelled while the payment was pending
+)
+
+// orderRow is one row of orders.
+type orderRow struct {
+	OrderID         string
+	CustomerID      string
+	Customer        string // JSON
+	ShippingAddress string // JSON
+	Status          string
+	TotalAmount     int64
+	Currency        string
+	PaymentStatus   string
+	PaymentID       string
+	CheckoutURL     string
+	Carrier         string
+	TrackingNumber  string
+	StatusReason    string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Version         int64
+	LastSeq         int64
+}
+
+const orderColumns = "order_id, customer_id, customer, shipping_address, status, total_amount, currency, payment_status, payment_id, checkout_url, carrier, tracking_number, status_reason, created_at, updated_at, version, last_seq"
+
+func (r *orderRow) scanTargets() []any {
+	return []any{&r.OrderID, &r.CustomerID, &r.Customer, &r.ShippingAddress, &r.Status, &r.TotalAmount, &r.Currency,
+		&r.PaymentStatus, &r.PaymentID, &r.CheckoutURL, &r.Carrier, &r.TrackingNumber, &r.StatusReason,
+		&r.CreatedAt, &r.UpdatedAt, &r.Version, &r.LastSeq}
+}
+
+type lineRow struct {
+	OrderID   string
+	LineNo    int32
+	SKU       string
+	Qty       int64
+	UnitPrice int64
+	Amount    int64
+}
+
+type timelineRow struct {
+	OrderID       string
+	Version       int64
+	Seq           int64
+	At            time.Time
+	EventType     string
+	Status        string
+	Detail        string
+	CommitID      string
+	CausationID   string
+	CorrelationID string
+	Actor         string
+}
+
+// change is what one batch writes.
+type change struct {
+	orders   []*orderRow
+	lines    []lineRow
+	timeline []timelineRow
+}
+
+// orderIDs returns the orders recs continue that known does not hold:
+// those to read from the database before folding. An order whose first
+// commit in the batch is its first ever is new and not read (were it
+// stored already, its timeline's primary key would refuse the batch).
+func orderIDs(recs []streams.Record, known map[string]*orderRow) []string {
+	seen := make(map[string]bool, len(recs))
+	var ids []string
+	for _, r := range recs {
+		id := r.Commit.AggregateID
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if known[id] == nil && r.Commit.Version > 1 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func selectOrders(schema string) string {
+	return "SELECT " + orderColumns + " FROM " + schema + ".orders WHERE order_id = ANY($1)"
+}
+
+// scanOrderRows adds the rows to out.
+func scanOrderRows(rows pgx.Rows, out map[string]*orderRow) error {
+	defer rows.Close()
+	for rows.Next() {
+		r := &orderRow{}
+		if err := rows.Scan(r.scanTargets()...); err != nil {
+			return err
+		}
+		out[r.OrderID] = r
+	}
+	return rows.Err()
+}
+
+// fold applies a batch of commits, in log order, to the rows they touch
+// (existing holds those already stored) and returns the rows to write.
+// It checks that each order's versions follow on without gap or repeat.
+// decoded is a batch's event payloads, per commit, decoded (and
+// upcast) before its transaction begins; nil for event types this
+// binary does not know.
+type decoded [][]events.Payload
+
+func decode(reg *events.Registry, recs []streams.Record) (decoded, error) {
+	out := make(decoded, len(recs))
+	for i, rec := range recs {
+		ps := make([]events.Payload, len(rec.Commit.Events))
+		for j, ev := range rec.Commit.Events {
+			p, err := reg.Decode(ev)
+			if err != nil && !errors.Is(err, events.ErrUnknownEventType) {
+				return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
+			}
+			ps[j] = p
+		}
+		out[i] = ps
+	}
+	return out, nil
+}
+
+func fold(reg *events.Registry, recs []streams.Record, existing map[string]*orderRow) (*change, error) {
+	payloads, err := decode(reg, recs)
+	if err != nil {
+		return nil, err
+	}
+	return foldDecoded(recs, payloads, existing)
+}
+
+func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*orderRow) (*change, error) {
+	ch := &change{}
+	rows := make(map[string]*orderRow, len(recs))
+	for n, rec := range recs {
+		c := rec.Commit
+		if c.AggregateType != streams.TypeOrder {
+			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", rec.Seq, c.AggregateType)
+		}
+		row, touched := rows[c.AggregateID]
+		if !touched {
+			if e := existing[c.AggregateID]; e != nil {
+				cp := *e
+				row = &cp
+				rows[c.AggregateID] = row
+				ch.orders = append(ch.orders, row)
+			}
+		}
+		var have int64
+		if row != nil {
+			have = row.Version
+		}
+		if c.Version != uint64(have)+1 {
+			return nil, fmt.Errorf("seq %d: order %s commit v%d follows v%d: the read model is out of step with the log", rec.Seq, c.AggregateID, c.Version, have)
+		}
+		for i, ev := range c.Events {
+			p := payloads[n][i]
+			var err error
+			if row == nil {
+				placed, ok := p.(events.OrderPlaced)
+				if !ok {
+					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", rec.Seq, c.AggregateID, ev.Type)
+				}
+				row, err = newRow(placed, c.Metadata.RecordedAt)
+				if err != nil {
+					return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
+				}
+				rows[c.AggregateID] = row
+				ch.orders = append(ch.orders, row)
+				for n, l := range placed.Lines {
+					ch.lines = append(ch.lines, lineRow{placed.OrderID, int32(n + 1), l.SKU, l.Qty, l.UnitPrice.Amount, l.Amount.Amount})
+				}
+			}
+			detail := evolve(row, p)
+			row.Version = int64(c.Version) + int64(i)
+			row.UpdatedAt = c.Metadata.RecordedAt
+			row.LastSeq = int64(rec.Seq)
+			ch.timeline = append(ch.timeline, timelineRow{
+				OrderID: row.OrderID, Version: row.Version, Seq: int64(rec.Seq), At: c.Metadata.RecordedAt,
+				EventType: ev.Type, Status: row.Status, Detail: detail, CommitID: c.CommitID,
+				CausationID: c.Metadata.CausationID, CorrelationID: c.Metadata.CorrelationID, Actor: c.Metadata.Actor,
+			})
+		}
+	}
+	return ch, nil
+}
+
+func newRow(e events.OrderPlaced, at time.Time) (*orderRow, error) {
+	cust, err := json.Marshal(e.Customer)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := json.Marshal(e.ShippingAddress)
+	if err != nil {
+		return nil, err
+	}
+	return &orderRow{
+		OrderID: e.OrderID, CustomerID: e.CustomerID, Customer: string(cust), ShippingAddress: string(addr),
+		TotalAmount: e.Total.Amount, Currency: e.Total.Currency, PaymentStatus: PaymentNone, CreatedAt: at,
+	}, nil
+}
+
+// evolve applies one event to a row and returns the timeline's detail
+// text for it. Unknown events (nil) change nothing but the version.
+func evolve(r *orderRow, p events.Payload) string {
+	switch e := p.(type) {
+	case events.OrderPlaced:
+		r.Status = "placed"
+		return fmt.Sprintf("%d line(s), total %s", len(e.Lines), e.Total)
+	case events.OrderStockReserved:
+		r.Status = "stock_reserved"
+	case events.OrderPaymentRequested:
+		r.Status = "payment_pending"
+		r.PaymentStatus, r.PaymentID, r.CheckoutURL = PaymentPending, e.PaymentID, e.CheckoutURL
+		return "payment " + e.PaymentID
+	case events.OrderPaid:
+		r.Status = "paid"
+		r.PaymentStatus, r.PaymentID = PaymentCaptured, e.PaymentID
+		return "payment " + e.PaymentID
+	case events.OrderShipped:
+		r.Status = "shipped"
+		r.Carrier, r.TrackingNumber = e.Carrier, e.TrackingNumber
+		return e.Carrier + " " + e.TrackingNumber
+	case events.OrderDelivered:
+		r.Status = "delivered"
+	case events.OrderRejected:
+		r.Status = "rejected"
+		r.StatusReason = e.Reason
+		if len(e.ShortSKUs) > 0 {
+			return e.Reason + " (short: " + strings.Join(e.ShortSKUs, ", ") + ")"
+		}
+		return e.Reason
+	case events.OrderCancelled:
+		r.Status = "cancelled"
+		r.StatusReason = e.Reason
+		if r.PaymentStatus == PaymentPending {
+			r.PaymentStatus = PaymentAbandoned
+		}
+		if e.Reason == "" {
+			return "by " + e.CancelledBy
+		}
+		return "by " + e.CancelledBy + ": " + e.Reason
+	case events.OrderRefunded:
+		r.Status = "refunded"
+		r.PaymentStatus = PaymentRefunded
+		if r.PaymentID == "" {
+			r.PaymentID = e.PaymentID
+		}
+		return "payment " + e.PaymentID
+	}
+	return ""
+}
+
+// write stores a batch's rows: one pipelined round trip.
+func (ch *change) write(ctx context.Context, tx pgx.Tx, schema string) error {
+	var b pgx.Batch
+	queueWrites(&b, schema, ch)
+	return tx.SendBatch(ctx, &b).Close()
+}
+
+// queueWrites queues the upserts of a change: the statements the raw
+// benchmark baseline runs too.
+func queueWrites(b *pgx.Batch, schema string, ch *change) {
+	if n := len(ch.orders); n > 0 {
+		c := struct {
+			id, cust, custJSON, addr, status, cur, pst, pid, url, carrier, track, reason []string
+			total, version, seq                                                          []int64
+			created, updated                                                             []time.Time
+		}{}
+		for _, r := range ch.orders {
+			c.id = append(c.id, r.OrderID)
+			c.cust = append(c.cust, r.CustomerID)
+			c.custJSON = append(c.custJSON, r.Customer)
+			c.addr = append(c.addr, r.ShippingAddress)
+			c.status = append(c.status, r.Status)
+			c.total = append(c.total, r.TotalAmount)
+			c.cur = append(c.cur, r.Currency)
+			c.pst = append(c.pst, r.PaymentStatus)
+			c.pid = append(c.pid, r.PaymentID)
+			c.url = append(c.url, r.CheckoutURL)
+			c.carrier = append(c.carrier, r.Carrier)
+			c.track = append(c.track, r.TrackingNumber)
+			c.reason = append(c.reason, r.StatusReason)
+			c.created = append(c.created, r.CreatedAt)
+			c.updated = append(c.updated, r.UpdatedAt)
+			c.version = append(c.version, r.Version)
+			c.seq = append(c.seq, r.LastSeq)
+		}
+		b.Queue(`INSERT INTO `+schema+`.orders (`+orderColumns+`)
+			SELECT u.order_id, u.customer_id, u.customer::jsonb, u.shipping_address::jsonb, u.status, u.total_amount, u.currency,
+			       u.payment_status, u.payment_id, u.checkout_url, u.carrier, u.tracking_number, u.status_reason,
+			       u.created_at, u.updated_at, u.version, u.last_seq
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[],
+			            $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::int8[], $17::int8[])
+			     AS u(`+orderColumns+`)
+			ON CONFLICT (order_id) DO UPDATE SET
+				status = EXCLUDED.status, payment_status = EXCLUDED.payment_status, payment_id = EXCLUDED.payment_id,
+				checkout_url = EXCLUDED.checkout_url, carrier = EXCLUDED.carrier, tracking_number = EXCLUDED.tracking_number,
+				status_reason = EXCLUDED.status_reason, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
+				last_seq = EXCLUDED.last_seq`,
+			c.id, c.cust, c.custJSON, c.addr, c.status, c.total, c.cur, c.pst, c.pid, c.url, c.carrier, c.track, c.reason,
+			c.created, c.updated, c.version, c.seq)
+	}
+	if len(ch.lines) > 0 {
+		var id, sku []string
+		var no []int32
+		var qty, price, amount []int64
+		for _, l := range ch.lines {
+			id, no, sku = append(id, l.OrderID), append(no, l.LineNo), append(sku, l.SKU)
+			qty, price, amount = append(qty, l.Qty), append(price, l.UnitPrice), append(amount, l.Amount)
+		}
+		b.Queue(`INSERT INTO `+schema+`.order_lines (order_id, line_no, sku, qty, unit_price, amount)
+			SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[])`,
+			id, no, sku, qty, price, amount)
+	}
+	if len(ch.timeline) > 0 {
+		var id, typ, status, detail, commit, cause, corr, actor []string
+		var version, seq []int64
+		var at []time.Time
+		for _, t := range ch.timeline {
+			id, version, seq, at = append(id, t.OrderID), append(version, t.Version), append(seq, t.Seq), append(at, t.At)
+			typ, status, detail = append(typ, t.EventType), append(status, t.Status), append(detail, t.Detail)
+			commit, cause, corr, actor = append(commit, t.CommitID), append(cause, t.CausationID), append(corr, t.CorrelationID), append(actor, t.Actor)
+		}
+		b.Queue(`INSERT INTO `+schema+`.order_timeline (order_id, version, seq, at, event_type, status, detail, commit_id, causation_id, correlation_id, actor)
+			SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])`,
+			id, version, seq, at, typ, status, detail, commit, cause, corr, actor)
+	}
+}

@@ -1,0 +1,533 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// ErrCheckpointMoved is returned by [Sink.Commit] when the partition's
+// checkpoint is no longer the one the batch was read after: another
+// writer applied it (or the read model was swapped). Nothing was applied.
+var ErrCheckpointMoved = errors.New("projections: checkpoint moved")
+
+// Source is the log a [Runner] reads; *streams.Store implements it.
+type Source interface {
+	Partitions() int
+	Partition(id string) int
+	LastSeq(ctx context.Context, aggType string) (uint64, error)
+	Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]streams.Record, error)
+	Watch(ctx context.Context, aggType string, fn func(partition int, seq uint64)) (func(), error)
+}
+
+// Sink holds one projection's read model and its checkpoints.
+// Implementations must be safe for concurrent use by one goroutine per
+// partition.
+type Sink interface {
+	// Checkpoint returns the partition's checkpoint (0: nothing applied).
+	Checkpoint(ctx context.Context, partition int) (uint64, error)
+	// Commit applies recs, the partition's commits with from < seq <= to
+	// in log order (possibly none), and moves the checkpoint from from to
+	// to, all in one transaction. It returns [ErrCheckpointMoved], having
+	// applied nothing, if the checkpoint is not from.
+	Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error
+}
+
+// Leases divides the partitions among the instances that run a
+// projection.
+type Leases interface {
+	// Claim renews this instance's leases, takes free or expired
+	// partitions up to its fair share and gives up those above it; it
+	// returns the partitions this instance holds.
+	Claim(ctx context.Context) ([]int, error)
+	// Release gives up every lease this instance holds.
+	Release(ctx context.Context) error
+}
+
+// Defaults of [Options].
+const (
+	DefaultBatchSize         = 500
+	DefaultIdlePoll          = time.Second
+	DefaultLeaseInterval     = time.Second
+	DefaultWatermarkInterval = 200 * time.Millisecond
+)
+
+// Options tune a [Runner]. Zero values take the defaults.
+type Options struct {
+	// AggType is the stream to read (default streams.TypeOrder).
+	AggType string
+	// BatchSize is the most commits applied in one transaction (default
+	// 500). The stream is read in chunks of twice that.
+	BatchSize int
+	// IdlePoll is how often an idle runner looks for new commits when no
+	// notification woke it (default 1s).
+	IdlePoll time.Duration
+	// WatermarkInterval is how often a partition with no commits of its
+	// own moves its checkpoint up to what the runner has read (default
+	// 200ms): that is what lets a reader waiting for a position of some
+	// other partition, or for all of them, go on.
+	WatermarkInterval time.Duration
+	// LeaseInterval is how often [Runner.Run] renews and rebalances its
+	// leases (default 1s).
+	LeaseInterval time.Duration
+	// Logger receives errors the runner retries (default: discard).
+	Logger *slog.Logger
+}
+
+// Runner applies a stream to a [Sink]: one reader fetches the stream in
+// log order and hands each partition its commits; one committer per
+// partition applies them in batches, each batch with the partition's
+// checkpoint in one transaction, while the reader reads on. Its methods
+// are safe for concurrent use, but run one [Runner.Run] per Runner at a
+// time.
+type Runner struct {
+	src    Source
+	sink   Sink
+	leases Leases
+	opts   Options
+	log    *slog.Logger
+	wake   chan struct{}
+}
+
+// New returns a Runner. leases may be nil: the runner then works on every
+// partition (one instance only).
+func New(src Source, sink Sink, leases Leases, opts Options) (*Runner, error) {
+	if src == nil || sink == nil {
+		return nil, errors.New("projections: source and sink are required")
+	}
+	if opts.AggType == "" {
+		opts.AggType = streams.TypeOrder
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.IdlePoll <= 0 {
+		opts.IdlePoll = DefaultIdlePoll
+	}
+	if opts.WatermarkInterval <= 0 {
+		opts.WatermarkInterval = DefaultWatermarkInterval
+	}
+	if opts.LeaseInterval <= 0 {
+		opts.LeaseInterval = DefaultLeaseInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{src: src, sink: sink, leases: leases, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}, nil
+}
+
+func (r *Runner) allPartitions() []int {
+	ps := make([]int, r.src.Partitions())
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}
+
+// Run applies the stream until ctx ends, to the partitions this instance
+// holds, woken by new commits. It returns nil when ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	stopWatch, err := r.src.Watch(ctx, r.opts.AggType, func(int, uint64) {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("projections: %w", err)
+	}
+	defer stopWatch()
+	if r.leases != nil {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := r.leases.Release(rctx); err != nil {
+				r.log.Warn("projection: releasing leases", slog.Any("err", err))
+			}
+		}()
+	}
+
+	// cur is the pipeline running for the partitions held now.
+	type running struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var (
+		owned []int
+		cur   *running
+	)
+	stop := func() {
+		if cur != nil {
+			cur.cancel()
+			<-cur.done
+			cur = nil
+		}
+	}
+	defer stop()
+	tick := time.NewTicker(r.opts.LeaseInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		now := r.allPartitions()
+		if r.leases != nil {
+			held, err := r.leases.Claim(ctx)
+			switch {
+			case err == nil:
+				now = held
+			case ctx.Err() != nil:
+				return nil
+			default:
+				r.log.Warn("projection: claiming partitions", slog.Any("err", err))
+				now = owned // keep what we have
+			}
+		}
+		alive := false
+		if cur != nil {
+			select {
+			case <-cur.done: // the pipeline failed: start it again
+			default:
+				alive = true
+			}
+		}
+		if alive {
+			failures = 0
+		}
+		if !slices.Equal(now, owned) || !alive {
+			stop()
+			owned = now
+			if len(owned) > 0 {
+				pctx, cancel := context.WithCancel(ctx)
+				cur = &running{cancel: cancel, done: make(chan struct{})}
+				wait := min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)
+				go func(done chan struct{}, parts []int) {
+					defer close(done)
+					sleepCtx(pctx, wait)
+					if err := r.pipeline(pctx, parts, 0); err != nil && pctx.Err() == nil {
+						r.log.Warn("projection: restarting after an error", slog.Any("err", err))
+					}
+				}(cur.done, owned)
+				failures++
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// CatchUp applies every partition (without leases) until each checkpoint
+// has reached the stream's last sequence as it was when CatchUp was
+// called, with up to workers transactions at once (0: one per
+// partition). It is how a rebuild fills a new read model; the partitions
+// must not be worked on by anyone else meanwhile, or CatchUp only follows
+// their checkpoints.
+func (r *Runner) CatchUp(ctx context.Context, workers int) error {
+	target, err := r.src.LastSeq(ctx, r.opts.AggType)
+	if err != nil {
+		return fmt.Errorf("projections: catch up: %w", err)
+	}
+	if target == 0 {
+		return nil
+	}
+	ctx = withWorkers(ctx, workers)
+	return r.pipeline(ctx, r.allPartitions(), target)
+}
+
+type workersKey struct{}
+
+func withWorkers(ctx context.Context, n int) context.Context {
+	if n <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, workersKey{}, make(chan struct{}, n))
+}
+
+// queue is one partition's commits read but not yet applied.
+type queue struct {
+	p  int
+	mu sync.Mutex
+	// recs are the partition's commits after cp, in log order; through
+	// is how far the reader has read the stream for them: every commit
+	// of the partition up to through is in recs or applied.
+	recs    []streams.Record
+	through uint64
+	cp      atomic.Uint64
+	ready   chan struct{} // reader -> committer: more to do
+	room    chan struct{} // committer -> reader: the queue shrank
+	// idle is shared by a pipeline's queues: the reader has read all
+	// there is (for now), so committers apply what they have instead of
+	// waiting for full batches.
+	idle *atomic.Bool
+}
+
+// pipeline reads the stream once for the partitions parts and applies
+// it. With until > 0 it returns once every partition's checkpoint is at
+// least until; otherwise it follows the stream until ctx ends (nil) or a
+// read fails.
+func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queues := make(map[int]*queue, len(parts))
+	idle := &atomic.Bool{}
+	var pos uint64
+	first := true
+	for _, p := range parts {
+		cp, err := r.sink.Checkpoint(ctx, p)
+		if err != nil {
+			return fmt.Errorf("projections: %w", err)
+		}
+		q := &queue{p: p, through: cp, ready: make(chan struct{}, 1), room: make(chan struct{}, 1), idle: idle}
+		q.cp.Store(cp)
+		queues[p] = q
+		if first || cp < pos {
+			pos = cp
+		}
+		first = false
+	}
+	var wg sync.WaitGroup
+	for _, q := range queues {
+		wg.Go(func() {
+			if err := r.commitLoop(ctx, q, until); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	err := r.read(ctx, queues, idle, pos, until)
+	if until > 0 && err == nil {
+		wg.Wait() // every committer stops at until
+	}
+	cancel(err)
+	wg.Wait()
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	if err == nil && until > 0 {
+		for _, q := range queues {
+			if q.cp.Load() < until {
+				return fmt.Errorf("projections: partition %d stopped at %d before %d: %w", q.p, q.cp.Load(), until, context.Cause(ctx))
+			}
+		}
+	}
+	return err
+}
+
+// read fetches the stream after pos and hands each queue its commits.
+func (r *Runner) read(ctx context.Context, queues map[int]*queue, idle *atomic.Bool, pos, until uint64) error {
+	chunk := 2 * r.opts.BatchSize
+	limit := 4 * r.opts.BatchSize
+	type fetched struct {
+		recs []streams.Record
+		err  error
+	}
+	fetch := func(from uint64) <-chan fetched {
+		ch := make(chan fetched, 1)
+		go func() {
+			recs, err := r.src.Fetch(ctx, r.opts.AggType, from, chunk)
+			ch <- fetched{recs, err}
+		}()
+		return ch
+	}
+	var ahead <-chan fetched // the next chunk, read while this one is handed out
+	defer func() {
+		if ahead != nil {
+			<-ahead
+		}
+	}()
+	for {
+		if until > 0 && pos >= until {
+			idle.Store(true)
+			for _, q := range queues {
+				signal(q.ready)
+			}
+			return nil
+		}
+		if ahead == nil {
+			ahead = fetch(pos + 1)
+		}
+		f := <-ahead
+		ahead = nil
+		recs, err := f.recs, f.err
+		if err == nil && len(recs) == chunk {
+			ahead = fetch(recs[len(recs)-1].Seq + 1)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("projections: read: %w", err)
+		}
+		upTo := pos
+		if n := len(recs); n > 0 {
+			upTo = recs[n-1].Seq
+		}
+		byPart := map[int][]streams.Record{}
+		for _, rec := range recs {
+			p := r.src.Partition(rec.Commit.AggregateID)
+			if q := queues[p]; q != nil && rec.Seq > q.cp.Load() {
+				byPart[p] = append(byPart[p], rec)
+			}
+		}
+		idle.Store(len(recs) < chunk || (until > 0 && upTo >= until))
+		for _, q := range queues {
+			for {
+				q.mu.Lock()
+				full := len(q.recs) >= limit
+				if !full {
+					q.recs = append(q.recs, byPart[q.p]...)
+					q.through = max(q.through, upTo)
+				}
+				q.mu.Unlock()
+				if !full {
+					break
+				}
+				select { // wait for the committer to make room
+				case <-ctx.Done():
+					return nil
+				case <-q.room:
+				}
+			}
+			signal(q.ready)
+		}
+		pos = upTo
+		if len(recs) == chunk {
+			continue
+		}
+		if until > 0 {
+			if pos < until && len(recs) == 0 {
+				sleepCtx(ctx, 10*time.Millisecond) // a replica catching up
+			}
+			continue
+		}
+		t := time.NewTimer(r.opts.IdlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop applies one partition's queue in batches until ctx ends, or
+// with until > 0 until the checkpoint reaches it.
+func (r *Runner) commitLoop(ctx context.Context, q *queue, until uint64) error {
+	var sem chan struct{}
+	if v, ok := ctx.Value(workersKey{}).(chan struct{}); ok {
+		sem = v
+	}
+	var lastCommit time.Time
+	failures := 0
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	for {
+		cp := q.cp.Load()
+		if until > 0 && cp >= until {
+			return nil
+		}
+		q.mu.Lock()
+		i := 0
+		for i < len(q.recs) && q.recs[i].Seq <= cp {
+			i++
+		}
+		q.recs = q.recs[i:]
+		n := min(len(q.recs), r.opts.BatchSize)
+		batch := q.recs[:n:n]
+		to := q.through
+		if n < len(q.recs) {
+			to = batch[n-1].Seq
+		}
+		q.mu.Unlock()
+
+		// While the reader is busy, wait for a full batch. A partition with
+		// nothing of its own moves its checkpoint up to the reader only
+		// now and then.
+		busy := n < r.opts.BatchSize && !q.idle.Load()
+		wait := time.Duration(0)
+		if to > cp && n == 0 && until == 0 {
+			wait = r.opts.WatermarkInterval - time.Since(lastCommit)
+		}
+		if to <= cp || busy || wait > 0 {
+			if wait > 0 && timerC == nil {
+				timer = time.NewTimer(wait)
+				timerC = timer.C
+			}
+			select {
+			case <-ctx.Done():
+				if timer != nil {
+					timer.Stop()
+				}
+				return nil
+			case <-q.ready:
+			case <-timerC:
+				timerC = nil
+			}
+			continue
+		}
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		err := r.sink.Commit(ctx, q.p, cp, to, batch)
+		if sem != nil {
+			<-sem
+		}
+		switch {
+		case err == nil:
+			q.cp.Store(to)
+			lastCommit = time.Now()
+			failures = 0
+			signal(q.room)
+		case errors.Is(err, ErrCheckpointMoved):
+			now, cerr := r.sink.Checkpoint(ctx, q.p)
+			if cerr != nil {
+				return fmt.Errorf("projections: partition %d: %w", q.p, cerr)
+			}
+			if now < cp {
+				return fmt.Errorf("projections: partition %d: checkpoint went back from %d to %d", q.p, cp, now)
+			}
+			q.cp.Store(now)
+		case ctx.Err() != nil:
+			return nil
+		case until > 0:
+			return fmt.Errorf("projections: partition %d: %w", q.p, err)
+		default:
+			failures++
+			wait := min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)
+			r.log.Warn("projection: batch failed; retrying", slog.Int("partition", q.p), slog.Any("err", err), slog.Duration("in", wait))
+			sleepCtx(ctx, wait)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,202 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// memSink is a Sink in memory that checks what it is given: batches of
+// the right partition, after the checkpoint, in log order, each commit
+// once.
+type memSink struct {
+	t       *testing.T
+	log     *streams.Store
+	mu      sync.Mutex
+	cp      map[int]uint64
+	applied map[int][]uint64
+	commits int
+}
+
+func newMemSink(t *testing.T, log *streams.Store) *memSink {
+	return &memSink{t: t, log: log, cp: map[int]uint64{}, applied: map[int][]uint64{}}
+}
+
+func (m *memSink) Checkpoint(_ context.Context, p int) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cp[p], nil
+}
+
+func (m *memSink) Commit(_ context.Context, p int, from, to uint64, recs []streams.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cp[p] != from {
+		return projections.ErrCheckpointMoved
+	}
+	if to <= from {
+		m.t.Errorf("partition %d: commit from %d to %d", p, from, to)
+	}
+	prev := from
+	for _, r := range recs {
+		if r.Seq <= prev || r.Seq > to || m.log.Partition(r.Commit.AggregateID) != p {
+			m.t.Errorf("partition %d: commit %d (partition %d) in batch (%d, %d] after %d", p, r.Seq, m.log.Partition(r.Commit.AggregateID), from, to, prev)
+		}
+		prev = r.Seq
+		m.applied[p] = append(m.applied[p], r.Seq)
+	}
+	m.cp[p] = to
+	m.commits++
+	return nil
+}
+
+func (m *memSink) min() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	low := uint64(0)
+	for p := range m.log.Partitions() {
+		if p == 0 || m.cp[p] < low {
+			low = m.cp[p]
+		}
+	}
+	return low
+}
+
+func appendCommits(t *testing.T, log *streams.Store, ids []string, perID int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			var seq uint64
+			prev := ""
+			for v := 1; v <= perID; v++ {
+				c := &events.Commit{CommitID: fmt.Sprintf("%s-%d", id, v), AggregateType: streams.TypeOrder, AggregateID: id, Version: uint64(v),
+					Events:   []events.Event{{Type: "test.happened", SchemaVersion: 1, Data: json.RawMessage(`{}`)}},
+					Metadata: events.Metadata{RecordedAt: time.Unix(0, 0).UTC()}}
+				if err := c.Seal(prev); err != nil {
+					t.Error(err)
+					return
+				}
+				res, err := log.Append(context.Background(), c, seq)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seq, prev = res.Seq, c.Hash
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestTwoRunnersApplyEachCommitOnce runs two runners on the same sink and
+// partitions at once (no leases: the worst case), while commits are
+// appended; every commit must be applied exactly once, in log order, and
+// every partition's checkpoint must reach the end of the stream.
+func TestTwoRunnersApplyEachCommitOnce(t *testing.T) {
+	_, nc := testkit.NATS(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	log, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only partitions of these ids get commits; the others stay empty
+	// and must still follow the stream.
+	ids := []string{"a", "b", "c"}
+	appendCommits(t, log, ids, 20)
+	sink := newMemSink(t, log)
+	var wg sync.WaitGroup
+	rctx, stop := context.WithCancel(ctx)
+	for range 2 {
+		r, err := projections.New(log, sink, nil, projections.Options{BatchSize: 7, IdlePoll: 20 * time.Millisecond, WatermarkInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := r.Run(rctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// More while they run.
+	more := []string{"d", "e", "f", "g", "h"}
+	appendCommits(t, log, more, 30)
+	last, err := log.LastSeq(ctx, streams.TypeOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(30 * time.Second); sink.min() < last; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("checkpoints %v did not reach %d", sink.cp, last)
+		}
+	}
+	stop()
+	wg.Wait()
+
+	want := map[int][]uint64{}
+	if err := log.Replay(ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+		p := log.Partition(r.Commit.AggregateID)
+		want[p] = append(want[p], r.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 4 {
+		if !slices.Equal(sink.applied[p], want[p]) {
+			t.Errorf("partition %d: applied %v\nlog has %v", p, sink.applied[p], want[p])
+		}
+	}
+}
+
+// TestCatchUpReachesTheEnd fills a sink from an existing log and checks
+// that an idle partition's checkpoint follows the stream too.
+func TestCatchUpReachesTheEnd(t *testing.T) {
+	_, nc := testkit.NATS(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	log, err := streams.Open(ctx, nc, streams.Config{Partitions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendCommits(t, log, []string{"only-one"}, 25)
+	sink := newMemSink(t, log)
+	r, err := projections.New(log, sink, nil, projections.Options{BatchSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 8 {
+		if sink.cp[p] != 25 {
+			t.Errorf("partition %d at %d, want 25", p, sink.cp[p])
+		}
+	}
+	if got := len(sink.applied[log.Partition("only-one")]); got != 25 {
+		t.Errorf("applied %d commits, want 25", got)
+	}
+	// Nothing new: a second catch-up commits nothing.
+	before := sink.commits
+	if err := r.CatchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if sink.commits != before {
+		t.Errorf("a catch-up with nothing to do committed %d times", sink.commits-before)
+	}
+	cctx, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	appendCommits(t, log, []string{"later"}, 3)
+	if err := r.CatchUp(cctx, 0); err == nil {
+		t.Error("a cancelled catch-up reported success")
+	}
+}

@@ -1,0 +1,382 @@
+package sagas_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/sagas"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+const (
+	tokenSecret   = "test-secret-test-secret-test-secret!"
+	webhookSecret = "webhook-secret-webhook-secret-webhook!"
+)
+
+// env is a checkout with real parts: an in-process JetStream server, the
+// command handlers, the HTTP API (with the webhook endpoint) on a loopback
+// port, the PSP simulator as a real HTTP server, and a process manager
+// runtime that can be stopped, killed and started again.
+type env struct {
+	t        testing.TB
+	store    *streams.Store
+	reg      *events.Registry
+	orders   *command.Handler[order.State, order.Command]
+	stock    *command.Handler[inventory.State, inventory.Command]
+	payments *command.Handler[payment.State, payment.Command]
+	sync     *sagas.PaymentSync
+	sim      *sim.Sim
+	client   psp.Client
+	base     string // the API
+	admin    string
+	signer   *auth.Signer
+	opts     envOptions
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	rt     *sagas.Runtime
+	cancel context.CancelFunc
+}
+
+type envOptions struct {
+	simMode        sim.Mode
+	faults         psp.Faults
+	seed           uint64
+	paymentTimeout time.Duration
+	reconcile      time.Duration
+	runtime        sagas.Options
+	extra          []sagas.ProcessManager
+	noRuntime      bool
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("ORDO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
+	t.Helper()
+	if o.paymentTimeout == 0 {
+		o.paymentTimeout = time.Minute
+	}
+	if o.reconcile == 0 {
+		o.reconcile = 30 * time.Second
+	}
+	if o.runtime.AckWait == 0 {
+		o.runtime.AckWait = 3 * time.Second
+	}
+	if o.runtime.RetryInitial == 0 {
+		o.runtime.RetryInitial = 20 * time.Millisecond
+	}
+	if o.runtime.RetryMax == 0 {
+		o.runtime.RetryMax = 500 * time.Millisecond
+	}
+	_, nc := testkit.NATS(t)
+	ctx := context.Background()
+	log := testLogger()
+	store, err := streams.Open(ctx, nc, streams.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: store, reg: reg, opts: o, log: log}
+	if e.orders, err = command.NewHandler(order.Decider(), store, reg, command.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if e.stock, err = command.NewHandler(inventory.Decider(), store, reg, command.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if e.payments, err = command.NewHandler(payment.Decider(), store, reg, command.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e.sim, err = sim.New(sim.Config{Mode: o.simMode, Secret: []byte(webhookSecret), Faults: o.faults, Seed: o.seed, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simURL, err := e.sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.sim.Close() })
+	if e.client, err = psp.NewHTTPClient(simURL, "sim", nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.sync, err = sagas.NewPaymentSync(e.payments, "sim", log); err != nil {
+		t.Fatal(err)
+	}
+
+	if e.signer, err = auth.NewSigner(tokenSecret); err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.New(httpapi.Deps{
+		Orders: e.orders, Inventory: e.stock, Catalog: store, Signer: e.signer, Logger: log,
+		Payments: e.sync, PSPWebhookSecret: []byte(webhookSecret),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	e.base = "http://" + ln.Addr().String()
+	e.sim.SetWebhookURL(e.base + "/v1/psp/webhook")
+	e.admin = e.token("ops", auth.RoleAdmin)
+	if !o.noRuntime {
+		e.startRuntime()
+	}
+	t.Cleanup(func() { e.stopRuntime() })
+	return e
+}
+
+func (e *env) token(sub string, role auth.Role) string {
+	e.t.Helper()
+	tok, err := e.signer.Mint(sub, role, time.Now(), time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// startRuntime starts a process manager runtime with the checkout (and
+// the extra process managers).
+func (e *env) startRuntime() {
+	e.t.Helper()
+	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
+		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
+		PSP: e.client, Sync: e.sync, Timers: e.store,
+		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	opts := e.opts.runtime
+	opts.Logger = e.log
+	pms := append([]sagas.ProcessManager{checkout}, e.opts.extra...)
+	rt, err := sagas.NewRuntime(e.store, e.reg, opts, pms...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := rt.Start(ctx); err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.rt, e.cancel = rt, cancel
+	e.mu.Unlock()
+}
+
+// killRuntime stops the runtime abruptly: its context is cancelled under
+// the running handlers, which abandon their work mid-way; nothing they
+// had not acknowledged is acknowledged.
+func (e *env) killRuntime() {
+	e.mu.Lock()
+	rt, cancel := e.rt, e.cancel
+	e.rt, e.cancel = nil, nil
+	e.mu.Unlock()
+	if rt == nil {
+		return
+	}
+	cancel()
+	_ = rt.Close()
+}
+
+func (e *env) stopRuntime() {
+	e.mu.Lock()
+	rt, cancel := e.rt, e.cancel
+	e.rt, e.cancel = nil, nil
+	e.mu.Unlock()
+	if rt == nil {
+		return
+	}
+	_ = rt.Close()
+	cancel()
+}
+
+type response struct {
+	status int
+	body   map[string]any
+	raw    []byte
+}
+
+func (e *env) do(method, path, token string, body any, headers ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, raw: raw}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func (e *env) putSKU(sku string, price, onHand int64) {
+	e.t.Helper()
+	r := e.do("PUT", "/v1/skus/"+sku, e.admin, map[string]any{
+		"name": "Item " + sku, "price": map[string]any{"amount": price, "currency": "CNY"}, "on_hand": onHand,
+	})
+	if r.status != 200 {
+		e.t.Fatalf("PUT sku %s: %d %s", sku, r.status, r.raw)
+	}
+}
+
+type line struct {
+	SKU string `json:"sku"`
+	Qty int64  `json:"qty"`
+}
+
+// place places an order through the API and returns its id.
+func (e *env) place(customer, key string, lines ...line) string {
+	e.t.Helper()
+	body := map[string]any{
+		"customer":         map[string]any{"name": "Li Wei", "email": "li@example.com"},
+		"lines":            lines,
+		"shipping_address": map[string]any{"name": "Li Wei", "line1": "1 Tea Street", "city": "Hangzhou", "country": "CN"},
+	}
+	r := e.do("POST", "/v1/orders", e.token(customer, auth.RoleCustomer), body, "Idempotency-Key", key)
+	if r.status != 202 {
+		e.t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	return r.body["order_id"].(string)
+}
+
+// load folds an aggregate's commits read straight from the log (not
+// through a handler's cache).
+func load[S, C any](e *env, d interface {
+	Fold(S, []events.Payload) S
+}, initial S, aggType, id string) (S, []*events.Commit) {
+	e.t.Helper()
+	recs, err := e.store.Load(context.Background(), aggType, id, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := initial
+	var commits []*events.Commit
+	for _, r := range recs {
+		evs, err := e.reg.DecodeAll(r.Commit)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		s = d.Fold(s, evs)
+		commits = append(commits, r.Commit)
+	}
+	return s, commits
+}
+
+func (e *env) order(id string) (order.State, []*events.Commit) {
+	return load[order.State, order.Command](e, order.Decider(), order.Initial(id), streams.TypeOrder, id)
+}
+
+func (e *env) sku(id string) (inventory.State, []*events.Commit) {
+	return load[inventory.State, inventory.Command](e, inventory.Decider(), inventory.Initial(id), streams.TypeInventory, id)
+}
+
+func (e *env) payment(id string) (payment.State, []*events.Commit) {
+	return load[payment.State, payment.Command](e, payment.Decider(), payment.Initial(id), streams.TypePayment, id)
+}
+
+// waitOrder waits until the order reaches one of the statuses. The
+// deadline only bounds a hung test; it is not what the test checks.
+func (e *env) waitOrder(id string, want ...order.Status) order.State {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, _ := e.order(id)
+		for _, w := range want {
+			if s.Status == w {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			_, commits := e.order(id)
+			e.t.Fatalf("order %s is %q, want one of %v; events %v", id, s.Status, want, eventTypes(commits))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func eventTypes(cs []*events.Commit) []string {
+	var out []string
+	for _, c := range cs {
+		for _, ev := range c.Events {
+			out = append(out, ev.Type)
+		}
+	}
+	return out
+}
+
+// seqs is the last sequence of every aggregate stream: the log's extent.
+func (e *env) seqs() string {
+	e.t.Helper()
+	var out []uint64
+	for _, typ := range []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment} {
+		s, err := e.store.LastSeq(context.Background(), typ)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return fmt.Sprint(out)
+}

@@ -1,0 +1,444 @@
+package sagas
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// ProcessManager reacts to commits and timers by sending commands. Handle
+// is called at least once per message, concurrently for messages of
+// different aggregates: it must be idempotent and safe for concurrent
+// use. An error fails the attempt: the runtime retries, then dead-letters
+// the message. Wrap an error with [Permanent] to skip the retries.
+type ProcessManager interface {
+	// Name names the process manager in consumer names, timers and dead
+	// letters; it must satisfy streams.ValidID.
+	Name() string
+	// Sources lists the aggregate types whose commits it handles
+	// (streams.TypeOrder, ...).
+	Sources() []string
+	// Handle handles one message.
+	Handle(ctx context.Context, m Message) error
+}
+
+// Message is one commit or one fired timer, as a process manager sees it.
+type Message struct {
+	// Stream, Seq and Subject locate the message in JetStream.
+	Stream  string
+	Seq     uint64
+	Subject string
+	// Commit and Events are set for a commit: the envelope and its
+	// decoded events, in order.
+	Commit *events.Commit
+	Events []events.Payload
+	// Timer is set for a fired timer.
+	Timer *streams.FiredTimer
+	// Redelivered is true when the message was delivered before, or is
+	// the redrive of a dead letter.
+	Redelivered bool
+}
+
+// permanentError marks an error retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so the runtime dead-letters the message at once
+// instead of retrying it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// errStopping marks a failure caused by the runtime stopping: the message
+// is neither retried nor dead-lettered, and the server redelivers it.
+var errStopping = errors.New("process manager runtime stopping")
+
+// CommandID returns the deterministic id of a command a process manager
+// sends: the same process manager, cause (the causing commit id, or a
+// timer's id), event index, step and target aggregate always give the same
+// id, so a redelivered event's commands are recognised as already
+// applied.
+func CommandID(pm, cause string, index int, step, aggType, aggID string) string {
+	h := sha256.New()
+	for _, s := range []string{pm, cause, strconv.Itoa(index), step, aggType, aggID} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return pm + "-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Options tune a [Runtime]. Zero values take the defaults.
+type Options struct {
+	// Workers bounds the messages of one consumer handled at once
+	// (default 8). Messages of one subject are handled one at a time.
+	Workers int
+	// AckWait is how long the server waits for a message's ack before it
+	// redelivers it (default 30s).
+	AckWait time.Duration
+	// MaxRetries is how often a failed message is retried in place before
+	// it is dead-lettered (default 5); the waits start at RetryInitial
+	// (default 100ms) and double up to RetryMax (default 5s).
+	MaxRetries   int
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// HandlerTimeout bounds one attempt (default 30s).
+	HandlerTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for running handlers
+	// (default 10s).
+	CloseTimeout time.Duration
+	// Logger receives the runtime's and watermill's logs (default:
+	// discard).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.MaxRetries < 0 {
+		o.MaxRetries = 0
+	} else if o.MaxRetries == 0 {
+		o.MaxRetries = 5
+	}
+	if o.RetryInitial <= 0 {
+		o.RetryInitial = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Second
+	}
+	if o.HandlerTimeout <= 0 {
+		o.HandlerTimeout = 30 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Runtime runs process managers; see the package documentation.
+type Runtime struct {
+	store    *streams.Store
+	registry *events.Registry
+	pms      []ProcessManager
+	opts     Options
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	router *message.Router
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewRuntime returns a runtime for pms over store. Start it with
+// [Runtime.Start].
+func NewRuntime(store *streams.Store, registry *events.Registry, opts Options, pms ...ProcessManager) (*Runtime, error) {
+	if store == nil || registry == nil {
+		return nil, errors.New("sagas: store and registry are required")
+	}
+	if len(pms) == 0 {
+		return nil, errors.New("sagas: no process managers")
+	}
+	seen := map[string]bool{}
+	for _, pm := range pms {
+		if !streams.ValidID(pm.Name()) || seen[pm.Name()] {
+			return nil, fmt.Errorf("sagas: process manager name %q is invalid or used twice", pm.Name())
+		}
+		seen[pm.Name()] = true
+		for _, src := range pm.Sources() {
+			if _, err := store.StreamName(src); err != nil {
+				return nil, fmt.Errorf("sagas: %s: %w", pm.Name(), err)
+			}
+		}
+	}
+	opts = opts.withDefaults()
+	return &Runtime{store: store, registry: registry, pms: pms, opts: opts, log: opts.Logger}, nil
+}
+
+// Start provisions the TIMERS and DLQ streams and the consumers, and runs
+// the router until ctx ends or Close is called. It returns once the router
+// is running.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.router != nil {
+		return errors.New("sagas: runtime already started")
+	}
+	if err := r.store.OpenTimers(ctx); err != nil {
+		return err
+	}
+	if err := r.store.OpenDLQ(ctx); err != nil {
+		return err
+	}
+	wlog := watermill.NewSlogLoggerWithLevelMapping(r.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.opts.CloseTimeout}, wlog)
+	if err != nil {
+		return fmt.Errorf("sagas: %w", err)
+	}
+	sub := &jsSubscriber{workers: r.opts.Workers, log: r.log, sources: map[string]source{}}
+	for _, pm := range r.pms {
+		if err := r.addHandlers(router, sub, pm); err != nil {
+			return err
+		}
+	}
+	retry := middleware.Retry{
+		MaxRetries:          r.opts.MaxRetries,
+		InitialInterval:     r.opts.RetryInitial,
+		MaxInterval:         r.opts.RetryMax,
+		Multiplier:          2,
+		RandomizationFactor: 0.2,
+		ResetContextOnRetry: true,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			var perm permanentError
+			return !errors.Is(p.Err, errStopping) && !errors.As(p.Err, &perm)
+		},
+		Logger: wlog,
+	}
+	router.AddMiddleware(
+		middleware.CorrelationID,
+		stopGuard,
+		retry.Middleware,
+		middleware.Recoverer,
+		r.attempt,
+	)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := router.Run(rctx); err != nil {
+			r.log.Error("process manager router stopped", "err", err)
+		}
+	}()
+	select {
+	case <-router.Running():
+	case <-done:
+		cancel()
+		return errors.New("sagas: router stopped while starting")
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
+	r.router, r.cancel, r.done = router, cancel, done
+	r.log.Info("process managers running", "count", len(r.pms), "workers", r.opts.Workers)
+	return nil
+}
+
+// Close stops the router, waits up to Options.CloseTimeout for running
+// handlers and releases the consumers. Messages not acknowledged are
+// redelivered to the next runtime.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	router, cancel, done := r.router, r.cancel, r.done
+	r.mu.Unlock()
+	if router == nil {
+		return nil
+	}
+	cancel()
+	err := router.Close()
+	<-done
+	return err
+}
+
+// addHandlers adds one router handler per source of pm, one for its
+// timers and one for its redrives.
+func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, pm ProcessManager) error {
+	name := pm.Name()
+	dlq, err := middleware.PoisonQueueWithFilter(&dlqPublisher{store: r.store, owner: name, log: r.log}, "dlq."+name, shouldDeadLetter)
+	if err != nil {
+		return fmt.Errorf("sagas: %w", err)
+	}
+	consumer := func(suffix string) streams.ConsumerOptions {
+		return streams.ConsumerOptions{Durable: name + "-" + suffix, AckWait: r.opts.AckWait, MaxAckPending: 4 * r.opts.Workers}
+	}
+	add := func(topic string, src source, fn message.NoPublishHandlerFunc) {
+		sub.sources[topic] = src
+		h := router.AddConsumerHandler(topic, topic, sub, fn)
+		h.AddMiddleware(dlq)
+	}
+	for _, aggType := range pm.Sources() {
+		aggType := aggType
+		stream, _ := r.store.StreamName(aggType)
+		add(name+"."+strings.ToLower(stream), source{
+			stream: stream,
+			open: func(ctx context.Context) (jetstream.Consumer, error) {
+				return r.store.DurableConsumer(ctx, aggType, consumer(strings.ToLower(stream)))
+			},
+		}, r.commitHandler(pm))
+	}
+	add(name+".timers", source{
+		stream: streams.TimersStream,
+		open: func(ctx context.Context) (jetstream.Consumer, error) {
+			return r.store.TimerConsumer(ctx, name, consumer("timers"))
+		},
+	}, r.timerHandler(pm))
+	add(name+".redrive", source{
+		stream: streams.DLQStream,
+		open: func(ctx context.Context) (jetstream.Consumer, error) {
+			return r.store.RedriveConsumer(ctx, name, consumer("redrive"))
+		},
+	}, r.redriveHandler(pm))
+	return nil
+}
+
+// Metadata keys of the runtime's watermill messages.
+const (
+	mdStream    = "ordo_stream"
+	mdSeq       = "ordo_seq"
+	mdSubject   = "ordo_subject"
+	mdDelivered = "ordo_delivered"
+	mdAttempts  = "ordo_attempts"
+	mdRedrive   = "ordo_redrive_of"
+)
+
+func shouldDeadLetter(err error) bool {
+	return !errors.Is(err, errStopping) && !errors.Is(err, context.Canceled)
+}
+
+// stopGuard turns the failure of a message whose subscription is ending
+// into errStopping, so it is neither retried nor dead-lettered.
+func stopGuard(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err != nil && msg.Context().Err() != nil {
+			return out, fmt.Errorf("%w: %w", errStopping, err)
+		}
+		return out, err
+	}
+}
+
+// attempt counts the handler's attempts on a message, bounds each with
+// the handler timeout, and marks failures of a stopping runtime.
+func (r *Runtime) attempt(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		n, _ := strconv.Atoi(msg.Metadata.Get(mdAttempts))
+		msg.Metadata.Set(mdAttempts, strconv.Itoa(n+1))
+		parent := msg.Context()
+		ctx, cancel := context.WithTimeout(parent, r.opts.HandlerTimeout)
+		defer cancel()
+		msg.SetContext(ctx)
+		defer msg.SetContext(parent) // also when the handler panics
+		out, err := h(msg)
+		if err != nil && parent.Err() != nil {
+			return out, fmt.Errorf("%w: %w", errStopping, err)
+		}
+		return out, err
+	}
+}
+
+func (r *Runtime) location(msg *message.Message) (stream, subject string, seq uint64, redelivered bool) {
+	seq, _ = strconv.ParseUint(msg.Metadata.Get(mdSeq), 10, 64)
+	d, _ := strconv.Atoi(msg.Metadata.Get(mdDelivered))
+	return msg.Metadata.Get(mdStream), msg.Metadata.Get(mdSubject), seq, d > 1
+}
+
+func (r *Runtime) decodeCommit(stream, subject string, seq uint64, data []byte) (Message, error) {
+	c, err := events.Unmarshal(data)
+	if err != nil {
+		return Message{}, Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
+	}
+	evs, err := r.registry.DecodeAll(c)
+	if err != nil {
+		return Message{}, Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
+	}
+	return Message{Stream: stream, Seq: seq, Subject: subject, Commit: c, Events: evs}, nil
+}
+
+func (r *Runtime) commitHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		stream, subject, seq, redelivered := r.location(msg)
+		m, err := r.decodeCommit(stream, subject, seq, msg.Payload)
+		if err != nil {
+			return err
+		}
+		m.Redelivered = redelivered
+		corr := m.Commit.Metadata.CorrelationID
+		if corr == "" {
+			corr = m.Commit.AggregateID
+		}
+		middleware.SetCorrelationID(corr, msg)
+		return pm.Handle(msg.Context(), m)
+	}
+}
+
+func (r *Runtime) timerHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		stream, subject, seq, redelivered := r.location(msg)
+		t, err := streams.ParseFiredTimer(subject, msg.Payload)
+		if err != nil {
+			return Permanent(err)
+		}
+		middleware.SetCorrelationID(t.Key, msg)
+		return pm.Handle(msg.Context(), Message{Stream: stream, Seq: seq, Subject: subject, Timer: &t, Redelivered: redelivered})
+	}
+}
+
+// redriveHandler handles a dead letter sent back by an operator as the
+// original message. On success the dead letter is deleted; on failure
+// the dead-letter publisher replaces it with the new failure. The
+// watermill message keeps the dead letter as its payload (retries run
+// this handler again on the same message).
+func (r *Runtime) redriveHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		var dl streams.DeadLetter
+		if err := json.Unmarshal(msg.Payload, &dl); err != nil {
+			return Permanent(fmt.Errorf("redrive request is not a dead letter: %w", err))
+		}
+		// From here on a failure is a failure of the original message.
+		msg.Metadata.Set(mdStream, dl.Stream)
+		msg.Metadata.Set(mdSeq, strconv.FormatUint(dl.Seq, 10))
+		msg.Metadata.Set(mdSubject, dl.Subject)
+		msg.Metadata.Set(mdRedrive, strconv.FormatUint(dl.ID, 10))
+		if dl.CorrelationID != "" {
+			middleware.SetCorrelationID(dl.CorrelationID, msg)
+		}
+		var m Message
+		if dl.Stream == streams.TimersStream {
+			t, err := streams.ParseFiredTimer(dl.Subject, dl.Data)
+			if err != nil {
+				return Permanent(err)
+			}
+			m = Message{Stream: dl.Stream, Seq: dl.Seq, Subject: dl.Subject, Timer: &t}
+		} else {
+			var err error
+			if m, err = r.decodeCommit(dl.Stream, dl.Subject, dl.Seq, dl.Data); err != nil {
+				return err
+			}
+		}
+		m.Redelivered = true
+		if err := pm.Handle(msg.Context(), m); err != nil {
+			return err
+		}
+		if err := r.store.DeleteDeadLetter(msg.Context(), dl.ID); err != nil {
+			r.log.Warn("redriven dead letter handled but not deleted", "id", dl.ID, "err", err)
+		}
+		r.log.Info("dead letter redriven", "id", dl.ID, "owner", pm.Name(), "stream", dl.Stream, "seq", dl.Seq)
+		return nil
+	}
+}

@@ -1,0 +1,158 @@
+package sagas_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+)
+
+func (e *env) webhook(body []byte, signature string) response {
+	e.t.Helper()
+	req, err := http.NewRequest("POST", e.base+"/v1/psp/webhook", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if signature != "" {
+		req.Header.Set(psp.SignatureHeader, signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, raw: raw}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestForgedReplayedAndAlteredWebhooksChangeNothing sends hostile webhooks
+// for a pending payment and for a paid one: each gets 401 or 422 (or, for
+// a harmless duplicate, 200 without a change), and the log stays as it
+// was.
+func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
+	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e.putSKU("TEA", 1999, 10)
+	id := e.place("cust-1", "k1", line{"TEA", 2})
+	o := e.waitOrder(id, order.StatusPaymentPending)
+	p, _ := e.payment(o.PaymentID)
+	in, err := e.client.Intent(t.Context(), p.IntentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a capture webhook for this payment looks like.
+	captured := in
+	captured.Status = psp.StatusCaptured
+	captured.CaptureRef = "ch_forged"
+	captured.Version++
+	ev := psp.Event{ID: "evt_forged", Type: psp.EventType(psp.StatusCaptured), Created: time.Now().UTC(), Intent: captured}
+	body := mustJSON(t, ev)
+	secret := []byte(webhookSecret)
+	now := time.Now()
+
+	altered := func(f func(*psp.Intent)) []byte {
+		c := ev
+		f(&c.Intent)
+		return mustJSON(t, c)
+	}
+	richer := altered(func(i *psp.Intent) { i.Amount.Amount = 1 })
+	cases := []struct {
+		name      string
+		body      []byte
+		signature string
+		status    int
+		code      string
+	}{
+		{"no signature", body, "none", 401, "invalid_signature"},
+		{"malformed signature", body, "v1=abc", 401, "invalid_signature"},
+		{"forged: signed with another secret", body, psp.Sign([]byte("not-the-secret-not-the-secret-!!"), now, body), 401, "invalid_signature"},
+		{"amount altered after signing", richer, psp.Sign(secret, now, body), 401, "invalid_signature"},
+		{"replayed: signed 6 minutes ago", body, psp.Sign(secret, now.Add(-6*time.Minute), body), 401, "invalid_signature"},
+		{"signed 6 minutes in the future", body, psp.Sign(secret, now.Add(6*time.Minute), body), 401, "invalid_signature"},
+		{"signed, amount not the payment's", richer, psp.Sign(secret, now, richer), 422, "intent_mismatch"},
+		{"signed, currency not the payment's", altered(func(i *psp.Intent) { i.Amount.Currency = "USD" }), "", 422, "intent_mismatch"},
+		{"signed, intent not the payment's", altered(func(i *psp.Intent) { i.ID = "pi_other" }), "", 422, "intent_mismatch"},
+		{"signed, unknown payment", altered(func(i *psp.Intent) { i.Reference = "pay_unknown" }), "", 404, "payment_not_found"},
+		{"signed, not JSON", []byte("{not json"), "", 400, "malformed_json"},
+	}
+	before := e.seqs()
+	for _, c := range cases {
+		sig := c.signature
+		switch sig {
+		case "": // signed correctly
+			sig = psp.Sign(secret, now, c.body)
+		case "none":
+			sig = ""
+		}
+		r := e.webhook(c.body, sig)
+		errBody, _ := r.body["error"].(map[string]any)
+		code, _ := errBody["code"].(string)
+		if r.status != c.status || code != c.code {
+			t.Errorf("%s: %d %s, want %d %s", c.name, r.status, r.raw, c.status, c.code)
+		}
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("hostile webhooks changed the log: %s -> %s", before, after)
+	}
+	if p, _ := e.payment(o.PaymentID); p.Status != payment.StatusRequested {
+		t.Fatalf("payment is %s after hostile webhooks", p.Status)
+	}
+	if o, _ := e.order(id); o.Status != order.StatusPaymentPending {
+		t.Fatalf("order is %s after hostile webhooks", o.Status)
+	}
+
+	// The shopper really pays: the genuine webhook pays the order.
+	real, err := e.sim.Approve(p.IntentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitOrder(id, order.StatusPaid)
+	waitFor(t, "the paid order to settle", func() bool {
+		s := e.seqs()
+		time.Sleep(300 * time.Millisecond)
+		return s == e.seqs()
+	})
+	// Replaying the genuine report within the tolerance is a harmless
+	// duplicate; replaying an old signature is refused.
+	genuine := mustJSON(t, psp.Event{ID: "evt_genuine", Type: psp.EventType(real.Status), Created: real.Updated, Intent: real})
+	before = e.seqs()
+	for range 3 {
+		r := e.webhook(genuine, psp.Sign(secret, time.Now(), genuine))
+		if r.status != 200 || r.body["changed"] != false || r.body["payment_status"] != "captured" {
+			t.Fatalf("duplicate webhook: %d %s, want 200 without a change", r.status, r.raw)
+		}
+	}
+	if r := e.webhook(genuine, psp.Sign(secret, time.Now().Add(-10*time.Minute), genuine)); r.status != 401 {
+		t.Fatalf("replayed old signature: %d %s", r.status, r.raw)
+	}
+	// An out-of-order report (the pending state after the capture) and a
+	// failure report for a captured payment change nothing either.
+	for _, st := range []psp.Status{psp.StatusRequiresPayment, psp.StatusFailed} {
+		stale := real
+		stale.Status = st
+		b := mustJSON(t, psp.Event{ID: "evt_stale_" + string(st), Type: psp.EventType(st), Created: time.Now(), Intent: stale})
+		if r := e.webhook(b, psp.Sign(secret, time.Now(), b)); r.status != 200 || r.body["changed"] != false {
+			t.Fatalf("stale %s webhook: %d %s", st, r.status, r.raw)
+		}
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("duplicate and stale webhooks changed the log: %s -> %s", before, after)
+	}
+}

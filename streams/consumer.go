@@ -1,0 +1,111 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ConsumerOptions configures a durable consumer made by
+// [Store.DurableConsumer], [Store.TimerConsumer] or [Store.RedriveConsumer]
+// for a process manager that acknowledges each message itself.
+type ConsumerOptions struct {
+	// Durable names the consumer; the server keeps its position across
+	// restarts. Required; it must satisfy [ValidID].
+	Durable string
+	// AckWait is how long the server waits for an ack before it
+	// redelivers (default 30s).
+	AckWait time.Duration
+	// MaxAckPending bounds the messages delivered and not yet acked
+	// (default 1000).
+	MaxAckPending int
+}
+
+func (o ConsumerOptions) config(filter string) (jetstream.ConsumerConfig, error) {
+	if !ValidID(o.Durable) {
+		return jetstream.ConsumerConfig{}, fmt.Errorf("%w: durable name %q", ErrInvalidID, truncate(o.Durable))
+	}
+	if o.AckWait < 0 || o.MaxAckPending < 0 {
+		return jetstream.ConsumerConfig{}, errors.New("negative AckWait or MaxAckPending")
+	}
+	if o.AckWait == 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.MaxAckPending == 0 {
+		o.MaxAckPending = 1000
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       o.Durable,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxAckPending: o.MaxAckPending,
+		MaxDeliver:    -1,
+	}
+	if filter != "" {
+		cfg.FilterSubject = filter
+	}
+	return cfg, nil
+}
+
+// DurableConsumer creates (or updates) a durable pull consumer over every
+// commit of an aggregate type's stream, with explicit acks, and returns it
+// for the caller to consume. It is the raw form of [Store.Subscribe] for
+// runtimes that drive acknowledgements themselves, such as the process
+// managers in package sagas. A new consumer starts at the beginning of the
+// stream; an existing one resumes where it stopped.
+func (s *Store) DurableConsumer(ctx context.Context, aggType string, opts ConsumerOptions) (jetstream.Consumer, error) {
+	stream, err := s.StreamName(aggType)
+	if err != nil {
+		return nil, fmt.Errorf("durable consumer: %w", err)
+	}
+	cfg, err := opts.config("")
+	if err != nil {
+		return nil, fmt.Errorf("durable consumer on %s: %w", stream, err)
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("durable consumer %s on %s: %w", opts.Durable, stream, err)
+	}
+	return cons, nil
+}
+
+// replicasOfLog returns the replica count of the ORDERS stream, which the
+// auxiliary streams (timers, dead letters) copy.
+func (s *Store) replicasOfLog(ctx context.Context) (int, error) {
+	st, err := s.js.Stream(ctx, kinds[TypeOrder].stream)
+	if err != nil {
+		return 0, err
+	}
+	if r := st.CachedInfo().Config.Replicas; r > 0 {
+		return r, nil
+	}
+	return 1, nil
+}
+
+// ensureStream creates a stream or checks that the existing one has the
+// given subjects, and updates it when its configuration differs in a way
+// an update can fix.
+func (s *Store) ensureStream(ctx context.Context, sc jetstream.StreamConfig, check func(jetstream.StreamConfig) error) error {
+	st, err := s.js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = s.js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = s.js.Stream(ctx, sc.Name)
+		} else if err != nil {
+			return fmt.Errorf("streams: create stream %s: %w", sc.Name, err)
+		} else {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("streams: open %s: %w", sc.Name, err)
+	}
+	if err := check(st.CachedInfo().Config); err != nil {
+		return fmt.Errorf("streams: stream %s exists but %w", sc.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DLQStream holds the messages process managers gave up on, and requests
+// to try them again:
+//
+//	dlq.dead.<owner>      one [DeadLetter] per message a handler failed on
+//	dlq.redrive.<owner>   a dead letter an operator sent back to its owner
+//
+// A dead letter's id is its sequence in the stream. It is deleted when its
+// redrive succeeds or fails into a new dead letter.
+const DLQStream = "DLQ"
+
+// ErrDeadLetterNotFound means no dead letter has the given id.
+var ErrDeadLetterNotFound = errors.New("dead letter not found")
+
+// DeadLetter is a message a process manager could not handle after its
+// retries: where it came from, the message itself, and why it failed.
+type DeadLetter struct {
+	// ID is the dead letter's sequence in the DLQ stream, set when it is
+	// read back.
+	ID uint64 `json:"id"`
+	// Owner is the process manager and Handler its handler.
+	Owner   string `json:"owner"`
+	Handler string `json:"handler"`
+	// Stream, Seq and Subject locate the original message.
+	Stream  string `json:"stream"`
+	Seq     uint64 `json:"seq"`
+	Subject string `json:"subject"`
+	// Data is the original message (a commit or a fired timer's body).
+	Data []byte `json:"data"`
+	// Error is the last error; Attempts counts the handler's tries.
+	Error    string    `json:"error"`
+	Attempts int       `json:"attempts"`
+	FailedAt time.Time `json:"failed_at"`
+	// CorrelationID is the correlation id of the original message.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	// RedriveOf is the id of the dead letter whose redrive failed into
+	// this one (0 for a first failure).
+	RedriveOf uint64 `json:"redrive_of,omitempty"`
+}
+
+// OpenDLQ creates the DLQ stream (file storage, the replicas of ORDERS) or
+// checks the existing one.
+func (s *Store) OpenDLQ(ctx context.Context) error {
+	replicas, err := s.replicasOfLog(ctx)
+	if err != nil {
+		return fmt.Errorf("streams: open dlq: %w", err)
+	}
+	sc := jetstream.StreamConfig{
+		Name:              DLQStream,
+		Description:       "Ordo dead letters of the process managers, and their redrives",
+		Subjects:          []string{"dlq.>"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxConsumers:      -1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1,
+		MaxMsgSize:        -1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		Duplicates:        DefaultDuplicateWindow,
+		AllowDirect:       true,
+	}
+	return s.ensureStream(ctx, sc, func(got jetstream.StreamConfig) error {
+		if !slices.Equal(got.Subjects, sc.Subjects) {
+			return fmt.Errorf("has subjects %v, want %v", got.Subjects, sc.Subjects)
+		}
+		if got.DenyDelete {
+			return errors.New("denies deletes")
+		}
+		return nil
+	})
+}
+
+// AddDeadLetter stores a dead letter and returns its id. msgID, when not
+// empty, makes a retried store within the duplicate window a no-op.
+func (s *Store) AddDeadLetter(ctx context.Context, dl DeadLetter, msgID string) (uint64, error) {
+	if !ValidID(dl.Owner) {
+		return 0, fmt.Errorf("add dead letter: %w: owner %q", ErrInvalidID, truncate(dl.Owner))
+	}
+	dl.ID = 0
+	body, err := json.Marshal(dl)
+	if err != nil {
+		return 0, fmt.Errorf("add dead letter: %w", err)
+	}
+	msg := &nats.Msg{Subject: "dlq.dead." + dl.Owner, Data: body, Header: nats.Header{}}
+	if msgID != "" {
+		msg.Header.Set(hdrMsgID, msgID)
+	}
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("add dead letter: %w", err)
+	}
+	return ack.Sequence, nil
+}
+
+// DeadLetters returns every dead letter still in the DLQ stream, oldest
+// first.
+func (s *Store) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	st, err := s.js.Stream(ctx, DLQStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil // no process manager ever ran
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("dlq.dead.>"))
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	if len(info.State.Subjects) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	cons, err := s.js.OrderedConsumer(ctx, DLQStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"dlq.dead.>"}})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	defer s.deleteConsumer(DLQStream, cons)
+	var out []DeadLetter
+	for {
+		m, err := cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("dead letters: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("dead letters: %w", err)
+		}
+		var dl DeadLetter
+		if err := json.Unmarshal(m.Data(), &dl); err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", md.Sequence.Stream, err)
+		}
+		dl.ID = md.Sequence.Stream
+		out = append(out, dl)
+		if md.NumPending == 0 {
+			return out, nil
+		}
+	}
+}
+
+// DeadLetter returns one dead letter by id.
+func (s *Store) DeadLetter(ctx context.Context, id uint64) (DeadLetter, error) {
+	st, err := s.js.Stream(ctx, DLQStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return DeadLetter{}, fmt.Errorf("%w: %d", ErrDeadLetterNotFound, id)
+	}
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, err)
+	}
+	m, err := st.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return DeadLetter{}, fmt.Errorf("%w: %d", ErrDeadLetterNotFound, id)
+	}
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, err)
+	}
+	if !strings.HasPrefix(m.Subject, "dlq.dead.") {
+		return DeadLetter{}, fmt.Errorf("%w: %d is not a dead letter", ErrDeadLetterNotFound, id)
+	}
+	var dl DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, err)
+	}
+	dl.ID = id
+	return dl, nil
+}
+
+// Redrive sends dead letter id back to its owner, which handles it again
+// through its [Store.RedriveConsumer]. Asking twice within the duplicate
+// window sends it once.
+func (s *Store) Redrive(ctx context.Context, id uint64) (DeadLetter, error) {
+	dl, err := s.DeadLetter(ctx, id)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	body, err := json.Marshal(dl)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("redrive %d: %w", id, err)
+	}
+	msg := &nats.Msg{
+		Subject: "dlq.redrive." + dl.Owner,
+		Data:    body,
+		Header:  nats.Header{hdrMsgID: []string{"redrive-" + strconv.FormatUint(id, 10)}},
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return DeadLetter{}, fmt.Errorf("redrive %d: %w", id, err)
+	}
+	return dl, nil
+}
+
+// DeleteDeadLetter removes a dead letter; removing one that is gone is not
+// an error.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id uint64) error {
+	st, err := s.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return fmt.Errorf("delete dead letter %d: %w", id, err)
+	}
+	if err := st.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNotFoundAPI(err) {
+		return fmt.Errorf("delete dead letter %d: %w", id, err)
+	}
+	return nil
+}
+
+func isNotFoundAPI(err error) bool {
+	return hasCode(err, jetstream.JSErrCodeMessageNotFound) || hasCode(err, 10057) // sequence not found
+}
+
+// RedriveConsumer creates (or updates) a durable consumer of the redrive
+// requests for owner; each message is a JSON [DeadLetter].
+func (s *Store) RedriveConsumer(ctx context.Context, owner string, opts ConsumerOptions) (jetstream.Consumer, error) {
+	if !ValidID(owner) {
+		return nil, fmt.Errorf("redrive consumer: %w: owner %q", ErrInvalidID, truncate(owner))
+	}
+	cfg, err := opts.config("dlq.redrive." + owner)
+	if err != nil {
+		return nil, fmt.Errorf("redrive consumer: %w", err)
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, DLQStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("redrive consumer %s: %w", opts.Durable, err)
+	}
+	return cons, nil
+}
