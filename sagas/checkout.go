@@ -425,10 +425,22 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 	if o.Status != order.StatusPaymentPending && o.Status != order.StatusStockReserved {
 		return nil
 	}
-	if outcome, err := c.reconcile(ctx, z, PaymentIDFor(d.OrderID)); err != nil {
+	pid := PaymentIDFor(d.OrderID)
+	if outcome, err := c.reconcile(ctx, z, pid); err != nil {
 		c.log.Warn("payment timeout: cannot ask the PSP, cancelling anyway", "order", d.OrderID, "err", err)
 	} else if outcome == psp.StatusCaptured || outcome == psp.StatusFailed || outcome == psp.StatusRefunded {
 		return nil // the payment events take it from here
+	} else if outcome == "" {
+		// No pending payment: if it was settled already (a capture
+		// recorded before its order.paid), its events decide.
+		cur, err := c.cfg.Payments.State(ctx, pid)
+		if err != nil {
+			return err
+		}
+		switch cur.State.Status {
+		case payment.StatusCaptured, payment.StatusRefunded, payment.StatusFailed:
+			return nil
+		}
 	}
 	_, err = c.orderCmd(ctx, z, "cancel", d.OrderID, order.Cancel{Reason: ReasonPaymentTimeout, By: ReasonPaymentTimeout})
 	if err != nil && !isRule(err) {

@@ -76,7 +76,12 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		}
 		a.log.Info("payment provider simulator running", "url", base, "mode", a.cfg.PSPMode, "faults", faults.String())
 	}
-	p.sync, err = sagas.NewPaymentSync(p.handler, p.client.Provider(), a.log.With("component", "payments"))
+	// Refused webhooks are recorded in the DLQ stream, also on instances
+	// without the sagas role.
+	if err := a.store.OpenDLQ(context.Background()); err != nil {
+		return err
+	}
+	p.sync, err = sagas.NewPaymentSync(p.handler, a.store, p.client.Provider(), a.log.With("component", "payments"))
 	return err
 }
 
