@@ -122,6 +122,43 @@ func TestCancelledOrderCannotBeShipped(t *testing.T) {
 	}
 }
 
+// TestAPIAndSagasOnSeparateInstances runs the API (and the webhook) with
+// command handlers of their own, as with ORDO_ROLES=api and
+// ORDO_ROLES=sagas on two instances: the checkout's cached states never
+// see the API's commits by themselves. Orders must still be paid,
+// shipped, delivered, and a paid order cancelled by the customer
+// refunded. (The checkout used to read the payment from its cache while
+// handling payment.captured, find it "requested", and never mark the
+// order paid; the same race, rarer, existed in one instance.)
+func TestAPIAndSagasOnSeparateInstances(t *testing.T) {
+	e := newEnv(t, envOptions{separateAPI: true})
+	e.putSKU("TEA", 1999, 10)
+	kept := e.place("cust-1", "k1", line{"TEA", 2})
+	back := e.place("cust-2", "k2", line{"TEA", 3})
+	e.waitOrder(kept, order.StatusPaid)
+	e.waitOrder(back, order.StatusPaid)
+
+	if r := e.do("POST", "/v1/orders/"+kept+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "SF1"}); r.status != 202 {
+		t.Fatalf("ship: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/orders/"+back+"/cancel", e.token("cust-2", auth.RoleCustomer), map[string]any{"reason": "no"}); r.status != 202 {
+		t.Fatalf("cancel: %d %s", r.status, r.raw)
+	}
+	e.waitOrder(back, order.StatusRefunded)
+	waitFor(t, "stock sold and released", func() bool {
+		s, _ := e.sku("TEA")
+		return s.Sold == 2 && s.Reserved == 0
+	})
+	if r := e.do("POST", "/v1/orders/"+kept+"/deliver", e.admin, map[string]any{}); r.status != 202 {
+		t.Fatalf("deliver: %d %s", r.status, r.raw)
+	}
+	e.waitOrder(kept, order.StatusDelivered)
+	p, _ := e.payment(sagas.PaymentIDFor(back))
+	if in, err := e.client.Intent(t.Context(), p.IntentID); err != nil || in.Status != psp.StatusRefunded || in.Refunded != in.Amount.Amount {
+		t.Fatalf("intent of the cancelled order: %+v %v, want refunded in full", in, err)
+	}
+}
+
 func TestShortOrderIsRejectedAndReleasesWhatItHeld(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.putSKU("TEA", 1999, 10)

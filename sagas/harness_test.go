@@ -77,6 +77,10 @@ type envOptions struct {
 	runtime        sagas.Options
 	extra          []sagas.ProcessManager
 	noRuntime      bool
+	// separateAPI gives the HTTP API (and the webhook) command handlers of
+	// their own, as when the api and sagas roles run on different
+	// instances: neither sees the other's cached states.
+	separateAPI bool
 }
 
 func testLogger() *slog.Logger {
@@ -146,16 +150,32 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := store.OpenDLQ(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.sync, err = sagas.NewPaymentSync(e.payments, store, "sim", log); err != nil {
+	if e.sync, err = sagas.NewPaymentSync(e.payments, store, reg, "sim", log); err != nil {
 		t.Fatal(err)
 	}
 
 	if e.signer, err = auth.NewSigner(tokenSecret); err != nil {
 		t.Fatal(err)
 	}
+	apiOrders, apiStock, apiSync := e.orders, e.stock, e.sync
+	if o.separateAPI {
+		if apiOrders, err = command.NewHandler(order.Decider(), store, reg, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if apiStock, err = command.NewHandler(inventory.Decider(), store, reg, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		apiPayments, err := command.NewHandler(payment.Decider(), store, reg, command.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if apiSync, err = sagas.NewPaymentSync(apiPayments, store, reg, "sim", log); err != nil {
+			t.Fatal(err)
+		}
+	}
 	api, err := httpapi.New(httpapi.Deps{
-		Orders: e.orders, Inventory: e.stock, Catalog: store, Signer: e.signer, Logger: log,
-		Payments: e.sync, PSPWebhookSecret: []byte(webhookSecret),
+		Orders: apiOrders, Inventory: apiStock, Catalog: store, Signer: e.signer, Logger: log,
+		Payments: apiSync, PSPWebhookSecret: []byte(webhookSecret),
 		Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 	})
 	if err != nil {
@@ -193,7 +213,7 @@ func (e *env) startRuntime() {
 	e.t.Helper()
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
-		PSP: e.client, Sync: e.sync, Timers: e.store,
+		PSP: e.client, Sync: e.sync, Timers: e.store, Log: e.store, Registry: e.reg,
 		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
 	})
 	if err != nil {

@@ -44,29 +44,33 @@ var (
 // another missed. It is safe for concurrent use.
 type PaymentSync struct {
 	payments *command.Handler[payment.State, payment.Command]
-	refusals RefusalLog
+	store    PaymentLog
+	registry *events.Registry
 	provider string
 	log      *slog.Logger
 }
 
-// RefusalLog keeps the provider reports [PaymentSync.Apply] refuses;
-// *streams.Store is one (the DLQ stream's dlq.refused.psp subject).
-type RefusalLog interface {
+// PaymentLog is what [PaymentSync] needs of the event store;
+// *streams.Store is one. AddRefusedReport keeps the provider reports
+// Apply refuses (the DLQ stream's dlq.refused.psp subject); Load reads a
+// payment the handler's cache does not know yet.
+type PaymentLog interface {
 	AddRefusedReport(ctx context.Context, r streams.RefusedReport) (uint64, error)
+	AggregateLog
 }
 
 // NewPaymentSync returns a PaymentSync over the payment command handler.
-// refusals keeps every refused report (required: a report that
-// contradicts the log must leave a trace outside the log files); provider
+// store keeps every refused report (a report that contradicts the log
+// must leave a trace beyond a log line) and reads payments; provider
 // names the PSP in commit metadata.
-func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], refusals RefusalLog, provider string, log *slog.Logger) (*PaymentSync, error) {
-	if payments == nil || refusals == nil {
-		return nil, errors.New("sagas: payment sync needs the payment handler and a refusal log")
+func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], store PaymentLog, registry *events.Registry, provider string, log *slog.Logger) (*PaymentSync, error) {
+	if payments == nil || store == nil || registry == nil {
+		return nil, errors.New("sagas: payment sync needs the payment handler, the store and the registry")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PaymentSync{payments: payments, refusals: refusals, provider: provider, log: log}, nil
+	return &PaymentSync{payments: payments, store: store, registry: registry, provider: provider, log: log}, nil
 }
 
 // Applied says what [PaymentSync.Apply] did.
@@ -104,6 +108,14 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 	}
 	st := cur.State
 	if !st.Exists {
+		// The handler caches what it read, also that a payment did not
+		// exist; another instance (or a command in flight) may have
+		// recorded it since: ask the log before answering unknown.
+		if st, err = foldLog(ctx, p.store, p.registry, payment.Decider(), payment.AggregateType, in.Reference); err != nil {
+			return Applied{}, err
+		}
+	}
+	if !st.Exists {
 		return Applied{}, fmt.Errorf("%w: %s", ErrUnknownPayment, in.Reference)
 	}
 	var mismatch error
@@ -123,7 +135,7 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 		if err != nil {
 			return Applied{Payment: st}, err
 		}
-		if _, err := p.refusals.AddRefusedReport(ctx, streams.RefusedReport{
+		if _, err := p.store.AddRefusedReport(ctx, streams.RefusedReport{
 			Source: "psp", Cause: cause, AggregateType: payment.AggregateType, AggregateID: st.ID,
 			Report: report, Reason: mismatch.Error(), RefusedAt: time.Now().UTC(), Correlated: st.OrderID,
 		}); err != nil {

@@ -76,6 +76,10 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 		return mustJSON(t, c)
 	}
 	richer := altered(func(i *psp.Intent) { i.Amount.Amount = 1 })
+	altered2 := func(ev psp.Event, f func(*psp.Event)) []byte {
+		f(&ev)
+		return mustJSON(t, ev)
+	}
 	cases := []struct {
 		name      string
 		body      []byte
@@ -94,6 +98,13 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 		{"signed, intent not the payment's", altered(func(i *psp.Intent) { i.ID = "pi_other" }), "", 422, "intent_mismatch"},
 		{"signed, unknown payment", altered(func(i *psp.Intent) { i.Reference = "pay_unknown" }), "", 404, "payment_not_found"},
 		{"signed, not JSON", []byte("{not json"), "", 400, "malformed_json"},
+		{"signed, empty body", []byte(""), "", 400, "malformed_json"},
+		{"signed, a JSON array", []byte("[1,2]"), "", 400, "malformed_json"},
+		{"signed, no event id", altered2(ev, func(v *psp.Event) { v.ID = "" }), "", 400, "invalid_field"},
+		{"signed, no intent", []byte(`{"id":"evt_x","type":"payment_intent.captured"}`), "", 400, "missing_field"},
+		{"signed, unknown status", altered(func(i *psp.Intent) { i.Status = "teleported" }), "", 400, "invalid_field"},
+		{"signed, reference not an id", altered(func(i *psp.Intent) { i.Reference = "../../etc" }), "", 404, "payment_not_found"},
+		{"signed, body too large", append(append([]byte(`{"id":"`), bytes.Repeat([]byte("x"), 2<<20)...), []byte(`"}`)...), "", 413, "body_too_large"},
 	}
 	before := e.seqs()
 	for _, c := range cases {
