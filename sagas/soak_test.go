@@ -30,7 +30,12 @@ import (
 // runtime is killed and restarted at random points. After quiescence it
 // reads the whole log and checks (and prints) the invariants.
 //
-// ORDO_SOAK_SEED reruns a seed; ORDO_SOAK_ORDERS changes the order count.
+// ORDO_SOAK_SEED reruns a seed; ORDO_SOAK_ORDERS changes the order count;
+// ORDO_SOAK_SEPARATE_API=1 gives the API its own command handlers, as
+// with the api and sagas roles on separate instances. (With it, the
+// stock.on_hand check currently fails: GET /v1/skus/{sku} answers from
+// the API instance's handler cache, which never learns the stock the
+// sagas instance sold; see docs/decisions/005.)
 func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("randomized soak test")
@@ -55,6 +60,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 		paymentTimeout: 4 * time.Second,
 		reconcile:      time.Second,
 		runtime:        sagas.Options{AckWait: 2 * time.Second, Workers: 8},
+		separateAPI:    os.Getenv("ORDO_SOAK_SEPARATE_API") != "",
 	})
 
 	skus := make([]string, nSKUs)
