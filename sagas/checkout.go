@@ -48,6 +48,11 @@ type TimerScheduler interface {
 	ScheduleTimer(ctx context.Context, t streams.Timer) error
 }
 
+// AggregateLog reads an aggregate's commits; *streams.Store is one.
+type AggregateLog interface {
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
+}
+
 // CheckoutConfig is what the checkout needs.
 type CheckoutConfig struct {
 	Orders    *command.Handler[order.State, order.Command]
@@ -58,6 +63,11 @@ type CheckoutConfig struct {
 	Sync *PaymentSync
 	// Timers stores the payment timeouts and reconciliation checks.
 	Timers TimerScheduler
+	// Log and Registry read an aggregate straight from the log when the
+	// handler's cached state is older than the commit being handled; see
+	// [Checkout.Handle].
+	Log      AggregateLog
+	Registry *events.Registry
 	// PaymentTimeout is how long an order waits for its payment before
 	// it is cancelled (default 15 min).
 	PaymentTimeout time.Duration
@@ -103,8 +113,9 @@ type Checkout struct {
 
 // NewCheckout returns the checkout process manager.
 func NewCheckout(cfg CheckoutConfig) (*Checkout, error) {
-	if cfg.Orders == nil || cfg.Inventory == nil || cfg.Payments == nil || cfg.PSP == nil || cfg.Sync == nil || cfg.Timers == nil {
-		return nil, errors.New("sagas: checkout needs order, inventory and payment handlers, a PSP, a payment sync and timers")
+	if cfg.Orders == nil || cfg.Inventory == nil || cfg.Payments == nil || cfg.PSP == nil || cfg.Sync == nil || cfg.Timers == nil ||
+		cfg.Log == nil || cfg.Registry == nil {
+		return nil, errors.New("sagas: checkout needs order, inventory and payment handlers, a PSP, a payment sync, timers, the log and the registry")
 	}
 	if cfg.PaymentTimeout <= 0 {
 		cfg.PaymentTimeout = DefaultPaymentTimeout
@@ -136,6 +147,10 @@ type cause struct {
 	index int
 	corr  string
 	at    time.Time
+	// aggType, aggID and seq locate the commit being handled (empty for a
+	// timer): a state read of that aggregate must be at least this new.
+	aggType, aggID string
+	seq            uint64
 }
 
 func (z cause) cmdID(step, aggType, aggID string) string {
@@ -163,7 +178,8 @@ func (c *Checkout) Handle(ctx context.Context, m Message) error {
 		return c.onTimer(ctx, m)
 	}
 	for i, ev := range m.Events {
-		z := cause{id: m.Commit.CommitID, index: i, corr: m.Commit.Metadata.CorrelationID, at: m.Commit.Metadata.RecordedAt}
+		z := cause{id: m.Commit.CommitID, index: i, corr: m.Commit.Metadata.CorrelationID, at: m.Commit.Metadata.RecordedAt,
+			aggType: m.Commit.AggregateType, aggID: m.Commit.AggregateID, seq: m.Seq}
 		var err error
 		switch e := ev.(type) {
 		case events.OrderPlaced:
@@ -213,6 +229,39 @@ func (c *Checkout) order(ctx context.Context, id string) (order.State, error) {
 	return res.State, err
 }
 
+// orderAt returns the order's state, at least as new as the commit being
+// handled when that commit is the order's.
+func (c *Checkout) orderAt(ctx context.Context, z cause, id string) (order.State, error) {
+	return stateAt(ctx, c, c.cfg.Orders, order.Decider(), z, order.AggregateType, id)
+}
+
+// paymentAt returns the payment's state, at least as new as the commit
+// being handled when that commit is the payment's.
+func (c *Checkout) paymentAt(ctx context.Context, z cause, id string) (payment.State, error) {
+	return stateAt(ctx, c, c.cfg.Payments, payment.Decider(), z, payment.AggregateType, id)
+}
+
+// stateAt reads an aggregate's state through its handler's cache. The
+// cache can be older than the commit being handled: the handler puts a
+// command's result into its cache after the append, and JetStream can
+// deliver the commit to a consumer before that (the checkout then saw a
+// payment "not captured" while handling its payment.captured, and the
+// order was never marked paid); and a commit appended by another instance
+// never reaches this cache by itself. When the cached state is behind the
+// commit being handled, stateAt folds the aggregate from the log instead.
+func stateAt[S, C any](ctx context.Context, c *Checkout, h *command.Handler[S, C], d aggregates.Decider[S, C], z cause, aggType, id string) (S, error) {
+	res, err := h.State(ctx, id)
+	if err != nil || z.aggType != aggType || z.aggID != id || res.Seq >= z.seq {
+		return res.State, err
+	}
+	s, err := foldLog(ctx, c.cfg.Log, c.cfg.Registry, d, aggType, id)
+	if err != nil {
+		return res.State, err
+	}
+	c.log.Debug("cached state behind the commit handled: read the log", "type", aggType, "id", id, "cached_seq", res.Seq, "commit_seq", z.seq)
+	return s, nil
+}
+
 func (c *Checkout) orderCmd(ctx context.Context, z cause, step, id string, cmd order.Command) (command.Result[order.State], error) {
 	return c.cfg.Orders.Handle(ctx, command.Request[order.Command]{
 		AggregateID: id, CommandID: z.cmdID(step, order.AggregateType, id), Command: cmd, Metadata: z.meta(id),
@@ -236,11 +285,28 @@ func holds(s inventory.State, orderID string) bool {
 	return s.Reservations.Has(orderID) || s.Committed.Has(orderID)
 }
 
+// foldLog reads an aggregate's state straight from the log.
+func foldLog[S, C any](ctx context.Context, log AggregateLog, reg *events.Registry, d aggregates.Decider[S, C], aggType, id string) (S, error) {
+	s := d.Initial(id)
+	recs, err := log.Load(ctx, aggType, id, 0)
+	if err != nil {
+		return s, err
+	}
+	for _, r := range recs {
+		evs, err := reg.DecodeAll(r.Commit)
+		if err != nil {
+			return s, err
+		}
+		s = d.Fold(s, evs)
+	}
+	return s, nil
+}
+
 // reserve reserves every line of a placed order in line order and stops
 // at the first short SKU. All held: the order is marked reserved. A SKU
 // short: the order is rejected and everything it holds released.
 func (c *Checkout) reserve(ctx context.Context, z cause, orderID string) error {
-	o, err := c.order(ctx, orderID)
+	o, err := c.orderAt(ctx, z, orderID)
 	if err != nil {
 		return err
 	}
@@ -332,7 +398,7 @@ func (c *Checkout) commitAll(ctx context.Context, z cause, orderID string) error
 // requestPayment creates the PSP intent for the order's total, records
 // the payment and makes the order wait for it.
 func (c *Checkout) requestPayment(ctx context.Context, z cause, orderID string) error {
-	o, err := c.order(ctx, orderID)
+	o, err := c.orderAt(ctx, z, orderID)
 	if err != nil {
 		return err
 	}
@@ -425,10 +491,22 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 	if o.Status != order.StatusPaymentPending && o.Status != order.StatusStockReserved {
 		return nil
 	}
-	if outcome, err := c.reconcile(ctx, z, PaymentIDFor(d.OrderID)); err != nil {
+	pid := PaymentIDFor(d.OrderID)
+	if outcome, err := c.reconcile(ctx, z, pid); err != nil {
 		c.log.Warn("payment timeout: cannot ask the PSP, cancelling anyway", "order", d.OrderID, "err", err)
 	} else if outcome == psp.StatusCaptured || outcome == psp.StatusFailed || outcome == psp.StatusRefunded {
 		return nil // the payment events take it from here
+	} else if outcome == "" {
+		// No pending payment: if it was settled already (a capture
+		// recorded before its order.paid), its events decide.
+		cur, err := c.cfg.Payments.State(ctx, pid)
+		if err != nil {
+			return err
+		}
+		switch cur.State.Status {
+		case payment.StatusCaptured, payment.StatusRefunded, payment.StatusFailed:
+			return nil
+		}
 	}
 	_, err = c.orderCmd(ctx, z, "cancel", d.OrderID, order.Cancel{Reason: ReasonPaymentTimeout, By: ReasonPaymentTimeout})
 	if err != nil && !isRule(err) {
@@ -504,6 +582,11 @@ func (c *Checkout) settlePayment(ctx context.Context, z cause, orderID string) e
 		if _, err := c.cfg.Sync.Apply(ctx, in, z.id); err != nil {
 			return err
 		}
+		if in.Status == psp.StatusCaptured {
+			// Captured before the void arrived (a state this instance had
+			// not seen yet): the money goes back.
+			return c.refund(ctx, z, p)
+		}
 		return nil
 	case payment.StatusCaptured:
 		return c.refund(ctx, z, p)
@@ -530,18 +613,19 @@ func (c *Checkout) refund(ctx context.Context, z cause, p payment.State) error {
 // onCaptured marks the order paid, or refunds a payment captured after
 // its order ended.
 func (c *Checkout) onCaptured(ctx context.Context, z cause, pid string) error {
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	p, err := c.paymentAt(ctx, z, pid)
 	if err != nil {
 		return err
 	}
-	p := cur.State
 	if p.Status != payment.StatusCaptured {
+		c.log.Debug("payment.captured: the payment has moved on", "payment", pid, "payment_status", string(p.Status))
 		return nil // refunded since, or a stale event
 	}
 	o, err := c.order(ctx, p.OrderID)
 	if err != nil {
 		return err
 	}
+	c.log.Debug("payment.captured", "payment", pid, "order", o.ID, "order_status", string(o.Status))
 	switch o.Status {
 	case order.StatusStockReserved:
 		// The webhook overtook order.RequestPayment: record the request
@@ -569,11 +653,11 @@ func (c *Checkout) onCaptured(ctx context.Context, z cause, pid string) error {
 }
 
 func (c *Checkout) onPaymentFailed(ctx context.Context, z cause, e events.PaymentFailed) error {
-	cur, err := c.cfg.Payments.State(ctx, e.PaymentID)
+	p, err := c.paymentAt(ctx, z, e.PaymentID)
 	if err != nil {
 		return err
 	}
-	orderID := cur.State.OrderID
+	orderID := p.OrderID
 	if orderID == "" {
 		return nil
 	}
@@ -585,11 +669,10 @@ func (c *Checkout) onPaymentFailed(ctx context.Context, z cause, e events.Paymen
 }
 
 func (c *Checkout) onRefunded(ctx context.Context, z cause, pid string) error {
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	p, err := c.paymentAt(ctx, z, pid)
 	if err != nil {
 		return err
 	}
-	p := cur.State
 	_, err = c.orderCmd(ctx, z, "mark_refunded", p.OrderID, order.MarkRefunded{PaymentID: pid, Amount: p.Amount})
 	if err != nil && isRule(err) {
 		c.log.Warn("payment refunded but its order cannot be marked refunded", "payment", pid, "order", p.OrderID, "err", err)

@@ -3,6 +3,7 @@ package sagas_test
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,13 +61,102 @@ func TestPlacedOrderIsReservedPaidShippedAndDelivered(t *testing.T) {
 	if tea.OnHand != 8 || tea.Reserved != 0 {
 		t.Fatalf("TEA after shipping: on hand %d reserved %d, want 8 and 0", tea.OnHand, tea.Reserved)
 	}
-	if r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token("cust-1", auth.RoleCustomer), nil); r.status != 422 || r.body["error"].(map[string]any)["code"] != "order_already_shipped" {
+	// A shipped order can be neither cancelled nor shipped again (the
+	// same shipment repeated is an idempotent retry); the log is
+	// unchanged by the refusals.
+	before := e.seqs()
+	if r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token("cust-1", auth.RoleCustomer), nil); r.status != 422 || errCode(r) != "order_already_shipped" {
 		t.Fatalf("cancel a shipped order: %d %s, want 422 order_already_shipped", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/orders/"+id+"/ship", e.admin, map[string]any{"carrier": "EMS", "tracking_number": "EMS2"}); r.status != 422 || errCode(r) != "order_already_shipped" {
+		t.Fatalf("ship a shipped order again: %d %s, want 422 order_already_shipped", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/orders/"+id+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "SF1"}); r.status != 202 {
+		t.Fatalf("repeat the same shipment: %d %s, want 202 (idempotent)", r.status, r.raw)
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("refused commands changed the log: %s -> %s", before, after)
 	}
 	if r := e.do("POST", "/v1/orders/"+id+"/deliver", e.admin, map[string]any{}); r.status != 202 {
 		t.Fatalf("deliver: %d %s", r.status, r.raw)
 	}
 	e.waitOrder(id, order.StatusDelivered)
+	if r := e.do("POST", "/v1/orders/"+id+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "SF1"}); r.status != 422 || errCode(r) != "order_already_shipped" {
+		t.Fatalf("ship a delivered order: %d %s, want 422 order_already_shipped", r.status, r.raw)
+	}
+}
+
+func errCode(r response) string {
+	e, _ := r.body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+// TestCancelledOrderCannotBeShipped: a cancelled order gets 422 for ship
+// (and deliver), and nothing is committed from its stock.
+func TestCancelledOrderCannotBeShipped(t *testing.T) {
+	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e.putSKU("TEA", 1999, 10)
+	id := e.place("cust-1", "k1", line{"TEA", 2})
+	e.waitOrder(id, order.StatusPaymentPending)
+	if r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token("cust-1", auth.RoleCustomer), map[string]any{"reason": "no"}); r.status != 202 {
+		t.Fatalf("cancel: %d %s", r.status, r.raw)
+	}
+	waitFor(t, "stock released and payment voided", func() bool {
+		s, _ := e.sku("TEA")
+		p, _ := e.payment(sagas.PaymentIDFor(id))
+		return s.Reserved == 0 && p.Status == payment.StatusVoided
+	})
+	before := e.seqs()
+	if r := e.do("POST", "/v1/orders/"+id+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "SF9"}); r.status != 422 || errCode(r) != "order_not_shippable" {
+		t.Fatalf("ship a cancelled order: %d %s, want 422 order_not_shippable", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/orders/"+id+"/deliver", e.admin, map[string]any{}); r.status != 422 {
+		t.Fatalf("deliver a cancelled order: %d %s, want 422", r.status, r.raw)
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("refused commands changed the log: %s -> %s", before, after)
+	}
+	if tea, _ := e.sku("TEA"); tea.Sold != 0 || tea.OnHand != 10 {
+		t.Fatalf("TEA %+v: a cancelled order sold stock", tea)
+	}
+}
+
+// TestAPIAndSagasOnSeparateInstances runs the API (and the webhook) with
+// command handlers of their own, as with ORDO_ROLES=api and
+// ORDO_ROLES=sagas on two instances: the checkout's cached states never
+// see the API's commits by themselves. Orders must still be paid,
+// shipped, delivered, and a paid order cancelled by the customer
+// refunded. (The checkout used to read the payment from its cache while
+// handling payment.captured, find it "requested", and never mark the
+// order paid; the same race, rarer, existed in one instance.)
+func TestAPIAndSagasOnSeparateInstances(t *testing.T) {
+	e := newEnv(t, envOptions{separateAPI: true})
+	e.putSKU("TEA", 1999, 10)
+	kept := e.place("cust-1", "k1", line{"TEA", 2})
+	back := e.place("cust-2", "k2", line{"TEA", 3})
+	e.waitOrder(kept, order.StatusPaid)
+	e.waitOrder(back, order.StatusPaid)
+
+	if r := e.do("POST", "/v1/orders/"+kept+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "SF1"}); r.status != 202 {
+		t.Fatalf("ship: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/orders/"+back+"/cancel", e.token("cust-2", auth.RoleCustomer), map[string]any{"reason": "no"}); r.status != 202 {
+		t.Fatalf("cancel: %d %s", r.status, r.raw)
+	}
+	e.waitOrder(back, order.StatusRefunded)
+	waitFor(t, "stock sold and released", func() bool {
+		s, _ := e.sku("TEA")
+		return s.Sold == 2 && s.Reserved == 0
+	})
+	if r := e.do("POST", "/v1/orders/"+kept+"/deliver", e.admin, map[string]any{}); r.status != 202 {
+		t.Fatalf("deliver: %d %s", r.status, r.raw)
+	}
+	e.waitOrder(kept, order.StatusDelivered)
+	p, _ := e.payment(sagas.PaymentIDFor(back))
+	if in, err := e.client.Intent(t.Context(), p.IntentID); err != nil || in.Status != psp.StatusRefunded || in.Refunded != in.Amount.Amount {
+		t.Fatalf("intent of the cancelled order: %+v %v, want refunded in full", in, err)
+	}
 }
 
 func TestShortOrderIsRejectedAndReleasesWhatItHeld(t *testing.T) {
@@ -137,15 +227,24 @@ func TestPaymentTimeoutCancelsReleasesAndVoids(t *testing.T) {
 	}
 }
 
+// TestTimeoutSurvivesRuntimeRestart sets a payment timeout, kills the
+// runtime after the timer was stored and before it fires, lets it fire
+// while no runtime runs, and starts a new runtime: the order ends
+// cancelled, its stock released and its intent voided at the PSP.
 func TestTimeoutSurvivesRuntimeRestart(t *testing.T) {
 	e := newEnv(t, envOptions{simMode: sim.ModeManual, paymentTimeout: 3 * time.Second})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 1})
 	e.waitOrder(id, order.StatusPaymentPending)
-	// The timer is in JetStream, not in the runtime: a runtime that is
-	// gone when it fires, and a new one started later, still cancel.
+	sched, fired := "timer.sched.checkout.payment_timeout."+id, "timer.fire.checkout.payment_timeout."+id
+	waitFor(t, "the payment timeout to be scheduled", func() bool { return e.timerMessage(sched) })
+	if e.timerMessage(fired) {
+		t.Fatal("the timeout fired before the runtime was killed; the test proves nothing")
+	}
 	e.killRuntime()
-	time.Sleep(3500 * time.Millisecond)
+	// The timer is in JetStream, not in the runtime: it fires while no
+	// runtime runs, and nothing acts on it until one starts.
+	waitFor(t, "the timer to fire with no runtime running", func() bool { return e.timerMessage(fired) })
 	if s, _ := e.order(id); s.Status != order.StatusPaymentPending {
 		t.Fatalf("order is %s while no runtime ran", s.Status)
 	}
@@ -153,6 +252,53 @@ func TestTimeoutSurvivesRuntimeRestart(t *testing.T) {
 	o := e.waitOrder(id, order.StatusCancelled)
 	if o.CancelReason != sagas.ReasonPaymentTimeout {
 		t.Fatalf("cancel reason %q", o.CancelReason)
+	}
+	waitFor(t, "payment voided and stock released", func() bool {
+		p, _ := e.payment(o.PaymentID)
+		s, _ := e.sku("TEA")
+		return p.Status == payment.StatusVoided && s.Reserved == 0
+	})
+	tea, _ := e.sku("TEA")
+	if tea.OnHand != 10 || ledgerQty(tea.Released, id) != 1 {
+		t.Fatalf("TEA %+v: want 10 on hand and the order's unit released", tea)
+	}
+	p, _ := e.payment(o.PaymentID)
+	if in, err := e.client.Intent(t.Context(), p.IntentID); err != nil || in.Status != psp.StatusVoided {
+		t.Fatalf("intent at the PSP: %+v %v, want voided", in, err)
+	}
+}
+
+// TestTimeoutAfterACaptureDoesNotCancel: the capture webhook is recorded
+// while no runtime runs and the payment timeout fires meanwhile; when a
+// runtime starts, the timer and payment.captured are handled in either
+// order, and the order must end paid, not cancelled and refunded.
+func TestTimeoutAfterACaptureDoesNotCancel(t *testing.T) {
+	e := newEnv(t, envOptions{simMode: sim.ModeManual, paymentTimeout: 2 * time.Second})
+	e.putSKU("TEA", 1999, 10)
+	id := e.place("cust-1", "k1", line{"TEA", 1})
+	o := e.waitOrder(id, order.StatusPaymentPending)
+	waitFor(t, "the payment timeout to be scheduled", func() bool {
+		return e.timerMessage("timer.sched.checkout.payment_timeout." + id)
+	})
+	e.killRuntime()
+	p, _ := e.payment(o.PaymentID)
+	if _, err := e.sim.Approve(p.IntentID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the webhook to record the capture", func() bool {
+		p, _ := e.payment(o.PaymentID)
+		return p.Status == payment.StatusCaptured
+	})
+	waitFor(t, "the timeout to fire", func() bool { return e.timerMessage("timer.fire.checkout.payment_timeout." + id) })
+	e.startRuntime()
+	e.waitOrder(id, order.StatusPaid, order.StatusCancelled, order.StatusRefunded)
+	waitFor(t, "the checkout to settle", func() bool {
+		s := e.seqs()
+		time.Sleep(300 * time.Millisecond)
+		return s == e.seqs()
+	})
+	if s, commits := e.order(id); s.Status != order.StatusPaid {
+		t.Fatalf("order is %s (%v), want paid: the shopper paid before the timeout", s.Status, eventTypes(commits))
 	}
 }
 
@@ -185,21 +331,24 @@ func TestCustomerCancelsPaidOrderAndIsRefunded(t *testing.T) {
 	if p.Status != payment.StatusRefunded {
 		t.Fatalf("payment %s, want refunded", p.Status)
 	}
-	// payment.refunded is recorded before order.refunded.
+	// payment.refunded comes first and causes order.refunded.
 	_, ocommits := e.order(id)
-	var payRefundedAt, orderRefundedAt time.Time
+	var payRefunded, orderRefunded *events.Commit
 	for _, c := range pcommits {
 		if slices.Contains(eventTypes([]*events.Commit{c}), "payment.refunded") {
-			payRefundedAt = c.Metadata.RecordedAt
+			payRefunded = c
 		}
 	}
 	for _, c := range ocommits {
 		if slices.Contains(eventTypes([]*events.Commit{c}), "order.refunded") {
-			orderRefundedAt = c.Metadata.RecordedAt
+			orderRefunded = c
 		}
 	}
-	if payRefundedAt.IsZero() || orderRefundedAt.Before(payRefundedAt) {
-		t.Fatalf("payment.refunded at %v, order.refunded at %v", payRefundedAt, orderRefundedAt)
+	if payRefunded == nil || orderRefunded == nil || orderRefunded.Metadata.CausationID != payRefunded.CommitID {
+		t.Fatalf("payment.refunded %+v, order.refunded %+v: want order.refunded caused by payment.refunded", payRefunded, orderRefunded)
+	}
+	if got := eventTypes(ocommits); !reflect.DeepEqual(got, []string{"order.placed", "order.stock_reserved", "order.payment_requested", "order.paid", "order.cancelled", "order.refunded"}) {
+		t.Fatalf("order events %v", got)
 	}
 	waitFor(t, "stock released", func() bool { s, _ := e.sku("TEA"); return s.Reserved == 0 })
 	in, err := e.client.Intent(t.Context(), p.IntentID)
@@ -232,6 +381,56 @@ func TestCaptureAfterCancellationIsRefunded(t *testing.T) {
 	}
 }
 
+// TestLateCaptureWebhookIsRefunded: the customer cancels while no
+// runtime runs (so nothing voids the intent), then the shopper's payment
+// goes through at the PSP and its webhook arrives after the cancellation
+// and records the capture. When the runtime comes back, the captured
+// payment of the cancelled order is refunded in full automatically, the
+// order ends refunded and its stock is released.
+func TestLateCaptureWebhookIsRefunded(t *testing.T) {
+	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e.putSKU("TEA", 1999, 10)
+	id := e.place("cust-1", "k1", line{"TEA", 2})
+	o := e.waitOrder(id, order.StatusPaymentPending)
+	waitFor(t, "the payment timeout to be scheduled", func() bool {
+		return e.timerMessage("timer.sched.checkout.payment_timeout." + id)
+	})
+	e.killRuntime()
+	if r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token("cust-1", auth.RoleCustomer), map[string]any{"reason": "too slow"}); r.status != 202 || r.body["status"] != "cancelled" {
+		t.Fatalf("cancel: %d %s", r.status, r.raw)
+	}
+	p, _ := e.payment(o.PaymentID)
+	if _, err := e.sim.Approve(p.IntentID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late webhook to record the capture", func() bool {
+		p, _ := e.payment(o.PaymentID)
+		return p.Status == payment.StatusCaptured
+	})
+	if s, _ := e.order(id); s.Status != order.StatusCancelled {
+		t.Fatalf("order is %s when the late capture arrives, want cancelled", s.Status)
+	}
+	_, pcommits := e.payment(o.PaymentID)
+	if c := pcommits[len(pcommits)-1]; !strings.HasPrefix(c.Metadata.CausationID, "psp-event:") {
+		t.Fatalf("the capture was caused by %q, want the webhook", c.Metadata.CausationID)
+	}
+
+	e.startRuntime()
+	e.waitOrder(id, order.StatusRefunded)
+	p, pcommits = e.payment(o.PaymentID)
+	if got, want := eventTypes(pcommits), []string{"payment.requested", "payment.captured", "payment.refunded"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("payment events %v, want %v", got, want)
+	}
+	in, err := e.client.Intent(t.Context(), p.IntentID)
+	if err != nil || in.Status != psp.StatusRefunded || in.Refunded != in.Amount.Amount || in.Amount != p.Amount {
+		t.Fatalf("intent at the PSP: %+v %v, want refunded in full (%s)", in, err, p.Amount)
+	}
+	waitFor(t, "stock released", func() bool { s, _ := e.sku("TEA"); return s.Reserved == 0 })
+	if tea, _ := e.sku("TEA"); tea.OnHand != 10 || tea.Sold != 0 {
+		t.Fatalf("TEA %+v", tea)
+	}
+}
+
 func TestLostWebhooksHealByReconciliation(t *testing.T) {
 	e := newEnv(t, envOptions{faults: psp.Faults{Loss: 1}, reconcile: time.Second})
 	e.putSKU("TEA", 1999, 10)
@@ -239,6 +438,14 @@ func TestLostWebhooksHealByReconciliation(t *testing.T) {
 	e.waitOrder(id, order.StatusPaid)
 	if st := e.sim.Stats(); st.Lost == 0 || st.Delivered != 0 {
 		t.Fatalf("sim stats %+v: the webhook should have been lost", st)
+	}
+	// The capture was recorded by the reconciliation timer asking the PSP.
+	_, pcommits := e.payment(sagas.PaymentIDFor(id))
+	if got := eventTypes(pcommits); !reflect.DeepEqual(got, []string{"payment.requested", "payment.captured"}) {
+		t.Fatalf("payment events %v", got)
+	}
+	if c := pcommits[1].Metadata.CausationID; !strings.HasPrefix(c, "timer:payment_reconcile:") {
+		t.Fatalf("the capture was caused by %q, want the reconciliation timer", c)
 	}
 }
 

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
@@ -40,6 +45,7 @@ const (
 type env struct {
 	t        testing.TB
 	store    *streams.Store
+	js       jetstream.JetStream // to look at the TIMERS stream
 	reg      *events.Registry
 	orders   *command.Handler[order.State, order.Command]
 	stock    *command.Handler[inventory.State, inventory.Command]
@@ -52,6 +58,10 @@ type env struct {
 	signer   *auth.Signer
 	opts     envOptions
 	log      *slog.Logger
+
+	// skew moves the API's clock (webhook signature tolerance) ahead of
+	// the wall clock, in nanoseconds.
+	skew atomic.Int64
 
 	mu     sync.Mutex
 	rt     *sagas.Runtime
@@ -67,6 +77,10 @@ type envOptions struct {
 	runtime        sagas.Options
 	extra          []sagas.ProcessManager
 	noRuntime      bool
+	// separateAPI gives the HTTP API (and the webhook) command handlers of
+	// their own, as when the api and sagas roles run on different
+	// instances: neither sees the other's cached states.
+	separateAPI bool
 }
 
 func testLogger() *slog.Logger {
@@ -94,6 +108,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.runtime.RetryMax = 500 * time.Millisecond
 	}
 	_, nc := testkit.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	log := testLogger()
 	store, err := streams.Open(ctx, nc, streams.Config{Logger: log})
@@ -104,7 +122,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, reg: reg, opts: o, log: log}
+	e := &env{t: t, store: store, reg: reg, opts: o, log: log, js: js}
 	if e.orders, err = command.NewHandler(order.Decider(), store, reg, command.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,16 +145,38 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if e.client, err = psp.NewHTTPClient(simURL, "sim", nil); err != nil {
 		t.Fatal(err)
 	}
-	if e.sync, err = sagas.NewPaymentSync(e.payments, "sim", log); err != nil {
+	// The webhook endpoint records refused reports in the DLQ stream
+	// whether or not a runtime ever started.
+	if err := store.OpenDLQ(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.sync, err = sagas.NewPaymentSync(e.payments, store, reg, "sim", log); err != nil {
 		t.Fatal(err)
 	}
 
 	if e.signer, err = auth.NewSigner(tokenSecret); err != nil {
 		t.Fatal(err)
 	}
+	apiOrders, apiStock, apiSync := e.orders, e.stock, e.sync
+	if o.separateAPI {
+		if apiOrders, err = command.NewHandler(order.Decider(), store, reg, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if apiStock, err = command.NewHandler(inventory.Decider(), store, reg, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		apiPayments, err := command.NewHandler(payment.Decider(), store, reg, command.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if apiSync, err = sagas.NewPaymentSync(apiPayments, store, reg, "sim", log); err != nil {
+			t.Fatal(err)
+		}
+	}
 	api, err := httpapi.New(httpapi.Deps{
-		Orders: e.orders, Inventory: e.stock, Catalog: store, Signer: e.signer, Logger: log,
-		Payments: e.sync, PSPWebhookSecret: []byte(webhookSecret),
+		Orders: apiOrders, Inventory: apiStock, Catalog: store, Signer: e.signer, Logger: log,
+		Payments: apiSync, PSPWebhookSecret: []byte(webhookSecret),
+		Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +213,7 @@ func (e *env) startRuntime() {
 	e.t.Helper()
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
-		PSP: e.client, Sync: e.sync, Timers: e.store,
+		PSP: e.client, Sync: e.sync, Timers: e.store, Log: e.store, Registry: e.reg,
 		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
 	})
 	if err != nil {
@@ -339,7 +379,9 @@ func (e *env) waitOrder(id string, want ...order.Status) order.State {
 		}
 		if time.Now().After(deadline) {
 			_, commits := e.order(id)
-			e.t.Fatalf("order %s is %q, want one of %v; events %v", id, s.Status, want, eventTypes(commits))
+			_, pcommits := e.payment(sagas.PaymentIDFor(id))
+			e.t.Fatalf("order %s is %q, want one of %v; events %v; payment events %v; PSP %+v; consumers:\n%s",
+				id, s.Status, want, eventTypes(commits), eventTypes(pcommits), e.sim.Stats(), e.consumers())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -379,4 +421,45 @@ func (e *env) seqs() string {
 		out = append(out, s)
 	}
 	return fmt.Sprint(out)
+}
+
+// timerMessage reports whether the TIMERS stream holds a message on
+// subject (a pending schedule: timer.sched.<owner>.<kind>.<key>; a fired
+// timer: timer.fire.<owner>.<kind>.<key>).
+func (e *env) timerMessage(subject string) bool {
+	e.t.Helper()
+	st, err := e.js.Stream(context.Background(), streams.TimersStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = st.GetLastMsgForSubject(context.Background(), subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return true
+}
+
+// consumers describes the process managers' durable consumers, for the
+// message of a test that timed out.
+func (e *env) consumers() string {
+	ctx := context.Background()
+	var sb strings.Builder
+	for _, stream := range []string{"ORDERS", "INVENTORY", "PAYMENTS", streams.TimersStream, streams.DLQStream} {
+		st, err := e.js.Stream(ctx, stream)
+		if err != nil {
+			fmt.Fprintf(&sb, "  %s: %v\n", stream, err)
+			continue
+		}
+		si := st.CachedInfo()
+		fmt.Fprintf(&sb, "  stream %s: %d msgs, last seq %d\n", stream, si.State.Msgs, si.State.LastSeq)
+		names := st.ListConsumers(ctx)
+		for ci := range names.Info() {
+			fmt.Fprintf(&sb, "    %s: delivered %d (stream %d), ack floor %d, pending %d, ack pending %d, redelivered %d, waiting pulls %d\n",
+				ci.Name, ci.Delivered.Consumer, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+		}
+	}
+	return sb.String()
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/aggregates/payment"
@@ -42,20 +44,33 @@ var (
 // another missed. It is safe for concurrent use.
 type PaymentSync struct {
 	payments *command.Handler[payment.State, payment.Command]
+	store    PaymentLog
+	registry *events.Registry
 	provider string
 	log      *slog.Logger
 }
 
+// PaymentLog is what [PaymentSync] needs of the event store;
+// *streams.Store is one. AddRefusedReport keeps the provider reports
+// Apply refuses (the DLQ stream's dlq.refused.psp subject); Load reads a
+// payment the handler's cache does not know yet.
+type PaymentLog interface {
+	AddRefusedReport(ctx context.Context, r streams.RefusedReport) (uint64, error)
+	AggregateLog
+}
+
 // NewPaymentSync returns a PaymentSync over the payment command handler.
-// provider names the PSP in commit metadata.
-func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], provider string, log *slog.Logger) (*PaymentSync, error) {
-	if payments == nil {
-		return nil, errors.New("sagas: payment sync needs the payment handler")
+// store keeps every refused report (a report that contradicts the log
+// must leave a trace beyond a log line) and reads payments; provider
+// names the PSP in commit metadata.
+func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], store PaymentLog, registry *events.Registry, provider string, log *slog.Logger) (*PaymentSync, error) {
+	if payments == nil || store == nil || registry == nil {
+		return nil, errors.New("sagas: payment sync needs the payment handler, the store and the registry")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PaymentSync{payments: payments, provider: provider, log: log}, nil
+	return &PaymentSync{payments: payments, store: store, registry: registry, provider: provider, log: log}, nil
 }
 
 // Applied says what [PaymentSync.Apply] did.
@@ -78,8 +93,11 @@ type Applied struct {
 //
 // It returns [ErrUnknownPayment] if the intent's reference names no
 // payment and [ErrIntentMismatch] if the intent id, amount or currency do
-// not match the payment; in both cases nothing is changed and the
-// mismatch is logged.
+// not match the payment; in both cases the payment is not changed. A
+// mismatch is stored in the refusal log (with the intent as reported, the
+// cause and the reason) before ErrIntentMismatch is returned; if it
+// cannot be stored, Apply returns that error instead, so the reporter
+// retries.
 func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (Applied, error) {
 	if in.Reference == "" || !streams.ValidID(in.Reference) {
 		return Applied{}, fmt.Errorf("%w: reference %q", ErrUnknownPayment, in.Reference)
@@ -90,18 +108,40 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 	}
 	st := cur.State
 	if !st.Exists {
+		// The handler caches what it read, also that a payment did not
+		// exist; another instance (or a command in flight) may have
+		// recorded it since: ask the log before answering unknown.
+		if st, err = foldLog(ctx, p.store, p.registry, payment.Decider(), payment.AggregateType, in.Reference); err != nil {
+			return Applied{}, err
+		}
+	}
+	if !st.Exists {
 		return Applied{}, fmt.Errorf("%w: %s", ErrUnknownPayment, in.Reference)
 	}
-	if in.ID != st.IntentID || in.Amount != st.Amount {
+	var mismatch error
+	switch {
+	case in.ID != st.IntentID || in.Amount != st.Amount:
+		mismatch = fmt.Errorf("%w: payment %s is %s with intent %s; the report says %s with intent %s",
+			ErrIntentMismatch, st.ID, st.Amount, st.IntentID, in.Amount, in.ID)
+	case in.Status == psp.StatusRefunded && in.Refunded != 0 && in.Refunded != in.Amount.Amount:
+		mismatch = fmt.Errorf("%w: partial refund of %d reported for payment %s", ErrIntentMismatch, in.Refunded, st.ID)
+	}
+	if mismatch != nil {
 		p.log.Warn("psp report refused: intent does not match the payment",
 			"payment", st.ID, "order", st.OrderID, "cause", cause,
 			"intent", in.ID, "want_intent", st.IntentID, "amount", in.Amount.String(), "want_amount", st.Amount.String(),
 			"status", string(in.Status))
-		return Applied{Payment: st}, fmt.Errorf("%w: payment %s is %s with intent %s; the report says %s with intent %s",
-			ErrIntentMismatch, st.ID, st.Amount, st.IntentID, in.Amount, in.ID)
-	}
-	if in.Status == psp.StatusRefunded && in.Refunded != 0 && in.Refunded != in.Amount.Amount {
-		return Applied{Payment: st}, fmt.Errorf("%w: partial refund of %d reported for payment %s", ErrIntentMismatch, in.Refunded, st.ID)
+		report, err := json.Marshal(in)
+		if err != nil {
+			return Applied{Payment: st}, err
+		}
+		if _, err := p.store.AddRefusedReport(ctx, streams.RefusedReport{
+			Source: "psp", Cause: cause, AggregateType: payment.AggregateType, AggregateID: st.ID,
+			Report: report, Reason: mismatch.Error(), RefusedAt: time.Now().UTC(), Correlated: st.OrderID,
+		}); err != nil {
+			return Applied{Payment: st}, fmt.Errorf("record refused psp report: %w", err)
+		}
+		return Applied{Payment: st}, mismatch
 	}
 	var cmds []payment.Command
 	switch in.Status {

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
-	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
@@ -73,6 +76,10 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 		return mustJSON(t, c)
 	}
 	richer := altered(func(i *psp.Intent) { i.Amount.Amount = 1 })
+	altered2 := func(ev psp.Event, f func(*psp.Event)) []byte {
+		f(&ev)
+		return mustJSON(t, ev)
+	}
 	cases := []struct {
 		name      string
 		body      []byte
@@ -91,6 +98,13 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 		{"signed, intent not the payment's", altered(func(i *psp.Intent) { i.ID = "pi_other" }), "", 422, "intent_mismatch"},
 		{"signed, unknown payment", altered(func(i *psp.Intent) { i.Reference = "pay_unknown" }), "", 404, "payment_not_found"},
 		{"signed, not JSON", []byte("{not json"), "", 400, "malformed_json"},
+		{"signed, empty body", []byte(""), "", 400, "malformed_json"},
+		{"signed, a JSON array", []byte("[1,2]"), "", 400, "malformed_json"},
+		{"signed, no event id", altered2(ev, func(v *psp.Event) { v.ID = "" }), "", 400, "invalid_field"},
+		{"signed, no intent", []byte(`{"id":"evt_x","type":"payment_intent.captured"}`), "", 400, "missing_field"},
+		{"signed, unknown status", altered(func(i *psp.Intent) { i.Status = "teleported" }), "", 400, "invalid_field"},
+		{"signed, reference not an id", altered(func(i *psp.Intent) { i.Reference = "../../etc" }), "", 404, "payment_not_found"},
+		{"signed, body too large", append(append([]byte(`{"id":"`), bytes.Repeat([]byte("x"), 2<<20)...), []byte(`"}`)...), "", 413, "body_too_large"},
 	}
 	before := e.seqs()
 	for _, c := range cases {
@@ -111,8 +125,33 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 	if after := e.seqs(); after != before {
 		t.Fatalf("hostile webhooks changed the log: %s -> %s", before, after)
 	}
-	if p, _ := e.payment(o.PaymentID); p.Status != payment.StatusRequested {
-		t.Fatalf("payment is %s after hostile webhooks", p.Status)
+	if p2, commits := e.payment(o.PaymentID); !reflect.DeepEqual(p2, p) || len(commits) != 1 {
+		t.Fatalf("payment after hostile webhooks: %+v (%d commits), want it unchanged: %+v", p2, len(commits), p)
+	}
+
+	// The authentic but contradicting reports (amount, currency, intent)
+	// are recorded as refused reports in the DLQ stream with what they
+	// said and why they were refused; unauthenticated ones are not (they
+	// are noise anyone can send), and a re-sent refusal is stored once.
+	richerSig := psp.Sign(secret, now, richer)
+	if r := e.webhook(richer, richerSig); r.status != 422 {
+		t.Fatalf("re-sent amount-altered webhook: %d %s", r.status, r.raw)
+	}
+	refused, err := e.store.RefusedReports(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) != 3 {
+		t.Fatalf("%d refused reports, want 3 (amount, currency, intent): %+v", len(refused), refused)
+	}
+	var reported psp.Intent
+	if err := json.Unmarshal(refused[0].Report, &reported); err != nil {
+		t.Fatal(err)
+	}
+	if r := refused[0]; r.Source != "psp" || r.Cause != "psp-event:evt_forged" || r.AggregateType != "payment" ||
+		r.AggregateID != o.PaymentID || r.Correlated != id || !strings.Contains(r.Reason, "intent does not match") ||
+		reported.Amount.Amount != 1 || reported.ID != p.IntentID {
+		t.Fatalf("refused report %+v (report %+v): want the amount-altered capture for %s", r, reported, o.PaymentID)
 	}
 	if o, _ := e.order(id); o.Status != order.StatusPaymentPending {
 		t.Fatalf("order is %s after hostile webhooks", o.Status)
@@ -154,5 +193,71 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 	}
 	if after := e.seqs(); after != before {
 		t.Fatalf("duplicate and stale webhooks changed the log: %s -> %s", before, after)
+	}
+}
+
+// TestReplayedWebhookIsRefusedAfterTheTolerance records a genuine webhook
+// the simulator sent (body and signature header as they went over the
+// wire), then sends exactly those bytes again: within the tolerance it is
+// a harmless duplicate; once the API's clock has moved past the 5-minute
+// tolerance the replay gets 401 and changes nothing.
+func TestReplayedWebhookIsRefusedAfterTheTolerance(t *testing.T) {
+	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	type delivery struct {
+		body []byte
+		sig  string
+	}
+	var (
+		mu   sync.Mutex
+		seen []delivery
+	)
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, delivery{body, r.Header.Get(psp.SignatureHeader)})
+		mu.Unlock()
+		resp := e.webhook(body, r.Header.Get(psp.SignatureHeader))
+		w.WriteHeader(resp.status)
+		_, _ = w.Write(resp.raw)
+	}))
+	t.Cleanup(relay.Close)
+	e.sim.SetWebhookURL(relay.URL)
+
+	e.putSKU("TEA", 1999, 10)
+	id := e.place("cust-1", "k1", line{"TEA", 1})
+	o := e.waitOrder(id, order.StatusPaymentPending)
+	p, _ := e.payment(o.PaymentID)
+	if _, err := e.sim.Approve(p.IntentID); err != nil {
+		t.Fatal(err)
+	}
+	e.waitOrder(id, order.StatusPaid)
+	waitFor(t, "the paid order to settle", func() bool {
+		s := e.seqs()
+		time.Sleep(300 * time.Millisecond)
+		return s == e.seqs()
+	})
+	mu.Lock()
+	if len(seen) == 0 {
+		mu.Unlock()
+		t.Fatal("the simulator sent no webhook")
+	}
+	genuine := seen[len(seen)-1]
+	mu.Unlock()
+	var ev psp.Event
+	if err := json.Unmarshal(genuine.body, &ev); err != nil || ev.Intent.Status != psp.StatusCaptured {
+		t.Fatalf("recorded webhook %s: %v", genuine.body, err)
+	}
+
+	before := e.seqs()
+	if r := e.webhook(genuine.body, genuine.sig); r.status != 200 || r.body["changed"] != false {
+		t.Fatalf("genuine webhook re-sent at once: %d %s, want 200 without a change", r.status, r.raw)
+	}
+	e.skew.Store(int64(psp.DefaultTolerance + time.Minute))
+	r := e.webhook(genuine.body, genuine.sig)
+	if r.status != 401 || r.body["error"].(map[string]any)["code"] != "invalid_signature" {
+		t.Fatalf("genuine webhook replayed 6 minutes later: %d %s, want 401 invalid_signature", r.status, r.raw)
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("replayed webhooks changed the log: %s -> %s", before, after)
 	}
 }

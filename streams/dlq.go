@@ -2,6 +2,8 @@ package streams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,9 @@ import (
 //
 //	dlq.dead.<owner>      one [DeadLetter] per message a handler failed on
 //	dlq.redrive.<owner>   a dead letter an operator sent back to its owner
+//	dlq.refused.<source>  one [RefusedReport] per outside report Ordo refused
+//	                      (a PSP webhook whose intent does not match its
+//	                      payment), kept for the audit; never redriven
 //
 // A dead letter's id is its sequence in the stream. It is deleted when its
 // redrive succeeds or fails into a new dead letter.
@@ -53,6 +58,67 @@ type DeadLetter struct {
 	RedriveOf uint64 `json:"redrive_of,omitempty"`
 }
 
+// RefusedReport is a report from outside (such as a payment provider's
+// webhook) that was authentic but contradicted the log, so it was refused
+// and changed nothing. It is kept so an auditor or operator can see it.
+type RefusedReport struct {
+	// ID is the report's sequence in the DLQ stream, set when read back.
+	ID uint64 `json:"id"`
+	// Source names where it came from ("psp"); Cause identifies the
+	// report (such as "psp-event:evt_123").
+	Source string `json:"source"`
+	Cause  string `json:"cause"`
+	// AggregateType and AggregateID name what the report was about.
+	AggregateType string `json:"aggregate_type,omitempty"`
+	AggregateID   string `json:"aggregate_id,omitempty"`
+	// Report is the refused content (JSON); Reason says why.
+	Report     json.RawMessage `json:"report"`
+	Reason     string          `json:"reason"`
+	RefusedAt  time.Time       `json:"refused_at"`
+	Correlated string          `json:"correlation_id,omitempty"`
+}
+
+// AddRefusedReport stores a refused report and returns its id. The same
+// report (source, cause and content) refused again within the duplicate
+// window is stored once. Call [Store.OpenDLQ] first.
+func (s *Store) AddRefusedReport(ctx context.Context, r RefusedReport) (uint64, error) {
+	if !ValidID(r.Source) {
+		return 0, fmt.Errorf("add refused report: %w: source %q", ErrInvalidID, truncate(r.Source))
+	}
+	r.ID = 0
+	body, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("add refused report: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte(r.Cause+"\x00"), r.Report...))
+	msg := &nats.Msg{Subject: "dlq.refused." + r.Source, Data: body, Header: nats.Header{
+		hdrMsgID: []string{"refused-" + r.Source + "-" + hex.EncodeToString(sum[:16])},
+	}}
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("add refused report: %w", err)
+	}
+	return ack.Sequence, nil
+}
+
+// RefusedReports returns every refused report, oldest first.
+func (s *Store) RefusedReports(ctx context.Context) ([]RefusedReport, error) {
+	var out []RefusedReport
+	err := s.readDLQ(ctx, "dlq.refused.>", func(seq uint64, data []byte) error {
+		var r RefusedReport
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("refused report %d: %w", seq, err)
+		}
+		r.ID = seq
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("refused reports: %w", err)
+	}
+	return out, nil
+}
+
 // OpenDLQ creates the DLQ stream (file storage, the replicas of ORDERS) or
 // checks the existing one.
 func (s *Store) OpenDLQ(ctx context.Context) error {
@@ -62,7 +128,7 @@ func (s *Store) OpenDLQ(ctx context.Context) error {
 	}
 	sc := jetstream.StreamConfig{
 		Name:              DLQStream,
-		Description:       "Ordo dead letters of the process managers, and their redrives",
+		Description:       "Ordo dead letters of the process managers, their redrives, and refused outside reports",
 		Subjects:          []string{"dlq.>"},
 		Retention:         jetstream.LimitsPolicy,
 		MaxConsumers:      -1,
@@ -112,45 +178,60 @@ func (s *Store) AddDeadLetter(ctx context.Context, dl DeadLetter, msgID string) 
 // DeadLetters returns every dead letter still in the DLQ stream, oldest
 // first.
 func (s *Store) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.readDLQ(ctx, "dlq.dead.>", func(seq uint64, data []byte) error {
+		var dl DeadLetter
+		if err := json.Unmarshal(data, &dl); err != nil {
+			return fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		dl.ID = seq
+		out = append(out, dl)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// readDLQ calls f for every message of the DLQ stream on subjects
+// matching filter, oldest first. A missing stream has no messages.
+func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, data []byte) error) error {
 	st, err := s.js.Stream(ctx, DLQStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil // no process manager ever ran
+		return nil // nothing was ever stored
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+		return err
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter("dlq.dead.>"))
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+		return err
 	}
 	if len(info.State.Subjects) == 0 {
-		return nil, nil
+		return nil
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	cons, err := s.js.OrderedConsumer(ctx, DLQStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"dlq.dead.>"}})
+	cons, err := s.js.OrderedConsumer(ctx, DLQStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+		return err
 	}
 	defer s.deleteConsumer(DLQStream, cons)
-	var out []DeadLetter
 	for {
 		m, err := cons.Next(jetstream.FetchContext(ctx))
 		if err != nil {
-			return nil, fmt.Errorf("dead letters: %w", err)
+			return err
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return nil, fmt.Errorf("dead letters: %w", err)
+			return err
 		}
-		var dl DeadLetter
-		if err := json.Unmarshal(m.Data(), &dl); err != nil {
-			return nil, fmt.Errorf("dead letter %d: %w", md.Sequence.Stream, err)
+		if err := f(md.Sequence.Stream, m.Data()); err != nil {
+			return err
 		}
-		dl.ID = md.Sequence.Stream
-		out = append(out, dl)
 		if md.NumPending == 0 {
-			return out, nil
+			return nil
 		}
 	}
 }

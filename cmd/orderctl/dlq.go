@@ -21,18 +21,20 @@ type deadLetterLine struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// cmdDLQ is `orderctl dlq list [--json]` and `orderctl dlq retry <id>`.
+// cmdDLQ is `orderctl dlq list [--json]`, `orderctl dlq retry <id>` and
+// `orderctl dlq refused [--json]` (the outside reports Ordo refused, such
+// as PSP webhooks that contradict their payment).
 func cmdDLQ(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	var lf logFlags
 	lf.register(fs, e)
-	asJSON := fs.Bool("json", false, "list: print JSON Lines, one dead letter per line")
+	asJSON := fs.Bool("json", false, "list, refused: print JSON Lines, one entry per line")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef("want a subcommand: list or retry <id>")
+		return usagef("want a subcommand: list, retry <id> or refused")
 	}
 	switch pos[0] {
 	case "list":
@@ -68,8 +70,18 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "dead letter %d (%s %s seq %d) sent back to %s; it is removed once handled\n",
 			id, dl.Handler, dl.Stream, dl.Seq, dl.Owner)
 		return nil
+	case "refused":
+		if len(pos) != 1 {
+			return usagef("dlq refused takes no arguments")
+		}
+		store, closeStore, err := lf.openStore(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return dlqRefused(ctx, e, store, *asJSON)
 	default:
-		return usagef("unknown dlq subcommand %q (want list or retry)", pos[0])
+		return usagef("unknown dlq subcommand %q (want list, retry or refused)", pos[0])
 	}
 }
 
@@ -108,6 +120,38 @@ func dlqList(ctx context.Context, e env, store *streams.Store, asJSON bool) erro
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s:%d\t%s\t%d\t%s\t%s\n", dl.ID, dl.Owner, dl.Handler, dl.Stream, dl.Seq, dl.Subject,
 			dl.Attempts, dl.FailedAt.UTC().Format(time.RFC3339), errText)
+	}
+	return tw.Flush()
+}
+
+func dlqRefused(ctx context.Context, e env, store *streams.Store, asJSON bool) error {
+	rs, err := store.RefusedReports(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		for _, r := range rs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(e.stdout, "no refused reports")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSOURCE\tCAUSE\tAGGREGATE\tREFUSED AT\tREASON")
+	for _, r := range rs {
+		reason := strings.ReplaceAll(r.Reason, "\n", " ")
+		if len(reason) > 160 {
+			reason = reason[:157] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s %s\t%s\t%s\n", r.ID, r.Source, r.Cause, r.AggregateType, r.AggregateID,
+			r.RefusedAt.UTC().Format(time.RFC3339), reason)
 	}
 	return tw.Flush()
 }

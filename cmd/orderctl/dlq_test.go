@@ -123,11 +123,61 @@ func TestDLQListAndRetry(t *testing.T) {
 	dls, _ := store.DeadLetters(ctx)
 	id := dls[0].ID
 
-	if code, _, errOut := orderctl(t, env, "dlq", "retry", "999"); code != 1 || !strings.Contains(errOut, "no dead letter 999") {
-		t.Fatalf("retry of an unknown id: exit %d %q", code, errOut)
+	// Bad arguments and unknown ids: a one-line error on stderr, nothing
+	// on stdout, a non-zero exit (2 for a usage mistake, 1 for an id
+	// that names no dead letter), and the DLQ unchanged.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"dlq"}, 2, "want a subcommand"},
+		{[]string{"dlq", "frob"}, 2, "unknown dlq subcommand"},
+		{[]string{"dlq", "list", "extra"}, 2, "takes no arguments"},
+		{[]string{"dlq", "refused", "extra"}, 2, "takes no arguments"},
+		{[]string{"dlq", "retry"}, 2, "want dlq retry <id>"},
+		{[]string{"dlq", "retry", "1", "2"}, 2, "want dlq retry <id>"},
+		{[]string{"dlq", "retry", "x"}, 2, "not a positive integer"},
+		{[]string{"dlq", "retry", "0"}, 2, "not a positive integer"},
+		{[]string{"dlq", "retry", "1.5"}, 2, "not a positive integer"},
+		{[]string{"dlq", "retry", "18446744073709551616"}, 2, "not a positive integer"},
+		{[]string{"dlq", "retry", "--", "-1"}, 2, "not a positive integer"},
+		{[]string{"dlq", "retry", "999"}, 1, "no dead letter 999"},
+		{[]string{"dlq", "retry", strconv.FormatUint(id, 10), "--bogus"}, 2, "bogus"},
+	} {
+		code, out, errOut := orderctl(t, env, c.args...)
+		if code != c.code || out != "" || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("orderctl %v: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", c.args, code, out, errOut, c.code, c.want)
+		}
 	}
-	if code, _, _ := orderctl(t, env, "dlq", "retry", "x"); code != 2 {
-		t.Fatalf("retry of a malformed id: exit %d, want 2", code)
+	if dls, err := store.DeadLetters(ctx); err != nil || len(dls) != 1 || dls[0].ID != id {
+		t.Fatalf("bad retries changed the DLQ: %+v %v", dls, err)
+	}
+
+	// A refused PSP report is listed by `dlq refused`, not by `dlq list`,
+	// and cannot be retried.
+	if code, out, _ := orderctl(t, env, "dlq", "refused"); code != 0 || !strings.Contains(out, "no refused reports") {
+		t.Fatalf("dlq refused before any refusal: exit %d %q", code, out)
+	}
+	rid, err := store.AddRefusedReport(ctx, streams.RefusedReport{
+		Source: "psp", Cause: "psp-event:evt_1", AggregateType: "payment", AggregateID: "pay_1",
+		Report: []byte(`{"id":"pi_1","amount":{"amount":1,"currency":"CNY"}}`), Reason: "intent does not match the payment", RefusedAt: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = orderctl(t, env, "dlq", "refused")
+	if code != 0 || !strings.Contains(out, "psp-event:evt_1") || !strings.Contains(out, "payment pay_1") || !strings.Contains(out, "intent does not match") {
+		t.Fatalf("dlq refused: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := orderctl(t, env, "dlq", "refused", "--json"); code != 0 || !strings.Contains(out, `"report":{"id":"pi_1"`) {
+		t.Fatalf("dlq refused --json: exit %d %q", code, out)
+	}
+	if _, out, _ := orderctl(t, env, "dlq", "list"); strings.Contains(out, "evt_1") {
+		t.Fatalf("dlq list shows a refused report:\n%s", out)
+	}
+	if code, _, errOut := orderctl(t, env, "dlq", "retry", strconv.FormatUint(rid, 10)); code != 1 || !strings.Contains(errOut, "no dead letter") {
+		t.Fatalf("retry of a refused report: exit %d %q", code, errOut)
 	}
 
 	pm.broken.Store(false) // fixed

@@ -51,6 +51,8 @@ commands:
                                                 with its hash-chain check; type: order, inventory, payment
   dlq list [--json]                             messages the process managers gave up on (dead letters)
   dlq retry <id>                                send a dead letter back to its process manager
+  dlq refused [--json]                          outside reports refused for contradicting the log
+                                                (PSP webhooks whose intent does not match its payment)
   projections status [--json]                   each projection's state, versions, checkpoints, lag and leases
   projections rebuild order_status              build a new version of the read model beside the live one,
                                                 catch it up and swap it in; queries keep answering

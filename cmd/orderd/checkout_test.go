@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 // withSagas runs the process managers and the in-process PSP simulator,
@@ -125,4 +130,185 @@ func TestPayPageApprovalPaysTheOrder(t *testing.T) {
 		t.Fatalf("approve: %d", resp.StatusCode)
 	}
 	ta.waitEvent(id, "order.paid")
+}
+
+// TestPaymentTimeoutSurvivesOrderdRestart stops the whole orderd (API,
+// process managers and its embedded NATS server) after the payment
+// timeout was stored and before it is due, and starts a new orderd on the
+// same data dir after it is due: the new instance cancels the order,
+// releases its stock and voids the intent at the PSP. Once with the PSP
+// simulator running on its own (ORDO_PSP_URL), as a real provider would,
+// and once with the local default's in-process simulator, which keeps its
+// intents under the data dir.
+func TestPaymentTimeoutSurvivesOrderdRestart(t *testing.T) {
+	t.Run("external PSP", func(t *testing.T) { timeoutAcrossRestart(t, true) })
+	t.Run("in-process simulator", func(t *testing.T) { timeoutAcrossRestart(t, false) })
+}
+
+func timeoutAcrossRestart(t *testing.T, external bool) {
+	const secret = "psp-secret-psp-secret-psp-secret-psp!"
+	var ext *sim.Sim
+	var simURL string
+	if external {
+		var err error
+		if ext, err = sim.New(sim.Config{Mode: sim.ModeManual, Secret: []byte(secret)}); err != nil {
+			t.Fatal(err)
+		}
+		if simURL, err = ext.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ext.Close() })
+	}
+	dir := t.TempDir()
+	cfg := func(c *config.Config) {
+		c.DataDir = dir
+		c.Roles = []string{"api", "sagas"}
+		c.PSPURL = simURL
+		c.PSPMode = "manual"
+		c.PSPWebhookSecret = secret
+		c.PaymentTimeout = 3 * time.Second
+	}
+	provider := func(ta *testApp) *sim.Sim {
+		if external {
+			ext.SetWebhookURL(ta.base + "/v1/psp/webhook")
+			return ext
+		}
+		return ta.pay.sim
+	}
+	ta := mustStart(t, cfg)
+	provider(ta)
+	ta.putSKU("TEA-250", 1999, 10)
+	r := ta.place(ta.alice, "k-timeout", orderBody(line("TEA-250", 2)))
+	if r.status != 202 {
+		t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	id := r.body["order_id"].(string)
+	h := ta.waitEvent(id, "order.payment_requested")
+	pr := paymentRequested(t, h)
+	due := h[len(h)-1].Metadata.RecordedAt.Add(3 * time.Second)
+
+	js, err := jetstream.New(ta.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the payment timeout to be scheduled", func() bool {
+		st, err := js.Stream(context.Background(), streams.TimersStream)
+		if err != nil {
+			return false
+		}
+		_, err = st.GetLastMsgForSubject(context.Background(), "timer.sched.checkout.payment_timeout."+id)
+		return err == nil
+	})
+	if err := ta.close(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().After(due) {
+		t.Skip("the machine was too slow: orderd stopped after the timeout was due, the test would prove nothing")
+	}
+	// Nothing runs until after the timeout is due.
+	time.Sleep(time.Until(due) + 500*time.Millisecond)
+
+	ta2 := mustStart(t, cfg)
+	s := provider(ta2)
+	if in := intentFor(s, pr.PaymentID); in.ID == "" {
+		t.Fatalf("the PSP does not know the payment's intent after the restart")
+	}
+	h = ta2.waitEvent(id, "order.cancelled")
+	last := h[len(h)-1]
+	if !strings.HasPrefix(last.Metadata.CausationID, "timer:payment_timeout:") {
+		t.Fatalf("order.cancelled caused by %q, want the payment timeout timer", last.Metadata.CausationID)
+	}
+	waitUntil(t, "stock released and payment voided", func() bool {
+		sku := ta2.do("GET", "/v1/skus/TEA-250", ta2.admin, nil)
+		pay, err := ta2.store.Load(context.Background(), "payment", pr.PaymentID, 0)
+		return sku.status == 200 && sku.body["reserved"] == float64(0) && err == nil &&
+			slices.Contains(eventTypes(commitsOf(pay)), "payment.voided")
+	})
+	if in := intentFor(s, pr.PaymentID); in.Status != psp.StatusVoided {
+		t.Fatalf("intent at the PSP: %+v, want voided", in)
+	}
+	if dls, err := ta2.store.DeadLetters(context.Background()); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after the restart: %+v %v", dls, err)
+	}
+}
+
+func commitsOf(recs []streams.Record) []*events.Commit {
+	out := make([]*events.Commit, len(recs))
+	for i, r := range recs {
+		out[i] = r.Commit
+	}
+	return out
+}
+
+// intentFor returns the simulator's intent for a payment.
+func intentFor(s *sim.Sim, paymentID string) psp.Intent {
+	for _, in := range s.Intents() {
+		if in.Reference == paymentID {
+			return in
+		}
+	}
+	return psp.Intent{}
+}
+
+// waitUntil polls cond until it holds. The deadline only bounds a hung
+// test.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOrderViewCarriesCheckoutURL runs the API, the process managers and
+// the projector with the simulator in manual mode: the shopper reads the
+// order through GET /v1/orders/{id}, finds the hosted pay page in
+// payment.checkout_url, pays there, and the same view shows the order
+// paid.
+func TestOrderViewCarriesCheckoutURL(t *testing.T) {
+	ta := mustStart(t, func(c *config.Config) {
+		c.Roles = []string{"api", "sagas", "projections"}
+		c.PSPMode = "manual"
+		c.PaymentTimeout = time.Minute
+	})
+	ta.putSKU("TEA-250", 1999, 100)
+	r := ta.place(ta.alice, "k-view", orderBody(line("TEA-250", 3)))
+	if r.status != 202 {
+		t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	id := r.body["order_id"].(string)
+	view := func() map[string]any {
+		got := ta.do("GET", "/v1/orders/"+id, ta.alice, nil)
+		if got.status != 200 && got.status != 404 { // 404 until the projector has it
+			t.Fatalf("GET order: %d %s", got.status, got.raw)
+		}
+		return got.body
+	}
+	var payment map[string]any
+	waitUntil(t, "the view to show the payment", func() bool {
+		v := view()
+		payment, _ = v["payment"].(map[string]any)
+		return v["status"] == "payment_pending" && payment["checkout_url"] != nil
+	})
+	url, _ := payment["checkout_url"].(string)
+	pr := paymentRequested(t, ta.history(id))
+	if url != pr.CheckoutURL || payment["status"] != "pending" || payment["payment_id"] != pr.PaymentID {
+		t.Fatalf("view payment %v, want pending %s at %s", payment, pr.PaymentID, pr.CheckoutURL)
+	}
+	if v := ta.do("GET", "/v1/orders/"+id, ta.bob, nil); v.status != 404 {
+		t.Fatalf("another customer reads the order: %d %s", v.status, v.raw)
+	}
+	resp, err := http.Post(url+"/approve", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitUntil(t, "the view to show the order paid", func() bool {
+		v := view()
+		p, _ := v["payment"].(map[string]any)
+		return v["status"] == "paid" && p["status"] == "captured"
+	})
 }

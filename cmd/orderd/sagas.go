@@ -24,6 +24,9 @@ import (
 // default, next to auth.secret.
 const pspWebhookSecretFile = "psp-webhook.secret"
 
+// pspSimStateFile holds the in-process simulator's intents.
+const pspSimStateFile = "psp-sim.json"
+
 // payments is orderd's payment side: the payment aggregate's handler, the
 // provider (the in-process simulator unless ORDO_PSP_URL is set), the
 // webhook secret, and the process managers when the sagas role runs.
@@ -62,7 +65,11 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults, Logger: a.log.With("component", "psp-sim")})
+		// The simulator keeps its intents under the data dir, so a
+		// restarted local default can still void, refund and look up the
+		// payments it left pending.
+		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
+			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, pspSimStateFile)})
 		if err != nil {
 			return err
 		}
@@ -76,7 +83,12 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		}
 		a.log.Info("payment provider simulator running", "url", base, "mode", a.cfg.PSPMode, "faults", faults.String())
 	}
-	p.sync, err = sagas.NewPaymentSync(p.handler, p.client.Provider(), a.log.With("component", "payments"))
+	// Refused webhooks are recorded in the DLQ stream, also on instances
+	// without the sagas role.
+	if err := a.store.OpenDLQ(context.Background()); err != nil {
+		return err
+	}
+	p.sync, err = sagas.NewPaymentSync(p.handler, a.store, registry, p.client.Provider(), a.log.With("component", "payments"))
 	return err
 }
 
@@ -92,7 +104,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 	}
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: a.orders, Inventory: a.stock, Payments: p.handler,
-		PSP: p.client, Sync: p.sync, Timers: a.store,
+		PSP: p.client, Sync: p.sync, Timers: a.store, Log: a.store, Registry: registry,
 		PaymentTimeout: a.cfg.PaymentTimeout, ReconcileAfter: a.cfg.PSPReconcileAfter,
 		Logger: a.log,
 	})

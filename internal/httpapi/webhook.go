@@ -64,6 +64,8 @@ func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claim
 		return errorf(http.StatusBadRequest, "invalid_field", "id must have 1..128 characters")
 	case ev.Intent.ID == "" || ev.Intent.Reference == "":
 		return errorf(http.StatusBadRequest, "missing_field", "intent.id and intent.reference are required")
+	case !ev.Intent.Status.Known():
+		return errorf(http.StatusBadRequest, "invalid_field", "intent.status %q is not a payment intent status", ev.Intent.Status)
 	}
 	res, err := s.Payments.Apply(r.Context(), ev.Intent, "psp-event:"+ev.ID)
 	switch {

@@ -39,6 +39,15 @@ const (
 	StatusRefunded Status = "refunded"
 )
 
+// Known reports whether s is one of the statuses above.
+func (s Status) Known() bool {
+	switch s {
+	case StatusRequiresPayment, StatusAuthorized, StatusCaptured, StatusFailed, StatusVoided, StatusRefunded:
+		return true
+	}
+	return false
+}
+
 // Pending reports whether the intent can still be paid.
 func (s Status) Pending() bool { return s == StatusRequiresPayment || s == StatusAuthorized }
 

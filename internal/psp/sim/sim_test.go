@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,9 @@ func TestAutoModeSendsSignedWebhooksAndRetries(t *testing.T) {
 	if ev.Type != "intent.captured" || ev.Intent.ID != in.ID || ev.Intent.Reference != "pay-1" || ev.Intent.Status != psp.StatusCaptured {
 		t.Fatalf("webhook %+v", ev)
 	}
+	// The receiver has the event before the simulator counts the
+	// delivery: wait for the count, then check it.
+	waitFor(t, func() bool { return s.Stats().Delivered >= 1 })
 	if st := s.Stats(); st.Retried != 1 || st.Delivered != 1 {
 		t.Fatalf("stats %+v: want one retry after the 503, one delivery", st)
 	}
@@ -140,5 +144,103 @@ func TestLossFaultDropsWebhooksButStatusTellsTheTruth(t *testing.T) {
 	}
 	if n := len(rcv.got()); n != 0 {
 		t.Fatalf("%d webhooks delivered despite the loss fault", n)
+	}
+}
+
+// TestSimulatorAPIRefusesBadInput: every malformed or impossible request
+// to the simulator's API gets a 4xx with a JSON error code, and changes
+// no intent.
+func TestSimulatorAPIRefusesBadInput(t *testing.T) {
+	s, c := start(t, sim.Config{Mode: sim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!")})
+	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1",
+		Amount: events.Money{Amount: 500, Currency: "CNY"}}, "pay_1:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.BaseURL()
+	cases := []struct {
+		method, path, key, body string
+		status                  int
+		code                    string
+	}{
+		{"POST", "/v1/intents", "", "{not json", 400, "invalid_request"},
+		{"POST", "/v1/intents", "", `{"amount":{"amount":1,"currency":"CNY"}}`, 400, "invalid_request"},
+		{"POST", "/v1/intents", "", `{"reference":"pay_2","amount":{"amount":1,"currency":"XX"}}`, 400, "invalid_request"},
+		{"POST", "/v1/intents", "", `{"reference":"pay_2","amount":{"amount":-1,"currency":"CNY"}}`, 400, "invalid_request"},
+		{"POST", "/v1/intents", "", `{"reference":"pay_2","amount":{"amount":1,"currency":"CNY"},"capture_method":"later"}`, 400, "invalid_request"},
+		{"POST", "/v1/intents", "pay_1:create", `{"reference":"pay_1","amount":{"amount":999,"currency":"CNY"}}`, 400, "invalid_request"},
+		{"GET", "/v1/intents/pi_nope", "", "", 404, "not_found"},
+		{"POST", "/v1/intents/pi_nope/void", "", "{}", 404, "not_found"},
+		{"POST", "/v1/intents/" + in.ID + "/capture", "", "{}", 409, "invalid_state"},
+		{"POST", "/v1/intents/" + in.ID + "/refund", "", `{"amount":{"amount":500,"currency":"CNY"}}`, 409, "invalid_state"},
+		{"POST", "/v1/intents/" + in.ID + "/refund", "", `{"amount":{"amount":1,"currency":"CNY"}}`, 400, "invalid_request"},
+		{"POST", "/v1/intents/" + in.ID + "/refund", "", "[]", 400, "invalid_request"},
+		{"GET", "/v1/nothing-here", "", "", 404, "not_found"},
+	}
+	for _, tc := range cases {
+		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.key != "" {
+			req.Header.Set("Idempotency-Key", tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || err != nil || body.Error.Code != tc.code {
+			t.Errorf("%s %s %s: %d %q (%v), want %d %s", tc.method, tc.path, tc.body, resp.StatusCode, body.Error.Code, err, tc.status, tc.code)
+		}
+	}
+	if got, err := c.Intent(t.Context(), in.ID); err != nil || got != in {
+		t.Fatalf("intent after bad requests: %+v %v, want unchanged %+v", got, err, in)
+	}
+	if n := len(s.Intents()); n != 1 {
+		t.Fatalf("%d intents after bad requests, want 1", n)
+	}
+}
+
+// TestStateFileKeepsIntentsAcrossRestarts: a simulator started again on
+// the same state file knows the intents, their idempotency keys and their
+// states, and can still void them.
+func TestStateFileKeepsIntentsAcrossRestarts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "psp-sim.json")
+	cfg := sim.Config{Mode: sim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!"), StateFile: file}
+	s1, c1 := start(t, cfg)
+	req := psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1", Amount: events.Money{Amount: 500, Currency: "CNY"}}
+	pending, err := c1.CreateIntent(t.Context(), req, "pay_1:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req2 := psp.CreateIntentRequest{Reference: "pay_2", OrderID: "ord_2", Amount: events.Money{Amount: 700, Currency: "CNY"}}
+	paid, err := c1.CreateIntent(t.Context(), req2, "pay_2:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid, err = s1.Approve(paid.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, c2 := start(t, cfg)
+	if got, err := c2.Intent(t.Context(), paid.ID); err != nil || got != paid {
+		t.Fatalf("captured intent after restart: %+v %v, want %+v", got, err, paid)
+	}
+	if again, err := c2.CreateIntent(t.Context(), req, "pay_1:create"); err != nil || again.ID != pending.ID {
+		t.Fatalf("create with the same key after restart: %+v %v, want intent %s", again, err, pending.ID)
+	}
+	if v, err := c2.Void(t.Context(), pending.ID, "pay_1:void"); err != nil || v.Status != psp.StatusVoided {
+		t.Fatalf("void after restart: %+v %v", v, err)
+	}
+	if n := len(s2.Intents()); n != 2 {
+		t.Fatalf("%d intents after restart, want 2", n)
 	}
 }
