@@ -574,3 +574,6 @@ func lockWait(ctx context.Context, path string) (func(), error) {
 		}
 	}
 }
+
+// Port returns the server's HTTP port.
+func (s *Server) Port() int { return s.opts.Port }

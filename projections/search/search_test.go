@@ -184,26 +184,28 @@ func (e *env) lastSeqs() map[string][2]uint64 {
 }
 
 // docs returns every order document of the live index.
-func (e *env) docs(st *search.Store) map[string]search.Document {
-	e.t.Helper()
+func (e *env) docs(st *search.Store) (map[string]search.Document, error) {
 	if err := st.Refresh(e.ctx); err != nil {
-		e.t.Fatal(err)
+		return nil, err
 	}
 	all, err := st.All(e.ctx)
 	if err != nil {
-		e.t.Fatal(err)
+		return nil, err
 	}
 	out := map[string]search.Document{}
 	for _, d := range all {
 		out[d.OrderID] = d
 	}
-	return out
+	return out, nil
 }
 
 // converged checks that every order's document is at its last commit.
 func (e *env) converged(st *search.Store) error {
 	want := e.lastSeqs()
-	got := e.docs(st)
+	got, err := e.docs(st)
+	if err != nil {
+		return err
+	}
 	if len(got) != len(want) {
 		return fmt.Errorf("%d documents, %d orders in the log", len(got), len(want))
 	}
