@@ -74,4 +74,3 @@ func portOf(t *testing.T, url string) int {
 	t.Fatalf("no port in %s", url)
 	return 0
 }
-
