@@ -39,6 +39,48 @@ type Sink struct {
 	// index is the fixed index of a rebuild's sink; empty for the live
 	// sink, which follows the alias.
 	index string
+
+	// parts caches, per partition, the checkpoint this sink last wrote
+	// and the documents it wrote, valid while that checkpoint is still
+	// the stored one (the conditional checkpoint write proves it): it
+	// saves reading the checkpoint and the continued documents back
+	// before every batch. The live sink reads its checkpoint through the
+	// alias again at least every aliasRecheck, to notice a rebuild's
+	// swap.
+	mu    sync.Mutex
+	parts map[int]*partState
+}
+
+// partState is one partition's cache.
+type partState struct {
+	cp   cpState
+	at   time.Time // when cp was last read through the alias
+	docs map[string]*Document
+}
+
+// aliasRecheck is how long the live sink trusts its cached checkpoint
+// before reading it through the alias again.
+const aliasRecheck = time.Second
+
+// maxCachedDocs bounds one partition's document cache; a full cache
+// starts over.
+const maxCachedDocs = 20000
+
+func (k *Sink) takeState(p int) *partState {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := k.parts[p]
+	delete(k.parts, p)
+	return st
+}
+
+func (k *Sink) putState(p int, st *partState) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.parts == nil {
+		k.parts = map[int]*partState{}
+	}
+	k.parts[p] = st
 }
 
 var _ projections.Sink = (*Sink)(nil)
@@ -107,28 +149,51 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 
 // Commit implements [projections.Sink].
 func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
-	cp, err := k.readCheckpoint(ctx, partition)
-	if err != nil {
-		return err
+	st := k.takeState(partition)
+	if st == nil || st.cp.seq != from || (k.index == "" && time.Since(st.at) > aliasRecheck) {
+		cp, err := k.readCheckpoint(ctx, partition)
+		if err != nil {
+			return err
+		}
+		if st == nil || st.cp != cp {
+			st = &partState{docs: map[string]*Document{}}
+		}
+		st.cp, st.at = cp, time.Now()
 	}
-	if cp.seq != from {
+	if st.cp.seq != from {
 		return projections.ErrCheckpointMoved
 	}
 	if len(recs) > 0 {
-		docs, err := k.fold(ctx, cp.index, recs)
+		docs, err := k.fold(ctx, st.cp.index, recs, st.docs)
 		if err != nil {
 			return fmt.Errorf("search: partition %d: %w", partition, err)
 		}
-		if err := k.st.index(ctx, cp.index, docs); err != nil {
+		stale, err := k.st.index(ctx, st.cp.index, docs)
+		if err != nil {
 			return fmt.Errorf("search: partition %d: %w", partition, err)
 		}
+		if len(st.docs)+len(docs) > maxCachedDocs {
+			clear(st.docs)
+		}
+		for _, d := range docs {
+			st.docs[d.OrderID] = d
+		}
+		for _, id := range stale {
+			delete(st.docs, id) // the stored one is newer than ours
+		}
 	}
-	return k.moveCheckpoint(ctx, cp, partition, to)
+	cp, err := k.moveCheckpoint(ctx, st.cp, partition, to)
+	if err != nil {
+		return err
+	}
+	st.cp = cp
+	k.putState(partition, st)
+	return nil
 }
 
-func (k *Sink) moveCheckpoint(ctx context.Context, cp cpState, p int, to uint64) error {
+func (k *Sink) moveCheckpoint(ctx context.Context, cp cpState, p int, to uint64) (cpState, error) {
 	if to == cp.seq && cp.found {
-		return nil
+		return cp, nil
 	}
 	path := "/" + cp.index + "/_doc/" + checkpointID(p)
 	if cp.found {
@@ -136,19 +201,23 @@ func (k *Sink) moveCheckpoint(ctx context.Context, cp cpState, p int, to uint64)
 	} else {
 		path += "?op_type=create"
 	}
-	err := k.st.do(ctx, "PUT", path, checkpointDoc{DocType: docTypeCheckpoint, Partition: p, Seq: to, UpdatedAt: time.Now().UTC()}, nil)
+	var out struct {
+		SeqNo       int64 `json:"_seq_no"`
+		PrimaryTerm int64 `json:"_primary_term"`
+	}
+	err := k.st.do(ctx, "PUT", path, checkpointDoc{DocType: docTypeCheckpoint, Partition: p, Seq: to, UpdatedAt: time.Now().UTC()}, &out)
 	if statusOf(err) == http.StatusConflict {
-		return projections.ErrCheckpointMoved
+		return cpState{}, projections.ErrCheckpointMoved
 	}
 	if err != nil {
-		return fmt.Errorf("search: move checkpoint of partition %d: %w", p, err)
+		return cpState{}, fmt.Errorf("search: move checkpoint of partition %d: %w", p, err)
 	}
-	return nil
+	return cpState{index: cp.index, seq: to, found: true, seqNo: out.SeqNo, primary: out.PrimaryTerm}, nil
 }
 
 // fold returns the documents recs leave behind, continuing the stored
 // documents of orders whose history began before the batch.
-func (k *Sink) fold(ctx context.Context, index string, recs []streams.Record) ([]*Document, error) {
+func (k *Sink) fold(ctx context.Context, index string, recs []streams.Record, known map[string]*Document) ([]*Document, error) {
 	var need []string
 	seen := map[string]bool{}
 	for _, r := range recs {
@@ -158,12 +227,18 @@ func (k *Sink) fold(ctx context.Context, index string, recs []streams.Record) ([
 		}
 		if !seen[id] {
 			seen[id] = true
-			if r.Commit.Version > 1 {
+			if r.Commit.Version > 1 && known[id] == nil {
 				need = append(need, id)
 			}
 		}
 	}
 	docs := map[string]*Document{}
+	for _, r := range recs {
+		if d := known[r.Commit.AggregateID]; d != nil {
+			cp := *d
+			docs[r.Commit.AggregateID] = &cp
+		}
+	}
 	if len(need) > 0 {
 		if err := k.st.getDocs(ctx, index, need, docs); err != nil {
 			return nil, err
@@ -271,23 +346,25 @@ func (s *Store) getDocs(ctx context.Context, index string, ids []string, out map
 // index writes docs to index with the bulk indexer, each at external
 // version = its Seq. A 409 means the stored document is at that version
 // or later: already applied. Any other failure fails the call.
-func (s *Store) index(ctx context.Context, index string, docs []*Document) error {
+func (s *Store) index(ctx context.Context, index string, docs []*Document) (stale []string, err error) {
 	bodies := make([][]byte, len(docs))
 	for i, d := range docs {
 		b, err := json.Marshal(d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bodies[i] = b
 	}
 	return s.bulk(ctx, index, docs, bodies)
 }
 
-// bulk indexes pre-marshalled bodies (docs give ids and versions).
-func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies [][]byte) error {
+// bulk indexes pre-marshalled bodies (docs give ids and versions) and
+// returns the ids Elasticsearch holds a later version of.
+func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies [][]byte) ([]string, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
+		stale    []string
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -296,12 +373,18 @@ func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies
 		}
 		mu.Unlock()
 	}
+	// One flush for the whole batch where it fits: the indexer allocates
+	// its buffer at FlushBytes up front, so size it to the batch.
+	size := 1024
+	for _, b := range bodies {
+		size += len(b) + 160
+	}
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client: s.es, Index: index, NumWorkers: 1, FlushBytes: 8 << 20, FlushInterval: time.Hour,
+		Client: s.es, Index: index, NumWorkers: 1, FlushBytes: min(size, 16<<20), FlushInterval: time.Hour,
 		OnError: func(_ context.Context, err error) { fail(err) },
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, d := range docs {
 		v := int64(d.Seq)
@@ -310,7 +393,11 @@ func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies
 			Body: bytes.NewReader(bodies[i]),
 			OnFailure: func(_ context.Context, item esutil.BulkIndexerItem, res esutil.BulkIndexerResponseItem, err error) {
 				if err == nil && res.Status == http.StatusConflict {
-					return // the document is at this version or later
+					// The document is at this version or later.
+					mu.Lock()
+					stale = append(stale, item.DocumentID)
+					mu.Unlock()
+					return
 				}
 				if err == nil {
 					err = fmt.Errorf("index %s: %d %s: %s", item.DocumentID, res.Status, res.Error.Type, res.Error.Reason)
@@ -328,9 +415,9 @@ func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies
 	}
 	if firstErr != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("%w: bulk: %v", ErrUnavailable, firstErr)
+		return nil, fmt.Errorf("%w: bulk: %v", ErrUnavailable, firstErr)
 	}
-	return nil
+	return stale, nil
 }
