@@ -153,7 +153,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.setupReadModel(ctx); err != nil {
 		return err
 	}
-	a.setupSearch(ctx)
+	if err := a.setupSearch(); err != nil {
+		return err
+	}
 	var searchAPI httpapi.Search
 	if a.search != nil {
 		searchAPI = a.search
