@@ -20,6 +20,7 @@ import (
 const (
 	benchOrders     = 6000 // ~23k commits
 	benchPartitions = 16
+	benchBatch      = projections.DefaultBatchSize
 )
 
 func benchLog(b *testing.B) (*streams.Store, int) {
@@ -121,7 +122,7 @@ func BenchmarkIndexing(b *testing.B) {
 	for b.Loop() {
 		n++
 		st := benchStore(b, url, fmt.Sprintf("%sp%d-", prefix, n))
-		r, err := projections.New(log, st.Sink(), nil, projections.Options{})
+		r, err := projections.New(log, st.Sink(), nil, projections.Options{BatchSize: benchBatch})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -153,7 +154,7 @@ func BenchmarkIndexing(b *testing.B) {
 		}
 		b.StartTimer()
 		start = time.Now()
-		if err := indexConcurrently(ctx, raw, index, final, projections.DefaultBatchSize, benchPartitions); err != nil {
+		if err := indexConcurrently(ctx, raw, index, final, benchBatch, benchPartitions); err != nil {
 			b.Fatal(err)
 		}
 		rawTime += time.Since(start)
