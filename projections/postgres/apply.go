@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -87,17 +85,16 @@ type change struct {
 // those to read from the database before folding. An order whose first
 // commit in the batch is its first ever is new and not read (were it
 // stored already, its timeline's primary key would refuse the batch).
-func orderIDs(recs []streams.Record, known map[string]*orderRow) []string {
-	seen := make(map[string]bool, len(recs))
+func orderIDs(recs []*orderCommit, known map[string]*orderRow) []string {
 	var ids []string
-	for _, r := range recs {
-		id := r.Commit.AggregateID
-		if seen[id] {
+	seen := make(map[string]struct{}, len(recs))
+	for _, c := range recs {
+		if _, dup := seen[c.AggregateID]; dup {
 			continue
 		}
-		seen[id] = true
-		if known[id] == nil && r.Commit.Version > 1 {
-			ids = append(ids, id)
+		seen[c.AggregateID] = struct{}{}
+		if c.Version > 1 && known[c.AggregateID] == nil {
+			ids = append(ids, c.AggregateID)
 		}
 	}
 	return ids
@@ -120,45 +117,29 @@ func scanOrderRows(rows pgx.Rows, out map[string]*orderRow) error {
 	return rows.Err()
 }
 
-// fold applies a batch of commits, in log order, to the rows they touch
-// (existing holds those already stored) and returns the rows to write.
-// It checks that each order's versions follow on without gap or repeat.
-// decoded is a batch's event payloads, per commit, decoded (and
-// upcast) before its transaction begins; nil for event types this
-// binary does not know.
-type decoded [][]events.Payload
-
-func decode(reg *events.Registry, recs []streams.Record) (decoded, error) {
-	out := make(decoded, len(recs))
+// decodeAll decodes a batch of records with the registry (the slow
+// path; see decodeRaw for the fast one).
+func decodeAll(reg *events.Registry, recs []streams.Record) ([]*orderCommit, error) {
+	out := make([]*orderCommit, len(recs))
 	for i, rec := range recs {
-		ps := make([]events.Payload, len(rec.Commit.Events))
-		for j, ev := range rec.Commit.Events {
-			p, err := reg.Decode(ev)
-			if err != nil && !errors.Is(err, events.ErrUnknownEventType) {
-				return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
-			}
-			ps[j] = p
+		c, err := decodeRecord(reg, rec)
+		if err != nil {
+			return nil, err
 		}
-		out[i] = ps
+		out[i] = c
 	}
 	return out, nil
 }
 
-func fold(reg *events.Registry, recs []streams.Record, existing map[string]*orderRow) (*change, error) {
-	payloads, err := decode(reg, recs)
-	if err != nil {
-		return nil, err
-	}
-	return foldDecoded(recs, payloads, existing)
-}
-
-func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*orderRow) (*change, error) {
+// fold applies a batch of commits, in log order, to the rows they touch
+// (existing holds those already stored) and returns the rows to write.
+// It checks that each order's versions follow on without gap or repeat.
+func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
 	ch := &change{}
 	rows := make(map[string]*orderRow, len(recs))
-	for n, rec := range recs {
-		c := rec.Commit
+	for _, c := range recs {
 		if c.AggregateType != streams.TypeOrder {
-			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", rec.Seq, c.AggregateType)
+			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 		}
 		row, touched := rows[c.AggregateID]
 		if !touched {
@@ -174,19 +155,19 @@ func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*o
 			have = row.Version
 		}
 		if c.Version != uint64(have)+1 {
-			return nil, fmt.Errorf("seq %d: order %s commit v%d follows v%d: the read model is out of step with the log", rec.Seq, c.AggregateID, c.Version, have)
+			return nil, fmt.Errorf("seq %d: order %s commit v%d follows v%d: the read model is out of step with the log", c.Seq, c.AggregateID, c.Version, have)
 		}
 		for i, ev := range c.Events {
-			p := payloads[n][i]
+			p := ev.Payload
 			var err error
 			if row == nil {
 				placed, ok := p.(events.OrderPlaced)
 				if !ok {
-					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", rec.Seq, c.AggregateID, ev.Type)
+					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, ev.Type)
 				}
-				row, err = newRow(placed, c.Metadata.RecordedAt)
+				row, err = newRow(placed, c.RecordedAt)
 				if err != nil {
-					return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
+					return nil, fmt.Errorf("seq %d: %w", c.Seq, err)
 				}
 				rows[c.AggregateID] = row
 				ch.orders = append(ch.orders, row)
@@ -196,12 +177,12 @@ func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*o
 			}
 			detail := evolve(row, p)
 			row.Version = int64(c.Version) + int64(i)
-			row.UpdatedAt = c.Metadata.RecordedAt
-			row.LastSeq = int64(rec.Seq)
+			row.UpdatedAt = c.RecordedAt
+			row.LastSeq = int64(c.Seq)
 			ch.timeline = append(ch.timeline, timelineRow{
-				OrderID: row.OrderID, Version: row.Version, Seq: int64(rec.Seq), At: c.Metadata.RecordedAt,
+				OrderID: row.OrderID, Version: row.Version, Seq: int64(c.Seq), At: c.RecordedAt,
 				EventType: ev.Type, Status: row.Status, Detail: detail, CommitID: c.CommitID,
-				CausationID: c.Metadata.CausationID, CorrelationID: c.Metadata.CorrelationID, Actor: c.Metadata.Actor,
+				CausationID: c.CausationID, CorrelationID: c.CorrelationID, Actor: c.Actor,
 			})
 		}
 	}
@@ -272,13 +253,6 @@ func evolve(r *orderRow, p events.Payload) string {
 		return "payment " + e.PaymentID
 	}
 	return ""
-}
-
-// write stores a batch's rows: one pipelined round trip.
-func (ch *change) write(ctx context.Context, tx pgx.Tx, schema string) error {
-	var b pgx.Batch
-	queueWrites(&b, schema, ch)
-	return tx.SendBatch(ctx, &b).Close()
 }
 
 // queueWrites queues the upserts of a change: the statements the raw
