@@ -1,10 +1,10 @@
 package postgres
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -135,7 +135,11 @@ func decodeAll(reg *events.Registry, recs []streams.Record) ([]*orderCommit, err
 // (existing holds those already stored) and returns the rows to write.
 // It checks that each order's versions follow on without gap or repeat.
 func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
-	ch := &change{}
+	nev := 0
+	for _, c := range recs {
+		nev += len(c.Events)
+	}
+	ch := &change{orders: make([]*orderRow, 0, len(recs)), lines: make([]lineRow, 0, len(recs)), timeline: make([]timelineRow, 0, nev)}
 	rows := make(map[string]*orderRow, len(recs))
 	for _, c := range recs {
 		if c.AggregateType != streams.TypeOrder {
@@ -159,16 +163,12 @@ func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
 		}
 		for i, ev := range c.Events {
 			p := ev.Payload
-			var err error
 			if row == nil {
 				placed, ok := p.(events.OrderPlaced)
 				if !ok {
 					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, ev.Type)
 				}
-				row, err = newRow(placed, c.RecordedAt)
-				if err != nil {
-					return nil, fmt.Errorf("seq %d: %w", c.Seq, err)
-				}
+				row = newRow(placed, c.RecordedAt)
 				rows[c.AggregateID] = row
 				ch.orders = append(ch.orders, row)
 				for n, l := range placed.Lines {
@@ -189,20 +189,67 @@ func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
 	return ch, nil
 }
 
-func newRow(e events.OrderPlaced, at time.Time) (*orderRow, error) {
-	cust, err := json.Marshal(e.Customer)
-	if err != nil {
-		return nil, err
-	}
-	addr, err := json.Marshal(e.ShippingAddress)
-	if err != nil {
-		return nil, err
-	}
+func newRow(e events.OrderPlaced, at time.Time) *orderRow {
 	return &orderRow{
-		OrderID: e.OrderID, CustomerID: e.CustomerID, Customer: string(cust), ShippingAddress: string(addr),
+		OrderID: e.OrderID, CustomerID: e.CustomerID, Customer: customerJSON(e.Customer), ShippingAddress: addressJSON(e.ShippingAddress),
 		TotalAmount: e.Total.Amount, Currency: e.Total.Currency, PaymentStatus: PaymentNone, CreatedAt: at,
-	}, nil
+	}
 }
+
+// customerJSON and addressJSON encode what json.Marshal would, up to
+// escaping (the same JSON values, so the same jsonb), without reflection.
+func customerJSON(c events.Customer) string {
+	b := make([]byte, 0, 32+len(c.Name)+len(c.Email)+len(c.Phone))
+	b = appendField(b, '{', "name", c.Name, false)
+	b = appendField(b, ',', "email", c.Email, false)
+	b = appendField(b, ',', "phone", c.Phone, true)
+	return string(append(b, '}'))
+}
+
+func addressJSON(a events.Address) string {
+	b := make([]byte, 0, 96+len(a.Name)+len(a.Line1)+len(a.Line2)+len(a.City)+len(a.Region)+len(a.PostalCode)+len(a.Country))
+	b = append(b, '{')
+	sep := byte(0)
+	for _, f := range [...]struct {
+		k, v      string
+		omitEmpty bool
+	}{{"name", a.Name, true}, {"line1", a.Line1, false}, {"line2", a.Line2, true}, {"city", a.City, false},
+		{"region", a.Region, true}, {"postal_code", a.PostalCode, true}, {"country", a.Country, false}} {
+		if f.omitEmpty && f.v == "" {
+			continue
+		}
+		b = appendField(b, sep, f.k, f.v, false)
+		sep = ','
+	}
+	return string(append(b, '}'))
+}
+
+// appendField appends sep (unless 0), "key":"value"; nothing if
+// omitEmpty and the value is empty.
+func appendField(b []byte, sep byte, key, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	if sep != 0 {
+		b = append(b, sep)
+	}
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, '"', ':', '"')
+	for _, r := range v { // invalid UTF-8 comes as U+FFFD, as encoding/json writes it
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigit[r>>4], hexDigit[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}
+
+const hexDigit = "0123456789abcdef"
 
 // evolve applies one event to a row and returns the timeline's detail
 // text for it. Unknown events (nil) change nothing but the version.
@@ -264,6 +311,11 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			total, version, seq                                                          []int64
 			created, updated                                                             []time.Time
 		}{}
+		for _, col := range []*[]string{&c.id, &c.cust, &c.custJSON, &c.addr, &c.status, &c.cur, &c.pst, &c.pid, &c.url, &c.carrier, &c.track, &c.reason} {
+			*col = make([]string, 0, n)
+		}
+		c.total, c.version, c.seq = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+		c.created, c.updated = make([]time.Time, 0, n), make([]time.Time, 0, n)
 		for _, r := range ch.orders {
 			c.id = append(c.id, r.OrderID)
 			c.cust = append(c.cust, r.CustomerID)
@@ -298,10 +350,10 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			c.id, c.cust, c.custJSON, c.addr, c.status, c.total, c.cur, c.pst, c.pid, c.url, c.carrier, c.track, c.reason,
 			c.created, c.updated, c.version, c.seq)
 	}
-	if len(ch.lines) > 0 {
-		var id, sku []string
-		var no []int32
-		var qty, price, amount []int64
+	if n := len(ch.lines); n > 0 {
+		id, sku := make([]string, 0, n), make([]string, 0, n)
+		no := make([]int32, 0, n)
+		qty, price, amount := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
 		for _, l := range ch.lines {
 			id, no, sku = append(id, l.OrderID), append(no, l.LineNo), append(sku, l.SKU)
 			qty, price, amount = append(qty, l.Qty), append(price, l.UnitPrice), append(amount, l.Amount)
@@ -310,10 +362,11 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[])`,
 			id, no, sku, qty, price, amount)
 	}
-	if len(ch.timeline) > 0 {
-		var id, typ, status, detail, commit, cause, corr, actor []string
-		var version, seq []int64
-		var at []time.Time
+	if n := len(ch.timeline); n > 0 {
+		id, typ, status, detail := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		commit, cause, corr, actor := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		version, seq := make([]int64, 0, n), make([]int64, 0, n)
+		at := make([]time.Time, 0, n)
 		for _, t := range ch.timeline {
 			id, version, seq, at = append(id, t.OrderID), append(version, t.Version), append(seq, t.Seq), append(at, t.At)
 			typ, status, detail = append(typ, t.EventType), append(status, t.Status), append(detail, t.Detail)

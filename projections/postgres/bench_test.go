@@ -430,3 +430,59 @@ func postgresCPU() time.Duration {
 	}
 	return total
 }
+
+// BenchmarkReadLog measures what the projection pays before PostgreSQL:
+// reading the whole log (FetchRaw, chunks of 1,000) and decoding it
+// (fast path), or reading it with Fetch (events.Unmarshal), per event,
+// CPU of this process (the client and the in-process NATS server).
+func BenchmarkReadLog(b *testing.B) {
+	log, n := benchLog(b)
+	reg, err := events.Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast := fastTypes(reg)
+	ctx := context.Background()
+	for _, mode := range []string{"raw", "raw+decode", "fetch"} {
+		b.Run(mode, func(b *testing.B) {
+			c0 := cpuNow()
+			for range b.N {
+				from := uint64(1)
+				for {
+					var last uint64
+					var got int
+					if mode == "fetch" {
+						recs, err := log.Fetch(ctx, streams.TypeOrder, from, 1000)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if got = len(recs); got > 0 {
+							last = recs[got-1].Seq
+						}
+					} else {
+						recs, err := log.FetchRaw(ctx, streams.TypeOrder, from, 1000)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if mode == "raw+decode" {
+							for _, r := range recs {
+								if _, err := decodeRaw(reg, fast, r); err != nil {
+									b.Fatal(err)
+								}
+							}
+						}
+						if got = len(recs); got > 0 {
+							last = recs[got-1].Seq
+						}
+					}
+					if got < 1000 {
+						break
+					}
+					from = last + 1
+				}
+			}
+			c := addCPU([2]time.Duration{}, c0)
+			b.ReportMetric(float64(c[0].Nanoseconds())/1000/float64(n*b.N), "cpu-µs/event")
+		})
+	}
+}

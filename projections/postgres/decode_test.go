@@ -207,3 +207,58 @@ func TestOrderIDsReadsBackOnlyWhatItLacks(t *testing.T) {
 		t.Fatalf("read back %v, want [old]", got)
 	}
 }
+
+// TestRowJSONMatchesEncodingJSON: the customer and address columns hold
+// the same JSON values json.Marshal gives (so the same jsonb).
+func TestRowJSONMatchesEncodingJSON(t *testing.T) {
+	odd := "a\"b\\c\n\x01\x7f<&>\u2028 张伟 😀 \xff\xfe end"
+	same := func(what, got string, v any) {
+		t.Helper()
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		if err := json.Unmarshal([]byte(got), &a); err != nil {
+			t.Fatalf("%s: %v in %s", what, err, got)
+		}
+		if err := json.Unmarshal(want, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s:\n got %s\nwant %s", what, got, want)
+		}
+	}
+	for _, c := range []events.Customer{{}, {Name: "x", Email: "y"}, {Name: odd, Email: odd, Phone: odd}} {
+		same("customer", customerJSON(c), c)
+	}
+	for _, a := range []events.Address{{}, {Line1: "l", City: "c", Country: "CN"},
+		{Name: odd, Line1: odd, Line2: odd, City: odd, Region: odd, PostalCode: odd, Country: odd}} {
+		same("address", addressJSON(a), a)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	reg, err := events.Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fast := fastTypes(reg)
+	commits := sampleCommits(b)[:3] // placed; placed and reserved; reserved, requested, paid
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if _, ok := decodeFast(fast, 1, commits[i%3]); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("registry", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if _, err := slowDecode(b, reg, commits[i%3]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
