@@ -52,6 +52,89 @@ func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, ma
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	body, err := json.Marshal(rawGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes, NoHeaders: true})
+	if err != nil {
+		return nil, err
+	}
+	for try := 0; ; try++ {
+		recs, end, err := s.rawBatch(ctx, stream, body, fromSeq, max)
+		if err != nil {
+			return nil, err
+		}
+		switch status := end.Header.Get(hdrStatus); status {
+		case statusEOB:
+			if len(recs) == 0 {
+				return recs, nil
+			}
+			last, err := strconv.ParseUint(end.Header.Get(hdrLastSeq), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("fetch %s: end of batch without a last sequence", stream)
+			}
+			if last != recs[len(recs)-1].Seq {
+				// Not contiguous from fromSeq: read it with sequences.
+				return s.fetchRawWithSeqs(ctx, stream, fromSeq, max)
+			}
+			return recs, nil
+		case statusNotFound:
+			return recs[:0], nil
+		case statusNoResponders:
+			if try >= noResponderTries {
+				return nil, fmt.Errorf("fetch %s: %w", stream, nats.ErrNoResponders)
+			}
+			if err := sleepCtx(ctx, noResponderRetry); err != nil {
+				return nil, fmt.Errorf("fetch %s: %w", stream, err)
+			}
+		case "":
+			return nil, fmt.Errorf("fetch %s: a reply with headers to a request without", stream)
+		default:
+			return nil, fmt.Errorf("fetch %s: status %s %s", stream, status, end.Header.Get(hdrDescr))
+		}
+	}
+}
+
+// rawBatch sends one direct batch get without headers and collects the
+// replies with a message handler (nats.go hands the handler whatever has
+// arrived in one go, cheaper than a channel receive per message) until a
+// status message ends the batch; it returns the payloads, numbered from
+// fromSeq, and that status message.
+func (s *Store) rawBatch(ctx context.Context, stream string, body []byte, fromSeq uint64, max int) ([]RawRecord, *nats.Msg, error) {
+	recs := make([]RawRecord, 0, max)
+	var end *nats.Msg
+	done := make(chan struct{})
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.Subscribe(inbox, func(m *nats.Msg) {
+		if end != nil {
+			return
+		}
+		if len(m.Data) > 0 && m.Header == nil {
+			recs = append(recs, RawRecord{Seq: fromSeq + uint64(len(recs)), Data: m.Data})
+			return
+		}
+		end = m
+		close(done)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch %s: %w", stream, err)
+	}
+	defer sub.Unsubscribe()
+	if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
+		return nil, nil, fmt.Errorf("fetch %s: %w", stream, err)
+	}
+	select {
+	case <-done: // the handler wrote recs and end before closing done
+		return recs, end, nil
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("fetch %s: %w", stream, ctx.Err())
+	}
+}
+
+// fetchRawWithSeqs reads one batch again, asking for headers to learn
+// each message's sequence.
+func (s *Store) fetchRawWithSeqs(ctx context.Context, stream string, fromSeq uint64, max int) ([]RawRecord, error) {
+	body, err := json.Marshal(directGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes})
+	if err != nil {
+		return nil, err
+	}
 	ch := make(chan *nats.Msg, max+4)
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.ChanSubscribe(inbox, ch)
@@ -59,70 +142,6 @@ func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, ma
 		return nil, fmt.Errorf("fetch %s: %w", stream, err)
 	}
 	defer sub.Unsubscribe()
-	body, err := json.Marshal(rawGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes, NoHeaders: true})
-	if err != nil {
-		return nil, err
-	}
-	recs := make([]RawRecord, 0, max)
-	for try := 0; ; try++ {
-		if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
-			return nil, fmt.Errorf("fetch %s: %w", stream, err)
-		}
-		recs = recs[:0]
-		retry := false
-	read:
-		for {
-			var m *nats.Msg
-			select {
-			case m = <-ch:
-			case <-ctx.Done():
-				return nil, fmt.Errorf("fetch %s: %w", stream, ctx.Err())
-			}
-			if len(m.Data) > 0 && m.Header == nil {
-				recs = append(recs, RawRecord{Seq: fromSeq + uint64(len(recs)), Data: m.Data})
-				continue
-			}
-			switch status := m.Header.Get(hdrStatus); status {
-			case statusEOB:
-				if len(recs) == 0 {
-					return recs, nil
-				}
-				last, err := strconv.ParseUint(m.Header.Get(hdrLastSeq), 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("fetch %s: end of batch without a last sequence", stream)
-				}
-				if last != recs[len(recs)-1].Seq {
-					// Not contiguous from fromSeq: read it with sequences.
-					return s.fetchRawWithSeqs(ctx, ch, inbox, stream, fromSeq, max)
-				}
-				return recs, nil
-			case statusNotFound:
-				return recs[:0], nil
-			case statusNoResponders:
-				retry = true
-				break read
-			case "":
-				return nil, fmt.Errorf("fetch %s: a reply with headers to a request without", stream)
-			default:
-				return nil, fmt.Errorf("fetch %s: status %s %s", stream, status, m.Header.Get(hdrDescr))
-			}
-		}
-		if !retry || try >= noResponderTries {
-			return nil, fmt.Errorf("fetch %s: %w", stream, nats.ErrNoResponders)
-		}
-		if err := sleepCtx(ctx, noResponderRetry); err != nil {
-			return nil, fmt.Errorf("fetch %s: %w", stream, err)
-		}
-	}
-}
-
-// fetchRawWithSeqs reads one batch again, asking for headers to learn
-// each message's sequence.
-func (s *Store) fetchRawWithSeqs(ctx context.Context, ch <-chan *nats.Msg, inbox, stream string, fromSeq uint64, max int) ([]RawRecord, error) {
-	body, err := json.Marshal(directGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes})
-	if err != nil {
-		return nil, err
-	}
 	if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", stream, err)
 	}

@@ -87,13 +87,29 @@ func slowDecode(t testing.TB, reg *events.Registry, data []byte) (*orderCommit, 
 	return decodeRecord(reg, streams.Record{Seq: 7, Commit: c})
 }
 
+// sameCommit compares what the read model uses: everything but the
+// idempotency key and request hash of order.placed, which the fast path
+// does not keep.
 func sameCommit(a, b *orderCommit) bool {
 	if !a.RecordedAt.Equal(b.RecordedAt) {
 		return false
 	}
 	x, y := *a, *b
 	x.RecordedAt, y.RecordedAt = time.Time{}, time.Time{}
+	x.Events, y.Events = unkept(x.Events), unkept(y.Events)
 	return reflect.DeepEqual(x, y)
+}
+
+func unkept(evs []orderEvent) []orderEvent {
+	out := make([]orderEvent, len(evs))
+	for i, ev := range evs {
+		if p, ok := ev.Payload.(events.OrderPlaced); ok {
+			p.IdempotencyKey, p.RequestHash = "", ""
+			ev.Payload = p
+		}
+		out[i] = ev
+	}
+	return out
 }
 
 func TestDecodeFastMatchesTheRegistry(t *testing.T) {
@@ -151,6 +167,8 @@ func TestDecodeFastLeavesTheUnusualToTheRegistry(t *testing.T) {
 		"other event type":  strings.Replace(b, `"order.stock_reserved"`, `"inventory.reserved"`, 1),
 		"no events":         b[:strings.Index(b, `"events":`)] + `"events":[],"metadata":{"recorded_at":"2026-11-25T21:01:02.3456789Z"}}`,
 		"trailing garbage":  b + "x",
+		"bad escape":        strings.Replace(b, `"prev_hash":"prev"`, `"prev_hash":"pr\qev"`, 1),
+		"short \\u escape":  strings.Replace(b, `"prev_hash":"prev"`, `"prev_hash":"\u12"`, 1),
 		"truncated":         b[:len(b)-2],
 		"empty":             "",
 	} {

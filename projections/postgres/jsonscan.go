@@ -53,27 +53,72 @@ func (s *scanner) rawString() (raw []byte, special, ok bool) {
 		return nil, false, false
 	}
 	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
+	b := s.b
+	for {
+		i := s.i
+		for i < len(b) && !stringStop[b[i]] {
+			i++
+		}
+		s.i = i
+		if i >= len(b) {
+			return nil, false, false
+		}
+		switch c := b[i]; {
 		case c == '"':
-			raw = s.b[start:s.i]
+			raw = b[start:i]
 			s.i++
 			return raw, special, true
 		case c == '\\':
 			special = true
+			if !validEscape(b[i+1:]) {
+				return nil, false, false
+			}
 			s.i += 2
 		case c < 0x20:
 			return nil, false, false
-		default:
-			if c >= 0x80 {
-				special = true
-			}
+		default: // >= 0x80
+			special = true
 			s.i++
 		}
 	}
-	return nil, false, false
 }
+
+// validEscape reports whether b starts with what may follow a backslash
+// in a JSON string: one of "\\/bfnrt, or u and four hex digits.
+func validEscape(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch b[0] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return true
+	case 'u':
+		if len(b) < 5 {
+			return false
+		}
+		for _, c := range b[1:5] {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// stringStop marks the bytes a string scan must look at: the closing
+// quote, escapes, control characters (invalid in JSON strings) and
+// non-ASCII (UTF-8 to check).
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	for c := 0x80; c < 256; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // str decodes the next string as encoding/json does.
 func (s *scanner) str() (string, bool) {
@@ -104,6 +149,25 @@ func (s *scanner) str() (string, bool) {
 		return "", false
 	}
 	return v, true
+}
+
+// strIn decodes the next string, returning the equal string from known
+// instead of a new one when there is one (no allocation).
+func (s *scanner) strIn(known map[string]string) (string, bool) {
+	s.ws()
+	start := s.i
+	raw, special, ok := s.rawString()
+	if !ok {
+		return "", false
+	}
+	if !special {
+		if v, found := known[string(raw)]; found {
+			return v, true
+		}
+		return string(raw), true
+	}
+	s.i = start
+	return s.str()
 }
 
 // key reads an object key and the colon after it. Keys of the envelope
