@@ -312,3 +312,28 @@ func TestOrderViewCarriesCheckoutURL(t *testing.T) {
 		return v["status"] == "paid" && p["status"] == "captured"
 	})
 }
+
+// The local default's simulator comes back at the address it had, so the
+// pay page an order's checkout_url names survives an orderd restart.
+func TestPayPageKeepsItsAddressAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *config.Config) {
+		c.DataDir = dir
+		c.Roles = []string{"api", "sagas"}
+		c.PSPMode = "manual"
+	}
+	ta := mustStart(t, cfg)
+	before := ta.pay.sim.BaseURL()
+	if err := ta.close(); err != nil {
+		t.Fatal(err)
+	}
+	ta2 := mustStart(t, cfg)
+	if after := ta2.pay.sim.BaseURL(); after != before {
+		t.Fatalf("simulator at %s after the restart, was at %s", after, before)
+	}
+	resp, err := http.Get(before + "/healthz")
+	if err != nil {
+		t.Fatalf("the old address does not answer after the restart: %v", err)
+	}
+	resp.Body.Close()
+}

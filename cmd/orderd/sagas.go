@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,11 @@ const pspWebhookSecretFile = "psp-webhook.secret"
 
 // pspSimStateFile holds the in-process simulator's intents.
 const pspSimStateFile = "psp-sim.json"
+
+// pspSimAddrFile remembers where the in-process simulator listened, so a
+// restarted local default serves its pay pages at the same address and
+// the checkout_url of an order placed before the restart still works.
+const pspSimAddrFile = "psp-sim.addr"
 
 // payments is orderd's payment side: the payment aggregate's handler, the
 // provider (the in-process simulator unless ORDO_PSP_URL is set), the
@@ -73,7 +79,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		base, err := p.sim.Start(a.cfg.PSPListen)
+		base, err := a.startSim(p.sim)
 		if err != nil {
 			return err
 		}
@@ -121,6 +127,38 @@ func (a *app) startSagas(registry *events.Registry) error {
 	}
 	a.cleanup = append(a.cleanup, func() { _ = p.runtime.Close() })
 	return nil
+}
+
+// startSim starts the in-process simulator. With a listen port of 0 it
+// first tries the address it had before (recorded under the data dir),
+// then any free port; the address it got is recorded for next time.
+func (a *app) startSim(s *sim.Sim) (string, error) {
+	listen := a.cfg.PSPListen
+	file := filepath.Join(a.cfg.DataDir, pspSimAddrFile)
+	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {
+		if prev, err := os.ReadFile(file); err == nil {
+			if ph, pp, err := net.SplitHostPort(strings.TrimSpace(string(prev))); err == nil && ph == host {
+				base, err := s.Start(net.JoinHostPort(host, pp))
+				if err == nil {
+					return base, nil
+				}
+				a.log.Warn("payment simulator: its previous address is taken; pay pages of earlier orders will not be found",
+					"addr", net.JoinHostPort(host, pp), "err", err)
+			}
+		}
+	}
+	base, err := s.Start(listen)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("psp sim: its own URL %q: %w", base, err)
+	}
+	if err := os.WriteFile(file, []byte(u.Host+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("record the payment simulator's address: %w", err)
+	}
+	return base, nil
 }
 
 // dialable turns a listen address into one a client can dial: an
