@@ -56,6 +56,8 @@ commands:
   projections status [--json]                   each projection's state, versions, checkpoints, lag and leases
   projections rebuild order_status              build a new version of the read model beside the live one,
                                                 catch it up and swap it in; queries keep answering
+  projections rebuild search                    build a new Elasticsearch index behind the alias, catch it up,
+                                                swap the alias in one step; searches keep answering
 
 flags common to commands that read the log:
   --data-dir DIR   local default's data dir (ORDO_DATA_DIR, default ordo-data)

@@ -88,6 +88,8 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	pgFlag := fs.String("postgres-url", e.getenv("ORDO_POSTGRES_URL"), "PostgreSQL URL of the read models")
 	asJSON := fs.Bool("json", false, "print JSON")
 	batch := fs.Int("batch", 500, "commits per transaction when rebuilding")
+	esFlag := fs.String("elasticsearch-url", e.getenv("ORDO_ELASTICSEARCH_URL"), "Elasticsearch URL of the search (status lists it when set or found)")
+	esPrefix := fs.String("elasticsearch-prefix", e.getenv("ORDO_ELASTICSEARCH_PREFIX"), "index name prefix (default ordo-)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -163,12 +165,32 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	for _, l := range st.Leases {
 		ps.Leases = append(ps.Leases, leaseStatus{l.Partition, l.Owner, l.ExpiresAt})
 	}
+	// The search projection is listed when Elasticsearch is configured
+	// or a running orderd recorded the one it uses.
+	var sps *projectionStatus
+	if esURL, err := elasticsearchURL(*esFlag, lf.dataDir); err == nil {
+		sp := searchStatus(ctx, esURL, *esPrefix, store, last)
+		sps = &sp
+	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetEscapeHTML(false)
-		return enc.Encode(ps)
+		if err := enc.Encode(ps); err != nil {
+			return err
+		}
+		if sps != nil {
+			return enc.Encode(sps)
+		}
+		return nil
 	}
 	printProjection(e.stdout, ps)
+	if sps != nil {
+		fmt.Fprintln(e.stdout)
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
+		fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", sps.Name, sps.State, sps.Version, sps.Checkpoint, sps.StreamLastSeq, sps.Lag)
+		tw.Flush()
+	}
 	return nil
 }
 

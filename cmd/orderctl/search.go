@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/projections/search"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 // isSearchRebuild reports whether args ask for `projections rebuild
@@ -85,4 +86,30 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: alias %s now points at %s (was %s); took %s\n", search.Name, st.Alias(), index, before.Index, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// searchStatus describes the search projection at url; with
+// Elasticsearch unreachable its state is "unavailable".
+func searchStatus(ctx context.Context, url, prefix string, store *streams.Store, last uint64) projectionStatus {
+	ps := projectionStatus{Name: search.Name, State: "unavailable", StreamLastSeq: last, Versions: []versionStatus{}, Leases: []leaseStatus{}}
+	client, err := search.NewClient(url)
+	if err != nil {
+		return ps
+	}
+	st, err := search.New(client, search.Options{Prefix: prefix, Partitions: store.Partitions(), Loader: store})
+	if err != nil {
+		return ps
+	}
+	s, err := st.Status(ctx, last)
+	if err != nil {
+		return ps
+	}
+	ps.State = "live"
+	if s.Lag > 0 {
+		ps.State = "catching_up"
+	}
+	ps.Version = search.IndexVersion(s.Index)
+	ps.Checkpoint, ps.Lag = s.Checkpoint, s.Lag
+	ps.Versions = append(ps.Versions, versionStatus{Version: ps.Version, State: "live", Checkpoint: s.Checkpoint, Lag: s.Lag, Checkpoints: s.Checkpoints})
+	return ps
 }

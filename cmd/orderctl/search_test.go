@@ -25,6 +25,18 @@ func TestProjectionsRebuildSearch(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"to":"`+prefix+`orders_v3"`) {
 		t.Fatalf("second rebuild: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// status lists the search projection beside the read model: the
+	// rebuilt index, caught up with the log.
+	pg := testkit.Postgres(t)
+	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg}, "projections", "status", "--elasticsearch-prefix", prefix, "--json")
+	if code != 0 || !strings.Contains(out, `"name":"search","state":"live"`) || !strings.Contains(out, `"version":3`) {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg,
+		"ORDO_ELASTICSEARCH_URL": "http://127.0.0.1:1"}, "projections", "status", "--json")
+	if code != 0 || !strings.Contains(out, `"name":"search","state":"unavailable"`) {
+		t.Fatalf("status with Elasticsearch down: exit %d\n%s\n%s", code, out, errOut)
+	}
 	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": t.TempDir()}, "projections", "rebuild", "search")
 	if code == 0 || !strings.Contains(errOut, "no Elasticsearch") {
 		t.Fatalf("without Elasticsearch: exit %d: %s", code, errOut)

@@ -41,6 +41,14 @@ func (s *searchIndex) WaitFor(ctx context.Context, seq uint64) (bool, error) {
 	return st.WaitFor(ctx, seq)
 }
 
+func (s *searchIndex) Status(ctx context.Context, streamLast uint64) (search.Status, error) {
+	st := s.st.Load()
+	if st == nil {
+		return search.Status{}, fmt.Errorf("%w: the local Elasticsearch is starting", search.ErrUnavailable)
+	}
+	return st.Status(ctx, streamLast)
+}
+
 // setupSearch wires the customer-service search: with
 // ORDO_ELASTICSEARCH_URL that server, with ORDO_ELASTICSEARCH=local the
 // shared local server (started in the background if it does not run:

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,12 @@ func TestSearchFindsOrdersThroughTheAPI(t *testing.T) {
 	got := ta.do("GET", "/v1/search/orders?q="+url.QueryEscape("buyer7@example.com"), ta.agent, nil)
 	if hits := hitIDs(got); len(hits) == 0 || hits[0] != ids[7] {
 		t.Errorf("email: %s", got.raw)
+	}
+	// The search projection is listed beside the read model, caught up
+	// to at least the position read above.
+	if sp := projectionNamed(t, ta, "search"); sp["state"] == "unavailable" || sp["version"].(float64) < 1 ||
+		sp["checkpoint"].(float64) < float64(seqOf(t, pos)) {
+		t.Errorf("GET /v1/projections, search: %v", sp)
 	}
 	// Paging with the cursor over every order.
 	seen := map[string]bool{}
@@ -164,6 +171,37 @@ func TestSearchDownLeavesCommandsAndQueriesWorking(t *testing.T) {
 	if got := ta.do("GET", "/readyz", "", nil); got.status != 200 {
 		t.Errorf("readyz: %d", got.status)
 	}
+	if sp := projectionNamed(t, ta, "search"); sp["state"] != "unavailable" {
+		t.Errorf("GET /v1/projections with Elasticsearch down, search: %v", sp)
+	}
+}
+
+// projectionNamed returns the entry of GET /v1/projections named name.
+func projectionNamed(t *testing.T, ta *testApp, name string) map[string]any {
+	t.Helper()
+	r := ta.do("GET", "/v1/projections", ta.admin, nil)
+	if r.status != 200 {
+		t.Fatalf("GET /v1/projections: %d %s", r.status, r.raw)
+	}
+	list, _ := r.body["projections"].([]any)
+	for _, p := range list {
+		if m, ok := p.(map[string]any); ok && m["name"] == name {
+			return m
+		}
+	}
+	t.Fatalf("GET /v1/projections lists no %q: %s", name, r.raw)
+	return nil
+}
+
+// seqOf is the sequence of a position "STREAM:seq".
+func seqOf(t *testing.T, pos string) uint64 {
+	t.Helper()
+	_, n, ok := strings.Cut(pos, ":")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("position %q", pos)
+	}
+	return seq
 }
 
 // TestSearchNotConfigured: without Elasticsearch the route stays in the

@@ -13,6 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -367,6 +368,38 @@ func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.
 	for _, l := range st.Leases {
 		v.Leases = append(v.Leases, projectionLease{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
 	}
-	writeJSON(w, http.StatusOK, projectionList{Projections: []projectionView{v}})
+	list := projectionList{Projections: []projectionView{v}}
+	if ss, ok := s.Search.(SearchStatus); ok {
+		list.Projections = append(list.Projections, searchProjectionView(r.Context(), ss, last))
+	}
+	writeJSON(w, http.StatusOK, list)
 	return nil
+}
+
+// SearchStatus is implemented by a [Search] that can report its
+// projection's checkpoints; GET /v1/projections then lists it too.
+type SearchStatus interface {
+	Status(ctx context.Context, streamLast uint64) (search.Status, error)
+}
+
+// searchProjectionView describes the search projection; with
+// Elasticsearch unreachable its state is "unavailable" and the rest of
+// the listing is still served.
+func searchProjectionView(ctx context.Context, ss SearchStatus, last uint64) projectionView {
+	v := projectionView{Name: search.Name, StreamLastSeq: last, Versions: []projectionVersion{}, Leases: []projectionLease{}}
+	st, err := ss.Status(ctx, last)
+	if err != nil {
+		v.State = "unavailable"
+		return v
+	}
+	v.State = "live"
+	if st.Lag > 0 {
+		v.State = "catching_up"
+	}
+	v.Version = search.IndexVersion(st.Index)
+	v.Checkpoint, v.Lag = st.Checkpoint, st.Lag
+	v.Versions = append(v.Versions, projectionVersion{
+		Version: v.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints,
+	})
+	return v
 }
