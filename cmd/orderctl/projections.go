@@ -168,8 +168,8 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	// The search projection is listed when Elasticsearch is configured
 	// or a running orderd recorded the one it uses.
 	var sps *projectionStatus
-	if esURL, err := elasticsearchURL(*esFlag, lf.dataDir); err == nil {
-		sp := searchStatus(ctx, esURL, *esPrefix, store, last)
+	if esURL, prefix, err := elasticsearchTarget(*esFlag, *esPrefix, lf.dataDir); err == nil {
+		sp := searchStatus(ctx, esURL, prefix, store, last)
 		sps = &sp
 	}
 	if *asJSON {

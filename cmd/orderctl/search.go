@@ -23,21 +23,29 @@ func isSearchRebuild(args []string) bool {
 	return i >= 0 && i+1 < len(args) && args[i+1] == search.Name
 }
 
-// elasticsearchURL finds Elasticsearch: --elasticsearch-url
-// (ORDO_ELASTICSEARCH_URL), else the elasticsearch.url a live local
-// orderd wrote into its data dir.
-func elasticsearchURL(flagURL, dataDir string) (string, error) {
+// elasticsearchTarget finds Elasticsearch and the index prefix:
+// --elasticsearch-url (ORDO_ELASTICSEARCH_URL) with
+// --elasticsearch-prefix (ORDO_ELASTICSEARCH_PREFIX; empty: the
+// default), else the elasticsearch.url and elasticsearch.prefix a live
+// orderd wrote into its data dir (a prefix flag still wins).
+func elasticsearchTarget(flagURL, flagPrefix, dataDir string) (url, prefix string, err error) {
 	if flagURL != "" {
-		return flagURL, nil
+		return flagURL, flagPrefix, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dataDir, "elasticsearch.url"))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, "elasticsearch.url"))
+		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, "elasticsearch.url"))
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return strings.TrimSpace(string(b)), nil
+	url, prefix = strings.TrimSpace(string(b)), flagPrefix
+	if prefix == "" {
+		if p, err := os.ReadFile(filepath.Join(dataDir, "elasticsearch.prefix")); err == nil {
+			prefix = strings.TrimSpace(string(p))
+		}
+	}
+	return url, prefix, nil
 }
 
 // cmdRebuildSearch is `orderctl projections rebuild search`: a new index
@@ -56,7 +64,7 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	if *batch < 1 || *batch > 10000 {
 		return usagef("--batch %d: want 1..10000", *batch)
 	}
-	url, err := elasticsearchURL(*esFlag, lf.dataDir)
+	url, esPrefix, err := elasticsearchTarget(*esFlag, *prefix, lf.dataDir)
 	if err != nil {
 		return err
 	}
@@ -69,7 +77,7 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := search.New(client, search.Options{Prefix: *prefix, Partitions: store.Partitions(), Loader: store})
+	st, err := search.New(client, search.Options{Prefix: esPrefix, Partitions: store.Partitions(), Loader: store})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,42 +12,62 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ordo-shop/ordo/internal/esserver"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
+	"github.com/ordo-shop/ordo/streams"
 )
 
-// elasticsearchURLFile is where orderd writes the URL of the
-// Elasticsearch it uses, for orderctl.
-const elasticsearchURLFile = "elasticsearch.url"
+// elasticsearchURLFile and elasticsearchPrefixFile are where orderd
+// writes the URL of the Elasticsearch it uses and its index prefix, for
+// orderctl.
+const (
+	elasticsearchURLFile    = "elasticsearch.url"
+	elasticsearchPrefixFile = "elasticsearch.prefix"
+)
 
 // searchIndex serves httpapi.Search from a store that may arrive late
 // (while the local Elasticsearch starts): until then search answers 503.
 type searchIndex struct {
 	st atomic.Pointer[search.Store]
+	// refused, once set, is why the index must not be served (it was
+	// built from another log).
+	refused atomic.Pointer[error]
+}
+
+func (s *searchIndex) store() (*search.Store, error) {
+	if err := s.refused.Load(); err != nil {
+		return nil, *err
+	}
+	st := s.st.Load()
+	if st == nil {
+		return nil, fmt.Errorf("%w: the local Elasticsearch is starting", search.ErrUnavailable)
+	}
+	return st, nil
 }
 
 func (s *searchIndex) Search(ctx context.Context, q search.Query) (search.Result, error) {
-	st := s.st.Load()
-	if st == nil {
-		return search.Result{}, fmt.Errorf("%w: the local Elasticsearch is starting", search.ErrUnavailable)
+	st, err := s.store()
+	if err != nil {
+		return search.Result{}, err
 	}
 	return st.Search(ctx, q)
 }
 
 func (s *searchIndex) WaitFor(ctx context.Context, seq uint64) (bool, error) {
-	st := s.st.Load()
-	if st == nil {
-		return false, fmt.Errorf("%w: the local Elasticsearch is starting", search.ErrUnavailable)
+	st, err := s.store()
+	if err != nil {
+		return false, err
 	}
 	return st.WaitFor(ctx, seq)
 }
 
 func (s *searchIndex) Status(ctx context.Context, streamLast uint64) (search.Status, error) {
-	st := s.st.Load()
-	if st == nil {
-		return search.Status{}, fmt.Errorf("%w: the local Elasticsearch is starting", search.ErrUnavailable)
+	st, err := s.store()
+	if err != nil {
+		return search.Status{}, err
 	}
 	return st.Status(ctx, streamLast)
 }
@@ -65,7 +88,7 @@ func (a *app) setupSearch() error {
 	var st *search.Store
 	if a.cfg.ElasticsearchURL != "" {
 		var err error
-		if st, err = a.openSearch(a.cfg.ElasticsearchURL); err != nil {
+		if st, err = a.openSearch(a.cfg.ElasticsearchURL, a.cfg.ElasticsearchPrefix); err != nil {
 			return err
 		}
 		a.search.st.Store(st) // no I/O yet: fine while Elasticsearch is down
@@ -77,10 +100,11 @@ func (a *app) setupSearch() error {
 	go func() {
 		defer close(done)
 		defer os.Remove(urlFile)
+		defer os.Remove(filepath.Join(a.cfg.DataDir, elasticsearchPrefixFile))
 		for st == nil {
 			u, err := esserver.Shared(bg, esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: a.log})
 			if err == nil {
-				if st, err = a.openSearch(u); err != nil {
+				if st, err = a.openSearch(u, a.localSearchPrefix()); err != nil {
 					a.log.Error("search disabled", slog.Any("err", err))
 					return
 				}
@@ -106,13 +130,13 @@ func (a *app) setupSearch() error {
 
 // openSearch returns the index at url and records the URL for orderctl
 // in <data dir>/elasticsearch.url (the caller removes it at shutdown).
-func (a *app) openSearch(url string) (*search.Store, error) {
+func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	client, err := search.NewClient(url)
 	if err != nil {
 		return nil, err
 	}
 	st, err := search.New(client, search.Options{
-		Prefix: a.cfg.ElasticsearchPrefix, Partitions: a.store.Partitions(), Loader: a.store, Logger: a.log,
+		Prefix: prefix, Partitions: a.store.Partitions(), Loader: a.store, Logger: a.log,
 	})
 	if err != nil {
 		return nil, err
@@ -120,13 +144,106 @@ func (a *app) openSearch(url string) (*search.Store, error) {
 	if err := localdir.WriteFile(a.cfg.DataDir, elasticsearchURLFile, []byte(url+"\n")); err != nil {
 		a.log.Warn("search: write elasticsearch.url", slog.Any("err", err))
 	}
+	if err := localdir.WriteFile(a.cfg.DataDir, elasticsearchPrefixFile, []byte(prefix+"\n")); err != nil {
+		a.log.Warn("search: write elasticsearch.prefix", slog.Any("err", err))
+	}
 	a.log.Info("search configured", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
 	return st, nil
 }
 
+// localSearchPrefix is the index prefix of the local default in the
+// shared local Elasticsearch, which other data dirs (and earlier lives of
+// this one) use too: the configured prefix followed by a tag of the
+// ORDERS stream's identity (its name and creation time), so a new log
+// never finds the index of another and skips its sequences as applied.
+func (a *app) localSearchPrefix() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tag, err := a.logTag(ctx)
+	if err != nil {
+		// The log answered at start; if it does not now, the index name
+		// must still not collide: fall back to the data dir's path.
+		a.log.Warn("search: cannot read the log's identity; naming the index after the data dir", slog.Any("err", err))
+		abs, _ := filepath.Abs(a.cfg.DataDir)
+		tag = shortHash(abs)
+	}
+	return a.cfg.ElasticsearchPrefix + tag + "-"
+}
+
+// logTag identifies the ORDERS stream: a new stream under the same name
+// gets a new tag.
+func (a *app) logTag(ctx context.Context) (string, error) {
+	name, err := a.store.StreamName(streams.TypeOrder)
+	if err != nil {
+		return "", err
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return "", err
+	}
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return shortHash(name + "\x00" + st.CachedInfo().Created.UTC().Format(time.RFC3339Nano)), nil
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// errForeignIndex: the index has applied sequences the log does not have.
+var errForeignIndex = errors.New("the search index is ahead of the log: it was built from another log")
+
+// checkNotAhead refuses an index whose checkpoints are past the end of
+// the log (built from another log, or the stream was recreated): its
+// projector would skip the new log's commits as already applied and
+// search would answer from another shop's orders. Search answers 503
+// until an operator rebuilds or points ORDO_ELASTICSEARCH_PREFIX
+// elsewhere.
+func (a *app) checkNotAhead(ctx context.Context, st *search.Store) error {
+	last, err := a.store.LastSeq(ctx, streams.TypeOrder)
+	if err != nil {
+		return err
+	}
+	status, err := st.Status(ctx, last)
+	if err != nil {
+		return err
+	}
+	for p, cp := range status.Checkpoints {
+		if cp > last {
+			return fmt.Errorf("%w: %s has applied up to sequence %d on partition %d, the log ends at %d; "+
+				"use another ORDO_ELASTICSEARCH_PREFIX or delete the index", errForeignIndex, status.Index, cp, p, last)
+		}
+	}
+	return nil
+}
+
 // runSearch runs the search projector, with the search role, until ctx
-// ends.
+// ends. It first makes sure the index belongs to this log, retrying while
+// Elasticsearch is unreachable.
 func (a *app) runSearch(ctx context.Context, st *search.Store) error {
+	for {
+		err := a.checkNotAhead(ctx, st)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errForeignIndex) {
+			refused := fmt.Errorf("%w: %v", search.ErrUnavailable, err)
+			a.search.refused.Store(&refused)
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("search: cannot check the index yet; retrying", slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
 	if !a.cfg.HasRole("search") {
 		return nil
 	}

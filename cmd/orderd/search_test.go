@@ -213,3 +213,72 @@ func TestSearchNotConfigured(t *testing.T) {
 		t.Errorf("search: %d %s", got.status, got.raw)
 	}
 }
+
+// TestSearchRefusesAnIndexOfAnotherLog: an index that has applied more of
+// the ORDERS stream than this log holds was built from another log; its
+// projector would skip this log's commits as applied, so search answers
+// 503 instead of another shop's orders.
+func TestSearchRefusesAnIndexOfAnotherLog(t *testing.T) {
+	u, prefix := testkit.Elasticsearch(t)
+	withIndex := func(c *config.Config) {
+		c.ElasticsearchURL, c.ElasticsearchPrefix = u, prefix
+		c.Roles = []string{"api", "projections", "search"}
+		c.ReadYourWritesWait = 8 * time.Second
+	}
+	first := mustStart(t, withIndex)
+	first.putSKU("TEA-250", 1999, 100)
+	var pos string
+	for i := range 3 {
+		r := first.place(first.alice, fmt.Sprint("k-", i), orderBody(line("TEA-250", 1)))
+		if r.status != 202 {
+			t.Fatalf("place: %d %s", r.status, r.raw)
+		}
+		pos = r.body["position"].(string)
+	}
+	if got := first.do("GET", "/v1/search/orders?position="+url.QueryEscape(pos), first.agent, nil); got.status != 200 {
+		t.Fatalf("search on the first log: %d %s", got.status, got.raw)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := mustStart(t, withIndex) // a new data dir: a new, empty log
+	// Elasticsearch is up: a 503 here is the refusal (the first answers,
+	// before orderd has looked at the index, may still be served).
+	waitUntil(t, "search to refuse the other log's index", func() bool {
+		got := second.do("GET", "/v1/search/orders?q=x", second.agent, nil)
+		return got.status == 503 && got.code() == "search_unavailable"
+	})
+	if sp := projectionNamed(t, second, "search"); sp["state"] != "unavailable" {
+		t.Errorf("GET /v1/projections, search: %v", sp)
+	}
+	// Commands and the read model are not affected.
+	second.putSKU("TEA-250", 1999, 100)
+	if r := second.place(second.alice, "k-new", orderBody(line("TEA-250", 1))); r.status != 202 {
+		t.Fatalf("place on the second log: %d %s", r.status, r.raw)
+	}
+}
+
+// TestLocalSearchPrefixIsTheLogs: the local default names its indices in
+// the shared local Elasticsearch after its own log, so data dirs never
+// share an index, and a restart finds its own again.
+func TestLocalSearchPrefixIsTheLogs(t *testing.T) {
+	dir := t.TempDir()
+	a := mustStart(t, func(c *config.Config) { c.DataDir = dir })
+	pa := a.localSearchPrefix()
+	if err := a.close(); err != nil {
+		t.Fatal(err)
+	}
+	again := mustStart(t, func(c *config.Config) { c.DataDir = dir })
+	b := mustStart(t)
+	pAgain, pb := again.localSearchPrefix(), b.localSearchPrefix()
+	if !strings.HasPrefix(pa, "ordo-") || pa == "ordo-" {
+		t.Fatalf("local prefix %q: want ordo-<tag>-", pa)
+	}
+	if pAgain != pa {
+		t.Errorf("after a restart on the same data dir: %q, was %q", pAgain, pa)
+	}
+	if pb == pa {
+		t.Errorf("two data dirs share the prefix %q", pa)
+	}
+}
