@@ -56,9 +56,14 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	}
 	if ok && st.Pid > 0 && alive(st.Pid) {
 		// Started but not healthy yet (or wedged): give it a moment.
-		for end := time.Now().Add(90 * time.Second); time.Now().Before(end) && alive(st.Pid); time.Sleep(500 * time.Millisecond) {
+		for end := time.Now().Add(90 * time.Second); time.Now().Before(end) && alive(st.Pid); {
 			if Healthy(ctx, st.URL) == nil {
 				return st.URL, nil
+			}
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("esserver: waiting for the shared server to become healthy: %w", ctx.Err())
+			case <-time.After(500 * time.Millisecond):
 			}
 		}
 		stopLauncher(st.Pid)
