@@ -89,6 +89,28 @@ func (s *Store) replicasOfLog(ctx context.Context) (int, error) {
 // ensureStream creates a stream or checks that the existing one has the
 // given subjects, and updates it when its configuration differs in a way
 // an update can fix.
+// auxStreamConfig is the configuration of a stream beside the log (dead
+// letters, timers): file storage, no limits, the log's replicas, the
+// duplicate window, direct gets.
+func auxStreamConfig(name, description, subjects string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              name,
+		Description:       description,
+		Subjects:          []string{subjects},
+		Retention:         jetstream.LimitsPolicy,
+		MaxConsumers:      -1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1,
+		MaxMsgSize:        -1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		Duplicates:        DefaultDuplicateWindow,
+		AllowDirect:       true,
+	}
+}
+
 func (s *Store) ensureStream(ctx context.Context, sc jetstream.StreamConfig, check func(jetstream.StreamConfig) error) error {
 	st, err := s.js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

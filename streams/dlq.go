@@ -126,22 +126,7 @@ func (s *Store) OpenDLQ(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("streams: open dlq: %w", err)
 	}
-	sc := jetstream.StreamConfig{
-		Name:              DLQStream,
-		Description:       "Ordo dead letters of the process managers, their redrives, and refused outside reports",
-		Subjects:          []string{"dlq.>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxConsumers:      -1,
-		MaxMsgs:           -1,
-		MaxBytes:          -1,
-		MaxMsgsPerSubject: -1,
-		MaxMsgSize:        -1,
-		Discard:           jetstream.DiscardOld,
-		Storage:           jetstream.FileStorage,
-		Replicas:          replicas,
-		Duplicates:        DefaultDuplicateWindow,
-		AllowDirect:       true,
-	}
+	sc := auxStreamConfig(DLQStream, "Ordo dead letters of the process managers, their redrives, and refused outside reports", "dlq.>", replicas)
 	return s.ensureStream(ctx, sc, func(got jetstream.StreamConfig) error {
 		if !slices.Equal(got.Subjects, sc.Subjects) {
 			return fmt.Errorf("has subjects %v, want %v", got.Subjects, sc.Subjects)

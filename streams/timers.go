@@ -56,24 +56,9 @@ func (s *Store) OpenTimers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("streams: open timers: %w", err)
 	}
-	sc := jetstream.StreamConfig{
-		Name:              TimersStream,
-		Description:       "Ordo durable timers: message schedules and the messages they fire",
-		Subjects:          []string{"timer.>"},
-		Retention:         jetstream.LimitsPolicy,
-		MaxConsumers:      -1,
-		MaxMsgs:           -1,
-		MaxBytes:          -1,
-		MaxMsgsPerSubject: -1,
-		MaxMsgSize:        -1,
-		Discard:           jetstream.DiscardOld,
-		Storage:           jetstream.FileStorage,
-		Replicas:          replicas,
-		Duplicates:        DefaultDuplicateWindow,
-		AllowDirect:       true,
-		AllowRollup:       true,
-		AllowMsgSchedules: true,
-	}
+	sc := auxStreamConfig(TimersStream, "Ordo durable timers: message schedules and the messages they fire", "timer.>", replicas)
+	sc.AllowRollup = true
+	sc.AllowMsgSchedules = true
 	return s.ensureStream(ctx, sc, func(got jetstream.StreamConfig) error {
 		switch {
 		case !slices.Equal(got.Subjects, sc.Subjects):
