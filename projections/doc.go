@@ -26,6 +26,14 @@
 // conditional checkpoint move in [Sink.Commit] is what makes a late
 // writer (a lease lost during a long pause) harmless.
 //
+// # Decoding
+//
+// A [Sink] receives commits decoded by events.Unmarshal. A [DecodingSink]
+// decodes them itself, typically reading only what it needs; with a
+// [RawSource] (*streams.Store is one) the runner then reads the stream
+// undecoded and decodes each chunk as it arrives, while earlier batches
+// commit.
+//
 // projections/postgres implements Sink and Leases for the PostgreSQL
 // order-status read model.
 package projections

@@ -40,6 +40,36 @@ type Sink interface {
 	Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error
 }
 
+// RawSource is a [Source] that can also return the stream's commits
+// undecoded; *streams.Store implements it ([streams.Store.FetchRaw]).
+type RawSource interface {
+	FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]streams.RawRecord, error)
+}
+
+// DecodingSink is a [Sink] that decodes the stream's commits itself,
+// typically reading only what it needs. When the [Source] is also a
+// [RawSource], a [Runner] reads the stream undecoded, calls Decode for
+// each commit on its reader goroutine as soon as a chunk arrives (so
+// decoding overlaps the transactions of earlier batches) and applies
+// batches with CommitDecoded instead of Commit.
+type DecodingSink interface {
+	Sink
+	// Decode decodes one commit and returns its aggregate id (which
+	// picks its partition) and the value CommitDecoded gets. Calls come
+	// one at a time, but not always from the same goroutine.
+	Decode(rec streams.RawRecord) (aggregateID string, value any, err error)
+	// CommitDecoded is [Sink.Commit] for decoded commits: recs are the
+	// partition's commits with from < seq <= to, in log order.
+	CommitDecoded(ctx context.Context, partition int, from, to uint64, recs []Decoded) error
+}
+
+// Decoded is one commit as a [DecodingSink] decoded it.
+type Decoded struct {
+	Seq       uint64
+	Partition int // of the aggregate id Decode returned
+	Value     any
+}
+
 // Leases divides the partitions among the instances that run a
 // projection.
 type Leases interface {
@@ -251,14 +281,71 @@ func withWorkers(ctx context.Context, n int) context.Context {
 	return context.WithValue(ctx, workersKey{}, make(chan struct{}, n))
 }
 
+// path is how a pipeline reads and applies the stream: decoded
+// [streams.Record]s through [Sink.Commit], or [Decoded] values through a
+// [DecodingSink].
+type path[R any] struct {
+	fetch  func(ctx context.Context, from uint64, max int) ([]R, error)
+	seq    func(R) uint64
+	part   func(R) int
+	commit func(ctx context.Context, partition int, from, to uint64, recs []R) error
+}
+
+func (r *Runner) recordPath() path[streams.Record] {
+	return path[streams.Record]{
+		fetch: func(ctx context.Context, from uint64, max int) ([]streams.Record, error) {
+			return r.src.Fetch(ctx, r.opts.AggType, from, max)
+		},
+		seq:    func(rec streams.Record) uint64 { return rec.Seq },
+		part:   func(rec streams.Record) int { return r.src.Partition(rec.Commit.AggregateID) },
+		commit: r.sink.Commit,
+	}
+}
+
+func (r *Runner) decodedPath(raw RawSource, sink DecodingSink) path[Decoded] {
+	return path[Decoded]{
+		fetch: func(ctx context.Context, from uint64, max int) ([]Decoded, error) {
+			recs, err := raw.FetchRaw(ctx, r.opts.AggType, from, max)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Decoded, len(recs))
+			for i, rec := range recs {
+				id, v, err := sink.Decode(rec)
+				if err != nil {
+					return nil, fmt.Errorf("decode seq %d: %w", rec.Seq, err)
+				}
+				out[i] = Decoded{Seq: rec.Seq, Partition: r.src.Partition(id), Value: v}
+			}
+			return out, nil
+		},
+		seq:    func(d Decoded) uint64 { return d.Seq },
+		part:   func(d Decoded) int { return d.Partition },
+		commit: sink.CommitDecoded,
+	}
+}
+
+// pipeline reads the stream once for the partitions parts and applies
+// it. With until > 0 it returns once every partition's checkpoint is at
+// least until; otherwise it follows the stream until ctx ends (nil) or a
+// read fails.
+func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error {
+	raw, okSrc := r.src.(RawSource)
+	sink, okSink := r.sink.(DecodingSink)
+	if okSrc && okSink {
+		return runPipeline(ctx, r, r.decodedPath(raw, sink), parts, until)
+	}
+	return runPipeline(ctx, r, r.recordPath(), parts, until)
+}
+
 // queue is one partition's commits read but not yet applied.
-type queue struct {
+type queue[R any] struct {
 	p  int
 	mu sync.Mutex
 	// recs are the partition's commits after cp, in log order; through
 	// is how far the reader has read the stream for them: every commit
 	// of the partition up to through is in recs or applied.
-	recs    []streams.Record
+	recs    []R
 	through uint64
 	cp      atomic.Uint64
 	ready   chan struct{} // reader -> committer: more to do
@@ -269,14 +356,11 @@ type queue struct {
 	idle *atomic.Bool
 }
 
-// pipeline reads the stream once for the partitions parts and applies
-// it. With until > 0 it returns once every partition's checkpoint is at
-// least until; otherwise it follows the stream until ctx ends (nil) or a
-// read fails.
-func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error {
+// runPipeline is [Runner.pipeline] along one path.
+func runPipeline[R any](ctx context.Context, r *Runner, pa path[R], parts []int, until uint64) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	queues := make(map[int]*queue, len(parts))
+	queues := make(map[int]*queue[R], len(parts))
 	idle := &atomic.Bool{}
 	var pos uint64
 	first := true
@@ -285,7 +369,7 @@ func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error 
 		if err != nil {
 			return fmt.Errorf("projections: %w", err)
 		}
-		q := &queue{p: p, through: cp, ready: make(chan struct{}, 1), room: make(chan struct{}, 1), idle: idle}
+		q := &queue[R]{p: p, through: cp, ready: make(chan struct{}, 1), room: make(chan struct{}, 1), idle: idle}
 		q.cp.Store(cp)
 		queues[p] = q
 		if first || cp < pos {
@@ -296,12 +380,12 @@ func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error 
 	var wg sync.WaitGroup
 	for _, q := range queues {
 		wg.Go(func() {
-			if err := r.commitLoop(ctx, q, until); err != nil {
+			if err := commitLoop(ctx, r, pa, q, until); err != nil {
 				cancel(err)
 			}
 		})
 	}
-	err := r.read(ctx, queues, idle, pos, until)
+	err := read(ctx, r, pa, queues, idle, pos, until)
 	if until > 0 && err == nil {
 		wg.Wait() // every committer stops at until
 	}
@@ -321,17 +405,17 @@ func (r *Runner) pipeline(ctx context.Context, parts []int, until uint64) error 
 }
 
 // read fetches the stream after pos and hands each queue its commits.
-func (r *Runner) read(ctx context.Context, queues map[int]*queue, idle *atomic.Bool, pos, until uint64) error {
+func read[R any](ctx context.Context, r *Runner, pa path[R], queues map[int]*queue[R], idle *atomic.Bool, pos, until uint64) error {
 	chunk := 2 * r.opts.BatchSize
 	limit := 4 * r.opts.BatchSize
 	type fetched struct {
-		recs []streams.Record
+		recs []R
 		err  error
 	}
 	fetch := func(from uint64) <-chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
-			recs, err := r.src.Fetch(ctx, r.opts.AggType, from, chunk)
+			recs, err := pa.fetch(ctx, from, chunk)
 			ch <- fetched{recs, err}
 		}()
 		return ch
@@ -357,7 +441,7 @@ func (r *Runner) read(ctx context.Context, queues map[int]*queue, idle *atomic.B
 		ahead = nil
 		recs, err := f.recs, f.err
 		if err == nil && len(recs) == chunk {
-			ahead = fetch(recs[len(recs)-1].Seq + 1)
+			ahead = fetch(pa.seq(recs[len(recs)-1]) + 1)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -367,12 +451,12 @@ func (r *Runner) read(ctx context.Context, queues map[int]*queue, idle *atomic.B
 		}
 		upTo := pos
 		if n := len(recs); n > 0 {
-			upTo = recs[n-1].Seq
+			upTo = pa.seq(recs[n-1])
 		}
-		byPart := map[int][]streams.Record{}
+		byPart := map[int][]R{}
 		for _, rec := range recs {
-			p := r.src.Partition(rec.Commit.AggregateID)
-			if q := queues[p]; q != nil && rec.Seq > q.cp.Load() {
+			p := pa.part(rec)
+			if q := queues[p]; q != nil && pa.seq(rec) > q.cp.Load() {
 				byPart[p] = append(byPart[p], rec)
 			}
 		}
@@ -428,7 +512,7 @@ func signal(ch chan struct{}) {
 
 // commitLoop applies one partition's queue in batches until ctx ends, or
 // with until > 0 until the checkpoint reaches it.
-func (r *Runner) commitLoop(ctx context.Context, q *queue, until uint64) error {
+func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], until uint64) error {
 	var sem chan struct{}
 	if v, ok := ctx.Value(workersKey{}).(chan struct{}); ok {
 		sem = v
@@ -444,7 +528,7 @@ func (r *Runner) commitLoop(ctx context.Context, q *queue, until uint64) error {
 		}
 		q.mu.Lock()
 		i := 0
-		for i < len(q.recs) && q.recs[i].Seq <= cp {
+		for i < len(q.recs) && pa.seq(q.recs[i]) <= cp {
 			i++
 		}
 		q.recs = q.recs[i:]
@@ -452,7 +536,7 @@ func (r *Runner) commitLoop(ctx context.Context, q *queue, until uint64) error {
 		batch := q.recs[:n:n]
 		to := q.through
 		if n < len(q.recs) {
-			to = batch[n-1].Seq
+			to = pa.seq(batch[n-1])
 		}
 		q.mu.Unlock()
 
@@ -488,7 +572,7 @@ func (r *Runner) commitLoop(ctx context.Context, q *queue, until uint64) error {
 				return nil
 			}
 		}
-		err := r.sink.Commit(ctx, q.p, cp, to, batch)
+		err := pa.commit(ctx, q.p, cp, to, batch)
 		if sem != nil {
 			<-sem
 		}

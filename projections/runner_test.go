@@ -59,6 +59,39 @@ func (m *memSink) Commit(_ context.Context, p int, from, to uint64, recs []strea
 	return nil
 }
 
+// decodingMemSink is a memSink that decodes raw commits itself, so the
+// runner takes its DecodingSink path. It checks that each decoded value
+// belongs to the partition and sequence the runner hands it with.
+type decodingMemSink struct{ *memSink }
+
+func (d decodingMemSink) Decode(rec streams.RawRecord) (string, any, error) {
+	c, err := events.Unmarshal(rec.Data)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.AggregateID, streams.Record{Stream: "ORDERS", Seq: rec.Seq, Commit: c}, nil
+}
+
+func (d decodingMemSink) CommitDecoded(ctx context.Context, p int, from, to uint64, recs []projections.Decoded) error {
+	out := make([]streams.Record, len(recs))
+	for i, r := range recs {
+		rec := r.Value.(streams.Record)
+		if rec.Seq != r.Seq || r.Partition != p {
+			d.t.Errorf("decoded seq %d partition %d handed over as seq %d partition %d", rec.Seq, p, r.Seq, r.Partition)
+		}
+		out[i] = rec
+	}
+	return d.memSink.Commit(ctx, p, from, to, out)
+}
+
+// sinks runs a test with a plain Sink and with a DecodingSink.
+func sinks(t *testing.T, test func(t *testing.T, wrap func(*memSink) projections.Sink)) {
+	t.Run("records", func(t *testing.T) { test(t, func(m *memSink) projections.Sink { return m }) })
+	t.Run("decoding", func(t *testing.T) {
+		test(t, func(m *memSink) projections.Sink { return decodingMemSink{m} })
+	})
+}
+
 func (m *memSink) min() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,7 +135,9 @@ func appendCommits(t *testing.T, log *streams.Store, ids []string, perID int) {
 // partitions at once (no leases: the worst case), while commits are
 // appended; every commit must be applied exactly once, in log order, and
 // every partition's checkpoint must reach the end of the stream.
-func TestTwoRunnersApplyEachCommitOnce(t *testing.T) {
+func TestTwoRunnersApplyEachCommitOnce(t *testing.T) { sinks(t, twoRunnersApplyEachCommitOnce) }
+
+func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections.Sink) {
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -118,7 +153,7 @@ func TestTwoRunnersApplyEachCommitOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	rctx, stop := context.WithCancel(ctx)
 	for range 2 {
-		r, err := projections.New(log, sink, nil, projections.Options{BatchSize: 7, IdlePoll: 20 * time.Millisecond, WatermarkInterval: time.Millisecond})
+		r, err := projections.New(log, wrap(sink), nil, projections.Options{BatchSize: 7, IdlePoll: 20 * time.Millisecond, WatermarkInterval: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +195,9 @@ func TestTwoRunnersApplyEachCommitOnce(t *testing.T) {
 
 // TestCatchUpReachesTheEnd fills a sink from an existing log and checks
 // that an idle partition's checkpoint follows the stream too.
-func TestCatchUpReachesTheEnd(t *testing.T) {
+func TestCatchUpReachesTheEnd(t *testing.T) { sinks(t, catchUpReachesTheEnd) }
+
+func catchUpReachesTheEnd(t *testing.T, wrap func(*memSink) projections.Sink) {
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -170,7 +207,7 @@ func TestCatchUpReachesTheEnd(t *testing.T) {
 	}
 	appendCommits(t, log, []string{"only-one"}, 25)
 	sink := newMemSink(t, log)
-	r, err := projections.New(log, sink, nil, projections.Options{BatchSize: 10})
+	r, err := projections.New(log, wrap(sink), nil, projections.Options{BatchSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,9 @@ import (
 // logFlags are the flags of every command that reads the log.
 type logFlags struct {
 	dataDir, natsURL string
+	// local is set by openStore when it opened a stopped local default
+	// in-process, holding the data dir's lock.
+	local bool
 }
 
 func (l *logFlags) register(fs *flag.FlagSet, e env) {
@@ -64,6 +67,7 @@ func (l *logFlags) openStore(ctx context.Context) (*streams.Store, func(), error
 			return nil, nil, err
 		default:
 			closers = append(closers, unlock)
+			l.local = true
 			ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(l.dataDir, localdir.StoreDir), ServerName: "ordo-local", SyncAlways: true})
 			if err != nil {
 				closeAll()

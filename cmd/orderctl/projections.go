@@ -16,24 +16,39 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// postgresURL finds PostgreSQL: --postgres-url (ORDO_POSTGRES_URL), else the
-// postgres.url a live local orderd wrote into its data dir.
-func postgresURL(flagURL, dataDir string) (string, error) {
+// openPostgres finds PostgreSQL as DESIGN §9 says: --postgres-url
+// (ORDO_POSTGRES_URL); else, for a stopped local default (openStore took
+// the data dir's lock: no orderd runs on it), its private PostgreSQL,
+// started here from <data dir>/postgres and stopped by the returned func;
+// else the postgres.url the live local orderd wrote.
+func openPostgres(ctx context.Context, flagURL string, lf *logFlags) (url string, stop func(), err error) {
 	if flagURL != "" {
-		return flagURL, nil
+		return flagURL, func() {}, nil
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, localdir.PostgresURL))
+	if lf.local {
+		dir := filepath.Join(lf.dataDir, localdir.PostgresDir)
+		if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
+			return "", nil, fmt.Errorf("no read model in %s: start orderd once (its local default creates it), or set ORDO_POSTGRES_URL", lf.dataDir)
+		}
+		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir})
+		if err != nil {
+			return "", nil, fmt.Errorf("start the local default's PostgreSQL in %s: %w", dir, err)
+		}
+		return srv.URL(), func() { _ = srv.Stop() }, nil
+	}
+	b, err := os.ReadFile(filepath.Join(lf.dataDir, localdir.PostgresURL))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("no PostgreSQL: set ORDO_POSTGRES_URL (--postgres-url), or start orderd, whose local default writes %s", filepath.Join(dataDir, localdir.PostgresURL))
+		return "", nil, fmt.Errorf("no PostgreSQL: set ORDO_POSTGRES_URL (--postgres-url); the orderd running on %s wrote no %s", lf.dataDir, localdir.PostgresURL)
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return strings.TrimSpace(string(b)), nil
+	return strings.TrimSpace(string(b)), func() {}, nil
 }
 
 // projectionStatus is one line of `projections status --json`.
@@ -87,15 +102,16 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	if *batch < 1 || *batch > 10000 {
 		return usagef("--batch %d: want 1..10000", *batch)
 	}
-	url, err := postgresURL(*pgFlag, lf.dataDir)
-	if err != nil {
-		return err
-	}
 	store, closeStore, err := lf.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	url, stopPG, err := openPostgres(ctx, *pgFlag, &lf)
+	if err != nil {
+		return err
+	}
+	defer stopPG()
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return fmt.Errorf("connect to PostgreSQL: %w", err)

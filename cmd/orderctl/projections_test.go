@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -62,14 +64,78 @@ func TestProjectionsBadUsage(t *testing.T) {
 		{"projections", "rebuild", "orders_v9"},
 		{"projections", "explode"},
 		{"projections", "rebuild", "order_status", "--batch", "0"},
+		{"projections", "rebuild", "order_status", "--batch", "many"},
+		{"projections", "status", "order_status", "extra"},
+		{"projections", "status", "orders"},
+		{"projections", "rebuild", "order_status", "again"},
 	} {
 		code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, args...)
 		if code != exitUsage || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
 	}
-	code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "projections", "status")
-	if code != exitError || !strings.Contains(errOut, "ORDO_POSTGRES_URL") {
+	// A stopped local default that never ran a read model.
+	stopped, _ := seedDataDir(t, false)
+	code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": stopped}, "projections", "status")
+	if code != exitError || !strings.Contains(errOut, "ORDO_POSTGRES_URL") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("no PostgreSQL: exit %d, %q", code, errOut)
+	}
+	// A live local default started with ORDO_POSTGRES_URL wrote no
+	// postgres.url.
+	live, _ := seedDataDir(t, true)
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": live}, "projections", "status")
+	if code != exitError || !strings.Contains(errOut, "ORDO_POSTGRES_URL") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("live orderd without postgres.url: exit %d, %q", code, errOut)
+	}
+	// An unreachable PostgreSQL.
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": stopped, "ORDO_POSTGRES_URL": "postgres://nobody@127.0.0.1:1/x?connect_timeout=2"}, "projections", "status")
+	if code != exitError || errOut == "" {
+		t.Errorf("unreachable PostgreSQL: exit %d, %q", code, errOut)
+	}
+}
+
+// TestProjectionsOnAStoppedLocalDefault: with orderd stopped, orderctl
+// runs the local default's private PostgreSQL itself (under the data
+// dir's lock), answers, rebuilds, and stops it again.
+func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
+	dir, _ := seedDataDir(t, false)
+	// The private PostgreSQL a local orderd made once, now stopped.
+	pgDir := filepath.Join(dir, localdir.PostgresDir)
+	srv, err := pgserver.Start(t.Context(), pgserver.Options{Dir: pgDir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ORDO_DATA_DIR": dir}
+	status := func() projectionStatus {
+		t.Helper()
+		code, out, errOut := orderctl(t, env, "projections", "status", "--json")
+		if code != 0 {
+			t.Fatalf("status: exit %d: %s", code, errOut)
+		}
+		var st projectionStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status JSON %q: %v", out, err)
+		}
+		return st
+	}
+	if st := status(); st.Version != 1 || st.StreamLastSeq != 3 || st.Lag != 3 {
+		t.Fatalf("before the rebuild: %+v", st)
+	}
+	code, out, errOut := orderctl(t, env, "projections", "rebuild", "order_status")
+	if code != 0 || !strings.Contains(out, "version 2 is live (was 1)") {
+		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st := status(); st.Version != 2 || st.Checkpoint != 3 || st.Lag != 0 || st.State != "live" {
+		t.Fatalf("after the rebuild: %+v", st)
+	}
+	// orderctl stopped the server it started.
+	if pid, err := os.ReadFile(filepath.Join(pgDir, "data", "postmaster.pid")); err == nil {
+		t.Fatalf("postmaster.pid left behind: %s", pid)
+	}
+	if _, err := os.Stat(filepath.Join(dir, localdir.PostgresURL)); !os.IsNotExist(err) {
+		t.Fatalf("orderctl wrote %s: %v", localdir.PostgresURL, err)
 	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,10 +150,22 @@ func TestOrderQueriesShowTheWholeStory(t *testing.T) {
 	if list := r.body["orders"].([]any); r.status != 200 || len(list) != 1 || list[0].(map[string]any)["order_id"] != ids[0] {
 		t.Fatalf("shipped orders: %d %s", r.status, r.raw)
 	}
+	// The admin view: the live version's checkpoint, lag and state.
+	// The projector has applied at least pos (read above with it).
 	r = ta.do("GET", "/v1/projections", ta.admin, nil)
 	projs, _ := r.body["projections"].([]any)
-	if r.status != 200 || len(projs) != 1 || projs[0].(map[string]any)["name"] != "order_status" {
+	if r.status != 200 || len(projs) != 1 {
 		t.Fatalf("projections: %d %s", r.status, r.raw)
+	}
+	p := projs[0].(map[string]any)
+	seq, _ := strconv.ParseFloat(strings.TrimPrefix(pos, "ORDERS:"), 64)
+	cp, _ := p["checkpoint"].(float64)
+	end, _ := p["stream_last_seq"].(float64)
+	lag, hasLag := p["lag"].(float64)
+	versions, _ := p["versions"].([]any)
+	if p["name"] != "order_status" || p["version"] != float64(1) || cp < seq || !hasLag || lag != end-cp ||
+		(p["state"] != "live" && p["state"] != "catching_up") || len(versions) != 1 {
+		t.Fatalf("projections: %s", r.raw)
 	}
 }
 
@@ -213,25 +229,51 @@ func TestBadQueryInputIsRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := ta.do("GET", c.path, c.token, nil)
-			if r.status != c.status || r.code() != c.code {
-				t.Fatalf("%d %q, want %d %q: %s", r.status, r.code(), c.status, c.code, r.raw)
+			r, h := ta.get(c.path, c.token)
+			if r.status != c.status || r.code() != c.code || h.Get("Content-Type") != "application/json" {
+				t.Fatalf("%d %q (%s), want %d %q: %s", r.status, r.code(), h.Get("Content-Type"), c.status, c.code, r.raw)
 			}
 		})
 	}
 }
 
-// TestQueriesWithoutAReadModelAnswer503 runs the API with no projector
+// get is ta.do for a GET that also returns the response headers.
+func (ta *testApp) get(path, token string) (response, http.Header) {
+	ta.t.Helper()
+	req, err := http.NewRequest("GET", ta.base+path, nil)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	r := response{status: resp.StatusCode, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r, resp.Header
+}
+
+// TestStalePositionIsRefusedNotServed runs the API with no projector
 // and checks that a position the read model has not reached is refused
-// with 503 and Retry-After, not answered from stale data.
+// with 503, a JSON error and Retry-After, not answered from stale data.
 func TestStalePositionIsRefusedNotServed(t *testing.T) {
 	ta := mustStart(t, func(c *config.Config) { c.ReadYourWritesWait = 200 * time.Millisecond }) // no projector
 	ta.putSKU("TEA-250", 1999, 100)
 	placed := ta.place(ta.alice, "k", orderBody(line("TEA-250", 1)))
 	id, pos := placed.body["order_id"].(string), placed.body["position"].(string)
-	r := ta.do("GET", "/v1/orders/"+id+"?position="+pos, ta.alice, nil)
-	if r.status != 503 || r.code() != "projection_behind" {
-		t.Fatalf("stale read: %d %s", r.status, r.raw)
+	for _, path := range []string{"/v1/orders/" + id, "/v1/orders/" + id + "/timeline", "/v1/customers/cust-alice/orders"} {
+		r, h := ta.get(path+"?position="+url.QueryEscape(pos), ta.alice)
+		if r.status != 503 || r.code() != "projection_behind" || h.Get("Retry-After") == "" || h.Get("Content-Type") != "application/json" {
+			t.Fatalf("stale read of %s: %d %v %s", path, r.status, h, r.raw)
+		}
 	}
 	if r := ta.do("GET", "/v1/orders/"+id, ta.alice, nil); r.status != 404 {
 		t.Fatalf("without a position the read model answers what it has: %d %s", r.status, r.raw)

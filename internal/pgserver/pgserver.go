@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -397,15 +398,26 @@ func (s *Server) run(ctx context.Context, cred *syscall.Credential, deadline tim
 		// server itself, after the requests that use it.
 		Setpgid: true,
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgserver: start postgres: %w", err)
-	}
+	// Linux sends the parent-death signal when the *thread* that forked
+	// the child exits, not the process (golang/go#27505), and the Go
+	// runtime may end threads. So fork from a goroutine locked to its
+	// thread that lives exactly as long as the server: it waits for it.
 	exited := make(chan struct{})
-	s.cmd, s.exited = cmd, exited
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		s.waitErr = cmd.Wait()
 		close(exited)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("pgserver: start postgres: %w", err)
+	}
+	s.cmd, s.exited = cmd, exited
 
 	for {
 		select {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,6 +111,64 @@ func TestStalePostmasterIsTakenOver(t *testing.T) {
 	}
 	if got := exec1(t, s.URL(), "SELECT v FROM kept"); got != "yes" {
 		t.Fatalf("data after takeover: %q", got)
+	}
+}
+
+// TestKilledPostmasterIsTakenOver SIGKILLs the postmaster itself while a
+// client is connected (its backend may outlive it for a moment, holding
+// the shared memory) and releases the lock as a dead owner would: the
+// next Start must come up on the same data, whatever was left behind.
+func TestKilledPostmasterIsTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	old := start(t, dir)
+	exec1(t, old.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')")
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, old.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := syscall.Kill(old.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-old.Exited()
+	old.unlock()
+	old.unlock = nil
+
+	s := start(t, dir)
+	if got := exec1(t, s.URL(), "SELECT v FROM kept"); got != "yes" {
+		t.Fatalf("data after the takeover: %q", got)
+	}
+}
+
+// TestServerOutlivesTheThreadThatStartedIt starts a server from a
+// goroutine locked to its thread, which then ends (and the Go runtime
+// ends the thread with it): the parent-death signal must not fire, the
+// parent process lives on.
+func TestServerOutlivesTheThreadThatStartedIt(t *testing.T) {
+	dir := t.TempDir()
+	type result struct {
+		s   *Server
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		s, err := Start(context.Background(), Options{Dir: dir, NoSync: true, Settings: testSettings})
+		ch <- result{s, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { _ = r.s.Stop() })
+	select {
+	case <-r.s.Exited():
+		t.Fatal("the server stopped when the thread that started it ended")
+	case <-time.After(time.Second):
+	}
+	if got := exec1(t, r.s.URL(), "SELECT 'up'"); got != "up" {
+		t.Fatalf("query: %q", got)
 	}
 }
 

@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -87,17 +85,16 @@ type change struct {
 // those to read from the database before folding. An order whose first
 // commit in the batch is its first ever is new and not read (were it
 // stored already, its timeline's primary key would refuse the batch).
-func orderIDs(recs []streams.Record, known map[string]*orderRow) []string {
-	seen := make(map[string]bool, len(recs))
+func orderIDs(recs []*orderCommit, known map[string]*orderRow) []string {
 	var ids []string
-	for _, r := range recs {
-		id := r.Commit.AggregateID
-		if seen[id] {
+	seen := make(map[string]struct{}, len(recs))
+	for _, c := range recs {
+		if _, dup := seen[c.AggregateID]; dup {
 			continue
 		}
-		seen[id] = true
-		if known[id] == nil && r.Commit.Version > 1 {
-			ids = append(ids, id)
+		seen[c.AggregateID] = struct{}{}
+		if c.Version > 1 && known[c.AggregateID] == nil {
+			ids = append(ids, c.AggregateID)
 		}
 	}
 	return ids
@@ -120,45 +117,33 @@ func scanOrderRows(rows pgx.Rows, out map[string]*orderRow) error {
 	return rows.Err()
 }
 
-// fold applies a batch of commits, in log order, to the rows they touch
-// (existing holds those already stored) and returns the rows to write.
-// It checks that each order's versions follow on without gap or repeat.
-// decoded is a batch's event payloads, per commit, decoded (and
-// upcast) before its transaction begins; nil for event types this
-// binary does not know.
-type decoded [][]events.Payload
-
-func decode(reg *events.Registry, recs []streams.Record) (decoded, error) {
-	out := make(decoded, len(recs))
+// decodeAll decodes a batch of records with the registry (the slow
+// path; see decodeRaw for the fast one).
+func decodeAll(reg *events.Registry, recs []streams.Record) ([]*orderCommit, error) {
+	out := make([]*orderCommit, len(recs))
 	for i, rec := range recs {
-		ps := make([]events.Payload, len(rec.Commit.Events))
-		for j, ev := range rec.Commit.Events {
-			p, err := reg.Decode(ev)
-			if err != nil && !errors.Is(err, events.ErrUnknownEventType) {
-				return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
-			}
-			ps[j] = p
+		c, err := decodeRecord(reg, rec)
+		if err != nil {
+			return nil, err
 		}
-		out[i] = ps
+		out[i] = c
 	}
 	return out, nil
 }
 
-func fold(reg *events.Registry, recs []streams.Record, existing map[string]*orderRow) (*change, error) {
-	payloads, err := decode(reg, recs)
-	if err != nil {
-		return nil, err
+// fold applies a batch of commits, in log order, to the rows they touch
+// (existing holds those already stored) and returns the rows to write.
+// It checks that each order's versions follow on without gap or repeat.
+func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
+	nev := 0
+	for _, c := range recs {
+		nev += len(c.Events)
 	}
-	return foldDecoded(recs, payloads, existing)
-}
-
-func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*orderRow) (*change, error) {
-	ch := &change{}
+	ch := &change{orders: make([]*orderRow, 0, len(recs)), lines: make([]lineRow, 0, len(recs)), timeline: make([]timelineRow, 0, nev)}
 	rows := make(map[string]*orderRow, len(recs))
-	for n, rec := range recs {
-		c := rec.Commit
+	for _, c := range recs {
 		if c.AggregateType != streams.TypeOrder {
-			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", rec.Seq, c.AggregateType)
+			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 		}
 		row, touched := rows[c.AggregateID]
 		if !touched {
@@ -174,20 +159,16 @@ func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*o
 			have = row.Version
 		}
 		if c.Version != uint64(have)+1 {
-			return nil, fmt.Errorf("seq %d: order %s commit v%d follows v%d: the read model is out of step with the log", rec.Seq, c.AggregateID, c.Version, have)
+			return nil, fmt.Errorf("seq %d: order %s commit v%d follows v%d: the read model is out of step with the log", c.Seq, c.AggregateID, c.Version, have)
 		}
 		for i, ev := range c.Events {
-			p := payloads[n][i]
-			var err error
+			p := ev.Payload
 			if row == nil {
 				placed, ok := p.(events.OrderPlaced)
 				if !ok {
-					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", rec.Seq, c.AggregateID, ev.Type)
+					return nil, fmt.Errorf("seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, ev.Type)
 				}
-				row, err = newRow(placed, c.Metadata.RecordedAt)
-				if err != nil {
-					return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
-				}
+				row = newRow(placed, c.RecordedAt)
 				rows[c.AggregateID] = row
 				ch.orders = append(ch.orders, row)
 				for n, l := range placed.Lines {
@@ -196,32 +177,79 @@ func foldDecoded(recs []streams.Record, payloads decoded, existing map[string]*o
 			}
 			detail := evolve(row, p)
 			row.Version = int64(c.Version) + int64(i)
-			row.UpdatedAt = c.Metadata.RecordedAt
-			row.LastSeq = int64(rec.Seq)
+			row.UpdatedAt = c.RecordedAt
+			row.LastSeq = int64(c.Seq)
 			ch.timeline = append(ch.timeline, timelineRow{
-				OrderID: row.OrderID, Version: row.Version, Seq: int64(rec.Seq), At: c.Metadata.RecordedAt,
+				OrderID: row.OrderID, Version: row.Version, Seq: int64(c.Seq), At: c.RecordedAt,
 				EventType: ev.Type, Status: row.Status, Detail: detail, CommitID: c.CommitID,
-				CausationID: c.Metadata.CausationID, CorrelationID: c.Metadata.CorrelationID, Actor: c.Metadata.Actor,
+				CausationID: c.CausationID, CorrelationID: c.CorrelationID, Actor: c.Actor,
 			})
 		}
 	}
 	return ch, nil
 }
 
-func newRow(e events.OrderPlaced, at time.Time) (*orderRow, error) {
-	cust, err := json.Marshal(e.Customer)
-	if err != nil {
-		return nil, err
-	}
-	addr, err := json.Marshal(e.ShippingAddress)
-	if err != nil {
-		return nil, err
-	}
+func newRow(e events.OrderPlaced, at time.Time) *orderRow {
 	return &orderRow{
-		OrderID: e.OrderID, CustomerID: e.CustomerID, Customer: string(cust), ShippingAddress: string(addr),
+		OrderID: e.OrderID, CustomerID: e.CustomerID, Customer: customerJSON(e.Customer), ShippingAddress: addressJSON(e.ShippingAddress),
 		TotalAmount: e.Total.Amount, Currency: e.Total.Currency, PaymentStatus: PaymentNone, CreatedAt: at,
-	}, nil
+	}
 }
+
+// customerJSON and addressJSON encode what json.Marshal would, up to
+// escaping (the same JSON values, so the same jsonb), without reflection.
+func customerJSON(c events.Customer) string {
+	b := make([]byte, 0, 32+len(c.Name)+len(c.Email)+len(c.Phone))
+	b = appendField(b, '{', "name", c.Name, false)
+	b = appendField(b, ',', "email", c.Email, false)
+	b = appendField(b, ',', "phone", c.Phone, true)
+	return string(append(b, '}'))
+}
+
+func addressJSON(a events.Address) string {
+	b := make([]byte, 0, 96+len(a.Name)+len(a.Line1)+len(a.Line2)+len(a.City)+len(a.Region)+len(a.PostalCode)+len(a.Country))
+	b = append(b, '{')
+	sep := byte(0)
+	for _, f := range [...]struct {
+		k, v      string
+		omitEmpty bool
+	}{{"name", a.Name, true}, {"line1", a.Line1, false}, {"line2", a.Line2, true}, {"city", a.City, false},
+		{"region", a.Region, true}, {"postal_code", a.PostalCode, true}, {"country", a.Country, false}} {
+		if f.omitEmpty && f.v == "" {
+			continue
+		}
+		b = appendField(b, sep, f.k, f.v, false)
+		sep = ','
+	}
+	return string(append(b, '}'))
+}
+
+// appendField appends sep (unless 0), "key":"value"; nothing if
+// omitEmpty and the value is empty.
+func appendField(b []byte, sep byte, key, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	if sep != 0 {
+		b = append(b, sep)
+	}
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, '"', ':', '"')
+	for _, r := range v { // invalid UTF-8 comes as U+FFFD, as encoding/json writes it
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigit[r>>4], hexDigit[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}
+
+const hexDigit = "0123456789abcdef"
 
 // evolve applies one event to a row and returns the timeline's detail
 // text for it. Unknown events (nil) change nothing but the version.
@@ -274,13 +302,6 @@ func evolve(r *orderRow, p events.Payload) string {
 	return ""
 }
 
-// write stores a batch's rows: one pipelined round trip.
-func (ch *change) write(ctx context.Context, tx pgx.Tx, schema string) error {
-	var b pgx.Batch
-	queueWrites(&b, schema, ch)
-	return tx.SendBatch(ctx, &b).Close()
-}
-
 // queueWrites queues the upserts of a change: the statements the raw
 // benchmark baseline runs too.
 func queueWrites(b *pgx.Batch, schema string, ch *change) {
@@ -290,6 +311,11 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			total, version, seq                                                          []int64
 			created, updated                                                             []time.Time
 		}{}
+		for _, col := range []*[]string{&c.id, &c.cust, &c.custJSON, &c.addr, &c.status, &c.cur, &c.pst, &c.pid, &c.url, &c.carrier, &c.track, &c.reason} {
+			*col = make([]string, 0, n)
+		}
+		c.total, c.version, c.seq = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+		c.created, c.updated = make([]time.Time, 0, n), make([]time.Time, 0, n)
 		for _, r := range ch.orders {
 			c.id = append(c.id, r.OrderID)
 			c.cust = append(c.cust, r.CustomerID)
@@ -324,10 +350,10 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			c.id, c.cust, c.custJSON, c.addr, c.status, c.total, c.cur, c.pst, c.pid, c.url, c.carrier, c.track, c.reason,
 			c.created, c.updated, c.version, c.seq)
 	}
-	if len(ch.lines) > 0 {
-		var id, sku []string
-		var no []int32
-		var qty, price, amount []int64
+	if n := len(ch.lines); n > 0 {
+		id, sku := make([]string, 0, n), make([]string, 0, n)
+		no := make([]int32, 0, n)
+		qty, price, amount := make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
 		for _, l := range ch.lines {
 			id, no, sku = append(id, l.OrderID), append(no, l.LineNo), append(sku, l.SKU)
 			qty, price, amount = append(qty, l.Qty), append(price, l.UnitPrice), append(amount, l.Amount)
@@ -336,10 +362,11 @@ func queueWrites(b *pgx.Batch, schema string, ch *change) {
 			SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[])`,
 			id, no, sku, qty, price, amount)
 	}
-	if len(ch.timeline) > 0 {
-		var id, typ, status, detail, commit, cause, corr, actor []string
-		var version, seq []int64
-		var at []time.Time
+	if n := len(ch.timeline); n > 0 {
+		id, typ, status, detail := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		commit, cause, corr, actor := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		version, seq := make([]int64, 0, n), make([]int64, 0, n)
+		at := make([]time.Time, 0, n)
 		for _, t := range ch.timeline {
 			id, version, seq, at = append(id, t.OrderID), append(version, t.Version), append(seq, t.Seq), append(at, t.At)
 			typ, status, detail = append(typ, t.EventType), append(status, t.Status), append(detail, t.Detail)

@@ -292,6 +292,36 @@ func TestCommitRefusesAMovedCheckpoint(t *testing.T) {
 	sameSnapshot(t, "after a repeated batch", e.snapshot(e.pg), e.fresh())
 }
 
+// TestCommitWritesNothingWhenTheCheckpointMoved: the checkpoint guard and
+// the writes travel in one pipeline; when the guard fails, none of the
+// batch's rows may stay, even rows that would not conflict.
+func TestCommitWritesNothingWhenTheCheckpointMoved(t *testing.T) {
+	e := newEnv(t, 1)
+	e.place("o", 1, 1)
+	recs, _, err := e.log.FetchPartition(e.ctx, streams.TypeOrder, 0, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := recs[len(recs)-1].Seq
+	// Another writer moved the checkpoint without these rows.
+	if _, err := e.pg.Pool().Exec(e.ctx, "UPDATE order_status_v1.checkpoints SET seq = 1 WHERE partition = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pg.Sink().Commit(e.ctx, 0, 0, last, recs); !errors.Is(err, projections.ErrCheckpointMoved) {
+		t.Fatalf("commit from a moved checkpoint: %v", err)
+	}
+	var n int
+	if err := e.pg.Pool().QueryRow(e.ctx, "SELECT (SELECT count(*) FROM order_status.orders) + (SELECT count(*) FROM order_status.order_lines) + (SELECT count(*) FROM order_status.order_timeline)").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows written by a refused batch", n)
+	}
+	if cp, err := e.pg.Sink().Checkpoint(e.ctx, 0); err != nil || cp != 1 {
+		t.Fatalf("checkpoint %d (%v), want 1", cp, err)
+	}
+}
+
 // TestInstancesShareTheProjection runs three instances with leases while
 // orders are being placed; an instance stops in the middle. The result
 // must equal a fresh replay, and every instance must have worked.

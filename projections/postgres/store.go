@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/events"
@@ -46,6 +47,7 @@ type Options struct {
 type Store struct {
 	pool     *pgxpool.Pool
 	registry *events.Registry
+	fast     map[string]int // the event types decodeFast reads
 	opts     Options
 	log      *slog.Logger
 	live     *Sink
@@ -68,7 +70,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 	if _, err := Migrate(ctx, pool); err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, registry: reg, opts: opts, log: opts.Logger}
+	s := &Store{pool: pool, registry: reg, fast: fastTypes(reg), opts: opts, log: opts.Logger}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockSetup); err != nil {
 			return err
@@ -186,7 +188,7 @@ func (k *Sink) putCache(p int, c *rowCache) {
 	k.cache[p] = c
 }
 
-var _ projections.Sink = (*Sink)(nil)
+var _ projections.DecodingSink = (*Sink)(nil)
 
 // refresh reads the live version from the registry, through q (the pool,
 // or the transaction in progress: never take a second connection while
@@ -225,7 +227,40 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 // Commit implements [projections.Sink]: one transaction that moves the
 // checkpoint from from to to (only if it is still from, and for the live
 // sink only while its version is live), then applies recs.
-func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) (err error) {
+func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
+	commits, err := decodeAll(k.st.registry, recs)
+	if err != nil {
+		return fmt.Errorf("order status: partition %d: %w", partition, err)
+	}
+	return k.commit(ctx, partition, from, to, commits)
+}
+
+// Decode implements [projections.DecodingSink]: it reads what the read
+// model needs of a commit, without encoding/json where it can (see
+// decodeFast). The result is a *orderCommit.
+func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
+	c, err := decodeRaw(k.st.registry, k.st.fast, rec)
+	if err != nil {
+		return "", nil, fmt.Errorf("order status: %w", err)
+	}
+	return c.AggregateID, c, nil
+}
+
+// CommitDecoded implements [projections.DecodingSink]: [Sink.Commit] for
+// the values of [Sink.Decode].
+func (k *Sink) CommitDecoded(ctx context.Context, partition int, from, to uint64, recs []projections.Decoded) error {
+	commits := make([]*orderCommit, len(recs))
+	for i, d := range recs {
+		c, ok := d.Value.(*orderCommit)
+		if !ok {
+			return fmt.Errorf("order status: partition %d: seq %d was not decoded by this sink (%T)", partition, d.Seq, d.Value)
+		}
+		commits[i] = c
+	}
+	return k.commit(ctx, partition, from, to, commits)
+}
+
+func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderCommit) (err error) {
 	if k.live && k.stale.Load() {
 		if _, err := k.refresh(ctx, k.st.pool); err != nil {
 			return err
@@ -239,69 +274,56 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 	}()
 	v := int(k.version.Load())
 	schema := versionSchema(v)
-	// Decode before the transaction, to keep it short.
-	payloads, err := decode(k.st.registry, recs)
-	if err != nil {
-		return fmt.Errorf("order status: partition %d: %w", partition, err)
-	}
-	tx, err := k.st.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("order status: begin: %w", err)
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-
-	move := "UPDATE " + schema + ".checkpoints SET seq = $2, updated_at = now() WHERE partition = $1 AND seq = $3"
-	if k.live {
-		move += " AND EXISTS (SELECT 1 FROM ordo.projection_versions WHERE projection = '" + Name + "' AND version = $4 AND state = 'live')"
-	}
-	args := []any{partition, int64(to), int64(from)}
-	if k.live {
-		args = append(args, v)
-	}
-	var batch pgx.Batch
-	batch.Queue(move, args...)
+	// Fold first, from the rows this sink wrote last (valid while the
+	// checkpoint is still from) and those read back; then one pipeline,
+	// its own implicit transaction, moves the checkpoint (or fails with
+	// OX409, aborting the rest) and writes: one round trip. Reading back
+	// outside that transaction is safe: a checkpoint only moves forward,
+	// in the same transaction as the rows, so if it is still at from when
+	// the pipeline runs, nobody wrote the partition since the read.
 	cache := k.takeCache(partition, v, from)
-	ids := orderIDs(recs, cache.rows)
-	if len(ids) > 0 {
-		batch.Queue(selectOrders(schema), ids)
-	}
-	br := tx.SendBatch(ctx, &batch)
-	tag, err := br.Exec()
-	if err != nil {
-		br.Close()
-		return fmt.Errorf("order status: move checkpoint: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		br.Close()
-		if k.live {
-			if _, err := k.refresh(ctx, tx); err != nil {
-				return err
-			}
-		}
-		return projections.ErrCheckpointMoved
-	}
 	existing := cache.rows
-	if len(ids) > 0 {
-		rows, err := br.Query()
+	if ids := orderIDs(recs, existing); len(ids) > 0 {
+		rows, err := k.st.pool.Query(ctx, selectOrders(schema), ids)
 		if err == nil {
 			err = scanOrderRows(rows, existing)
 		}
 		if err != nil {
-			br.Close()
 			return fmt.Errorf("order status: read orders: %w", err)
 		}
 	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("order status: %w", err)
-	}
+	var ch *change
 	if len(recs) > 0 {
-		ch, err := foldDecoded(recs, payloads, existing)
+		ch, err = fold(recs, existing)
 		if err != nil {
+			// Rows read back after someone else applied more do not fold.
+			if cp, cerr := k.Checkpoint(ctx, partition); cerr == nil && cp != from {
+				return projections.ErrCheckpointMoved
+			}
 			return fmt.Errorf("order status: partition %d: %w", partition, err)
 		}
-		if err := ch.write(ctx, tx, schema); err != nil {
-			return fmt.Errorf("order status: partition %d: %w", partition, err)
+	}
+	live := 0
+	if k.live {
+		live = v
+	}
+	var batch pgx.Batch
+	batch.Queue("SELECT ordo.move_checkpoint($1, $2, $3, $4, $5, $6)", Name, schema, partition, int64(from), int64(to), live)
+	if ch != nil {
+		queueWrites(&batch, schema, ch)
+	}
+	if err := k.st.pool.SendBatch(ctx, &batch).Close(); err != nil {
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == codeCheckpointMoved {
+			if k.live {
+				if _, err := k.refresh(ctx, k.st.pool); err != nil {
+					return err
+				}
+			}
+			return projections.ErrCheckpointMoved
 		}
+		return fmt.Errorf("order status: partition %d: %w", partition, err)
+	}
+	if ch != nil {
 		if len(existing)+len(ch.orders) > maxCachedRows {
 			clear(existing)
 		}
@@ -309,10 +331,10 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 			existing[r.OrderID] = r
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("order status: commit: %w", err)
-	}
 	cache.cp = to
 	k.putCache(partition, cache)
 	return nil
 }
+
+// codeCheckpointMoved is the SQLSTATE ordo.move_checkpoint raises.
+const codeCheckpointMoved = "OX409"
