@@ -79,6 +79,9 @@ type leaseStatus struct {
 }
 
 func cmdProjections(ctx context.Context, e env, args []string) error {
+	if isSearchRebuild(args) {
+		return cmdRebuildSearch(ctx, e, args)
+	}
 	fs := flag.NewFlagSet("projections", flag.ContinueOnError)
 	var lf logFlags
 	lf.register(fs, e)

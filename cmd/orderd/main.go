@@ -88,6 +88,9 @@ type app struct {
 	pay     *payments // payment provider, webhooks and process managers (sagas.go)
 	// readModel is the order-status read model in PostgreSQL (projections.go).
 	readModel *postgres.Store
+	// search is the customer-service search, nil without Elasticsearch
+	// (search.go).
+	search *searchIndex
 }
 
 // start brings orderd up; on error everything started so far is stopped.
@@ -150,12 +153,20 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.setupReadModel(ctx); err != nil {
 		return err
 	}
+	if err := a.setupSearch(); err != nil {
+		return err
+	}
+	var searchAPI httpapi.Search
+	if a.search != nil {
+		searchAPI = a.search
+	}
 	api, err := httpapi.New(httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
 		Payments: a.pay.sync, PSPWebhookSecret: a.pay.secret,
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
+		Search:   searchAPI,
 		Observer: m, Metrics: m.Handler(),
 	})
 	if err != nil {

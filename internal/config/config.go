@@ -34,6 +34,19 @@ type Config struct {
 	// <DataDir>/postgres and writes its URL to <DataDir>/postgres.url
 	// (ORDO_POSTGRES_URL, --postgres-url).
 	PostgresURL string
+	// ElasticsearchURL is the Elasticsearch of the customer-service
+	// search (ORDO_ELASTICSEARCH_URL, --elasticsearch-url). Empty: see
+	// Elasticsearch.
+	ElasticsearchURL string
+	// Elasticsearch, when ElasticsearchURL is empty, is "local" to start
+	// (or reuse) the shared local Elasticsearch of scripts/elasticsearch,
+	// fetched into a cache outside the repository; empty means no search
+	// (GET /v1/search/orders answers 503) (ORDO_ELASTICSEARCH,
+	// --elasticsearch).
+	Elasticsearch string
+	// ElasticsearchPrefix starts the names of Ordo's indices, alias and
+	// template (ORDO_ELASTICSEARCH_PREFIX). Default "ordo-".
+	ElasticsearchPrefix string
 	// ReadYourWritesWait bounds how long a query with ?position= waits
 	// for the read model (ORDO_READ_YOUR_WRITES_WAIT). Default 2s.
 	ReadYourWritesWait time.Duration
@@ -61,8 +74,10 @@ type Config struct {
 	// <DataDir>/auth.secret and reused.
 	AuthSecret string
 	// Roles lists what this instance runs (ORDO_ROLES, --roles). Default
-	// "api,sagas,projections" (sagas: the process managers, such as the
-	// checkout; projections: the projector keeping the read models).
+	// "api,sagas,projections,search" (sagas: the process managers, such
+	// as the checkout; projections: the projector keeping the PostgreSQL
+	// read model; search: the projector keeping the Elasticsearch index,
+	// when one is configured).
 	Roles []string
 	// MaxBodyBytes caps a request body (ORDO_MAX_BODY_BYTES). Default 1 MiB.
 	MaxBodyBytes int64
@@ -111,14 +126,15 @@ func Default() Config {
 		NATSSync:        "always",
 		Replicas:        1,
 		Partitions:      16,
-		Roles:           []string{"api", "sagas", "projections"},
+		Roles:           []string{"api", "sagas", "projections", "search"},
 		MaxBodyBytes:    1 << 20,
 		RequestTimeout:  10 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        "info",
 
-		ReadYourWritesWait: 2 * time.Second,
-		ProjectionLeaseTTL: 5 * time.Second,
+		ReadYourWritesWait:  2 * time.Second,
+		ElasticsearchPrefix: "ordo-",
+		ProjectionLeaseTTL:  5 * time.Second,
 
 		PaymentTimeout:    15 * time.Minute,
 		PSPListen:         "127.0.0.1:0",
@@ -131,7 +147,7 @@ func Default() Config {
 // ones this build runs.
 var (
 	KnownRoles     = []string{"api", "sagas", "projections", "search"}
-	AvailableRoles = []string{"api", "sagas", "projections"}
+	AvailableRoles = []string{"api", "sagas", "projections", "search"}
 )
 
 type setting struct {
@@ -170,6 +186,9 @@ var settings = []setting{
 	{"ORDO_DATA_DIR", "data-dir", "data directory of the local default", str(func(c *Config) *string { return &c.DataDir })},
 	{"ORDO_NATS_URL", "nats-url", "external NATS URL (empty: embedded server)", str(func(c *Config) *string { return &c.NATSURL })},
 	{"ORDO_POSTGRES_URL", "postgres-url", "PostgreSQL URL of the read models (empty: private server under the data dir)", str(func(c *Config) *string { return &c.PostgresURL })},
+	{"ORDO_ELASTICSEARCH_URL", "elasticsearch-url", "Elasticsearch URL of the search (empty: see ORDO_ELASTICSEARCH)", str(func(c *Config) *string { return &c.ElasticsearchURL })},
+	{"ORDO_ELASTICSEARCH", "elasticsearch", "local: start or reuse the shared local Elasticsearch (scripts/elasticsearch); empty: no search", str(func(c *Config) *string { return &c.Elasticsearch })},
+	{"ORDO_ELASTICSEARCH_PREFIX", "", "", str(func(c *Config) *string { return &c.ElasticsearchPrefix })},
 	{"ORDO_READ_YOUR_WRITES_WAIT", "", "", duration(func(c *Config) *time.Duration { return &c.ReadYourWritesWait })},
 	{"ORDO_PROJECTION_LEASE_TTL", "", "", duration(func(c *Config) *time.Duration { return &c.ProjectionLeaseTTL })},
 	{"ORDO_NATS_LISTEN", "nats-listen", "embedded NATS listen address", str(func(c *Config) *string { return &c.NATSListen })},
@@ -291,6 +310,12 @@ func (c *Config) Validate() error {
 		case !contains(AvailableRoles, r):
 			errs = append(errs, fmt.Errorf("role %q is not available in this version (available: %s)", r, strings.Join(AvailableRoles, ", ")))
 		}
+	}
+	if c.Elasticsearch != "" && c.Elasticsearch != "local" {
+		errs = append(errs, fmt.Errorf("elasticsearch %q: want local or nothing (set ORDO_ELASTICSEARCH_URL for a server of your own)", c.Elasticsearch))
+	}
+	if c.ElasticsearchPrefix == "" || strings.ToLower(c.ElasticsearchPrefix) != c.ElasticsearchPrefix || strings.ContainsAny(c.ElasticsearchPrefix, `*?"<>|/\, #:`) {
+		errs = append(errs, fmt.Errorf("elasticsearch prefix %q: want lower case, no wildcards, spaces or separators", c.ElasticsearchPrefix))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want at least 1024", c.MaxBodyBytes))

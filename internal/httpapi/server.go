@@ -57,6 +57,9 @@ type Deps struct {
 	// for the read model before answering 503 "projection_behind"
 	// (default 2s).
 	ReadYourWritesWait time.Duration
+	// Search serves GET /v1/search/orders (search.go); without it the
+	// route answers 503 "search_unavailable".
+	Search Search
 	// Observer, if set, is told about every request.
 	Observer RequestObserver
 	// Metrics, if set, is served at GET /metrics.
@@ -150,6 +153,7 @@ func (s *Server) table() []route {
 		{method: "GET", pattern: "/v1/orders/{id}/timeline", roles: anyone, handle: s.getTimeline, response: timelineView{}, status: 200},
 		{method: "GET", pattern: "/v1/customers/{id}/orders", roles: anyone, handle: s.listCustomerOrders, response: orderList{}, status: 200},
 		{method: "GET", pattern: "/v1/projections", roles: admin, handle: s.listProjections, response: projectionList{}, status: 200},
+		{method: "GET", pattern: "/v1/search/orders", roles: []auth.Role{auth.RoleAgent}, handle: s.searchOrders, response: searchResult{}, status: 200},
 	}
 }
 

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/testkit"
+)
+
+func TestProjectionsRebuildSearch(t *testing.T) {
+	dir, _ := seedDataDir(t, true)
+	esURL, prefix := testkit.Elasticsearch(t)
+	env := map[string]string{"ORDO_DATA_DIR": dir, "ORDO_ELASTICSEARCH_URL": esURL, "ORDO_ELASTICSEARCH_PREFIX": prefix}
+	code, out, errOut := orderctl(t, env, "projections", "rebuild", "search")
+	if code != 0 || !strings.Contains(out, "now points at "+prefix+"orders_v2 (was "+prefix+"orders_v1)") {
+		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Through the elasticsearch.url a local orderd would have written,
+	// flags after the arguments.
+	if err := localdir.WriteFile(dir, "elasticsearch.url", []byte(esURL+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "projections", "rebuild", "search", "--elasticsearch-prefix", prefix, "--json")
+	if code != 0 || !strings.Contains(out, `"to":"`+prefix+`orders_v3"`) {
+		t.Fatalf("second rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": t.TempDir()}, "projections", "rebuild", "search")
+	if code == 0 || !strings.Contains(errOut, "no Elasticsearch") {
+		t.Fatalf("without Elasticsearch: exit %d: %s", code, errOut)
+	}
+}
