@@ -136,30 +136,47 @@ func TestPayPageApprovalPaysTheOrder(t *testing.T) {
 // process managers and its embedded NATS server) after the payment
 // timeout was stored and before it is due, and starts a new orderd on the
 // same data dir after it is due: the new instance cancels the order,
-// releases its stock and voids the intent at the PSP. The PSP simulator
-// runs on its own (ORDO_PSP_URL), as a real provider would, so it keeps
-// its intents across the restart.
+// releases its stock and voids the intent at the PSP. Once with the PSP
+// simulator running on its own (ORDO_PSP_URL), as a real provider would,
+// and once with the local default's in-process simulator, which keeps its
+// intents under the data dir.
 func TestPaymentTimeoutSurvivesOrderdRestart(t *testing.T) {
+	t.Run("external PSP", func(t *testing.T) { timeoutAcrossRestart(t, true) })
+	t.Run("in-process simulator", func(t *testing.T) { timeoutAcrossRestart(t, false) })
+}
+
+func timeoutAcrossRestart(t *testing.T, external bool) {
 	const secret = "psp-secret-psp-secret-psp-secret-psp!"
-	s, err := sim.New(sim.Config{Mode: sim.ModeManual, Secret: []byte(secret)})
-	if err != nil {
-		t.Fatal(err)
+	var ext *sim.Sim
+	var simURL string
+	if external {
+		var err error
+		if ext, err = sim.New(sim.Config{Mode: sim.ModeManual, Secret: []byte(secret)}); err != nil {
+			t.Fatal(err)
+		}
+		if simURL, err = ext.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ext.Close() })
 	}
-	simURL, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	dir := t.TempDir()
 	cfg := func(c *config.Config) {
 		c.DataDir = dir
 		c.Roles = []string{"api", "sagas"}
 		c.PSPURL = simURL
+		c.PSPMode = "manual"
 		c.PSPWebhookSecret = secret
 		c.PaymentTimeout = 3 * time.Second
 	}
+	provider := func(ta *testApp) *sim.Sim {
+		if external {
+			ext.SetWebhookURL(ta.base + "/v1/psp/webhook")
+			return ext
+		}
+		return ta.pay.sim
+	}
 	ta := mustStart(t, cfg)
-	s.SetWebhookURL(ta.base + "/v1/psp/webhook")
+	provider(ta)
 	ta.putSKU("TEA-250", 1999, 10)
 	r := ta.place(ta.alice, "k-timeout", orderBody(line("TEA-250", 2)))
 	if r.status != 202 {
@@ -190,12 +207,12 @@ func TestPaymentTimeoutSurvivesOrderdRestart(t *testing.T) {
 	}
 	// Nothing runs until after the timeout is due.
 	time.Sleep(time.Until(due) + 500*time.Millisecond)
-	if in := intentFor(s, pr.PaymentID); in.Status != psp.StatusRequiresPayment {
-		t.Fatalf("intent while orderd was down: %+v", in)
-	}
 
 	ta2 := mustStart(t, cfg)
-	s.SetWebhookURL(ta2.base + "/v1/psp/webhook")
+	s := provider(ta2)
+	if in := intentFor(s, pr.PaymentID); in.ID == "" {
+		t.Fatalf("the PSP does not know the payment's intent after the restart")
+	}
 	h = ta2.waitEvent(id, "order.cancelled")
 	last := h[len(h)-1]
 	if !strings.HasPrefix(last.Metadata.CausationID, "timer:payment_timeout:") {
@@ -209,6 +226,9 @@ func TestPaymentTimeoutSurvivesOrderdRestart(t *testing.T) {
 	})
 	if in := intentFor(s, pr.PaymentID); in.Status != psp.StatusVoided {
 		t.Fatalf("intent at the PSP: %+v, want voided", in)
+	}
+	if dls, err := ta2.store.DeadLetters(context.Background()); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after the restart: %+v %v", dls, err)
 	}
 }
 

@@ -24,6 +24,9 @@ import (
 // default, next to auth.secret.
 const pspWebhookSecretFile = "psp-webhook.secret"
 
+// pspSimStateFile holds the in-process simulator's intents.
+const pspSimStateFile = "psp-sim.json"
+
 // payments is orderd's payment side: the payment aggregate's handler, the
 // provider (the in-process simulator unless ORDO_PSP_URL is set), the
 // webhook secret, and the process managers when the sagas role runs.
@@ -62,7 +65,11 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults, Logger: a.log.With("component", "psp-sim")})
+		// The simulator keeps its intents under the data dir, so a
+		// restarted local default can still void, refund and look up the
+		// payments it left pending.
+		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
+			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, pspSimStateFile)})
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/esserver"
@@ -18,6 +19,9 @@ func withSearch(t *testing.T) func(*config.Config) {
 	return func(c *config.Config) {
 		c.ElasticsearchURL, c.ElasticsearchPrefix = u, prefix
 		c.Roles = []string{"api", "projections", "search"}
+		// The first ?position= also waits for the index to be created,
+		// which takes seconds on a loaded machine.
+		c.ReadYourWritesWait = 8 * time.Second
 	}
 }
 

@@ -33,12 +33,17 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pspsim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // a mistake is one line (main prints it); -h prints the flags
 	listen := fs.String("listen", or(getenv("ORDO_PSP_LISTEN"), "127.0.0.1:8090"), "listen address (ORDO_PSP_LISTEN)")
 	webhook := fs.String("webhook-url", getenv("ORDO_PSP_WEBHOOK_URL"), "where webhooks go, orderd's /v1/psp/webhook (ORDO_PSP_WEBHOOK_URL)")
 	mode := fs.String("mode", or(getenv("ORDO_PSP_MODE"), "auto"), "auto or manual (ORDO_PSP_MODE)")
 	faults := fs.String("faults", getenv("ORDO_PSP_FAULTS"), "failure injection, e.g. decline=0.1,loss=0.1 (ORDO_PSP_FAULTS)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fmt.Fprintln(stdout, "usage: ORDO_PSP_WEBHOOK_SECRET=... pspsim [flags]")
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
 		return err
 	}
 	secret := getenv("ORDO_PSP_WEBHOOK_SECRET")

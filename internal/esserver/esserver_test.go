@@ -9,36 +9,52 @@ import (
 	"github.com/ordo-shop/ordo/internal/esserver"
 )
 
-// TestStartStopRestart starts a private server, checks it stays up,
-// stops it and starts it again on the same directory and port.
-func TestStartStopRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+// TestSharedIsStartedOnceAndReused asks for the shared server from
+// several goroutines at once (as parallel test binaries do): all get the
+// same healthy server, and SharedURL finds it. (Stopping and restarting
+// a private server on the same directory and port is exercised by
+// projections/search's TestConvergesAfterElasticsearchRestartsDuringLoad.)
+func TestSharedIsStartedOnceAndReused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	opts := esserver.Options{Dir: t.TempDir(), CacheDir: esserver.DefaultCacheDir(os.Getenv)}
-	s, err := esserver.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
+	cache := esserver.DefaultCacheDir(os.Getenv)
+	urls := make(chan string, 3)
+	for range 3 {
+		go func() {
+			u, err := esserver.Shared(ctx, esserver.Options{CacheDir: cache})
+			if err != nil {
+				t.Error(err)
+			}
+			urls <- u
+		}()
 	}
-	defer s.Stop()
-	for i := range 6 {
-		if err := esserver.Healthy(ctx, s.URL()); err != nil {
-			t.Fatalf("check %d after start: %v", i, err)
+	first := <-urls
+	for range 2 {
+		if u := <-urls; u != first {
+			t.Errorf("two shared servers: %s and %s", first, u)
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	if err := s.Stop(); err != nil {
+	if err := esserver.Healthy(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	if esserver.Healthy(ctx, s.URL()) == nil {
-		t.Fatal("healthy after Stop")
+	if u, ok := esserver.SharedURL(ctx, cache); !ok || u != first {
+		t.Errorf("SharedURL: %q %v, want %s", u, ok, first)
 	}
-	opts.Port = s.Port()
-	s2, err := esserver.Start(ctx, opts)
+}
+
+func TestFindJavaHome(t *testing.T) {
+	home, err := esserver.FindJavaHome()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Stop()
-	if s2.URL() != s.URL() {
-		t.Errorf("restarted at %s, was %s", s2.URL(), s.URL())
+	if _, err := os.Stat(home + "/bin/java"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFreePort(t *testing.T) {
+	p, err := esserver.FreePort()
+	if err != nil || p <= 0 {
+		t.Fatalf("FreePort: %d %v", p, err)
 	}
 }

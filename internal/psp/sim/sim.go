@@ -28,6 +28,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -76,6 +77,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// StateFile, when set, keeps the intents in this file: they are read
+	// by New and written after every change, so a simulator restarted on
+	// the same file (orderd's local default restarting) still knows the
+	// intents of pending payments and can void, refund and report them.
+	// Empty keeps them in memory only.
+	StateFile string
+}
+
+// savedState is the content of Config.StateFile.
+type savedState struct {
+	Intents map[string]*psp.Intent `json:"intents"`
+	ByKey   map[string]string      `json:"by_key"`
+	Manual  map[string]bool        `json:"manual"`
 }
 
 // Stats counts what the simulator did with webhooks.
@@ -152,6 +166,30 @@ func New(cfg Config) (*Sim, error) {
 		byKey:   map[string]string{},
 		manual:  map[string]bool{},
 		dice:    mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+	if cfg.StateFile != "" {
+		b, err := os.ReadFile(cfg.StateFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("psp sim: read state: %w", err)
+		default:
+			var st savedState
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, fmt.Errorf("psp sim: state file %s: %w", cfg.StateFile, err)
+			}
+			for id, in := range st.Intents {
+				if in != nil {
+					s.intents[id] = in
+				}
+			}
+			for k, v := range st.ByKey {
+				s.byKey[k] = v
+			}
+			for k, v := range st.Manual {
+				s.manual[k] = v
+			}
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.SetWebhookURL(cfg.WebhookURL)
@@ -250,6 +288,25 @@ func randomID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// save writes the intents to Config.StateFile (no-op without one); the
+// caller holds s.mu. A failed write is logged: the simulator keeps
+// serving from memory.
+func (s *Sim) save() {
+	if s.cfg.StateFile == "" {
+		return
+	}
+	b, err := json.Marshal(savedState{Intents: s.intents, ByKey: s.byKey, Manual: s.manual})
+	if err == nil {
+		tmp := s.cfg.StateFile + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, s.cfg.StateFile)
+		}
+	}
+	if err != nil {
+		s.log.Error("psp sim: cannot save its state", "file", s.cfg.StateFile, "err", err)
+	}
+}
+
 // create makes an intent or returns the one made with the same key.
 func (s *Sim) create(req psp.CreateIntentRequest, key string) (psp.Intent, bool, error) {
 	if req.Reference == "" || !events.ValidCurrency(req.Amount.Currency) || req.Amount.Amount < 0 {
@@ -283,6 +340,7 @@ func (s *Sim) create(req psp.CreateIntentRequest, key string) (psp.Intent, bool,
 	if req.CaptureMethod == "manual" {
 		s.manual[id] = true
 	}
+	s.save()
 	return *in, true, nil
 }
 
@@ -303,6 +361,7 @@ func (s *Sim) transition(id string, f func(in *psp.Intent) (changed bool, err er
 	if changed {
 		in.Version++
 		in.Updated = s.cfg.Now().UTC()
+		s.save()
 	}
 	snap := *in
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +203,44 @@ func TestSimulatorAPIRefusesBadInput(t *testing.T) {
 	}
 	if n := len(s.Intents()); n != 1 {
 		t.Fatalf("%d intents after bad requests, want 1", n)
+	}
+}
+
+// TestStateFileKeepsIntentsAcrossRestarts: a simulator started again on
+// the same state file knows the intents, their idempotency keys and their
+// states, and can still void them.
+func TestStateFileKeepsIntentsAcrossRestarts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "psp-sim.json")
+	cfg := sim.Config{Mode: sim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!"), StateFile: file}
+	s1, c1 := start(t, cfg)
+	req := psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1", Amount: events.Money{Amount: 500, Currency: "CNY"}}
+	pending, err := c1.CreateIntent(t.Context(), req, "pay_1:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req2 := psp.CreateIntentRequest{Reference: "pay_2", OrderID: "ord_2", Amount: events.Money{Amount: 700, Currency: "CNY"}}
+	paid, err := c1.CreateIntent(t.Context(), req2, "pay_2:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid, err = s1.Approve(paid.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, c2 := start(t, cfg)
+	if got, err := c2.Intent(t.Context(), paid.ID); err != nil || got != paid {
+		t.Fatalf("captured intent after restart: %+v %v, want %+v", got, err, paid)
+	}
+	if again, err := c2.CreateIntent(t.Context(), req, "pay_1:create"); err != nil || again.ID != pending.ID {
+		t.Fatalf("create with the same key after restart: %+v %v, want intent %s", again, err, pending.ID)
+	}
+	if v, err := c2.Void(t.Context(), pending.ID, "pay_1:void"); err != nil || v.Status != psp.StatusVoided {
+		t.Fatalf("void after restart: %+v %v", v, err)
+	}
+	if n := len(s2.Intents()); n != 2 {
+		t.Fatalf("%d intents after restart, want 2", n)
 	}
 }
