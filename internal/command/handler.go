@@ -159,6 +159,40 @@ func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error)
 	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
 }
 
+// Latest returns an aggregate's state as of the log's last commit: like
+// [Handler.State], but a cached state is first checked against the log
+// (one direct get of the aggregate's last message) and caught up if
+// another instance appended since. Reads that other processes must agree
+// with (the catalog a shop administrator looks at, a process manager
+// acting on a commit it just received) use Latest; State is for reads
+// where the last state this instance wrote is good enough.
+func (h *Handler[S, C]) Latest(ctx context.Context, id string) (Result[S], error) {
+	if e, ok := h.cache.get(id); ok {
+		last, found, err := h.store.Last(ctx, h.decider.Type, id)
+		if err != nil {
+			return Result[S]{}, fmt.Errorf("check %s %s is current: %w", h.decider.Type, id, err)
+		}
+		if !found || last.Seq <= e.seq {
+			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+		}
+	}
+	unlock := h.locks.lock(id)
+	defer unlock()
+	e, err := h.current(ctx, id)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	next, err := h.behind(ctx, id, e)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	if next != nil {
+		h.cache.put(id, next)
+		e = next
+	}
+	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+}
+
 // Handle decides req.Command against the aggregate's current state and
 // appends the events it produces as one commit.
 func (h *Handler[S, C]) Handle(ctx context.Context, req Request[C]) (res Result[S], err error) {

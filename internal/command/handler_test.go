@@ -385,3 +385,44 @@ func TestDuplicateTrustsTheLog(t *testing.T) {
 	}
 	checkLog(t, f.store, "SKU-9", 5)
 }
+
+// State answers from this instance's cache; Latest sees what another
+// instance appended since.
+func TestLatestSeesAnotherInstancesCommits(t *testing.T) {
+	f := newFixture(t)
+	ha, hb := f.handler(t, f.store), f.handler(t, f.store)
+	define(t, ha, "SKU-1", 10)
+	if err := restock(hb, "SKU-1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cached, err := ha.State(ctx, "SKU-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.State.OnHand != 10 {
+		t.Fatalf("cached on hand %d, want 10 (the state ha wrote)", cached.State.OnHand)
+	}
+	latest, err := ha.Latest(ctx, "SKU-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest.State.OnHand != 11 || latest.Version != cached.Version+1 || latest.Seq <= cached.Seq {
+		t.Fatalf("latest = on hand %d, version %d, seq %d; want 11, %d, > %d",
+			latest.State.OnHand, latest.Version, latest.Seq, cached.Version+1, cached.Seq)
+	}
+	again, err := ha.State(ctx, "SKU-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.State.OnHand != 11 {
+		t.Fatalf("State after Latest: on hand %d, want 11 (the cache caught up)", again.State.OnHand)
+	}
+	unknown, err := ha.Latest(ctx, "SKU-none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unknown.State.Exists || unknown.Version != 0 {
+		t.Fatalf("unknown SKU: exists %v, version %d", unknown.State.Exists, unknown.Version)
+	}
+}
