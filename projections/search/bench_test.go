@@ -118,6 +118,7 @@ func BenchmarkIndexing(b *testing.B) {
 	ctx := context.Background()
 	var final []*Document
 	var projTime, rawTime time.Duration
+	var projES, rawES esStats
 	n := 0
 	for b.Loop() {
 		n++
@@ -159,6 +160,9 @@ func BenchmarkIndexing(b *testing.B) {
 		}
 		rawTime += time.Since(start)
 		b.StopTimer()
+		ps, rs := indexStats(b, st, fmt.Sprintf("%sp%d-*", prefix, n)), indexStats(b, raw, index)
+		projES.add(ps)
+		rawES.add(rs)
 		testkit.DeleteIndices(b, url, fmt.Sprintf("%sp%d-", prefix, n))
 		testkit.DeleteIndices(b, url, fmt.Sprintf("%sr%d-", prefix, n))
 		b.StartTimer()
@@ -169,6 +173,54 @@ func BenchmarkIndexing(b *testing.B) {
 	b.ReportMetric(proj, "proj-orders/s")
 	b.ReportMetric(raw, "raw-orders/s")
 	b.ReportMetric(proj/raw, "ratio")
+	// What Elasticsearch did, per order: document writes (index
+	// operations, checkpoints included), writes it refused with 409,
+	// real-time gets (mget items and checkpoint reads) and refreshes.
+	per := float64(benchOrders * n)
+	b.ReportMetric(float64(projES.Index)/per, "proj-writes/order")
+	b.ReportMetric(float64(projES.Conflicts)/per, "proj-409s/order")
+	b.ReportMetric(float64(projES.Gets)/per, "proj-gets/order")
+	b.ReportMetric(float64(projES.Refreshes)/float64(n), "proj-refreshes/op")
+	b.ReportMetric(float64(rawES.Index)/per, "raw-writes/order")
+	b.ReportMetric(float64(rawES.Refreshes)/float64(n), "raw-refreshes/op")
+}
+
+// esStats are an index's indexing counters.
+type esStats struct{ Index, Conflicts, Gets, Refreshes int64 }
+
+func (s *esStats) add(o esStats) {
+	s.Index += o.Index
+	s.Conflicts += o.Conflicts
+	s.Gets += o.Gets
+	s.Refreshes += o.Refreshes
+}
+
+// indexStats reads the primaries' indexing, get and refresh counters of
+// target.
+func indexStats(b *testing.B, st *Store, target string) esStats {
+	b.Helper()
+	var out struct {
+		All struct {
+			Primaries struct {
+				Indexing struct {
+					IndexTotal  int64 `json:"index_total"`
+					IndexFailed int64 `json:"index_failed"`
+				} `json:"indexing"`
+				Get struct {
+					Total int64 `json:"total"`
+				} `json:"get"`
+				Refresh struct {
+					Total         int64 `json:"total"`
+					ExternalTotal int64 `json:"external_total"`
+				} `json:"refresh"`
+			} `json:"primaries"`
+		} `json:"_all"`
+	}
+	if err := st.do(context.Background(), "GET", "/"+target+"/_stats/indexing,get,refresh", nil, &out); err != nil {
+		b.Fatal(err)
+	}
+	p := out.All.Primaries
+	return esStats{Index: p.Indexing.IndexTotal, Conflicts: p.Indexing.IndexFailed, Gets: p.Get.Total, Refreshes: p.Refresh.Total}
 }
 
 var (

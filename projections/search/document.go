@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Document is one order in the index: what the search box matches, what
@@ -142,9 +141,8 @@ func newDocument(e events.OrderPlaced, at time.Time) *Document {
 // apply folds one commit into doc (nil for an order not seen yet) and
 // returns the document. A commit at or below the document's sequence is
 // already in it and changes nothing.
-func apply(doc *Document, rec streams.Record, payloads []events.Payload) (*Document, error) {
-	c := rec.Commit
-	if doc != nil && doc.Seq >= rec.Seq {
+func apply(doc *Document, c *commit) (*Document, error) {
+	if doc != nil && doc.Seq >= c.Seq {
 		return doc, nil
 	}
 	var have uint64
@@ -152,22 +150,21 @@ func apply(doc *Document, rec streams.Record, payloads []events.Payload) (*Docum
 		have = doc.Version
 	}
 	if c.Version != have+1 {
-		return doc, fmt.Errorf("%w: order %s commit v%d (seq %d) follows v%d", errOutOfStep, c.AggregateID, c.Version, rec.Seq, have)
+		return doc, fmt.Errorf("%w: order %s commit v%d (seq %d) follows v%d", errOutOfStep, c.AggregateID, c.Version, c.Seq, have)
 	}
-	for i, ev := range c.Events {
-		p := payloads[i]
+	for i, p := range c.Payloads {
 		if doc == nil {
 			placed, ok := p.(events.OrderPlaced)
 			if !ok {
-				return nil, fmt.Errorf("search: seq %d: order %s starts with %s, not order.placed", rec.Seq, c.AggregateID, ev.Type)
+				return nil, fmt.Errorf("search: seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, c.Types[i])
 			}
-			doc = newDocument(placed, c.Metadata.RecordedAt)
+			doc = newDocument(placed, c.RecordedAt)
 		}
 		evolve(doc, p)
 		doc.Version = c.Version + uint64(i)
 	}
-	doc.UpdatedAt = c.Metadata.RecordedAt
-	doc.Seq = rec.Seq
+	doc.UpdatedAt = c.RecordedAt
+	doc.Seq = c.Seq
 	return doc, nil
 }
 

@@ -24,7 +24,9 @@ type RebuildOptions struct {
 // the alias to it in one atomic alias update, without stopping search or
 // the live projector: it deletes indices older than the live one, creates
 // orders_vN+1 (the current template), replays the log into it until each
-// of its checkpoints has reached the live index's, then swaps. The live
+// of its checkpoints has reached the live index's, then swaps, closes the
+// previous index to writes and catches the new one up once more (what a
+// live sink wrote to the previous index meanwhile). The live
 // [Sink] notices the swap on its next batch (its checkpoint read through
 // the alias no longer matches) and continues in the new index from the
 // new index's checkpoints. The previous index stays until the next
@@ -98,6 +100,19 @@ func (s *Store) Rebuild(ctx context.Context, src projections.Source, opts Rebuil
 	}
 	if err := s.do(ctx, "POST", "/_aliases", map[string]any{"actions": actions}, nil); err != nil {
 		return "", fmt.Errorf("search: swap alias %s from %s to %s: %w", s.alias, live, index, err)
+	}
+	// A live sink may have written the old index after the checkpoints
+	// were compared, and keeps writing there until it notices the swap
+	// (it trusts its cached checkpoint for up to aliasRecheck): close the
+	// old index to writes (the live sink's next write there fails, and it
+	// reads its checkpoint through the alias again) and catch the new
+	// index up once more, to the log's end, which is past anything the old
+	// index holds.
+	if err := s.do(ctx, "PUT", "/"+live+"/_settings", map[string]any{"index.blocks.write": true}, nil); err != nil {
+		return "", fmt.Errorf("search: close retired %s to writes: %w", live, err)
+	}
+	if err := runner.CatchUp(ctx, 0); err != nil {
+		return "", fmt.Errorf("search: rebuild %s after the swap: %w", index, err)
 	}
 	s.log.Info("search: rebuilt", slog.String("index", index), slog.String("previous", live))
 	return index, nil

@@ -1,7 +1,6 @@
 package search
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/elastic/go-elasticsearch/v8/esutil"
-
-	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -141,14 +137,41 @@ func (k *Sink) concrete(ctx context.Context) (string, error) {
 	return k.st.liveIndex(ctx)
 }
 
-// Checkpoint implements [projections.Sink].
+// Checkpoint implements [projections.Sink]. What it reads also starts the
+// partition's cache, so the batch that follows does not read it again.
 func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 	cp, err := k.readCheckpoint(ctx, partition)
-	return cp.seq, err
+	if err != nil {
+		return 0, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.parts == nil {
+		k.parts = map[int]*partState{}
+	}
+	if st := k.parts[partition]; st != nil && st.cp == cp {
+		st.at = time.Now()
+	} else {
+		k.parts[partition] = &partState{cp: cp, at: time.Now(), docs: map[string]*Document{}}
+	}
+	return cp.seq, nil
 }
 
 // Commit implements [projections.Sink].
 func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
+	cs := make([]*commit, len(recs))
+	for i, r := range recs {
+		c, err := decodeRecord(k.st.reg, r)
+		if err != nil {
+			return fmt.Errorf("search: partition %d: %w", partition, err)
+		}
+		cs[i] = c
+	}
+	return k.commit(ctx, partition, from, to, cs)
+}
+
+// commit is [Sink.Commit] for decoded commits.
+func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*commit) error {
 	st := k.takeState(partition)
 	if st == nil || st.cp.seq != from || (k.index == "" && time.Since(st.at) > aliasRecheck) {
 		cp, err := k.readCheckpoint(ctx, partition)
@@ -215,28 +238,31 @@ func (k *Sink) moveCheckpoint(ctx context.Context, cp cpState, p int, to uint64)
 	return cpState{index: cp.index, seq: to, found: true, seqNo: out.SeqNo, primary: out.PrimaryTerm}, nil
 }
 
-// fold returns the documents recs leave behind, continuing the stored
-// documents of orders whose history began before the batch.
-func (k *Sink) fold(ctx context.Context, index string, recs []streams.Record, known map[string]*Document) ([]*Document, error) {
+// fold returns the documents recs leave behind, one per order however
+// many of the batch's commits it has, continuing the stored documents of
+// orders whose history began before the batch (known holds those this
+// sink wrote and still trusts; the others are read back).
+func (k *Sink) fold(ctx context.Context, index string, recs []*commit, known map[string]*Document) ([]*Document, error) {
+	docs := make(map[string]*Document, len(recs)/2+1)
 	var need []string
-	seen := map[string]bool{}
-	for _, r := range recs {
-		id := r.Commit.AggregateID
-		if r.Commit.AggregateType != streams.TypeOrder {
-			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", r.Seq, r.Commit.AggregateType)
+	var order []string
+	for _, c := range recs {
+		if c.AggregateType != streams.TypeOrder {
+			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 		}
-		if !seen[id] {
-			seen[id] = true
-			if r.Commit.Version > 1 && known[id] == nil {
-				need = append(need, id)
-			}
+		id := c.AggregateID
+		if _, ok := docs[id]; ok {
+			continue
 		}
-	}
-	docs := map[string]*Document{}
-	for _, r := range recs {
-		if d := known[r.Commit.AggregateID]; d != nil {
+		order = append(order, id)
+		if d := known[id]; d != nil {
 			cp := *d
-			docs[r.Commit.AggregateID] = &cp
+			docs[id] = &cp
+			continue
+		}
+		docs[id] = nil
+		if c.Version > 1 {
+			need = append(need, id)
 		}
 	}
 	if len(need) > 0 {
@@ -244,44 +270,22 @@ func (k *Sink) fold(ctx context.Context, index string, recs []streams.Record, kn
 			return nil, err
 		}
 	}
-	var order []string
-	touched := map[string]bool{}
-	for _, r := range recs {
-		id := r.Commit.AggregateID
-		payloads, err := k.st.decode(r)
-		if err != nil {
-			return nil, err
-		}
-		d, err := apply(docs[id], r, payloads)
+	for _, c := range recs {
+		id := c.AggregateID
+		d, err := apply(docs[id], c)
 		if errors.Is(err, errOutOfStep) {
-			d, err = k.st.heal(ctx, id, r.Seq, docs[id])
+			d, err = k.st.heal(ctx, id, c.Seq, docs[id])
 		}
 		if err != nil {
 			return nil, err
 		}
 		docs[id] = d
-		if !touched[id] {
-			touched[id] = true
-			order = append(order, id)
-		}
 	}
 	out := make([]*Document, 0, len(order))
 	for _, id := range order {
 		out = append(out, docs[id])
 	}
 	return out, nil
-}
-
-func (s *Store) decode(r streams.Record) ([]events.Payload, error) {
-	ps := make([]events.Payload, len(r.Commit.Events))
-	for i, ev := range r.Commit.Events {
-		p, err := s.reg.Decode(ev)
-		if err != nil && !errors.Is(err, events.ErrUnknownEventType) {
-			return nil, fmt.Errorf("seq %d: %w", r.Seq, err)
-		}
-		ps[i] = p
-	}
-	return ps, nil
 }
 
 // heal rebuilds an order's document from its history up to seq, when the
@@ -300,11 +304,11 @@ func (s *Store) heal(ctx context.Context, id string, seq uint64, have *Document)
 		if r.Seq > seq {
 			break
 		}
-		ps, err := s.decode(r)
+		c, err := decodeRecord(s.reg, r)
 		if err != nil {
 			return nil, err
 		}
-		if d, err = apply(d, r, ps); err != nil {
+		if d, err = apply(d, c); err != nil {
 			return nil, err
 		}
 	}
@@ -343,81 +347,60 @@ func (s *Store) getDocs(ctx context.Context, index string, ids []string, out map
 	return nil
 }
 
-// index writes docs to index with the bulk indexer, each at external
-// version = its Seq. A 409 means the stored document is at that version
-// or later: already applied. Any other failure fails the call.
+// index writes docs to index in one bulk request, each at external
+// version = its Seq, and returns the ids Elasticsearch holds a later
+// version of: a 409 means the stored document is at that version or
+// later, already applied. Any other failure fails the call.
 func (s *Store) index(ctx context.Context, index string, docs []*Document) (stale []string, err error) {
-	bodies := make([][]byte, len(docs))
-	for i, d := range docs {
-		b, err := json.Marshal(d)
-		if err != nil {
-			return nil, err
-		}
-		bodies[i] = b
+	if len(docs) == 0 {
+		return nil, nil
 	}
-	return s.bulk(ctx, index, docs, bodies)
-}
-
-// bulk indexes pre-marshalled bodies (docs give ids and versions) and
-// returns the ids Elasticsearch holds a later version of.
-func (s *Store) bulk(ctx context.Context, index string, docs []*Document, bodies [][]byte) ([]string, error) {
-	var (
-		mu       sync.Mutex
-		firstErr error
-		stale    []string
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
+	body := make([]byte, 0, len(docs)*1024)
+	for _, d := range docs {
+		body = append(body, `{"index":{"_id":`...)
+		body = appendString(body, d.OrderID)
+		body = append(body, `,"version":`...)
+		body = strconv.AppendUint(body, d.Seq, 10)
+		body = append(body, `,"version_type":"external"}}`+"\n"...)
+		body = appendDocument(body, d)
+		body = append(body, '\n')
 	}
-	// One flush for the whole batch where it fits: the indexer allocates
-	// its buffer at FlushBytes up front, so size it to the batch.
-	size := 1024
-	for _, b := range bodies {
-		size += len(b) + 160
+	var res struct {
+		Errors bool `json:"errors"`
+		Items  []map[string]struct {
+			ID     string `json:"_id"`
+			Status int    `json:"status"`
+			Error  struct {
+				Type   string `json:"type"`
+				Reason string `json:"reason"`
+			} `json:"error"`
+		} `json:"items"`
 	}
-	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client: s.es, Index: index, NumWorkers: 1, FlushBytes: min(size, 16<<20), FlushInterval: time.Hour,
-		OnError: func(_ context.Context, err error) { fail(err) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	for i, d := range docs {
-		v := int64(d.Seq)
-		err := bi.Add(ctx, esutil.BulkIndexerItem{
-			Action: "index", DocumentID: d.OrderID, Version: &v, VersionType: "external",
-			Body: bytes.NewReader(bodies[i]),
-			OnFailure: func(_ context.Context, item esutil.BulkIndexerItem, res esutil.BulkIndexerResponseItem, err error) {
-				if err == nil && res.Status == http.StatusConflict {
-					// The document is at this version or later.
-					mu.Lock()
-					stale = append(stale, item.DocumentID)
-					mu.Unlock()
-					return
-				}
-				if err == nil {
-					err = fmt.Errorf("index %s: %d %s: %s", item.DocumentID, res.Status, res.Error.Type, res.Error.Reason)
-				}
-				fail(err)
-			},
-		})
-		if err != nil {
-			fail(err)
-			break
-		}
-	}
-	if err := bi.Close(ctx); err != nil {
-		fail(err)
-	}
-	if firstErr != nil {
+	// Only failures' details come back: Elasticsearch writes, and we
+	// read, a few bytes per document instead of its whole result.
+	path := "/" + index + "/_bulk?filter_path=errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"
+	if err := s.do(ctx, "POST", path, body, &res); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: bulk: %v", ErrUnavailable, firstErr)
+		if errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("bulk: %w", err)
+		}
+		return nil, fmt.Errorf("%w: bulk: %v", ErrUnavailable, err)
+	}
+	if !res.Errors {
+		return nil, nil
+	}
+	for _, item := range res.Items {
+		for _, r := range item {
+			switch {
+			case r.Status < 300:
+			case r.Status == http.StatusConflict:
+				stale = append(stale, r.ID) // the document is at this version or later
+			default:
+				return nil, fmt.Errorf("%w: bulk: index %s: %d %s: %s", ErrUnavailable, r.ID, r.Status, r.Error.Type, r.Error.Reason)
+			}
+		}
 	}
 	return stale, nil
 }
