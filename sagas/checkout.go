@@ -402,30 +402,26 @@ func (c *Checkout) requestPayment(ctx context.Context, z cause, orderID string) 
 	if err != nil {
 		return err
 	}
-	if o.Status != order.StatusStockReserved {
+	switch {
+	case ended(o.Status):
+		// The order ended after its stock was reserved but before its
+		// payment was recorded. An earlier attempt at this step may have
+		// created the intent at the PSP and died before recording it, and
+		// the PSP may even have captured it: ask for the intent again under
+		// the same idempotency key (it is the same intent if one was
+		// made), record it, and void or refund it with the order's other
+		// compensations.
+		if _, err := c.recordIntent(ctx, z, o); err != nil {
+			return err
+		}
+		return c.settlePayment(ctx, z, orderID)
+	case o.Status != order.StatusStockReserved:
 		return nil
 	}
 	pid := PaymentIDFor(orderID)
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	p, err := c.recordIntent(ctx, z, o)
 	if err != nil {
 		return err
-	}
-	p := cur.State
-	if !p.Exists {
-		in, err := c.cfg.PSP.CreateIntent(ctx, psp.CreateIntentRequest{Reference: pid, OrderID: orderID, Amount: o.Total}, pid+":create")
-		if err != nil {
-			return fmt.Errorf("create intent: %w", err)
-		}
-		if in.Amount != o.Total || in.Reference != pid {
-			return Permanent(fmt.Errorf("the PSP created intent %s for %s %s, not for %s %s", in.ID, in.Reference, in.Amount, pid, o.Total))
-		}
-		res, err := c.paymentCmd(ctx, z, "request", orderID, pid, payment.Request{
-			OrderID: orderID, Amount: o.Total, Provider: c.cfg.PSP.Provider(), IntentID: in.ID, CheckoutURL: in.CheckoutURL,
-		})
-		if err != nil {
-			return err
-		}
-		p = res.State
 	}
 	_, err = c.orderCmd(ctx, z, "request_payment", orderID, order.RequestPayment{PaymentID: pid, Amount: p.Amount, CheckoutURL: p.CheckoutURL})
 	if err == nil || !isRule(err) {
@@ -440,6 +436,34 @@ func (c *Checkout) requestPayment(ctx context.Context, z cause, orderID string) 
 		return c.settlePayment(ctx, z, orderID)
 	}
 	return nil
+}
+
+// recordIntent returns the order's payment, first creating its intent at
+// the PSP and recording it if the log has no payment yet. The intent is
+// created before it is recorded (the payment's first event carries the
+// intent), so a crash in between leaves an intent the log does not know:
+// the idempotency key, derived from the payment id, makes the next attempt
+// find that same intent instead of creating another.
+func (c *Checkout) recordIntent(ctx context.Context, z cause, o order.State) (payment.State, error) {
+	pid := PaymentIDFor(o.ID)
+	cur, err := c.cfg.Payments.State(ctx, pid)
+	if err != nil || cur.State.Exists {
+		return cur.State, err
+	}
+	in, err := c.cfg.PSP.CreateIntent(ctx, psp.CreateIntentRequest{Reference: pid, OrderID: o.ID, Amount: o.Total}, pid+":create")
+	if err != nil {
+		return payment.State{}, fmt.Errorf("create intent: %w", err)
+	}
+	if in.Amount != o.Total || in.Reference != pid {
+		return payment.State{}, Permanent(fmt.Errorf("the PSP created intent %s for %s %s, not for %s %s", in.ID, in.Reference, in.Amount, pid, o.Total))
+	}
+	res, err := c.paymentCmd(ctx, z, "request", o.ID, pid, payment.Request{
+		OrderID: o.ID, Amount: o.Total, Provider: c.cfg.PSP.Provider(), IntentID: in.ID, CheckoutURL: in.CheckoutURL,
+	})
+	if err != nil {
+		return payment.State{}, err
+	}
+	return res.State, nil
 }
 
 // schedule sets the payment timeout and the first reconciliation check,

@@ -1,9 +1,12 @@
 package sagas_test
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -452,4 +455,73 @@ func TestLostWebhooksHealByReconciliation(t *testing.T) {
 func ledgerQty(l inventory.Ledger, orderID string) int64 {
 	q, _ := l.Get(orderID)
 	return q
+}
+
+// lostCreateAnswer is a PSP client whose first CreateIntent reaches the
+// PSP (the intent is made) but whose answer is lost; before the error
+// comes back, then runs (the customer cancels, say).
+type lostCreateAnswer struct {
+	psp.Client
+	then func()
+	once sync.Once
+}
+
+func (l *lostCreateAnswer) CreateIntent(ctx context.Context, req psp.CreateIntentRequest, key string) (psp.Intent, error) {
+	in, err := l.Client.CreateIntent(ctx, req, key)
+	lost := false
+	l.once.Do(func() { lost = true; l.then() })
+	if lost && err == nil {
+		return psp.Intent{}, errors.New("connection reset by peer (the intent was made)")
+	}
+	return in, err
+}
+
+// TestIntentMadeButNotRecordedIsSettled: the PSP made the intent (and,
+// approving at once, captured it) but its answer was lost, and the
+// customer cancelled before the step was retried. The retry must not
+// walk away from the money: it finds the same intent under the same
+// idempotency key, records it, and refunds it in full.
+func TestIntentMadeButNotRecordedIsSettled(t *testing.T) {
+	var e *env
+	var id string
+	wrap := func(c psp.Client) psp.Client {
+		return &lostCreateAnswer{Client: c, then: func() {
+			r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token("cust-1", auth.RoleCustomer), map[string]any{"reason": "changed my mind"})
+			if r.status != 202 {
+				t.Errorf("cancel: %d %s", r.status, r.raw)
+			}
+		}}
+	}
+	e = newEnv(t, envOptions{simMode: sim.ModeAuto, noRuntime: true, pspWrap: wrap})
+	e.putSKU("TEA", 1999, 10)
+	id = e.place("cust-1", "k1", line{"TEA", 1})
+	e.startRuntime()
+
+	pid := sagas.PaymentIDFor(id)
+	waitFor(t, "the payment to be settled", func() bool {
+		p, _ := e.payment(pid)
+		return p.Status == payment.StatusRefunded || p.Status == payment.StatusVoided
+	})
+	p, pcommits := e.payment(pid)
+	in, err := e.client.Intent(t.Context(), p.IntentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch in.Status {
+	case psp.StatusRefunded:
+		if in.Refunded != in.Amount.Amount || p.Status != payment.StatusRefunded {
+			t.Fatalf("intent %+v, payment %s %v: want refunded in full", in, p.Status, eventTypes(pcommits))
+		}
+	case psp.StatusVoided:
+		if p.Status != payment.StatusVoided {
+			t.Fatalf("intent voided, payment %s %v", p.Status, eventTypes(pcommits))
+		}
+	default:
+		t.Fatalf("intent at the PSP is %s after the order was cancelled (payment events %v)", in.Status, eventTypes(pcommits))
+	}
+	o := e.waitOrder(id, order.StatusCancelled, order.StatusRefunded)
+	if o.Status == order.StatusPaid {
+		t.Fatalf("order %s", o.Status)
+	}
+	waitFor(t, "stock released", func() bool { s, _ := e.sku("TEA"); return s.Reserved == 0 })
 }

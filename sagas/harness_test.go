@@ -81,6 +81,9 @@ type envOptions struct {
 	// their own, as when the api and sagas roles run on different
 	// instances: neither sees the other's cached states.
 	separateAPI bool
+	// pspWrap, if set, wraps the PSP client the process managers use
+	// (to inject faults between the PSP and Ordo).
+	pspWrap func(psp.Client) psp.Client
 }
 
 func testLogger() *slog.Logger {
@@ -211,9 +214,13 @@ func (e *env) token(sub string, role auth.Role) string {
 // the extra process managers).
 func (e *env) startRuntime() {
 	e.t.Helper()
+	client := e.client
+	if e.opts.pspWrap != nil {
+		client = e.opts.pspWrap(client)
+	}
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
-		PSP: e.client, Sync: e.sync, Timers: e.store, Log: e.store, Registry: e.reg,
+		PSP: client, Sync: e.sync, Timers: e.store, Log: e.store, Registry: e.reg,
 		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
 	})
 	if err != nil {
