@@ -32,7 +32,8 @@
 // decodes them itself, typically reading only what it needs; with a
 // [RawSource] (*streams.Store is one) the runner then reads the stream
 // undecoded and decodes each chunk as it arrives, while earlier batches
-// commit.
+// commit. projections/orderlog decodes order commits that way for both
+// of Ordo's sinks.
 //
 // projections/postgres implements Sink and Leases for the PostgreSQL
 // order-status read model.

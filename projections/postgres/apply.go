@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -85,7 +86,7 @@ type change struct {
 // those to read from the database before folding. An order whose first
 // commit in the batch is its first ever is new and not read (were it
 // stored already, its timeline's primary key would refuse the batch).
-func orderIDs(recs []*orderCommit, known map[string]*orderRow) []string {
+func orderIDs(recs []*orderlog.Commit, known map[string]*orderRow) []string {
 	var ids []string
 	seen := make(map[string]struct{}, len(recs))
 	for _, c := range recs {
@@ -118,11 +119,11 @@ func scanOrderRows(rows pgx.Rows, out map[string]*orderRow) error {
 }
 
 // decodeAll decodes a batch of records with the registry (the slow
-// path; see decodeRaw for the fast one).
-func decodeAll(reg *events.Registry, recs []streams.Record) ([]*orderCommit, error) {
-	out := make([]*orderCommit, len(recs))
+// path; [orderlog.Decoder.Decode] is the fast one).
+func decodeAll(dec *orderlog.Decoder, recs []streams.Record) ([]*orderlog.Commit, error) {
+	out := make([]*orderlog.Commit, len(recs))
 	for i, rec := range recs {
-		c, err := decodeRecord(reg, rec)
+		c, err := dec.FromRecord(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +135,7 @@ func decodeAll(reg *events.Registry, recs []streams.Record) ([]*orderCommit, err
 // fold applies a batch of commits, in log order, to the rows they touch
 // (existing holds those already stored) and returns the rows to write.
 // It checks that each order's versions follow on without gap or repeat.
-func fold(recs []*orderCommit, existing map[string]*orderRow) (*change, error) {
+func fold(recs []*orderlog.Commit, existing map[string]*orderRow) (*change, error) {
 	nev := 0
 	for _, c := range recs {
 		nev += len(c.Events)

@@ -24,6 +24,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -153,6 +154,7 @@ func rawBatches(b *testing.B, log *streams.Store) [][]rawBatch {
 	if err != nil {
 		b.Fatal(err)
 	}
+	dec := orderlog.NewDecoder(reg)
 	out := make([][]rawBatch, log.Partitions())
 	for p := range out {
 		rows := map[string]*orderRow{}
@@ -165,7 +167,7 @@ func rawBatches(b *testing.B, log *streams.Store) [][]rawBatch {
 			if len(recs) == 0 {
 				break
 			}
-			commits, err := decodeAll(reg, recs)
+			commits, err := decodeAll(dec, recs)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -441,7 +443,7 @@ func BenchmarkReadLog(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fast := fastTypes(reg)
+	dec := orderlog.NewDecoder(reg)
 	ctx := context.Background()
 	for _, mode := range []string{"raw", "raw+decode", "fetch"} {
 		b.Run(mode, func(b *testing.B) {
@@ -466,7 +468,7 @@ func BenchmarkReadLog(b *testing.B) {
 						}
 						if mode == "raw+decode" {
 							for _, r := range recs {
-								if _, err := decodeRaw(reg, fast, r); err != nil {
+								if _, err := dec.Decode(r); err != nil {
 									b.Fatal(err)
 								}
 							}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -45,12 +46,11 @@ type Options struct {
 // Store is the order-status read model in one PostgreSQL database. It is
 // safe for concurrent use.
 type Store struct {
-	pool     *pgxpool.Pool
-	registry *events.Registry
-	fast     map[string]int // the event types decodeFast reads
-	opts     Options
-	log      *slog.Logger
-	live     *Sink
+	pool    *pgxpool.Pool
+	decoder *orderlog.Decoder
+	opts    Options
+	log     *slog.Logger
+	live    *Sink
 }
 
 // Open applies the migrations, creates version 1 of the read model if the
@@ -70,7 +70,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 	if _, err := Migrate(ctx, pool); err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, registry: reg, fast: fastTypes(reg), opts: opts, log: opts.Logger}
+	s := &Store{pool: pool, decoder: orderlog.NewDecoder(reg), opts: opts, log: opts.Logger}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockSetup); err != nil {
 			return err
@@ -228,7 +228,7 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 // checkpoint from from to to (only if it is still from, and for the live
 // sink only while its version is live), then applies recs.
 func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
-	commits, err := decodeAll(k.st.registry, recs)
+	commits, err := decodeAll(k.st.decoder, recs)
 	if err != nil {
 		return fmt.Errorf("order status: partition %d: %w", partition, err)
 	}
@@ -237,9 +237,9 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 
 // Decode implements [projections.DecodingSink]: it reads what the read
 // model needs of a commit, without encoding/json where it can (see
-// decodeFast). The result is a *orderCommit.
+// [orderlog.Decoder]). The result is a *orderlog.Commit.
 func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
-	c, err := decodeRaw(k.st.registry, k.st.fast, rec)
+	c, err := k.st.decoder.Decode(rec)
 	if err != nil {
 		return "", nil, fmt.Errorf("order status: %w", err)
 	}
@@ -249,9 +249,9 @@ func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
 // CommitDecoded implements [projections.DecodingSink]: [Sink.Commit] for
 // the values of [Sink.Decode].
 func (k *Sink) CommitDecoded(ctx context.Context, partition int, from, to uint64, recs []projections.Decoded) error {
-	commits := make([]*orderCommit, len(recs))
+	commits := make([]*orderlog.Commit, len(recs))
 	for i, d := range recs {
-		c, ok := d.Value.(*orderCommit)
+		c, ok := d.Value.(*orderlog.Commit)
 		if !ok {
 			return fmt.Errorf("order status: partition %d: seq %d was not decoded by this sink (%T)", partition, d.Seq, d.Value)
 		}
@@ -260,7 +260,7 @@ func (k *Sink) CommitDecoded(ctx context.Context, partition int, from, to uint64
 	return k.commit(ctx, partition, from, to, commits)
 }
 
-func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderCommit) (err error) {
+func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderlog.Commit) (err error) {
 	if k.live && k.stale.Load() {
 		if _, err := k.refresh(ctx, k.st.pool); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 )
 
 // Document is one order in the index: what the search box matches, what
@@ -141,7 +142,7 @@ func newDocument(e events.OrderPlaced, at time.Time) *Document {
 // apply folds one commit into doc (nil for an order not seen yet) and
 // returns the document. A commit at or below the document's sequence is
 // already in it and changes nothing.
-func apply(doc *Document, c *commit) (*Document, error) {
+func apply(doc *Document, c *orderlog.Commit) (*Document, error) {
 	if doc != nil && doc.Seq >= c.Seq {
 		return doc, nil
 	}
@@ -152,15 +153,15 @@ func apply(doc *Document, c *commit) (*Document, error) {
 	if c.Version != have+1 {
 		return doc, fmt.Errorf("%w: order %s commit v%d (seq %d) follows v%d", errOutOfStep, c.AggregateID, c.Version, c.Seq, have)
 	}
-	for i, p := range c.Payloads {
+	for i, ev := range c.Events {
 		if doc == nil {
-			placed, ok := p.(events.OrderPlaced)
+			placed, ok := ev.Payload.(events.OrderPlaced)
 			if !ok {
-				return nil, fmt.Errorf("search: seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, c.Types[i])
+				return nil, fmt.Errorf("search: seq %d: order %s starts with %s, not order.placed", c.Seq, c.AggregateID, ev.Type)
 			}
 			doc = newDocument(placed, c.RecordedAt)
 		}
-		evolve(doc, p)
+		evolve(doc, ev.Payload)
 		doc.Version = c.Version + uint64(i)
 	}
 	doc.UpdatedAt = c.RecordedAt

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -159,9 +160,9 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 
 // Commit implements [projections.Sink].
 func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
-	cs := make([]*commit, len(recs))
+	cs := make([]*orderlog.Commit, len(recs))
 	for i, r := range recs {
-		c, err := decodeRecord(k.st.reg, r)
+		c, err := k.st.dec.FromRecord(r)
 		if err != nil {
 			return fmt.Errorf("search: partition %d: %w", partition, err)
 		}
@@ -171,7 +172,7 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 }
 
 // commit is [Sink.Commit] for decoded commits.
-func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*commit) error {
+func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderlog.Commit) error {
 	st := k.takeState(partition)
 	if st == nil || st.cp.seq != from || (k.index == "" && time.Since(st.at) > aliasRecheck) {
 		cp, err := k.readCheckpoint(ctx, partition)
@@ -242,7 +243,7 @@ func (k *Sink) moveCheckpoint(ctx context.Context, cp cpState, p int, to uint64)
 // many of the batch's commits it has, continuing the stored documents of
 // orders whose history began before the batch (known holds those this
 // sink wrote and still trusts; the others are read back).
-func (k *Sink) fold(ctx context.Context, index string, recs []*commit, known map[string]*Document) ([]*Document, error) {
+func (k *Sink) fold(ctx context.Context, index string, recs []*orderlog.Commit, known map[string]*Document) ([]*Document, error) {
 	docs := make(map[string]*Document, len(recs)/2+1)
 	var need []string
 	var order []string
@@ -304,7 +305,7 @@ func (s *Store) heal(ctx context.Context, id string, seq uint64, have *Document)
 		if r.Seq > seq {
 			break
 		}
-		c, err := decodeRecord(s.reg, r)
+		c, err := s.dec.FromRecord(r)
 		if err != nil {
 			return nil, err
 		}

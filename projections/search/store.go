@@ -19,6 +19,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -64,7 +65,7 @@ type Store struct {
 	es    *elasticsearch.Client
 	opts  Options
 	log   *slog.Logger
-	reg   *events.Registry
+	dec   *orderlog.Decoder
 	alias string
 
 	mu    sync.Mutex
@@ -103,7 +104,7 @@ func New(es *elasticsearch.Client, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{es: es, opts: opts, log: opts.Logger, reg: reg, alias: opts.Prefix + "orders"}, nil
+	return &Store{es: es, opts: opts, log: opts.Logger, dec: orderlog.NewDecoder(reg), alias: opts.Prefix + "orders"}, nil
 }
 
 // Alias returns the alias searches read: it points at the live index.

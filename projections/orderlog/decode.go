@@ -1,4 +1,4 @@
-package postgres
+package orderlog
 
 import (
 	"errors"
@@ -9,59 +9,87 @@ import (
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// orderCommit is what the projection needs of one commit of the ORDERS
-// stream: the envelope without hashes and each event's decoded payload
-// (nil for event types this binary does not know).
-type orderCommit struct {
-	Seq           uint64
+// Commit is one commit of the ORDERS stream as the projections fold it:
+// the envelope without its hashes and traceparent, and each event's
+// decoded payload.
+type Commit struct {
+	Seq           uint64 // the stream sequence
 	CommitID      string
 	AggregateType string
 	AggregateID   string
-	Version       uint64
+	Version       uint64 // the version of the commit's first event
 	RecordedAt    time.Time
 	CausationID   string
 	CorrelationID string
 	Actor         string
-	Events        []orderEvent
+	Events        []Event
 }
 
-type orderEvent struct {
+// Event is one event of a [Commit]: its type and its payload as the
+// registry decodes it (nil for an event type the registry does not know).
+// An [events.OrderPlaced] decoded by the fast path has no IdempotencyKey
+// and no RequestHash (see [Decoder]).
+type Event struct {
 	Type    string
 	Payload events.Payload
 }
 
-// decodeRecord turns a decoded record into an orderCommit (the slow path,
-// through the registry).
-func decodeRecord(reg *events.Registry, rec streams.Record) (*orderCommit, error) {
+// Decoder decodes order commits. It is safe for concurrent use.
+//
+// It reads the commits events.Marshal writes with a small scanner, straight
+// into a [Commit], without encoding/json's reflection and without decoding
+// each event's data twice. Anything it does not expect (an unknown,
+// duplicate or escaped key, null, a number that is not an integer, an
+// event type or schema version it does not read, which needs the
+// registry's upcasters) goes to [events.Unmarshal] and
+// [events.Registry.Decode], which give the same result more slowly or
+// refuse the commit. The one difference: the fast path does not keep
+// order.placed's idempotency_key and request_hash, which no projection
+// reads.
+type Decoder struct {
+	reg  *events.Registry
+	fast map[string]int // the event types decodeFast reads, with their schema version
+}
+
+// NewDecoder returns a Decoder that falls back on reg, whose current
+// schema versions of the order events are the ones it reads itself.
+func NewDecoder(reg *events.Registry) *Decoder {
+	return &Decoder{reg: reg, fast: fastTypes(reg)}
+}
+
+// FromRecord decodes the events of a commit [streams.Store.Fetch] read,
+// with the registry. An event type the registry does not know gets a nil
+// payload.
+func (d *Decoder) FromRecord(rec streams.Record) (*Commit, error) {
 	c := rec.Commit
-	oc := &orderCommit{
+	oc := &Commit{
 		Seq: rec.Seq, CommitID: c.CommitID, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
 		Version: c.Version, RecordedAt: c.Metadata.RecordedAt, CausationID: c.Metadata.CausationID,
 		CorrelationID: c.Metadata.CorrelationID, Actor: c.Metadata.Actor,
-		Events: make([]orderEvent, len(c.Events)),
+		Events: make([]Event, len(c.Events)),
 	}
 	for j, ev := range c.Events {
-		p, err := reg.Decode(ev)
+		p, err := d.reg.Decode(ev)
 		if err != nil && !errors.Is(err, events.ErrUnknownEventType) {
 			return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
 		}
-		oc.Events[j] = orderEvent{Type: ev.Type, Payload: p}
+		oc.Events[j] = Event{Type: ev.Type, Payload: p}
 	}
 	return oc, nil
 }
 
-// decodeRaw decodes a commit as stored: with the fast path when it can
-// read the commit, else with events.Unmarshal and the registry, which
-// give the same result more slowly and refuse what is malformed.
-func decodeRaw(reg *events.Registry, fast map[string]int, rec streams.RawRecord) (*orderCommit, error) {
-	if c, ok := decodeFast(fast, rec.Seq, rec.Data); ok {
+// Decode decodes a commit as stored ([streams.Store.FetchRaw]): with the
+// fast path when it can read the commit, else with events.Unmarshal and
+// the registry, which refuse what is malformed.
+func (d *Decoder) Decode(rec streams.RawRecord) (*Commit, error) {
+	if c, ok := decodeFast(d.fast, rec.Seq, rec.Data); ok {
 		return c, nil
 	}
 	c, err := events.Unmarshal(rec.Data)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
 	}
-	return decodeRecord(reg, streams.Record{Seq: rec.Seq, Commit: c})
+	return d.FromRecord(streams.Record{Seq: rec.Seq, Commit: c})
 }
 
 // eventTypeNames interns the event type names decodeFast reads.
@@ -92,18 +120,18 @@ func fastTypes(reg *events.Registry) map[string]int {
 }
 
 // decodeFast reads a commit envelope and its order events' data straight
-// into an orderCommit, without encoding/json's reflection and without
+// into a Commit, without encoding/json's reflection and without
 // decoding the data twice. It reports false for anything unusual (an
 // unknown key, a duplicate key, null, an escaped key, a number that is
 // not an integer, an event type or schema version it does not read, a
 // commit events.Unmarshal would refuse): the caller then takes the slow
 // path. What it accepts, it decodes as encoding/json would, except that
 // it does not keep order.placed's idempotency_key and request_hash (the
-// read model does not use them); the fuzz test FuzzDecodeFast holds it to
+// projections do not use them); the fuzz test FuzzDecodeFast holds it to
 // that.
-func decodeFast(fast map[string]int, seq uint64, data []byte) (*orderCommit, bool) {
+func decodeFast(fast map[string]int, seq uint64, data []byte) (*Commit, bool) {
 	s := &scanner{b: data}
-	c := &orderCommit{Seq: seq}
+	c := &Commit{Seq: seq}
 	var seen uint
 	ok := s.object(func(k []byte) bool {
 		var bit uint
@@ -126,7 +154,7 @@ func decodeFast(fast map[string]int, seq uint64, data []byte) (*orderCommit, boo
 			c.Version = uint64(n)
 		case "events":
 			bit = 16
-			c.Events = make([]orderEvent, 0, 2)
+			c.Events = make([]Event, 0, 2)
 			ok = s.array(func() bool {
 				ev, ok := decodeEventFast(s, fast)
 				c.Events = append(c.Events, ev)
@@ -155,7 +183,7 @@ func decodeFast(fast map[string]int, seq uint64, data []byte) (*orderCommit, boo
 	return c, true
 }
 
-func decodeMetadataFast(s *scanner, c *orderCommit) bool {
+func decodeMetadataFast(s *scanner, c *Commit) bool {
 	var seen uint
 	return s.object(func(k []byte) bool {
 		var bit uint
@@ -193,8 +221,8 @@ func decodeMetadataFast(s *scanner, c *orderCommit) bool {
 // decodeEventFast reads one {type, schema_version, data}. The data is
 // decoded where it stands if the type came first (as events.Marshal
 // writes it), else skipped and decoded afterwards.
-func decodeEventFast(s *scanner, fast map[string]int) (orderEvent, bool) {
-	var ev orderEvent
+func decodeEventFast(s *scanner, fast map[string]int) (Event, bool) {
+	var ev Event
 	var seen uint
 	sv := int64(-1)
 	dataStart, dataEnd := -1, -1
@@ -344,7 +372,7 @@ func decodePayloadFast(s *scanner, typ string) (events.Payload, bool) {
 					}
 					return 0, false
 				})
-			case "idempotency_key": // not used by the read model: not kept
+			case "idempotency_key": // no projection reads it: not kept
 				_, _, ok := s.rawString()
 				return 64, ok
 			case "request_hash":

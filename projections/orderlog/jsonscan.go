@@ -1,4 +1,4 @@
-package postgres
+package orderlog
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 )
 
 // scanner reads a JSON document front to back without building anything
-// it is not asked for. It is the projection's fast path for the commit
+// it is not asked for. It is the decoder's fast path for the commit
 // envelopes the log holds (see decodeFast): every method reports false on
 // anything it does not expect, and the caller then decodes the commit
 // with encoding/json instead, so the scanner only needs to be right about
