@@ -247,7 +247,13 @@ func (a *app) runSearch(ctx context.Context, st *search.Store) error {
 	if !a.cfg.HasRole("search") {
 		return nil
 	}
-	runner, err := projections.New(a.store, st.Sink(), nil, projections.Options{Logger: a.log})
+	// Instances with the search role share its partitions through the
+	// same lease tables as the read model, under the search's own name.
+	var leases projections.Leases
+	if a.readModel != nil {
+		leases = a.readModel.LeasesFor(search.Name, instanceName(), a.cfg.ProjectionLeaseTTL)
+	}
+	runner, err := projections.New(a.store, st.Sink(), leases, projections.Options{Logger: a.log, LeaseInterval: a.cfg.ProjectionLeaseTTL / 5})
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,10 @@ const DefaultLeaseTTL = 5 * time.Second
 // their next claim. Times are the database's, so instances' clocks do
 // not matter.
 type Leases struct {
-	st       *Store
-	instance string
-	ttl      time.Duration
+	st         *Store
+	projection string
+	instance   string
+	ttl        time.Duration
 }
 
 var _ projections.Leases = (*Leases)(nil)
@@ -33,10 +34,17 @@ var _ projections.Leases = (*Leases)(nil)
 // host name and process id, for example). ttl <= 0 takes
 // [DefaultLeaseTTL]; claim well within it.
 func (s *Store) Leases(instance string, ttl time.Duration) *Leases {
+	return s.LeasesFor(Name, instance, ttl)
+}
+
+// LeasesFor is [Store.Leases] for another projection of the same stream
+// (the search index): its partitions are shared among its own instances,
+// independently of the read model's.
+func (s *Store) LeasesFor(projection, instance string, ttl time.Duration) *Leases {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	return &Leases{st: s, instance: instance, ttl: ttl}
+	return &Leases{st: s, projection: projection, instance: instance, ttl: ttl}
 }
 
 // Claim implements [projections.Leases].
@@ -47,19 +55,19 @@ func (l *Leases) Claim(ctx context.Context) ([]int, error) {
 	err := pgx.BeginFunc(ctx, l.st.pool, func(tx pgx.Tx) error {
 		mine = mine[:0]
 		if _, err := tx.Exec(ctx, `INSERT INTO ordo.projection_instances (projection, instance, seen_at) VALUES ($1, $2, now())
-			ON CONFLICT (projection, instance) DO UPDATE SET seen_at = now()`, Name, l.instance); err != nil {
+			ON CONFLICT (projection, instance) DO UPDATE SET seen_at = now()`, l.projection, l.instance); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM ordo.projection_instances WHERE projection = $1 AND seen_at < now() - make_interval(secs => $2::float8 * 10)`, Name, ttl); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM ordo.projection_instances WHERE projection = $1 AND seen_at < now() - make_interval(secs => $2::float8 * 10)`, l.projection, ttl); err != nil {
 			return err
 		}
 		var live int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ordo.projection_instances WHERE projection = $1 AND seen_at > now() - make_interval(secs => $2::float8)`, Name, ttl).Scan(&live); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ordo.projection_instances WHERE projection = $1 AND seen_at > now() - make_interval(secs => $2::float8)`, l.projection, ttl).Scan(&live); err != nil {
 			return err
 		}
 		share := (parts + max(live, 1) - 1) / max(live, 1)
 		rows, err := tx.Query(ctx, `UPDATE ordo.projection_leases SET expires_at = now() + make_interval(secs => $3::float8)
-			WHERE projection = $1 AND owner = $2 AND partition < $4 RETURNING partition`, Name, l.instance, ttl, parts)
+			WHERE projection = $1 AND owner = $2 AND partition < $4 RETURNING partition`, l.projection, l.instance, ttl, parts)
 		if err != nil {
 			return err
 		}
@@ -71,7 +79,7 @@ func (l *Leases) Claim(ctx context.Context) ([]int, error) {
 		if len(held) > share {
 			extra := held[share:]
 			held = held[:share]
-			if _, err := tx.Exec(ctx, `DELETE FROM ordo.projection_leases WHERE projection = $1 AND owner = $2 AND partition = ANY($3)`, Name, l.instance, extra); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM ordo.projection_leases WHERE projection = $1 AND owner = $2 AND partition = ANY($3)`, l.projection, l.instance, extra); err != nil {
 				return err
 			}
 		}
@@ -83,7 +91,7 @@ func (l *Leases) Claim(ctx context.Context) ([]int, error) {
 				ORDER BY g LIMIT $5
 				ON CONFLICT (projection, partition) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
 				WHERE ordo.projection_leases.expires_at <= now()
-				RETURNING partition`, Name, l.instance, ttl, parts, want)
+				RETURNING partition`, l.projection, l.instance, ttl, parts, want)
 			if err != nil {
 				return err
 			}
@@ -105,9 +113,9 @@ func (l *Leases) Claim(ctx context.Context) ([]int, error) {
 
 // Release implements [projections.Leases].
 func (l *Leases) Release(ctx context.Context) error {
-	_, err := l.st.pool.Exec(ctx, `DELETE FROM ordo.projection_leases WHERE projection = $1 AND owner = $2;`, Name, l.instance)
+	_, err := l.st.pool.Exec(ctx, `DELETE FROM ordo.projection_leases WHERE projection = $1 AND owner = $2;`, l.projection, l.instance)
 	if err == nil {
-		_, err = l.st.pool.Exec(ctx, `DELETE FROM ordo.projection_instances WHERE projection = $1 AND instance = $2`, Name, l.instance)
+		_, err = l.st.pool.Exec(ctx, `DELETE FROM ordo.projection_instances WHERE projection = $1 AND instance = $2`, l.projection, l.instance)
 	}
 	if err != nil {
 		return fmt.Errorf("order status: release partitions: %w", err)

@@ -493,3 +493,42 @@ func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// TestLeasesArePerProjection: the read model's leases and another
+// projection's (the search index's) divide the same partitions
+// independently: holding all of one says nothing about the other, and the
+// other's instances share its partitions among themselves.
+func TestLeasesArePerProjection(t *testing.T) {
+	e := newEnv(t, 8)
+	claim := func(l *postgres.Leases) []int {
+		t.Helper()
+		got, err := l.Claim(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	status := e.pg.Leases("a", time.Minute)
+	if got := claim(status); len(got) != 8 {
+		t.Fatalf("order_status instance a holds %v, want all 8", got)
+	}
+	b := e.pg.LeasesFor("search", "b", time.Minute)
+	if got := claim(b); len(got) != 8 {
+		t.Fatalf("search instance b holds %v, want all 8 (a's leases are the read model's)", got)
+	}
+	c := e.pg.LeasesFor("search", "c", time.Minute)
+	claim(c)       // c registers; b still holds everything
+	gb := claim(b) // b gives up its surplus
+	gc := claim(c) // c takes it
+	if len(gb) != 4 || len(gc) != 4 {
+		t.Fatalf("search instances hold %v and %v, want 4 each", gb, gc)
+	}
+	for _, p := range gb {
+		if slices.Contains(gc, p) {
+			t.Fatalf("partition %d held by both search instances: %v, %v", p, gb, gc)
+		}
+	}
+	if got := claim(status); len(got) != 8 {
+		t.Fatalf("order_status instance a holds %v after the search instances shared theirs, want all 8", got)
+	}
+}
