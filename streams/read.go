@@ -2,6 +2,8 @@ package streams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -245,6 +247,23 @@ func (s *Store) LastSeq(ctx context.Context, aggType string) (uint64, error) {
 		return 0, fmt.Errorf("last seq of %s: %w", stream, err)
 	}
 	return st.CachedInfo().State.LastSeq, nil
+}
+
+// Identity names an aggregate type's stream as one log: a short tag of
+// the stream's name and creation time. A stream deleted and created again
+// under the same name is another log with another identity; read models
+// built from one log record it to recognise another.
+func (s *Store) Identity(ctx context.Context, aggType string) (string, error) {
+	stream, err := s.StreamName(aggType)
+	if err != nil {
+		return "", fmt.Errorf("identity: %w", err)
+	}
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return "", fmt.Errorf("identity of %s: %w", stream, err)
+	}
+	sum := sha256.Sum256([]byte(stream + "\x00" + st.CachedInfo().Created.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(sum[:4]), nil
 }
 
 // Replay calls fn for every commit of an aggregate type's stream from

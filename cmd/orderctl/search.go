@@ -77,7 +77,11 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := search.New(client, search.Options{Prefix: esPrefix, Partitions: store.Partitions(), Loader: store})
+	logID, err := store.Identity(ctx, streams.TypeOrder)
+	if err != nil {
+		return err
+	}
+	st, err := search.New(client, search.Options{Prefix: esPrefix, Partitions: store.Partitions(), Loader: store, Log: logID})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ordo-shop/ordo/internal/esserver"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/projections"
@@ -135,8 +134,14 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	idctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logID, err := a.store.Identity(idctx, streams.TypeOrder)
+	if err != nil {
+		return nil, err
+	}
 	st, err := search.New(client, search.Options{
-		Prefix: prefix, Partitions: a.store.Partitions(), Loader: a.store, Logger: a.log,
+		Prefix: prefix, Partitions: a.store.Partitions(), Loader: a.store, Logger: a.log, Log: logID,
 	})
 	if err != nil {
 		return nil, err
@@ -159,7 +164,7 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 func (a *app) localSearchPrefix() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tag, err := a.logTag(ctx)
+	tag, err := a.store.Identity(ctx, streams.TypeOrder)
 	if err != nil {
 		// The log answered at start; if it does not now, the index name
 		// must still not collide: fall back to the data dir's path.
@@ -168,24 +173,6 @@ func (a *app) localSearchPrefix() string {
 		tag = shortHash(abs)
 	}
 	return a.cfg.ElasticsearchPrefix + tag + "-"
-}
-
-// logTag identifies the ORDERS stream: a new stream under the same name
-// gets a new tag.
-func (a *app) logTag(ctx context.Context) (string, error) {
-	name, err := a.store.StreamName(streams.TypeOrder)
-	if err != nil {
-		return "", err
-	}
-	js, err := jetstream.New(a.nc)
-	if err != nil {
-		return "", err
-	}
-	st, err := js.Stream(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	return shortHash(name + "\x00" + st.CachedInfo().Created.UTC().Format(time.RFC3339Nano)), nil
 }
 
 func shortHash(s string) string {
@@ -210,6 +197,12 @@ func (a *app) checkNotAhead(ctx context.Context, st *search.Store) error {
 	status, err := st.Status(ctx, last)
 	if err != nil {
 		return err
+	}
+	if mine, err := a.store.Identity(ctx, streams.TypeOrder); err != nil {
+		return err
+	} else if status.Log != "" && status.Log != mine {
+		return fmt.Errorf("%w: %s was built from log %s, this is log %s; "+
+			"use another ORDO_ELASTICSEARCH_PREFIX or delete the index", errForeignIndex, status.Index, status.Log, mine)
 	}
 	for p, cp := range status.Checkpoints {
 		if cp > last {

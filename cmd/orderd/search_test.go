@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -254,8 +255,19 @@ func TestSearchRefusesAnIndexOfAnotherLog(t *testing.T) {
 	}
 	// Commands and the read model are not affected.
 	second.putSKU("TEA-250", 1999, 100)
-	if r := second.place(second.alice, "k-new", orderBody(line("TEA-250", 1))); r.status != 202 {
-		t.Fatalf("place on the second log: %d %s", r.status, r.raw)
+	for i := range 6 {
+		if r := second.place(second.alice, fmt.Sprint("k-new-", i), orderBody(line("TEA-250", 1))); r.status != 202 {
+			t.Fatalf("place on the second log: %d %s", r.status, r.raw)
+		}
+	}
+	// Now the second log is longer than the index's checkpoints: only the
+	// log identity the index recorded still tells them apart.
+	st := second.search.st.Load()
+	if status, err := st.Status(t.Context(), 0); err != nil || status.Log == "" {
+		t.Fatalf("index status %+v, %v: want the first log's identity", status, err)
+	}
+	if err := second.checkNotAhead(t.Context(), st); !errors.Is(err, errForeignIndex) || !strings.Contains(err.Error(), "built from log") {
+		t.Fatalf("check of the first log's index on the longer second log: %v, want it refused by identity", err)
 	}
 }
 

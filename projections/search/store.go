@@ -55,6 +55,11 @@ type Options struct {
 	Loader Loader
 	// Logger receives what the store cannot return (default: discard).
 	Logger *slog.Logger
+	// Log, if set, identifies the log the index is built from
+	// ([streams.Store.Identity] of ORDERS). New indices record it in
+	// their mapping's _meta; [Store.Status] reports the live index's, so
+	// an index of another log is recognised.
+	Log string
 }
 
 // Store is the customer-service search index: the index template, the
@@ -214,6 +219,7 @@ func (s *Store) template() map[string]any {
 				"refresh_interval":   "1s",
 			},
 			"mappings": map[string]any{
+				"_meta":   map[string]any{"ordo_log": s.opts.Log},
 				"dynamic": false,
 				"properties": map[string]any{
 					"doc_type":    map[string]any{"type": "keyword"},
@@ -440,7 +446,10 @@ func minOf(xs []uint64) uint64 {
 
 // Status is the search projection's state for operators.
 type Status struct {
-	Index       string   `json:"index"`
+	Index string `json:"index"`
+	// Log is the identity of the log the live index was built from
+	// (empty if it was made without one).
+	Log         string   `json:"log,omitempty"`
 	Checkpoint  uint64   `json:"checkpoint"`
 	Checkpoints []uint64 `json:"checkpoints"`
 	Lag         uint64   `json:"lag"`
@@ -460,6 +469,17 @@ func (s *Store) Status(ctx context.Context, streamLast uint64) (Status, error) {
 	if streamLast > st.Checkpoint {
 		st.Lag = streamLast - st.Checkpoint
 	}
+	var mapping map[string]struct {
+		Mappings struct {
+			Meta struct {
+				Log string `json:"ordo_log"`
+			} `json:"_meta"`
+		} `json:"mappings"`
+	}
+	if err := s.do(ctx, "GET", "/"+index+"/_mapping", nil, &mapping); err != nil {
+		return Status{}, err
+	}
+	st.Log = mapping[index].Mappings.Meta.Log
 	return st, nil
 }
 
