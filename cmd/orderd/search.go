@@ -180,16 +180,17 @@ func shortHash(s string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// errForeignIndex: the index has applied sequences the log does not have.
-var errForeignIndex = errors.New("the search index is ahead of the log: it was built from another log")
+// errForeignIndex: the index was built from another log.
+var errForeignIndex = errors.New("the search index was built from another log")
 
-// checkNotAhead refuses an index whose checkpoints are past the end of
-// the log (built from another log, or the stream was recreated): its
-// projector would skip the new log's commits as already applied and
-// search would answer from another shop's orders. Search answers 503
-// until an operator rebuilds or points ORDO_ELASTICSEARCH_PREFIX
+// checkIndexIsOurs refuses an index built from another log (another data
+// dir, or the stream was recreated): one that recorded another log's
+// identity, or whose checkpoints are past the end of this log. Its
+// projector would skip this log's commits as already applied and search
+// would answer with another log's orders. Search answers 503 until an
+// operator deletes the index or points ORDO_ELASTICSEARCH_PREFIX
 // elsewhere.
-func (a *app) checkNotAhead(ctx context.Context, st *search.Store) error {
+func (a *app) checkIndexIsOurs(ctx context.Context, st *search.Store) error {
 	last, err := a.store.LastSeq(ctx, streams.TypeOrder)
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func (a *app) checkNotAhead(ctx context.Context, st *search.Store) error {
 // Elasticsearch is unreachable.
 func (a *app) runSearch(ctx context.Context, st *search.Store) error {
 	for {
-		err := a.checkNotAhead(ctx, st)
+		err := a.checkIndexIsOurs(ctx, st)
 		if err == nil {
 			break
 		}

@@ -266,7 +266,7 @@ func TestSearchRefusesAnIndexOfAnotherLog(t *testing.T) {
 	if status, err := st.Status(t.Context(), 0); err != nil || status.Log == "" {
 		t.Fatalf("index status %+v, %v: want the first log's identity", status, err)
 	}
-	if err := second.checkNotAhead(t.Context(), st); !errors.Is(err, errForeignIndex) || !strings.Contains(err.Error(), "built from log") {
+	if err := second.checkIndexIsOurs(t.Context(), st); !errors.Is(err, errForeignIndex) || !strings.Contains(err.Error(), "built from log") {
 		t.Fatalf("check of the first log's index on the longer second log: %v, want it refused by identity", err)
 	}
 }
