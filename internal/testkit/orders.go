@@ -3,10 +3,13 @@ package testkit
 import (
 	"context"
 	"fmt"
+	"sync"
+	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 // OrderPaths is how many distinct lives [OrderCommands] gives orders.
@@ -62,4 +65,52 @@ func RunOrder(ctx context.Context, h *command.Handler[order.State, order.Command
 		}
 	}
 	return nil
+}
+
+// OrderLog opens the event store, with the given partition count, on a
+// fresh in-process NATS server ([NATS]) and returns it with a command
+// handler for orders.
+func OrderLog(tb testing.TB, partitions int) (*streams.Store, *command.Handler[order.State, order.Command]) {
+	tb.Helper()
+	_, nc := NATS(tb)
+	log, err := streams.Open(context.Background(), nc, streams.Config{Partitions: partitions})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return log, h
+}
+
+// RunOrders runs the lives ([RunOrder]) of n orders, prefix-0 to
+// prefix-(n-1), order i for customer cust-(i%customers) on path i, from
+// writers goroutines at once, so that the orders' commits interleave in
+// the log. It returns the first error.
+func RunOrders(ctx context.Context, h *command.Handler[order.State, order.Command], prefix string, n, customers, writers int) error {
+	ids := make(chan int, n)
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Go(func() {
+			for i := range ids {
+				if err := RunOrder(ctx, h, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("cust-%d", i%customers), i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

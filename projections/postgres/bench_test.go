@@ -18,9 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -41,36 +39,10 @@ const (
 func benchLog(b *testing.B) (*streams.Store, int) {
 	b.Helper()
 	ctx := context.Background()
-	_, nc := testkit.NATS(b)
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: benchPartitions})
-	if err != nil {
+	log, h := testkit.OrderLog(b, benchPartitions)
+	if err := testkit.RunOrders(ctx, h, "ord", benchOrders, 97, 8); err != nil {
 		b.Fatal(err)
 	}
-	reg, err := events.Standard()
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	next := make(chan int, benchOrders)
-	for i := range benchOrders {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range next {
-				if err := testkit.RunOrder(ctx, h, fmt.Sprintf("ord-%d", i), fmt.Sprintf("cust-%d", i%97), i); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
 	n := 0
 	if err := log.Replay(ctx, streams.TypeOrder, 0, func(r streams.Record) error { n += len(r.Commit.Events); return nil }); err != nil {
 		b.Fatal(err)

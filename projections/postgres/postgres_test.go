@@ -42,19 +42,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
-	_, nc := testkit.NATS(t)
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: partitions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := events.Standard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	orders, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log, orders := testkit.OrderLog(t, partitions)
 	e := &env{t: t, ctx: ctx, log: log, orders: orders, dbURL: testkit.Postgres(t)}
 	e.pg = e.open(e.dbURL)
 	return e
@@ -88,26 +76,7 @@ func (e *env) runner(s *postgres.Store, leases projections.Leases) *projections.
 // once, so that orders' commits interleave in the log.
 func (e *env) place(prefix string, n, workers int) {
 	e.t.Helper()
-	ids := make(chan int, n)
-	for i := range n {
-		ids <- i
-	}
-	close(ids)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for i := range ids {
-				if err := testkit.RunOrder(e.ctx, e.orders, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("cust-%d", i%3), i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := testkit.RunOrders(e.ctx, e.orders, prefix, n, 3, workers); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -35,19 +35,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	t.Cleanup(cancel)
-	_, nc := testkit.NATS(t)
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: partitions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := events.Standard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	orders, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log, orders := testkit.OrderLog(t, partitions)
 	url, prefix := testkit.Elasticsearch(t)
 	e := &env{t: t, ctx: ctx, log: log, orders: orders, esURL: url, prefix: prefix}
 	e.st = e.open(url)
