@@ -116,12 +116,7 @@ func searchStatus(ctx context.Context, url, prefix string, store *streams.Store,
 	if err != nil {
 		return ps
 	}
-	ps.State = "live"
-	if s.Lag > 0 {
-		ps.State = "catching_up"
-	}
-	ps.Version = search.IndexVersion(s.Index)
-	ps.Checkpoint, ps.Lag = s.Checkpoint, s.Lag
+	ps.State, ps.Version, ps.Checkpoint, ps.Lag = s.State, s.Version, s.Checkpoint, s.Lag
 	ps.Versions = append(ps.Versions, versionStatus{Version: ps.Version, State: "live", Checkpoint: s.Checkpoint, Lag: s.Lag, Checkpoints: s.Checkpoints})
 	return ps
 }

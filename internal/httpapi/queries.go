@@ -178,6 +178,15 @@ func truncateText(s string) string {
 // model has applied the position (for orderID's partition, or every
 // partition), and otherwise refuses to answer from a stale read model.
 func (s *Server) awaitPosition(r *http.Request, orderID string) error {
+	return s.awaitRead(r, "the read model",
+		func(ctx context.Context, seq uint64) (bool, error) { return s.Queries.WaitFor(ctx, seq, orderID) }, s.readFailed)
+}
+
+// awaitRead implements ?position= for a read side (what names it in the
+// answer): it waits, bounded by ReadYourWritesWait, until wait reports
+// the position applied, and otherwise refuses to answer from a stale
+// read side. failed turns wait's errors into answers.
+func (s *Server) awaitRead(r *http.Request, what string, wait func(ctx context.Context, seq uint64) (bool, error), failed func(*http.Request, error) error) error {
 	pos := r.URL.Query().Get("position")
 	if pos == "" {
 		return nil
@@ -195,9 +204,9 @@ func (s *Server) awaitPosition(r *http.Request, orderID string) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.ReadYourWritesWait)
 	defer cancel()
-	ok, err := s.Queries.WaitFor(ctx, seq, orderID)
+	ok, err := wait(ctx, seq)
 	if err != nil {
-		return s.readFailed(r, err)
+		return failed(r, err)
 	}
 	if ok {
 		return nil
@@ -205,7 +214,7 @@ func (s *Server) awaitPosition(r *http.Request, orderID string) error {
 	if r.Context().Err() != nil {
 		return r.Context().Err()
 	}
-	return errorf(http.StatusServiceUnavailable, "projection_behind", "the read model has not reached position %s yet; retry shortly", pos)
+	return errorf(http.StatusServiceUnavailable, "projection_behind", "%s has not reached position %s yet; retry shortly", what, pos)
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, c auth.Claims) error {
@@ -392,12 +401,7 @@ func searchProjectionView(ctx context.Context, ss SearchStatus, last uint64) pro
 		v.State = "unavailable"
 		return v
 	}
-	v.State = "live"
-	if st.Lag > 0 {
-		v.State = "catching_up"
-	}
-	v.Version = search.IndexVersion(st.Index)
-	v.Checkpoint, v.Lag = st.Checkpoint, st.Lag
+	v.State, v.Version, v.Checkpoint, v.Lag = st.State, st.Version, st.Checkpoint, st.Lag
 	v.Versions = append(v.Versions, projectionVersion{
 		Version: v.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints,
 	})

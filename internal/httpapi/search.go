@@ -11,7 +11,6 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/projections/search"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Search is the customer-service lookup GET /v1/search/orders serves;
@@ -148,30 +147,5 @@ func (s *Server) searchOrders(w http.ResponseWriter, r *http.Request, _ auth.Cla
 // awaitSearchPosition implements ?position= for search: it waits,
 // bounded, until the index has applied the position on every partition.
 func (s *Server) awaitSearchPosition(r *http.Request) error {
-	pos := r.URL.Query().Get("position")
-	if pos == "" {
-		return nil
-	}
-	seq, err := parsePosition(pos)
-	if err != nil {
-		return err
-	}
-	if s.Log != nil {
-		if last, err := s.Log.LastSeq(r.Context(), streams.TypeOrder); err == nil && seq > last {
-			return errorf(http.StatusBadRequest, "invalid_position", "position %s is beyond the end of the log (%s)", pos, position(ordersStream, last))
-		}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.ReadYourWritesWait)
-	defer cancel()
-	ok, err := s.Search.WaitFor(ctx, seq)
-	if err != nil {
-		return s.searchFailed(r, err)
-	}
-	if ok {
-		return nil
-	}
-	if r.Context().Err() != nil {
-		return r.Context().Err()
-	}
-	return errorf(http.StatusServiceUnavailable, "projection_behind", "the search index has not reached position %s yet; retry shortly", pos)
+	return s.awaitRead(r, "the search index", s.Search.WaitFor, s.searchFailed)
 }

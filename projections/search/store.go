@@ -447,6 +447,10 @@ func minOf(xs []uint64) uint64 {
 // Status is the search projection's state for operators.
 type Status struct {
 	Index string `json:"index"`
+	// Version is the live index's N (<prefix>orders_vN).
+	Version int `json:"version"`
+	// State is "live" (caught up with the log) or "catching_up".
+	State string `json:"state"`
 	// Log is the identity of the log the live index was built from
 	// (empty if it was made without one).
 	Log         string   `json:"log,omitempty"`
@@ -465,9 +469,10 @@ func (s *Store) Status(ctx context.Context, streamLast uint64) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Index: index, Checkpoint: minOf(cps), Checkpoints: cps}
+	st := Status{Index: index, Version: IndexVersion(index), State: "live", Checkpoint: minOf(cps), Checkpoints: cps}
 	if streamLast > st.Checkpoint {
 		st.Lag = streamLast - st.Checkpoint
+		st.State = "catching_up"
 	}
 	var mapping map[string]struct {
 		Mappings struct {
