@@ -180,36 +180,19 @@ func shortHash(s string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// errForeignIndex: the index was built from another log.
-var errForeignIndex = errors.New("the search index was built from another log")
-
-// checkIndexIsOurs refuses an index built from another log (another data
-// dir, or the stream was recreated): one that recorded another log's
-// identity, or whose checkpoints are past the end of this log. Its
-// projector would skip this log's commits as already applied and search
-// would answer with another log's orders. Search answers 503 until an
-// operator deletes the index or points ORDO_ELASTICSEARCH_PREFIX
-// elsewhere.
+// checkIndexIsOurs refuses an index built from another log
+// ([search.Store.CheckLog]): search answers 503 until an operator
+// deletes the index or points ORDO_ELASTICSEARCH_PREFIX elsewhere.
 func (a *app) checkIndexIsOurs(ctx context.Context, st *search.Store) error {
 	last, err := a.store.LastSeq(ctx, streams.TypeOrder)
 	if err != nil {
 		return err
 	}
-	status, err := st.Status(ctx, last)
-	if err != nil {
-		return err
-	}
-	if mine, err := a.store.Identity(ctx, streams.TypeOrder); err != nil {
-		return err
-	} else if status.Log != "" && status.Log != mine {
-		return fmt.Errorf("%w: %s was built from log %s, this is log %s; "+
-			"use another ORDO_ELASTICSEARCH_PREFIX or delete the index", errForeignIndex, status.Index, status.Log, mine)
-	}
-	for p, cp := range status.Checkpoints {
-		if cp > last {
-			return fmt.Errorf("%w: %s has applied up to sequence %d on partition %d, the log ends at %d; "+
-				"use another ORDO_ELASTICSEARCH_PREFIX or delete the index", errForeignIndex, status.Index, cp, p, last)
+	if err := st.CheckLog(ctx, last); err != nil {
+		if errors.Is(err, search.ErrOtherLog) {
+			return fmt.Errorf("%w; use another ORDO_ELASTICSEARCH_PREFIX or delete the index", err)
 		}
+		return err
 	}
 	return nil
 }
@@ -223,7 +206,7 @@ func (a *app) runSearch(ctx context.Context, st *search.Store) error {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, errForeignIndex) {
+		if errors.Is(err, search.ErrOtherLog) {
 			refused := fmt.Errorf("%w: %v", search.ErrUnavailable, err)
 			a.search.refused.Store(&refused)
 			return err

@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/esserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/projections/search"
 )
 
 // withSearch gives the test's orderd a real Elasticsearch (its own index
@@ -266,7 +267,7 @@ func TestSearchRefusesAnIndexOfAnotherLog(t *testing.T) {
 	if status, err := st.Status(t.Context(), 0); err != nil || status.Log == "" {
 		t.Fatalf("index status %+v, %v: want the first log's identity", status, err)
 	}
-	if err := second.checkIndexIsOurs(t.Context(), st); !errors.Is(err, errForeignIndex) || !strings.Contains(err.Error(), "built from log") {
+	if err := second.checkIndexIsOurs(t.Context(), st); !errors.Is(err, search.ErrOtherLog) || !strings.Contains(err.Error(), "built from log") {
 		t.Fatalf("check of the first log's index on the longer second log: %v, want it refused by identity", err)
 	}
 }
