@@ -272,6 +272,31 @@ func (s *Store) Identity(ctx context.Context, aggType string) (string, error) {
 // at fn's first error and returns it. A commit that does not decode is an
 // error too: the log is meant to hold only valid commits.
 func (s *Store) Replay(ctx context.Context, aggType string, fromSeq uint64, fn func(Record) error) error {
+	return s.ReplayRaw(ctx, aggType, fromSeq, func(m StoredMsg) error {
+		c, err := events.Unmarshal(m.Data)
+		if err != nil {
+			return fmt.Errorf("replay %s seq %d: %w", m.Stream, m.Seq, err)
+		}
+		return fn(Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
+	})
+}
+
+// StoredMsg is one message of a stream as stored, not decoded: for
+// readers that check or copy the log as it is (orderctl verify, export).
+type StoredMsg struct {
+	Stream  string
+	Seq     uint64
+	Subject string
+	// Time is when the server stored the message.
+	Time time.Time
+	// Data belongs to the callee only during the call.
+	Data []byte
+}
+
+// ReplayRaw is [Store.Replay] without decoding: fn sees every message of
+// the stream from fromSeq up to the last sequence when ReplayRaw was
+// called, in log order, as stored, whatever it holds.
+func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, fn func(StoredMsg) error) error {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -309,11 +334,7 @@ func (s *Store) Replay(ctx context.Context, aggType string, fromSeq uint64, fn f
 			return fmt.Errorf("replay %s: %w", stream, err)
 		}
 		seq := md.Sequence.Stream
-		c, err := events.Unmarshal(m.Data())
-		if err != nil {
-			return fmt.Errorf("replay %s seq %d: %w", stream, seq, err)
-		}
-		if err := fn(Record{Stream: stream, Seq: seq, Commit: c}); err != nil {
+		if err := fn(StoredMsg{Stream: stream, Seq: seq, Subject: m.Subject(), Time: md.Timestamp, Data: m.Data()}); err != nil {
 			return err
 		}
 		if seq >= last {

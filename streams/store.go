@@ -359,3 +359,22 @@ func truncate(id string) string {
 	}
 	return id
 }
+
+// SubjectID returns the aggregate id a subject of aggType's stream names
+// (the part after the partition token), and whether the subject is the
+// one [Store.Subject] gives that id: a commit stored under any other
+// subject was not put there by Append.
+func (s *Store) SubjectID(aggType, subject string) (id string, ok bool) {
+	k, known := kinds[aggType]
+	if !known || !strings.HasPrefix(subject, k.prefix+".") {
+		return "", false
+	}
+	rest := subject[len(k.prefix)+1:]
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 {
+		return "", false
+	}
+	id = rest[dot+1:]
+	want, err := s.Subject(aggType, id)
+	return id, err == nil && want == subject
+}
