@@ -223,26 +223,48 @@ func (b ChainBreak) String() string {
 // at 1 and have no gaps, every commit names the previous commit's hash and
 // every hash matches its content. It returns every break it finds.
 func VerifyChain(commits []*Commit) []ChainBreak {
+	var link ChainLink
 	var breaks []ChainBreak
-	next := uint64(1)
-	prev := ""
 	for _, c := range commits {
-		add := func(problem, expected, found string) {
-			breaks = append(breaks, ChainBreak{c.AggregateType, c.AggregateID, c.Version, problem, expected, found})
-		}
-		if c.Version != next {
-			add("version gap", fmt.Sprint(next), fmt.Sprint(c.Version))
-		}
-		if c.PrevHash != prev {
-			add("prev_hash does not link to the previous commit", short(prev), short(c.PrevHash))
-		}
-		if h, err := c.ComputeHash(); err != nil {
-			add("commit cannot be encoded", "encodable commit", err.Error())
-		} else if h != c.Hash {
-			add("hash does not match content", short(h), short(c.Hash))
-		}
-		next = c.LastVersion() + 1
-		prev = c.Hash
+		breaks = append(breaks, link.Check(c)...)
 	}
+	return breaks
+}
+
+// ChainLink is where the verified part of one aggregate's history ends:
+// the version its next commit must start at and the hash it must name.
+// Its zero value stands before the first commit. It lets a reader check a
+// whole log commit by commit, holding one ChainLink per aggregate instead
+// of every commit.
+type ChainLink struct {
+	next uint64
+	prev string
+}
+
+// Next returns the version the aggregate's next commit must start at.
+func (l *ChainLink) Next() uint64 { return max(l.next, 1) }
+
+// Check checks c, the aggregate's next commit in log order, against the
+// link, returns every break it finds and moves the link past c (to where
+// c says it ends, so one bad commit is named once, not again with every
+// commit after it).
+func (l *ChainLink) Check(c *Commit) []ChainBreak {
+	var breaks []ChainBreak
+	add := func(problem, expected, found string) {
+		breaks = append(breaks, ChainBreak{c.AggregateType, c.AggregateID, c.Version, problem, expected, found})
+	}
+	if next := l.Next(); c.Version != next {
+		add("version gap", fmt.Sprint(next), fmt.Sprint(c.Version))
+	}
+	if c.PrevHash != l.prev {
+		add("prev_hash does not link to the previous commit", short(l.prev), short(c.PrevHash))
+	}
+	if h, err := c.ComputeHash(); err != nil {
+		add("commit cannot be encoded", "encodable commit", err.Error())
+	} else if h != c.Hash {
+		add("hash does not match content", short(h), short(c.Hash))
+	}
+	l.next = c.LastVersion() + 1
+	l.prev = c.Hash
 	return breaks
 }

@@ -78,9 +78,25 @@ type directGetRequest struct {
 // follower may lag a little behind the leader; an append decided on such
 // a read fails with [ErrConflict] and the caller reloads.
 func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]Record, error) {
+	var recs []Record
+	err := s.LoadRaw(ctx, aggType, id, afterSeq, func(m StoredMsg) error {
+		c, err := events.Unmarshal(m.Data)
+		if err != nil {
+			return fmt.Errorf("load %s: %s seq %d: %w", m.Subject, m.Stream, m.Seq, err)
+		}
+		recs = append(recs, Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
+		return nil
+	})
+	return recs, err
+}
+
+// LoadRaw is [Store.Load] without decoding: fn sees each message of one
+// aggregate's subject after afterSeq, in log order, as stored (Time is
+// not set). It stops at fn's first error and returns it.
+func (s *Store) LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64, fn func(StoredMsg) error) error {
 	stream, subj, err := s.locate(aggType, id)
 	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
+		return fmt.Errorf("load: %w", err)
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
@@ -92,26 +108,25 @@ func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) (
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", subj, err)
+		return fmt.Errorf("load %s: %w", subj, err)
 	}
 	defer sub.Unsubscribe()
 
-	var recs []Record
 	next := afterSeq + 1
+	var fnErr error
 	for {
 		more, last, err := s.directBatch(ctx, ch, inbox, stream, subj, next, func(seq uint64, data []byte) error {
-			c, err := events.Unmarshal(data)
-			if err != nil {
-				return fmt.Errorf("%s seq %d: %w", stream, seq, err)
-			}
-			recs = append(recs, Record{Stream: stream, Seq: seq, Commit: c})
-			return nil
+			fnErr = fn(StoredMsg{Stream: stream, Seq: seq, Subject: subj, Data: data})
+			return fnErr
 		})
+		if fnErr != nil {
+			return fnErr
+		}
 		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", subj, err)
+			return fmt.Errorf("load %s: %w", subj, err)
 		}
 		if !more {
-			return recs, nil
+			return nil
 		}
 		next = last + 1
 	}
@@ -304,11 +319,13 @@ func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, f
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	last, err := s.LastSeq(ctx, aggType)
+	st, err := s.js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+		return fmt.Errorf("replay %s: %w", stream, err)
 	}
-	if last < fromSeq {
+	state := st.CachedInfo().State
+	last := state.LastSeq
+	if last < fromSeq || state.Msgs == 0 {
 		return nil
 	}
 	cons, err := s.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
@@ -337,7 +354,9 @@ func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, f
 		if err := fn(StoredMsg{Stream: stream, Seq: seq, Subject: m.Subject(), Time: md.Timestamp, Data: m.Data()}); err != nil {
 			return err
 		}
-		if seq >= last {
+		// NumPending 0: nothing after this message, even when the stream's
+		// last sequence was deleted and will never be delivered.
+		if seq >= last || md.NumPending == 0 {
 			return nil
 		}
 	}

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"encoding/json"
 	"iter"
 	"math/bits"
 )
@@ -249,4 +250,11 @@ func ledgerHash(key string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// MarshalJSON writes the ledger as a JSON object from order id to
+// quantity (keys sorted, as encoding/json writes maps), for the state
+// views of orderctl.
+func (l Ledger) MarshalJSON() ([]byte, error) {
+	return json.Marshal(l.Map())
 }

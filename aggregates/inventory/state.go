@@ -11,24 +11,24 @@ const AggregateType = "inventory"
 // The maps are shared with copies of the State and replaced, never
 // written, by [Evolve]: treat them as read-only.
 type State struct {
-	SKU    string
-	Exists bool
-	Name   string
-	Price  events.Money
+	SKU    string       `json:"sku"`
+	Exists bool         `json:"exists"`
+	Name   string       `json:"name"`
+	Price  events.Money `json:"price"`
 	// OnHand counts the units in the warehouse, reserved ones included.
-	OnHand int64
+	OnHand int64 `json:"on_hand"`
 	// Reserved counts the units held for orders that have not shipped.
-	Reserved int64
+	Reserved int64 `json:"reserved"`
 	// Sold counts the units committed to shipped orders.
-	Sold int64
+	Sold int64 `json:"sold"`
 	// Reservations maps an order id to the units reserved for it.
-	Reservations Ledger
+	Reservations Ledger `json:"reservations"`
 	// Committed maps an order id to the units it took when it shipped.
-	Committed Ledger
+	Committed Ledger `json:"committed"`
 	// Released maps an order id to the units it gave back. An order whose
 	// reservation was released never reserves again: its Reserve can only
 	// be a late duplicate.
-	Released Ledger
+	Released Ledger `json:"released"`
 }
 
 // Available returns the units that can still be reserved.

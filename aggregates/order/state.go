@@ -27,30 +27,30 @@ const (
 // Lines is shared with the event that set it and with copies of the
 // State: treat it as read-only.
 type State struct {
-	ID              string
-	Exists          bool
-	CustomerID      string
-	Customer        events.Customer
-	Lines           []events.OrderLine
-	Total           events.Money
-	ShippingAddress events.Address
-	Status          Status
+	ID              string             `json:"id"`
+	Exists          bool               `json:"exists"`
+	CustomerID      string             `json:"customer_id"`
+	Customer        events.Customer    `json:"customer"`
+	Lines           []events.OrderLine `json:"lines"`
+	Total           events.Money       `json:"total"`
+	ShippingAddress events.Address     `json:"shipping_address"`
+	Status          Status             `json:"status"`
 	// PaymentID and CheckoutURL name the payment the order waits for or
 	// was paid with.
-	PaymentID   string
-	CheckoutURL string
+	PaymentID   string `json:"payment_id"`
+	CheckoutURL string `json:"checkout_url"`
 	// Paid is true once the order was paid; it stays true after a
 	// cancellation, so a refund is known to be owed.
-	Paid           bool
-	Carrier        string
-	TrackingNumber string
-	CancelReason   string
-	CancelledBy    string
-	RejectReason   string
+	Paid           bool   `json:"paid"`
+	Carrier        string `json:"carrier"`
+	TrackingNumber string `json:"tracking_number"`
+	CancelReason   string `json:"cancel_reason"`
+	CancelledBy    string `json:"cancelled_by"`
+	RejectReason   string `json:"reject_reason"`
 	// IdempotencyKey and RequestHash identify the request that placed the
 	// order.
-	IdempotencyKey string
-	RequestHash    string
+	IdempotencyKey string `json:"idempotency_key"`
+	RequestHash    string `json:"request_hash"`
 }
 
 // Initial returns the state of the order id before it exists.

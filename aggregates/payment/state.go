@@ -21,18 +21,18 @@ const (
 // State is a payment as its events left it. The zero State with an ID is
 // a payment that does not exist yet (Exists is false).
 type State struct {
-	ID          string
-	Exists      bool
-	OrderID     string
-	Amount      events.Money
-	Status      Status
-	Provider    string
-	IntentID    string
-	CheckoutURL string
+	ID          string       `json:"id"`
+	Exists      bool         `json:"exists"`
+	OrderID     string       `json:"order_id"`
+	Amount      events.Money `json:"amount"`
+	Status      Status       `json:"status"`
+	Provider    string       `json:"provider"`
+	IntentID    string       `json:"intent_id"`
+	CheckoutURL string       `json:"checkout_url"`
 	// ProviderRef is the provider's reference for the capture.
-	ProviderRef string
+	ProviderRef string `json:"provider_ref"`
 	// FailReason says why the provider declined the payment.
-	FailReason string
+	FailReason string `json:"fail_reason"`
 }
 
 // Initial returns the state of the payment id before it exists.

@@ -49,6 +49,8 @@ commands:
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
   history <type> <id> [--json]                  an aggregate's commits straight from the log,
                                                 with its hash-chain check; type: order, inventory, payment
+  verify [--type T] [--id ID] [--json]         check the log: every aggregate's hash chain, versions without
+                                                gaps, every event decodable; names each broken link (exit 3)
   dlq list [--json]                             messages the process managers gave up on (dead letters)
   dlq retry <id>                                send a dead letter back to its process manager
   dlq refused [--json]                          outside reports refused for contradicting the log
@@ -91,6 +93,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 	cmds := map[string]func(context.Context, env, []string) error{
 		"token":       cmdToken,
 		"history":     cmdHistory,
+		"verify":      cmdVerify,
 		"dlq":         cmdDLQ,
 		"projections": cmdProjections,
 	}
@@ -125,7 +128,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// finding is one thing verify found wrong with the log: where (stream
+// sequence, aggregate, version) and what was expected there.
+type finding struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq,omitempty"`
+	events.ChainBreak
+}
+
+func (f finding) String() string {
+	if f.AggregateID == "" {
+		return fmt.Sprintf("%s seq %d: %s (expected %s, found %s)", f.Stream, f.Seq, f.Problem, f.Expected, f.Found)
+	}
+	return fmt.Sprintf("%s (%s seq %d)", f.ChainBreak, f.Stream, f.Seq)
+}
+
+// verifier checks a log message by message, holding one chain link per
+// aggregate: memory grows with the number of aggregates, not commits.
+type verifier struct {
+	store    *streams.Store
+	reg      *events.Registry
+	findings []finding
+	links    map[string]*events.ChainLink
+	// lastSeq is the previous message's sequence in a whole-stream run,
+	// to name sequences missing from the stream.
+	lastSeq uint64
+	commits uint64
+	found   func(finding)
+}
+
+func newVerifier(store *streams.Store, reg *events.Registry, found func(finding)) *verifier {
+	return &verifier{store: store, reg: reg, links: map[string]*events.ChainLink{}, found: found}
+}
+
+func (v *verifier) add(f finding) {
+	v.findings = append(v.findings, f)
+	if v.found != nil {
+		v.found(f)
+	}
+}
+
+// check verifies one stored message of aggType's stream.
+func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) {
+	v.commits++
+	if wholeStream && m.Seq != v.lastSeq+1 {
+		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: events.ChainBreak{
+			Problem: "stream sequences missing (messages deleted)", Expected: fmt.Sprint(v.lastSeq + 1), Found: fmt.Sprint(m.Seq)}})
+	}
+	v.lastSeq = m.Seq
+	id, subjectOK := v.store.SubjectID(aggType, m.Subject)
+	at := func(version uint64, problem, expected, found string) finding {
+		return finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: events.ChainBreak{
+			AggregateType: aggType, AggregateID: id, Version: version, Problem: problem, Expected: expected, Found: found}}
+	}
+	link := v.links[id]
+	if link == nil {
+		link = &events.ChainLink{}
+		v.links[id] = link
+	}
+	c, err := events.Unmarshal(m.Data)
+	if err != nil {
+		v.add(at(link.Next(), "commit does not decode", "a valid commit", err.Error()))
+		return
+	}
+	if !subjectOK {
+		want, _ := v.store.Subject(aggType, c.AggregateID)
+		v.add(at(c.Version, "stored under a subject that is not its aggregate's", want, m.Subject))
+	}
+	if c.AggregateType != aggType || c.AggregateID != id {
+		// Not part of either aggregate's chain: the subject's history
+		// holds an alien commit, and the named aggregate lacks one.
+		v.add(at(c.Version, "commit names another aggregate", aggType+" "+id, c.AggregateType+" "+c.AggregateID))
+		return
+	}
+	for _, b := range link.Check(c) {
+		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: b})
+	}
+	for i, ev := range c.Events {
+		if _, err := v.reg.Decode(ev); err != nil {
+			v.add(at(c.Version+uint64(i), "event does not decode by its registered type and schema version",
+				fmt.Sprintf("%s schema v%d", ev.Type, ev.SchemaVersion), err.Error()))
+		}
+	}
+}
+
+// verifySummary is the last line of `verify --json`.
+type verifySummary struct {
+	Summary    bool           `json:"summary"`
+	Commits    uint64         `json:"commits"`
+	Aggregates map[string]int `json:"aggregates"`
+	Findings   int            `json:"findings"`
+}
+
+func cmdVerify(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var lf logFlags
+	lf.register(fs, e)
+	typ := fs.String("type", "", "check only this aggregate type: order, inventory or payment")
+	id := fs.String("id", "", "check only this aggregate (needs --type)")
+	asJSON := fs.Bool("json", false, "print JSON Lines: one finding per line, then a summary")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	types := []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment}
+	if *typ != "" {
+		if !aggregateTypes[*typ] {
+			return usagef("unknown type %q (want order, inventory or payment)", *typ)
+		}
+		types = []string{*typ}
+	}
+	if *id != "" {
+		if *typ == "" {
+			return usagef("--id needs --type")
+		}
+		if !streams.ValidID(*id) {
+			return usagef("invalid id %q", *id)
+		}
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := lf.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	v := newVerifier(store, reg, func(f finding) {
+		if *asJSON {
+			_ = enc.Encode(f)
+		}
+	})
+	summary := verifySummary{Summary: true, Aggregates: map[string]int{}}
+	for _, t := range types {
+		v.links, v.lastSeq = map[string]*events.ChainLink{}, 0
+		if *id != "" {
+			if err := store.LoadRaw(ctx, t, *id, 0, func(m streams.StoredMsg) error {
+				v.check(t, m, false)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if len(v.links) == 0 {
+				return fmt.Errorf("no commits for %s %s", t, *id)
+			}
+		} else {
+			last, err := store.LastSeq(ctx, t)
+			if err != nil {
+				return err
+			}
+			bar := newProgress(e, "verify "+t, last)
+			err = store.ReplayRaw(ctx, t, 1, func(m streams.StoredMsg) error {
+				v.check(t, m, true)
+				bar.add(1)
+				return nil
+			})
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if v.lastSeq < last {
+				stream, _ := store.StreamName(t)
+				v.add(finding{Stream: stream, Seq: last, ChainBreak: events.ChainBreak{
+					Problem: "stream sequences missing at its end (messages deleted)", Expected: fmt.Sprint(last), Found: fmt.Sprint(v.lastSeq)}})
+			}
+		}
+		summary.Aggregates[t] = len(v.links)
+	}
+	summary.Commits, summary.Findings = v.commits, len(v.findings)
+	if *asJSON {
+		if err := enc.Encode(summary); err != nil {
+			return err
+		}
+	} else {
+		for _, f := range v.findings {
+			fmt.Fprintln(e.stdout, f)
+		}
+		fmt.Fprintf(e.stdout, "verified %d commit(s) of %s: %s\n", summary.Commits, aggregateCounts(types, summary.Aggregates), verdict(len(v.findings)))
+	}
+	if len(v.findings) > 0 {
+		return fmt.Errorf("%w: %d finding(s) in the log", errCheckFailed, len(v.findings))
+	}
+	return nil
+}
+
+func aggregateCounts(types []string, n map[string]int) string {
+	s := ""
+	for i, t := range types {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d %s", n[t], t)
+	}
+	return s
+}
+
+func verdict(findings int) string {
+	if findings == 0 {
+		return "every chain intact, every event decodes"
+	}
+	return fmt.Sprintf("%d finding(s)", findings)
+}
