@@ -49,6 +49,9 @@ commands:
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
   history <type> <id> [--json]                  an aggregate's commits straight from the log,
                                                 with its hash-chain check; type: order, inventory, payment
+  state <type> <id> [--at TIME | --version N] [--json]
+                                                an aggregate's state as it was at TIME (RFC 3339) or after
+                                                its first N events, replayed from the log
   verify [--type T] [--id ID] [--json]         check the log: every aggregate's hash chain, versions without
                                                 gaps, every event decodable; names each broken link (exit 3)
   dlq list [--json]                             messages the process managers gave up on (dead letters)
@@ -94,6 +97,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		"token":       cmdToken,
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
+		"state":       cmdState,
 		"dlq":         cmdDLQ,
 		"projections": cmdProjections,
 	}
@@ -128,7 +132,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.
