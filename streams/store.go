@@ -309,7 +309,11 @@ func partitionOf(id string, partitions int) int {
 }
 
 // StreamName returns the stream that holds an aggregate type's commits.
-func (s *Store) StreamName(aggType string) (string, error) {
+func (s *Store) StreamName(aggType string) (string, error) { return StreamOf(aggType) }
+
+// StreamOf returns the stream that holds an aggregate type's commits:
+// ORDERS, INVENTORY or PAYMENTS.
+func StreamOf(aggType string) (string, error) {
 	k, ok := kinds[aggType]
 	if !ok {
 		return "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)

@@ -52,6 +52,10 @@ commands:
   state <type> <id> [--at TIME | --version N] [--json]
                                                 an aggregate's state as it was at TIME (RFC 3339) or after
                                                 its first N events, replayed from the log
+  export [--type T] [--since TIME] [--until TIME] [--after POSITIONS]
+                                                the log as JSON Lines, one stored commit per line with its
+                                                stream and seq, in log order; ends by printing the positions
+                                                to resume from
   verify [--type T] [--id ID] [--json]         check the log: every aggregate's hash chain, versions without
                                                 gaps, every event decodable; names each broken link (exit 3)
   dlq list [--json]                             messages the process managers gave up on (dead letters)
@@ -98,6 +102,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
 		"state":       cmdState,
+		"export":      cmdExport,
 		"dlq":         cmdDLQ,
 		"projections": cmdProjections,
 	}
@@ -132,7 +137,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true, "since": true, "until": true, "after": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.
