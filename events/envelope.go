@@ -244,6 +244,11 @@ type ChainLink struct {
 // Next returns the version the aggregate's next commit must start at.
 func (l *ChainLink) Next() uint64 { return max(l.next, 1) }
 
+// Head returns the version and hash of the last commit checked: the head
+// of the history so far, which names all of it (each hash covers the
+// previous one).
+func (l *ChainLink) Head() (version uint64, hash string) { return l.Next() - 1, l.prev }
+
 // Check checks c, the aggregate's next commit in log order, against the
 // link, returns every break it finds and moves the link past c (to where
 // c says it ends, so one bad commit is named once, not again with every

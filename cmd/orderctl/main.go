@@ -57,7 +57,10 @@ commands:
                                                 stream and seq, in log order; ends by printing the positions
                                                 to resume from
   verify [--type T] [--id ID] [--json]         check the log: every aggregate's hash chain, versions without
-                                                gaps, every event decodable; names each broken link (exit 3)
+         [--save-heads FILE] [--check-heads FILE]
+                                                gaps, every event decodable; names each broken link (exit 3);
+                                                --save-heads keeps each aggregate's last hash, so a later
+                                                --check-heads sees a history cut short or rewritten since
   dlq list [--json]                             messages the process managers gave up on (dead letters)
   dlq retry <id>                                send a dead letter back to its process manager
   dlq refused [--json]                          outside reports refused for contradicting the log
@@ -137,7 +140,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true, "since": true, "until": true, "after": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true, "since": true, "until": true, "after": true, "save-heads": true, "check-heads": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

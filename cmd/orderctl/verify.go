@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
@@ -37,6 +44,21 @@ type verifier struct {
 	lastSeq uint64
 	commits uint64
 	found   func(finding)
+	// anchors are heads an earlier verify saved (--check-heads), by
+	// aggregate id, for the type being checked; a matched one is removed.
+	anchors map[string]chainHead
+}
+
+// chainHead is where one aggregate's history ended when verify saved it
+// (--save-heads): the version and hash of its last commit. A later
+// verify (--check-heads) finds that commit again, unchanged, or names
+// the aggregate: its history was cut short or rewritten since, which no
+// check of the chain alone can see.
+type chainHead struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
 }
 
 func newVerifier(store *streams.Store, reg *events.Registry, found func(finding)) *verifier {
@@ -86,6 +108,13 @@ func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) 
 	for _, b := range link.Check(c) {
 		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: b})
 	}
+	if a, ok := v.anchors[id]; ok && c.LastVersion() >= a.Version {
+		delete(v.anchors, id)
+		if c.LastVersion() != a.Version || c.Hash != a.Hash {
+			v.add(at(c.Version, "history differs from the head an earlier verify saved",
+				fmt.Sprintf("v%d %s", a.Version, shortHash(a.Hash)), fmt.Sprintf("v%d-%d %s", c.Version, c.LastVersion(), shortHash(c.Hash))))
+		}
+	}
 	for i, ev := range c.Events {
 		if _, err := v.reg.Decode(ev); err != nil {
 			v.add(at(c.Version+uint64(i), "event does not decode by its registered type and schema version",
@@ -109,6 +138,8 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	typ := fs.String("type", "", "check only this aggregate type: order, inventory or payment")
 	id := fs.String("id", "", "check only this aggregate (needs --type)")
 	asJSON := fs.Bool("json", false, "print JSON Lines: one finding per line, then a summary")
+	saveHeads := fs.String("save-heads", "", "write every aggregate's head (last version and hash) to this file")
+	checkHeads := fs.String("check-heads", "", "check that the heads a previous --save-heads wrote are still in the log")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -131,6 +162,12 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 			return usagef("invalid id %q", *id)
 		}
 	}
+	var anchors map[string]map[string]chainHead
+	if *checkHeads != "" {
+		if anchors, err = readHeads(*checkHeads); err != nil {
+			return err
+		}
+	}
 	reg, err := events.Standard()
 	if err != nil {
 		return err
@@ -149,9 +186,14 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 		}
 	})
 	summary := verifySummary{Summary: true, Aggregates: map[string]int{}}
+	var heads []chainHead
 	for _, t := range types {
-		v.links, v.lastSeq = map[string]*events.ChainLink{}, 0
+		v.links, v.lastSeq, v.anchors = map[string]*events.ChainLink{}, 0, anchors[t]
 		if *id != "" {
+			v.anchors = map[string]chainHead{}
+			if a, ok := anchors[t][*id]; ok {
+				v.anchors[*id] = a
+			}
 			if err := store.LoadRaw(ctx, t, *id, 0, func(m streams.StoredMsg) error {
 				v.check(t, m, false)
 				return nil
@@ -183,6 +225,25 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 			}
 		}
 		summary.Aggregates[t] = len(v.links)
+		stream, _ := streams.StreamOf(t)
+		for id, a := range v.anchors {
+			found := "no commits"
+			if l := v.links[id]; l != nil {
+				ver, h := l.Head()
+				found = fmt.Sprintf("v%d %s", ver, shortHash(h))
+			}
+			v.add(finding{Stream: stream, ChainBreak: events.ChainBreak{AggregateType: t, AggregateID: id, Version: a.Version,
+				Problem: "history ends before the head an earlier verify saved", Expected: fmt.Sprintf("v%d %s", a.Version, shortHash(a.Hash)), Found: found}})
+		}
+		for id, l := range v.links {
+			ver, h := l.Head()
+			heads = append(heads, chainHead{Type: t, ID: id, Version: ver, Hash: h})
+		}
+	}
+	if *saveHeads != "" {
+		if err := writeHeads(*saveHeads, heads); err != nil {
+			return err
+		}
 	}
 	summary.Commits, summary.Findings = v.commits, len(v.findings)
 	if *asJSON {
@@ -217,4 +278,57 @@ func verdict(findings int) string {
 		return "every chain intact, every event decodes"
 	}
 	return fmt.Sprintf("%d finding(s)", findings)
+}
+
+// readHeads reads a --save-heads file: JSON Lines of chainHead.
+func readHeads(path string) (map[string]map[string]chainHead, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--check-heads: %w", err)
+	}
+	defer f.Close()
+	out := map[string]map[string]chainHead{}
+	dec := json.NewDecoder(bufio.NewReader(f))
+	for line := 1; ; line++ {
+		var h chainHead
+		err := dec.Decode(&h)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil || !aggregateTypes[h.Type] || !streams.ValidID(h.ID) || h.Version == 0 || h.Hash == "" {
+			return nil, fmt.Errorf("--check-heads %s: entry %d is not a head written by --save-heads", path, line)
+		}
+		if out[h.Type] == nil {
+			out[h.Type] = map[string]chainHead{}
+		}
+		out[h.Type][h.ID] = h
+	}
+}
+
+// writeHeads writes heads, sorted, to path through a temporary file, so
+// that a crash never leaves half a file under the name.
+func writeHeads(path string, heads []chainHead) error {
+	slices.SortFunc(heads, func(a, b chainHead) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID))
+	})
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".heads-*")
+	if err != nil {
+		return fmt.Errorf("--save-heads: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriter(tmp)
+	enc := json.NewEncoder(w)
+	for _, h := range heads {
+		if err := enc.Encode(h); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := errors.Join(w.Flush(), tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("--save-heads: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("--save-heads: %w", err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -242,5 +243,71 @@ func TestVerifyOneAggregateAndBadArguments(t *testing.T) {
 		if code != exitUsage || errOut == "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// TestSavedHeadsRevealACutOrRewrittenHistory: the chain alone cannot see
+// an aggregate's last commit removed, or its history rewritten with new
+// hashes all along; heads saved by an earlier verify can.
+func TestSavedHeadsRevealACutOrRewrittenHistory(t *testing.T) {
+	orig := orderMessages(t, 12)
+	heads := filepath.Join(t.TempDir(), "heads.jsonl")
+	code, out, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": copyLog(t, orig)}, "verify", "--save-heads", heads)
+	if code != exitOK {
+		t.Fatalf("save: exit %d\n%s%s", code, out, errOut)
+	}
+	saved, err := readHeads(heads)
+	if err != nil || len(saved["order"]) != 12 || saved["order"]["o-1"].Version != 6 {
+		t.Fatalf("saved heads %v %v", saved, err)
+	}
+
+	cut := slices.Clone(orig)
+	i := commitAt(t, cut, "o-1", 6)
+	cut = slices.Delete(cut, i, i+1)
+	rewritten := slices.Clone(orig)
+	prev := ""
+	for v := uint64(1); v <= 6; v++ {
+		m := &rewritten[commitAt(t, rewritten, "o-1", v)]
+		m.Data = slices.Clone(m.Data)
+		rewrite(t, m, func(c *events.Commit) {
+			if v == 2 {
+				c.Metadata.Actor = "mallory"
+			}
+			if err := c.Seal(prev); err != nil {
+				t.Fatal(err)
+			}
+			prev = c.Hash
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		msgs []streams.StoredMsg
+		want string
+	}{
+		{"cut short", cut, "order o-1 v6: history ends before the head an earlier verify saved"},
+		{"rewritten", rewritten, "order o-1 v6: history differs from the head an earlier verify saved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"ORDO_DATA_DIR": copyLog(t, tc.msgs)}
+			if code, out, _ := orderctl(t, env, "verify"); code != exitOK {
+				t.Fatalf("the chain alone should not see it: exit %d\n%s", code, out)
+			}
+			code, out, _ := orderctl(t, env, "verify", "--check-heads", heads)
+			if code != exitCheck || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 2 {
+				t.Fatalf("exit %d, want only %q in\n%s", code, tc.want, out)
+			}
+			code, out, _ = orderctl(t, env, "verify", "--type", "order", "--id", "o-1", "--check-heads", heads)
+			if code != exitCheck || !strings.Contains(out, tc.want) {
+				t.Fatalf("one aggregate: exit %d, want %q in\n%s", code, tc.want, out)
+			}
+		})
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(bad, []byte(`{"type":"order"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": copyLog(t, orig)}, "verify", "--check-heads", bad)
+	if code != exitError || !strings.Contains(errOut, "entry 1 is not a head") {
+		t.Fatalf("bad heads file: exit %d %q", code, errOut)
 	}
 }
