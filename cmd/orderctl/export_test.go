@@ -313,3 +313,25 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return io.Discard.Write(p)
 }
+
+// TestAuditCommandsAgainstARunningDeployment runs verify, state and
+// export against a live server: through ORDO_NATS_URL and through the
+// nats.url of the live local default holding the data dir.
+func TestAuditCommandsAgainstARunningDeployment(t *testing.T) {
+	dir, id := seedDataDir(t, true)
+	url := localdir.ReadURL(dir)
+	for _, env := range []map[string]string{
+		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()},
+		{"ORDO_DATA_DIR": dir},
+	} {
+		if code, out, errOut := orderctl(t, env, "verify"); code != exitOK || !strings.Contains(out, "verified 3 commit(s)") {
+			t.Fatalf("verify %v: exit %d %s%s", env, code, out, errOut)
+		}
+		if code, out, errOut := orderctl(t, env, "state", "order", id, "--version", "1"); code != exitOK || !strings.Contains(out, `"status": "placed"`) {
+			t.Fatalf("state %v: exit %d %s%s", env, code, out, errOut)
+		}
+		if code, out, errOut := orderctl(t, env, "export"); code != exitOK || len(exportedLines(t, out)) != 3 {
+			t.Fatalf("export %v: exit %d %s%s", env, code, out, errOut)
+		}
+	}
+}
