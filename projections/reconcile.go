@@ -83,9 +83,9 @@ type Reconciliation struct {
 	// Checkpoints are the read model's per partition, as read at the
 	// start: the commits it has applied.
 	Checkpoints []uint64 `json:"checkpoints"`
-	// Commits is how many commits of the log were folded, Orders how
-	// many orders they belong to, Rows how many rows or documents of the
-	// read model were compared with them.
+	// Commits is how many commits of the log the checkpoints cover,
+	// Orders how many orders they belong to, Rows how many rows or
+	// documents of the read model were compared with the log.
 	Commits int `json:"commits"`
 	Orders  int `json:"orders"`
 	Rows    int `json:"rows"`

@@ -67,10 +67,10 @@ type docState struct {
 	// to the commits read so far, until then.
 	version   uint64
 	doc, fold *Document
-	// inLog is set by the order's first commit; applied is the last
-	// sequence above version the checkpoint covers; unknown means the
-	// fold passed version without a commit there.
-	inLog   bool
+	// covered is set by the order's first commit the checkpoint covers;
+	// applied is the last such sequence above version; unknown means
+	// the fold passed version without a commit there.
+	covered bool
 	applied uint64
 	unknown bool
 }
@@ -124,7 +124,6 @@ func (r *reconciler) run(ctx context.Context) error {
 				return err
 			}
 		}
-		r.res.Commits += len(recs)
 		if r.opts.Progress != nil {
 			r.opts.Progress(recs[len(recs)-1].Seq, last)
 		}
@@ -153,16 +152,19 @@ func (r *reconciler) commit(rec streams.RawRecord) error {
 		st = &docState{}
 		r.orders[id] = st
 	}
-	if !st.inLog {
-		st.inLog = true
-		r.res.Orders++
-	}
 	p := r.src.Partition(id)
 	if p < 0 || p >= len(r.cps) {
 		return fmt.Errorf("seq %d: partition %d of %d", rec.Seq, p, len(r.cps))
 	}
-	if rec.Seq <= r.cps[p] && rec.Seq > st.version {
-		st.applied = rec.Seq
+	if rec.Seq <= r.cps[p] {
+		r.res.Commits++
+		if !st.covered {
+			st.covered = true
+			r.res.Orders++
+		}
+		if rec.Seq > st.version {
+			st.applied = rec.Seq
+		}
 	}
 	if st.doc == nil {
 		return nil // no document, or compared already
