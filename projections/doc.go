@@ -35,6 +35,14 @@
 // commit. projections/orderlog decodes order commits that way for both
 // of Ordo's sinks.
 //
+// # Reconciliation
+//
+// Each read model can compare itself with the log (the Reconcile methods
+// of projections/postgres and projections/search): it folds the commits
+// its checkpoints say it has applied with the projector's own fold and
+// reports each difference as a [Drift], so a projector applying batches
+// meanwhile is not mistaken for drift. [ReadLog] reads the log for them.
+//
 // projections/postgres implements Sink and Leases for the PostgreSQL
 // order-status read model.
 package projections

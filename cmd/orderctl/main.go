@@ -3,7 +3,8 @@
 // through the nats.url a live local orderd wrote, or by opening a stopped
 // local default's store itself.
 //
-// Exit codes: 0 success, 1 error, 2 bad usage, 3 the log failed a check.
+// Exit codes: 0 success, 1 error, 2 bad usage, 3 the log failed a check
+// (or a read model drifts from it).
 package main
 
 import (
@@ -70,6 +71,8 @@ commands:
                                                 catch it up and swap it in; queries keep answering
   projections rebuild search                    build a new Elasticsearch index behind the alias, catch it up,
                                                 swap the alias in one step; searches keep answering
+  reconcile [--json] [--no-search]              every drift of the read models (search too, when Elasticsearch
+                                                is known) from the log up to their checkpoints; exit 3 on drift
 
 flags common to commands that read the log:
   --data-dir DIR   local default's data dir (ORDO_DATA_DIR, default ordo-data)
@@ -108,6 +111,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		"export":      cmdExport,
 		"dlq":         cmdDLQ,
 		"projections": cmdProjections,
+		"reconcile":   cmdReconcile,
 	}
 	name, rest := splitCommand(args)
 	cmd, ok := cmds[name]
@@ -140,7 +144,9 @@ func runWith(ctx context.Context, args []string, e env) int {
 
 // valueFlags are the flags that take a separate value, so that
 // splitCommand can skip it when the flags come before the command.
-var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true, "type": true, "id": true, "at": true, "version": true, "since": true, "until": true, "after": true, "save-heads": true, "check-heads": true}
+var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true,
+	"elasticsearch-url": true, "elasticsearch-prefix": true, "type": true, "id": true, "at": true, "version": true,
+	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

@@ -23,6 +23,10 @@ func isSearchRebuild(args []string) bool {
 	return i >= 0 && i+1 < len(args) && args[i+1] == search.Name
 }
 
+// elasticsearchURLFile is where a live orderd writes the URL of its
+// Elasticsearch in its data dir.
+const elasticsearchURLFile = "elasticsearch.url"
+
 // elasticsearchTarget finds Elasticsearch and the index prefix:
 // --elasticsearch-url (ORDO_ELASTICSEARCH_URL) with
 // --elasticsearch-prefix (ORDO_ELASTICSEARCH_PREFIX; empty: the
@@ -32,9 +36,9 @@ func elasticsearchTarget(flagURL, flagPrefix, dataDir string) (url, prefix strin
 	if flagURL != "" {
 		return flagURL, flagPrefix, nil
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, "elasticsearch.url"))
+	b, err := os.ReadFile(filepath.Join(dataDir, elasticsearchURLFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, "elasticsearch.url"))
+		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, elasticsearchURLFile))
 	}
 	if err != nil {
 		return "", "", err

@@ -504,36 +504,18 @@ func (s *Store) DeleteAll(ctx context.Context) error {
 }
 
 // All returns every order document of the live index, soft-deleted ones
-// too (tests and reconciliation; at most 100,000).
+// too (for tests: at most 100,000).
 func (s *Store) All(ctx context.Context) ([]Document, error) {
 	var out []Document
-	var after []any
-	for {
-		body := map[string]any{
-			"query": map[string]any{"term": map[string]any{"doc_type": docTypeOrder}},
-			"sort":  []any{map[string]any{"order_id": "asc"}},
-			"size":  5000,
+	err := s.eachDocument(ctx, s.alias, func(_ string, _ uint64, d *Document) error {
+		out = append(out, *d)
+		if len(out) >= 100000 {
+			return errStopReading
 		}
-		if after != nil {
-			body["search_after"] = after
-		}
-		var res struct {
-			Hits struct {
-				Hits []struct {
-					Sort   []any    `json:"sort"`
-					Source Document `json:"_source"`
-				} `json:"hits"`
-			} `json:"hits"`
-		}
-		if err := s.do(ctx, "POST", "/"+s.alias+"/_search", body, &res); err != nil {
-			return nil, err
-		}
-		for _, h := range res.Hits.Hits {
-			out = append(out, h.Source)
-		}
-		if len(res.Hits.Hits) < 5000 || len(out) >= 100000 {
-			return out, nil
-		}
-		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
