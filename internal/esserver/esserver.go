@@ -507,6 +507,31 @@ func (s *Server) Stop() error {
 	return s.err
 }
 
+// Kill ends the node with SIGKILL, as a crash would (nothing is flushed
+// or synced), and waits for its launcher to exit. Tests use it to show
+// what survives a crash; Start on the same Dir recovers the node.
+func (s *Server) Kill() error {
+	b, err := os.ReadFile(filepath.Join(s.opts.Dir, "es.pid"))
+	if err != nil {
+		return fmt.Errorf("esserver: kill: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !isNode(pid) {
+		return fmt.Errorf("esserver: kill: es.pid names no running node (%q)", strings.TrimSpace(string(b)))
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("esserver: kill: %w", err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(time.Minute):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
+	s.stop.Do(func() {}) // nothing left for Stop to do
+	return nil
+}
+
 // stopPidFile stops the node whose pid the file names, if it still runs
 // a Java process (a node left behind by a dead owner).
 func stopPidFile(path string, log *slog.Logger) {

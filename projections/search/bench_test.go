@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +93,8 @@ func BenchmarkIndexing(b *testing.B) {
 	ctx := context.Background()
 	var final []*Document
 	var projTime, rawTime time.Duration
+	cpus := newCPUMeter(b, url)
+	var projCPU, rawCPU cpuUse
 	var projES, rawES esStats
 	n := 0
 	for b.Loop() {
@@ -100,10 +105,12 @@ func BenchmarkIndexing(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
+		cpu := cpus.sample()
 		if err := r.CatchUp(ctx, 0); err != nil {
 			b.Fatal(err)
 		}
 		projTime += time.Since(start)
+		projCPU.add(cpus.since(cpu))
 		b.StopTimer()
 		if final == nil {
 			if err := st.Refresh(ctx); err != nil {
@@ -127,10 +134,12 @@ func BenchmarkIndexing(b *testing.B) {
 		}
 		b.StartTimer()
 		start = time.Now()
+		cpu = cpus.sample()
 		if err := indexConcurrently(ctx, raw, index, final, benchBatch, benchPartitions); err != nil {
 			b.Fatal(err)
 		}
 		rawTime += time.Since(start)
+		rawCPU.add(cpus.since(cpu))
 		b.StopTimer()
 		ps, rs := indexStats(b, st, fmt.Sprintf("%sp%d-*", prefix, n)), indexStats(b, raw, index)
 		projES.add(ps)
@@ -145,6 +154,15 @@ func BenchmarkIndexing(b *testing.B) {
 	b.ReportMetric(proj, "proj-orders/s")
 	b.ReportMetric(raw, "raw-orders/s")
 	b.ReportMetric(proj/raw, "ratio")
+	// Where the CPU went, per iteration: this process (the projector or
+	// the raw client, and the in-process nats-server) and the
+	// Elasticsearch node, both on the same cores.
+	b.ReportMetric(projCPU.self.Seconds()/float64(n), "proj-go-cpu-s")
+	b.ReportMetric(rawCPU.self.Seconds()/float64(n), "raw-go-cpu-s")
+	if cpus.esPid > 0 {
+		b.ReportMetric(projCPU.es.Seconds()/float64(n), "proj-es-cpu-s")
+		b.ReportMetric(rawCPU.es.Seconds()/float64(n), "raw-es-cpu-s")
+	}
 	// What Elasticsearch did, per order: document writes (index
 	// operations, checkpoints included), writes it refused with 409,
 	// real-time gets (mget items and checkpoint reads) and refreshes.
@@ -282,4 +300,73 @@ func BenchmarkSearchLatency(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
+}
+
+// cpuMeter reads the CPU time this process and the Elasticsearch node
+// have used, from /proc (the node's only when it runs on this machine).
+type cpuMeter struct{ esPid int }
+
+type cpuUse struct{ self, es time.Duration }
+
+func (u *cpuUse) add(o cpuUse) { u.self += o.self; u.es += o.es }
+
+func newCPUMeter(b *testing.B, url string) cpuMeter {
+	b.Helper()
+	c, err := NewClient(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := New(c, Options{Partitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out struct {
+		Nodes map[string]struct {
+			Process struct {
+				ID int `json:"id"`
+			} `json:"process"`
+		} `json:"nodes"`
+	}
+	if err := st.do(context.Background(), "GET", "/_nodes/_local/process", nil, &out); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range out.Nodes {
+		if _, err := procCPU(n.Process.ID); err == nil {
+			return cpuMeter{esPid: n.Process.ID}
+		}
+	}
+	return cpuMeter{}
+}
+
+func (m cpuMeter) sample() cpuUse {
+	self, _ := procCPU(os.Getpid())
+	var es time.Duration
+	if m.esPid > 0 {
+		es, _ = procCPU(m.esPid)
+	}
+	return cpuUse{self, es}
+}
+
+func (m cpuMeter) since(start cpuUse) cpuUse {
+	now := m.sample()
+	return cpuUse{now.self - start.self, now.es - start.es}
+}
+
+// procCPU returns a process's user and system CPU time so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: not a stat line", pid)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }
