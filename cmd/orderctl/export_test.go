@@ -234,7 +234,72 @@ func TestExportWritesDamageAsRaw(t *testing.T) {
 //
 //	go test ./cmd/orderctl -run '^$' -bench Export -benchtime 3x -count 3
 func BenchmarkExport(b *testing.B) {
-	commits := 100_000
+	ctx := context.Background()
+	log, js, last := benchOrderLog(b)
+	var rawTotal, exportTotal time.Duration
+	for b.Loop() {
+		start := time.Now()
+		bytesRead := rawReplay(b, js, last)
+		rawTotal += time.Since(start)
+
+		start = time.Now()
+		var sink countingWriter
+		w := bufio.NewWriterSize(&sink, 256<<10)
+		n, err := exportStream(ctx, log, streams.TypeOrder, 0, exportFilter{}, w, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		exportTotal += time.Since(start)
+		if n.commits != last || n.invalid != 0 || sink.n < int64(bytesRead) {
+			b.Fatalf("exported %d of %d commits (%d invalid), %d bytes of %d", n.commits, last, n.invalid, sink.n, bytesRead)
+		}
+	}
+	reportAgainstRaw(b, "export", last, rawTotal, exportTotal)
+}
+
+// BenchmarkVerify is BenchmarkExport for orderctl verify: every commit
+// decoded, hash-checked against its predecessor's and its events decoded
+// by the registry, against the same raw replay.
+//
+//	go test ./cmd/orderctl -run '^$' -bench Verify -benchtime 3x -count 3
+func BenchmarkVerify(b *testing.B) {
+	ctx := context.Background()
+	log, js, last := benchOrderLog(b)
+	reg, err := events.Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rawTotal, verifyTotal time.Duration
+	for b.Loop() {
+		start := time.Now()
+		rawReplay(b, js, last)
+		rawTotal += time.Since(start)
+
+		start = time.Now()
+		v := newVerifier(log, reg, nil)
+		if err := log.ReplayRaw(ctx, streams.TypeOrder, 1, func(m streams.StoredMsg) error {
+			v.check(streams.TypeOrder, m, true)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		verifyTotal += time.Since(start)
+		if v.commits != last || len(v.findings) != 0 {
+			b.Fatalf("verified %d of %d commits, %d findings", v.commits, last, len(v.findings))
+		}
+	}
+	reportAgainstRaw(b, "verify", last, rawTotal, verifyTotal)
+}
+
+// benchOrderLog writes about 100k commits of order lives into a fresh
+// in-process server and returns the store, a JetStream handle on the
+// same connection and the stream's last sequence.
+func benchOrderLog(b *testing.B) (*streams.Store, jetstream.JetStream, uint64) {
+	b.Helper()
+	const commits = 100_000
 	ctx := context.Background()
 	_, nc := testkit.NATS(b)
 	log, err := streams.Open(ctx, nc, streams.Config{})
@@ -261,50 +326,42 @@ func BenchmarkExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rawTotal, exportTotal time.Duration
-	for b.Loop() {
-		// Raw: an ordered consumer, as streams.ReplayRaw makes it.
-		start := time.Now()
-		cons, err := js.OrderedConsumer(ctx, "ORDERS", jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1000))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var bytesRead int
-		for n := uint64(0); n < last; n++ {
-			m, err := it.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			bytesRead += len(m.Data())
-		}
-		it.Stop()
-		rawTotal += time.Since(start)
+	return log, js, last
+}
 
-		start = time.Now()
-		var sink countingWriter
-		w := bufio.NewWriterSize(&sink, 256<<10)
-		n, err := exportStream(ctx, log, streams.TypeOrder, 0, exportFilter{}, w, nil)
+// rawReplay is the baseline: an ordered consumer, as streams.ReplayRaw
+// makes it, over the whole ORDERS stream, touching each message's data.
+// It returns the bytes read.
+func rawReplay(b *testing.B, js jetstream.JetStream, last uint64) int {
+	b.Helper()
+	ctx := context.Background()
+	cons, err := js.OrderedConsumer(ctx, "ORDERS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Stop()
+	n := 0
+	for range last {
+		m, err := it.Next()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := w.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		exportTotal += time.Since(start)
-		if n.commits != last || n.invalid != 0 || sink.n < int64(bytesRead) {
-			b.Fatalf("exported %d of %d commits (%d invalid), %d bytes of %d", n.commits, last, n.invalid, sink.n, bytesRead)
-		}
+		n += len(m.Data())
 	}
-	rawRate := float64(last) * float64(b.N) / rawTotal.Seconds()
-	exportRate := float64(last) * float64(b.N) / exportTotal.Seconds()
-	b.ReportMetric(float64(last), "commits")
+	return n
+}
+
+func reportAgainstRaw(b *testing.B, name string, commits uint64, raw, took time.Duration) {
+	rawRate := float64(commits) * float64(b.N) / raw.Seconds()
+	rate := float64(commits) * float64(b.N) / took.Seconds()
+	b.ReportMetric(float64(commits), "commits")
 	b.ReportMetric(rawRate, "raw_commits/s")
-	b.ReportMetric(exportRate, "export_commits/s")
-	b.ReportMetric(exportRate/rawRate, "export/raw")
+	b.ReportMetric(rate, name+"_commits/s")
+	b.ReportMetric(rate/rawRate, name+"/raw")
 }
 
 type countingWriter struct{ n int64 }
