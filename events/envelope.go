@@ -254,6 +254,15 @@ func (l *ChainLink) Head() (version uint64, hash string) { return l.Next() - 1, 
 // c says it ends, so one bad commit is named once, not again with every
 // commit after it).
 func (l *ChainLink) Check(c *Commit) []ChainBreak {
+	h, err := c.ComputeHash()
+	return l.CheckHashed(c, h, err)
+}
+
+// CheckHashed is [ChainLink.Check] with c's hash already computed (by
+// [Commit.ComputeHash], which gave hash and err), for readers that
+// compute the hashes of many commits in parallel and check the links in
+// log order.
+func (l *ChainLink) CheckHashed(c *Commit, hash string, err error) []ChainBreak {
 	var breaks []ChainBreak
 	add := func(problem, expected, found string) {
 		breaks = append(breaks, ChainBreak{c.AggregateType, c.AggregateID, c.Version, problem, expected, found})
@@ -264,10 +273,10 @@ func (l *ChainLink) Check(c *Commit) []ChainBreak {
 	if c.PrevHash != l.prev {
 		add("prev_hash does not link to the previous commit", short(l.prev), short(c.PrevHash))
 	}
-	if h, err := c.ComputeHash(); err != nil {
+	if err != nil {
 		add("commit cannot be encoded", "encodable commit", err.Error())
-	} else if h != c.Hash {
-		add("hash does not match content", short(h), short(c.Hash))
+	} else if hash != c.Hash {
+		add("hash does not match content", short(hash), short(c.Hash))
 	}
 	l.next = c.LastVersion() + 1
 	l.prev = c.Hash

@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
@@ -72,8 +74,45 @@ func (v *verifier) add(f finding) {
 	}
 }
 
+// decoded is one stored message with the work that needs no other
+// message done: the commit decoded, its hash computed and its events
+// decoded by the registry. Workers make these in parallel.
+type decoded struct {
+	msg       streams.StoredMsg
+	commit    *events.Commit
+	decodeErr error
+	hash      string
+	hashErr   error
+	eventErrs []error // one per event, nil when it decodes
+}
+
+func decodeMsg(reg *events.Registry, m streams.StoredMsg) decoded {
+	d := decoded{msg: m}
+	d.commit, d.decodeErr = events.Unmarshal(m.Data)
+	if d.decodeErr != nil {
+		return d
+	}
+	d.hash, d.hashErr = d.commit.ComputeHash()
+	for i, ev := range d.commit.Events {
+		if _, err := reg.Decode(ev); err != nil {
+			if d.eventErrs == nil {
+				d.eventErrs = make([]error, len(d.commit.Events))
+			}
+			d.eventErrs[i] = err
+		}
+	}
+	return d
+}
+
 // check verifies one stored message of aggType's stream.
 func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) {
+	v.checkDecoded(aggType, decodeMsg(v.reg, m), wholeStream)
+}
+
+// checkDecoded is check for a message decoded already; messages must
+// come in log order.
+func (v *verifier) checkDecoded(aggType string, d decoded, wholeStream bool) {
+	m := d.msg
 	v.commits++
 	if wholeStream && m.Seq != v.lastSeq+1 {
 		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: events.ChainBreak{
@@ -90,9 +129,9 @@ func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) 
 		link = &events.ChainLink{}
 		v.links[id] = link
 	}
-	c, err := events.Unmarshal(m.Data)
-	if err != nil {
-		v.add(at(link.Next(), "commit does not decode", "a valid commit", err.Error()))
+	c := d.commit
+	if d.decodeErr != nil {
+		v.add(at(link.Next(), "commit does not decode", "a valid commit", d.decodeErr.Error()))
 		return
 	}
 	if !subjectOK {
@@ -105,7 +144,7 @@ func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) 
 		v.add(at(c.Version, "commit names another aggregate", aggType+" "+id, c.AggregateType+" "+c.AggregateID))
 		return
 	}
-	for _, b := range link.Check(c) {
+	for _, b := range link.CheckHashed(c, d.hash, d.hashErr) {
 		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: b})
 	}
 	if a, ok := v.anchors[id]; ok && c.LastVersion() >= a.Version {
@@ -115,12 +154,78 @@ func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) 
 				fmt.Sprintf("v%d %s", a.Version, shortHash(a.Hash)), fmt.Sprintf("v%d-%d %s", c.Version, c.LastVersion(), shortHash(c.Hash))))
 		}
 	}
-	for i, ev := range c.Events {
-		if _, err := v.reg.Decode(ev); err != nil {
+	for i, err := range d.eventErrs {
+		if err != nil {
+			ev := c.Events[i]
 			v.add(at(c.Version+uint64(i), "event does not decode by its registered type and schema version",
 				fmt.Sprintf("%s schema v%d", ev.Type, ev.SchemaVersion), err.Error()))
 		}
 	}
+}
+
+// verifyBatch is how many messages a worker of verifyStream decodes at
+// a time.
+const verifyBatch = 256
+
+// verifyStream checks all of aggType's stream. Decoding and hashing each
+// commit is most of verify's work and needs no other commit, so the
+// reader hands batches of messages to one worker per core, and the
+// checker takes the batches back in log order to check the links.
+func (v *verifier) verifyStream(ctx context.Context, aggType string, bar *progress) error {
+	type batch struct {
+		msgs []streams.StoredMsg
+		out  []decoded
+		done chan struct{}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *batch, workers)
+	ordered := make(chan *batch, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for b := range work {
+				for i, m := range b.msgs {
+					b.out[i] = decodeMsg(v.reg, m)
+				}
+				close(b.done)
+			}
+		})
+	}
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		for b := range ordered {
+			<-b.done
+			for _, d := range b.out {
+				v.checkDecoded(aggType, d, true)
+			}
+			bar.add(uint64(len(b.out)))
+		}
+	}()
+	cur := &batch{}
+	send := func() {
+		if len(cur.msgs) == 0 {
+			return
+		}
+		cur.out, cur.done = make([]decoded, len(cur.msgs)), make(chan struct{})
+		ordered <- cur // first: the checker waits for it in this order
+		work <- cur
+		cur = &batch{}
+	}
+	err := v.store.ReplayRaw(ctx, aggType, 1, func(m streams.StoredMsg) error {
+		m.Data = slices.Clone(m.Data)
+		cur.msgs = append(cur.msgs, m)
+		if len(cur.msgs) == verifyBatch {
+			send()
+		}
+		return nil
+	})
+	send()
+	close(work)
+	close(ordered)
+	wg.Wait()
+	<-checked
+	return err
 }
 
 // verifySummary is the last line of `verify --json`.
@@ -209,11 +314,7 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 				return err
 			}
 			bar := newProgress(e, "verify "+t, last)
-			err = store.ReplayRaw(ctx, t, 1, func(m streams.StoredMsg) error {
-				v.check(t, m, true)
-				bar.add(1)
-				return nil
-			})
+			err = v.verifyStream(ctx, t, bar)
 			bar.finish()
 			if err != nil {
 				return err
