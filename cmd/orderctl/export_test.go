@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -32,32 +30,13 @@ func seedLog(t testing.TB, n, skus int) (dir string, middle time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := natsembed.Connect(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, stop := startDataDir(t, dir, false)
+	defer stop()
 	store, err := streams.Open(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := events.Standard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	orders, err := command.NewHandler(order.Decider(), store, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := command.NewHandler(inventory.Decider(), store, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	orders, inv := newHandler(t, order.Decider(), store), newHandler(t, inventory.Decider(), store)
 	for i := range skus {
 		if _, err := inv.Handle(ctx, command.Request[inventory.Command]{AggregateID: fmt.Sprintf("SKU-%d", i),
 			Command: inventory.Define{Name: "tea", Price: events.Money{Amount: 1999, Currency: "CNY"}, OnHand: 10}}); err != nil {
@@ -303,14 +282,7 @@ func benchOrderLog(b *testing.B) (*streams.Store, jetstream.JetStream, uint64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := events.Standard()
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := newHandler(b, order.Decider(), log)
 	// 26,100 order lives hold about 100k commits (3.83 per life).
 	if err := testkit.RunOrders(ctx, h, "o", commits*100/383, 1000, 16); err != nil {
 		b.Fatal(err)

@@ -16,6 +16,52 @@ import (
 
 var aggregateTypes = map[string]bool{streams.TypeOrder: true, streams.TypeInventory: true, streams.TypePayment: true}
 
+// aggregateArg reads the <type> <id> arguments of history and state.
+func aggregateArg(pos []string) (typ, id string, err error) {
+	if len(pos) != 2 {
+		return "", "", usagef("want <type> <id>, got %d arguments", len(pos))
+	}
+	typ, id = pos[0], pos[1]
+	if !aggregateTypes[typ] {
+		return "", "", usagef("unknown type %q (want order, inventory or payment)", typ)
+	}
+	if !streams.ValidID(id) {
+		return "", "", usagef("invalid id %q", id)
+	}
+	return typ, id, nil
+}
+
+// loadAggregate reads all of one aggregate's commits from the log; an
+// aggregate without any is an error.
+func (l *logFlags) loadAggregate(ctx context.Context, typ, id string) ([]streams.Record, error) {
+	store, closeStore, err := l.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	recs, err := store.Load(ctx, typ, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("no commits for %s %s", typ, id)
+	}
+	return recs, nil
+}
+
+// typesArg reads a --type flag: the aggregate types a command reads,
+// all of them in log-export order when the flag is empty.
+func typesArg(typ string) ([]string, error) {
+	switch {
+	case typ == "":
+		return []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment}, nil
+	case aggregateTypes[typ]:
+		return []string{typ}, nil
+	default:
+		return nil, usagef("unknown type %q (want order, inventory or payment)", typ)
+	}
+}
+
 // historyLine is one commit as --json prints it.
 type historyLine struct {
 	Stream string `json:"stream"`
@@ -33,27 +79,13 @@ func cmdHistory(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usagef("want <type> <id>, got %d arguments", len(pos))
-	}
-	typ, id := pos[0], pos[1]
-	if !aggregateTypes[typ] {
-		return usagef("unknown type %q (want order, inventory or payment)", typ)
-	}
-	if !streams.ValidID(id) {
-		return usagef("invalid id %q", id)
-	}
-	store, closeStore, err := lf.openStore(ctx)
+	typ, id, err := aggregateArg(pos)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	recs, err := store.Load(ctx, typ, id, 0)
+	recs, err := lf.loadAggregate(ctx, typ, id)
 	if err != nil {
 		return err
-	}
-	if len(recs) == 0 {
-		return fmt.Errorf("no commits for %s %s", typ, id)
 	}
 	commits := make([]*events.Commit, len(recs))
 	for i, r := range recs {

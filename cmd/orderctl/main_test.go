@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -39,31 +37,13 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := ""
-	if live {
-		listen = "127.0.0.1:0"
-	}
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), Listen: listen, ServerName: "ordo-local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsembed.Connect(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, nc, stop := startDataDir(t, dir, live)
 	ctx := context.Background()
 	store, err := streams.Open(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := events.Standard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := command.NewHandler(order.Decider(), store, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHandler(t, order.Decider(), store)
 	orderID = "ord_test1"
 	price := events.Money{Amount: 1999, Currency: "CNY"}
 	for i, cmd := range []order.Command{
@@ -83,12 +63,10 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 		if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown(); unlock() })
+		t.Cleanup(func() { stop(); unlock() })
 		return dir, orderID
 	}
-	nc.Close()
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	stop()
 	unlock()
 	return dir, orderID
 }

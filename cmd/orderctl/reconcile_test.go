@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
-	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
@@ -50,14 +49,7 @@ func newDeployment(t *testing.T) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := events.Standard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := command.NewHandler(order.Decider(), log, reg, command.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHandler(t, order.Decider(), log)
 	pgURL := testkit.Postgres(t)
 	pool, err := pgxpool.New(ctx, pgURL)
 	if err != nil {

@@ -62,15 +62,9 @@ func cmdState(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usagef("want <type> <id>, got %d arguments", len(pos))
-	}
-	typ, id := pos[0], pos[1]
-	if !aggregateTypes[typ] {
-		return usagef("unknown type %q (want order, inventory or payment)", typ)
-	}
-	if !streams.ValidID(id) {
-		return usagef("invalid id %q", id)
+	typ, id, err := aggregateArg(pos)
+	if err != nil {
+		return err
 	}
 	var stop stopAt
 	if *atFlag != "" && *versionFlag != "" {
@@ -92,17 +86,9 @@ func cmdState(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := lf.openStore(ctx)
+	recs, err := lf.loadAggregate(ctx, typ, id)
 	if err != nil {
 		return err
-	}
-	defer closeStore()
-	recs, err := store.Load(ctx, typ, id, 0)
-	if err != nil {
-		return err
-	}
-	if len(recs) == 0 {
-		return fmt.Errorf("no commits for %s %s", typ, id)
 	}
 	var view stateView
 	switch typ {

@@ -252,12 +252,9 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	types := []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment}
-	if *typ != "" {
-		if !aggregateTypes[*typ] {
-			return usagef("unknown type %q (want order, inventory or payment)", *typ)
-		}
-		types = []string{*typ}
+	types, err := typesArg(*typ)
+	if err != nil {
+		return err
 	}
 	if *id != "" {
 		if *typ == "" {

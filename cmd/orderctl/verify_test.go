@@ -13,8 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -48,16 +46,8 @@ func copyLog(t *testing.T, msgs []streams.StoredMsg, deleteSeqs ...uint64) strin
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := natsembed.Connect(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, stop := startDataDir(t, dir, false)
+	defer stop()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
