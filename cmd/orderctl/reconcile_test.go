@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -214,15 +213,7 @@ func TestReconcileNamesEveryDrift(t *testing.T) {
 	if code != exitCheck {
 		t.Fatalf("--json: exit %d", code)
 	}
-	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, m)
-	}
+	lines := jsonLines(t, out)
 	if len(lines) != 6 {
 		t.Fatalf("%d JSON lines, want 6:\n%s", len(lines), out)
 	}
