@@ -57,8 +57,8 @@ commands:
                                                 the log as JSON Lines, one stored commit per line with its
                                                 stream and seq, in log order; ends by printing the positions
                                                 to resume from
-  verify [--type T] [--id ID] [--json]         check the log: every aggregate's hash chain, versions without
-         [--save-heads FILE] [--check-heads FILE]
+  verify [--type T] [--id ID] [--json] [--save-heads FILE] [--check-heads FILE]
+                                                check the log: every aggregate's hash chain, versions without
                                                 gaps, every event decodable; names each broken link (exit 3);
                                                 --save-heads keeps each aggregate's last hash, so a later
                                                 --check-heads sees a history cut short or rewritten since
@@ -79,7 +79,8 @@ flags common to commands that read the log:
   --nats-url URL   a running deployment's NATS (ORDO_NATS_URL)
   --postgres-url URL  the read models' PostgreSQL (ORDO_POSTGRES_URL; default: the
                    postgres.url a running local orderd wrote into its data dir)
-Flags may come before or after the arguments.
+Flags may come before or after the arguments. Exit codes: 0 ok, 1 error, 2 bad usage,
+3 a check failed (a broken chain, a damaged message, a read model drifting from the log).
 `
 
 // env is what every command may read of its surroundings.
