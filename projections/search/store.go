@@ -201,11 +201,6 @@ func (s *Store) do(ctx context.Context, method, path string, body, out any) erro
 	return nil
 }
 
-// Ping reports whether Elasticsearch answers.
-func (s *Store) Ping(ctx context.Context) error {
-	return s.do(ctx, "GET", "/", nil, nil)
-}
-
 // template is the index template of every version's index.
 func (s *Store) template() map[string]any {
 	kwLower := map[string]any{"type": "keyword", "normalizer": "lowercase"}
