@@ -17,6 +17,7 @@ import (
 
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -49,33 +50,6 @@ func openPostgres(ctx context.Context, flagURL string, lf *logFlags) (url string
 		return "", nil, err
 	}
 	return strings.TrimSpace(string(b)), func() {}, nil
-}
-
-// projectionStatus is one line of `projections status --json`.
-type projectionStatus struct {
-	Name          string          `json:"name"`
-	State         string          `json:"state"`
-	StreamLastSeq uint64          `json:"stream_last_seq"`
-	Version       int             `json:"version"`
-	Checkpoint    uint64          `json:"checkpoint"`
-	Lag           uint64          `json:"lag"`
-	Versions      []versionStatus `json:"versions"`
-	Leases        []leaseStatus   `json:"leases"`
-}
-
-type versionStatus struct {
-	Version     int       `json:"version"`
-	State       string    `json:"state"`
-	Checkpoint  uint64    `json:"checkpoint"`
-	Lag         uint64    `json:"lag"`
-	Checkpoints []uint64  `json:"checkpoints"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-type leaseStatus struct {
-	Partition int       `json:"partition"`
-	Owner     string    `json:"owner"`
-	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func cmdProjections(ctx context.Context, e env, args []string) error {
@@ -157,17 +131,10 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps := projectionStatus{Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
-		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag, Versions: []versionStatus{}, Leases: []leaseStatus{}}
-	for _, v := range st.Versions {
-		ps.Versions = append(ps.Versions, versionStatus{v.Version, v.State, v.Checkpoint, v.Lag, v.Checkpoints, v.UpdatedAt})
-	}
-	for _, l := range st.Leases {
-		ps.Leases = append(ps.Leases, leaseStatus{l.Partition, l.Owner, l.ExpiresAt})
-	}
+	ps := st.View()
 	// The search projection is listed when Elasticsearch is configured
 	// or a running orderd recorded the one it uses.
-	var sps *projectionStatus
+	var sps *projections.View
 	if esURL, prefix, err := elasticsearchTarget(*esFlag, *esPrefix, lf.dataDir); err == nil {
 		sp := searchStatus(ctx, esURL, prefix, store, last)
 		sps = &sp
@@ -194,7 +161,7 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func printProjection(w io.Writer, ps projectionStatus) {
+func printProjection(w io.Writer, ps projections.View) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
 	fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", ps.Name, ps.State, ps.Version, ps.Checkpoint, ps.StreamLastSeq, ps.Lag)

@@ -10,6 +10,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/projections"
 )
 
 // TestMain stops the test binary's PostgreSQL (see testkit.Postgres).
@@ -20,13 +21,13 @@ func TestProjectionsStatusAndRebuild(t *testing.T) {
 	pg := testkit.Postgres(t)
 	env := map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg}
 
-	status := func(env map[string]string) projectionStatus {
+	status := func(env map[string]string) projections.View {
 		t.Helper()
 		code, out, errOut := orderctl(t, env, "projections", "status", "--json")
 		if code != 0 {
 			t.Fatalf("status: exit %d: %s", code, errOut)
 		}
-		var st projectionStatus
+		var st projections.View
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("status JSON %q: %v", out, err)
 		}
@@ -109,13 +110,13 @@ func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"ORDO_DATA_DIR": dir}
-	status := func() projectionStatus {
+	status := func() projections.View {
 		t.Helper()
 		code, out, errOut := orderctl(t, env, "projections", "status", "--json")
 		if code != 0 {
 			t.Fatalf("status: exit %d: %s", code, errOut)
 		}
-		var st projectionStatus
+		var st projections.View
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("status JSON %q: %v", out, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -106,21 +107,18 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 
 // searchStatus describes the search projection at url; with
 // Elasticsearch unreachable its state is "unavailable".
-func searchStatus(ctx context.Context, url, prefix string, store *streams.Store, last uint64) projectionStatus {
-	ps := projectionStatus{Name: search.Name, State: "unavailable", StreamLastSeq: last, Versions: []versionStatus{}, Leases: []leaseStatus{}}
+func searchStatus(ctx context.Context, url, prefix string, store *streams.Store, last uint64) projections.View {
 	client, err := search.NewClient(url)
 	if err != nil {
-		return ps
+		return search.UnavailableView(last)
 	}
 	st, err := search.New(client, search.Options{Prefix: prefix, Partitions: store.Partitions(), Loader: store})
 	if err != nil {
-		return ps
+		return search.UnavailableView(last)
 	}
 	s, err := st.Status(ctx, last)
 	if err != nil {
-		return ps
+		return search.UnavailableView(last)
 	}
-	ps.State, ps.Version, ps.Checkpoint, ps.Lag = s.State, s.Version, s.Checkpoint, s.Lag
-	ps.Versions = append(ps.Versions, versionStatus{Version: ps.Version, State: "live", Checkpoint: s.Checkpoint, Lag: s.Lag, Checkpoints: s.Checkpoints})
-	return ps
+	return s.View(last)
 }

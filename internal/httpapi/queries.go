@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
@@ -113,34 +114,7 @@ type timelineEntry struct {
 }
 
 type projectionList struct {
-	Projections []projectionView `json:"projections"`
-}
-
-type projectionView struct {
-	Name          string              `json:"name"`
-	State         string              `json:"state"`
-	StreamLastSeq uint64              `json:"stream_last_seq"`
-	Version       int                 `json:"version"`
-	Checkpoint    uint64              `json:"checkpoint"`
-	Lag           uint64              `json:"lag"`
-	Versions      []projectionVersion `json:"versions"`
-	Leases        []projectionLease   `json:"leases"`
-}
-
-type projectionVersion struct {
-	Version     int       `json:"version"`
-	State       string    `json:"state"`
-	Checkpoint  uint64    `json:"checkpoint"`
-	Lag         uint64    `json:"lag"`
-	Checkpoints []uint64  `json:"checkpoints"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-type projectionLease struct {
-	Partition int       `json:"partition"`
-	Owner     string    `json:"owner"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Projections []projections.View `json:"projections"`
 }
 
 var errNoQueries = errorf(http.StatusServiceUnavailable, "queries_unavailable", "this instance serves no queries (no read model configured)")
@@ -363,21 +337,7 @@ func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.
 	if err != nil {
 		return s.readFailed(r, err)
 	}
-	v := projectionView{
-		Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
-		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag,
-		Versions: make([]projectionVersion, 0, len(st.Versions)), Leases: make([]projectionLease, 0, len(st.Leases)),
-	}
-	for _, ver := range st.Versions {
-		v.Versions = append(v.Versions, projectionVersion{
-			Version: ver.Version, State: ver.State, Checkpoint: ver.Checkpoint, Lag: ver.Lag,
-			Checkpoints: ver.Checkpoints, CreatedAt: ver.CreatedAt, UpdatedAt: ver.UpdatedAt,
-		})
-	}
-	for _, l := range st.Leases {
-		v.Leases = append(v.Leases, projectionLease{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
-	}
-	list := projectionList{Projections: []projectionView{v}}
+	list := projectionList{Projections: []projections.View{st.View()}}
 	if ss, ok := s.Search.(SearchStatus); ok {
 		list.Projections = append(list.Projections, searchProjectionView(r.Context(), ss, last))
 	}
@@ -394,16 +354,10 @@ type SearchStatus interface {
 // searchProjectionView describes the search projection; with
 // Elasticsearch unreachable its state is "unavailable" and the rest of
 // the listing is still served.
-func searchProjectionView(ctx context.Context, ss SearchStatus, last uint64) projectionView {
-	v := projectionView{Name: search.Name, StreamLastSeq: last, Versions: []projectionVersion{}, Leases: []projectionLease{}}
+func searchProjectionView(ctx context.Context, ss SearchStatus, last uint64) projections.View {
 	st, err := ss.Status(ctx, last)
 	if err != nil {
-		v.State = "unavailable"
-		return v
+		return search.UnavailableView(last)
 	}
-	v.State, v.Version, v.Checkpoint, v.Lag = st.State, st.Version, st.Checkpoint, st.Lag
-	v.Versions = append(v.Versions, projectionVersion{
-		Version: v.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints,
-	})
-	return v
+	return st.View(last)
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ordo-shop/ordo/projections"
 )
 
 // VersionStatus describes one version of the read model.
@@ -42,6 +44,25 @@ type Status struct {
 	Live          VersionStatus
 	Versions      []VersionStatus
 	Leases        []Lease
+}
+
+// View returns the status as the API and orderctl show it.
+func (st Status) View() projections.View {
+	v := projections.View{
+		Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
+		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag,
+		Versions: make([]projections.VersionView, 0, len(st.Versions)), Leases: make([]projections.LeaseView, 0, len(st.Leases)),
+	}
+	for _, ver := range st.Versions {
+		v.Versions = append(v.Versions, projections.VersionView{
+			Version: ver.Version, State: ver.State, Checkpoint: ver.Checkpoint, Lag: ver.Lag,
+			Checkpoints: ver.Checkpoints, CreatedAt: ver.CreatedAt, UpdatedAt: ver.UpdatedAt,
+		})
+	}
+	for _, l := range st.Leases {
+		v.Leases = append(v.Leases, projections.LeaseView{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
+	}
+	return v
 }
 
 // Status reports every version's checkpoints and lag against the

@@ -19,6 +19,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -452,6 +453,23 @@ type Status struct {
 	Checkpoint  uint64   `json:"checkpoint"`
 	Checkpoints []uint64 `json:"checkpoints"`
 	Lag         uint64   `json:"lag"`
+}
+
+// View returns the status, measured against the log's last sequence
+// streamLast, as the API and orderctl show it: the live index is the
+// one version, and Elasticsearch holds no leases.
+func (st Status) View(streamLast uint64) projections.View {
+	return projections.View{
+		Name: Name, State: st.State, StreamLastSeq: streamLast, Version: st.Version, Checkpoint: st.Checkpoint, Lag: st.Lag,
+		Versions: []projections.VersionView{{Version: st.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints}},
+		Leases:   []projections.LeaseView{},
+	}
+}
+
+// UnavailableView is the search projection's view when its status
+// cannot be read (Elasticsearch unreachable): state "unavailable".
+func UnavailableView(streamLast uint64) projections.View {
+	return projections.View{Name: Name, State: "unavailable", StreamLastSeq: streamLast, Versions: []projections.VersionView{}, Leases: []projections.LeaseView{}}
 }
 
 // Status returns the live index, its checkpoints and its lag behind

@@ -1,0 +1,38 @@
+package projections
+
+import "time"
+
+// View is a projection's status as operators see it: the query API's
+// GET /v1/projections and `orderctl projections status --json` both
+// write it. Each read model builds its own (postgres.Status.View,
+// search.Status.View).
+type View struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// StreamLastSeq is the log's last sequence the lag is measured to.
+	StreamLastSeq uint64 `json:"stream_last_seq"`
+	// Version, Checkpoint and Lag are the live version's.
+	Version    int           `json:"version"`
+	Checkpoint uint64        `json:"checkpoint"`
+	Lag        uint64        `json:"lag"`
+	Versions   []VersionView `json:"versions"`
+	Leases     []LeaseView   `json:"leases"`
+}
+
+// VersionView is one version of a read model in a [View].
+type VersionView struct {
+	Version     int       `json:"version"`
+	State       string    `json:"state"`
+	Checkpoint  uint64    `json:"checkpoint"`
+	Lag         uint64    `json:"lag"`
+	Checkpoints []uint64  `json:"checkpoints"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// LeaseView is one partition's holder in a [View].
+type LeaseView struct {
+	Partition int       `json:"partition"`
+	Owner     string    `json:"owner"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
