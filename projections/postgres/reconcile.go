@@ -94,10 +94,10 @@ func (r *reconciler) run(ctx context.Context) error {
 	if err := r.compareOrders(ctx); err != nil {
 		return err
 	}
-	if err := r.compareLines(ctx); err != nil {
+	if err := compareRows(ctx, r, &linesTable, r.lines, r.badLines); err != nil {
 		return err
 	}
-	return r.compareTimeline(ctx)
+	return compareRows(ctx, r, &timelineTable, r.timeline, r.badTimeline)
 }
 
 func (r *reconciler) drift(orderID, table, key, field, kind, log, store string) {
@@ -193,27 +193,28 @@ func (t *timelineRow) scanTargets() []any {
 }
 
 // readSums reads the digests of every stored line and timeline row.
-func (r *reconciler) readSums(ctx context.Context) error {
-	r.lines, r.timeline = storedSums{}, storedSums{}
-	var l lineRow
-	err := r.forEach(ctx, "SELECT "+lineColumns+" FROM "+r.schema+".order_lines ORDER BY order_id, line_no", nil, l.scanTargets(), func() error {
-		r.lines.add(l.OrderID, int64(l.LineNo), r.lineSum(&l))
+func (r *reconciler) readSums(ctx context.Context) (err error) {
+	if r.lines, err = readSums(ctx, r, &linesTable); err != nil {
+		return err
+	}
+	r.timeline, err = readSums(ctx, r, &timelineTable)
+	return err
+}
+
+// readSums reads the digest of every stored row of t.
+func readSums[R any](ctx context.Context, r *reconciler, t *childTable[R]) (storedSums, error) {
+	sums := storedSums{}
+	var row R
+	err := r.forEach(ctx, "SELECT "+t.columns+" FROM "+r.schema+"."+t.name+" ORDER BY order_id, "+t.keyCol, nil, t.scan(&row), func() error {
+		k := t.key(&row)
+		sums.add(k.id, k.key, t.sum(r, &row))
 		r.res.Rows++
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("order_lines: %w", err)
+		return nil, fmt.Errorf("%s: %w", t.name, err)
 	}
-	var t timelineRow
-	err = r.forEach(ctx, "SELECT "+timelineColumns+" FROM "+r.schema+".order_timeline ORDER BY order_id, version", nil, t.scanTargets(), func() error {
-		r.timeline.add(t.OrderID, t.Version, r.timelineSum(&t))
-		r.res.Rows++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("order_timeline: %w", err)
-	}
-	return nil
+	return sums, nil
 }
 
 func (r *reconciler) forEach(ctx context.Context, sql string, args []any, scans []any, fn func() error) error {
@@ -309,8 +310,8 @@ func (r *reconciler) foldLog(ctx context.Context) error {
 		for _, o := range ch.orders {
 			r.orders[o.OrderID] = o
 		}
-		r.checkLines(ch.lines)
-		r.checkTimeline(ch.timeline)
+		checkRows(r, &linesTable, r.lines, ch.lines, &r.badLines)
+		checkRows(r, &timelineTable, r.timeline, ch.timeline, &r.badTimeline)
 		if r.opts.Progress != nil {
 			r.opts.Progress(recs[len(recs)-1].Seq, until)
 		}
@@ -323,32 +324,54 @@ func (r *reconciler) foldLog(ctx context.Context) error {
 	return nil
 }
 
-func (r *reconciler) checkLines(ls []lineRow) {
-	for _, l := range ls {
-		found, same := r.lines.check(l.OrderID, int64(l.LineNo), r.lineSum(&l))
+// childTable describes a table of an order's rows (order_lines,
+// order_timeline) for comparing its rows with the log's: by digest while
+// the log is read, column by column where a digest differed.
+type childTable[R any] struct {
+	name, columns string
+	// keyCol names a row among its order's rows; keyType is its SQL type.
+	keyCol, keyType string
+	cols            []column[R]
+	key             func(*R) rowKey
+	summary         func(*R) string
+	scan            func(*R) []any
+	sum             func(*reconciler, *R) uint64
+}
+
+var (
+	linesTable = childTable[lineRow]{
+		name: "order_lines", columns: lineColumns, keyCol: "line_no", keyType: "int4", cols: lineCols,
+		key:     func(l *lineRow) rowKey { return rowKey{l.OrderID, int64(l.LineNo)} },
+		summary: lineSummary, scan: (*lineRow).scanTargets, sum: (*reconciler).lineSum,
+	}
+	timelineTable = childTable[timelineRow]{
+		name: "order_timeline", columns: timelineColumns, keyCol: "version", keyType: "int8", cols: timelineCols,
+		key:     func(t *timelineRow) rowKey { return rowKey{t.OrderID, t.Version} },
+		summary: timelineSummary, scan: (*timelineRow).scanTargets, sum: (*reconciler).timelineSum,
+	}
+)
+
+// keyText names a row among its order's rows, such as "line_no=2".
+func (t *childTable[R]) keyText(k rowKey) string {
+	return t.keyCol + "=" + strconv.FormatInt(k.key, 10)
+}
+
+// checkRows checks the log's rows against the stored digests: a row
+// with none is missing; one whose digest differs goes to bad, to be
+// compared column by column by compareRows.
+func checkRows[R any](r *reconciler, t *childTable[R], sums storedSums, rows []R, bad *[]R) {
+	for i := range rows {
+		row := &rows[i]
+		k := t.key(row)
+		found, same := sums.check(k.id, k.key, t.sum(r, row))
 		switch {
 		case !found:
-			r.drift(l.OrderID, "order_lines", lineKey(l.LineNo), "", projections.DriftMissing, lineSummary(&l), "")
+			r.drift(k.id, t.name, t.keyText(k), "", projections.DriftMissing, t.summary(row), "")
 		case !same:
-			r.badLines = append(r.badLines, l)
+			*bad = append(*bad, *row)
 		}
 	}
 }
-
-func (r *reconciler) checkTimeline(ts []timelineRow) {
-	for _, t := range ts {
-		found, same := r.timeline.check(t.OrderID, t.Version, r.timelineSum(&t))
-		switch {
-		case !found:
-			r.drift(t.OrderID, "order_timeline", versionKey(t.Version), "", projections.DriftMissing, timelineSummary(&t), "")
-		case !same:
-			r.badTimeline = append(r.badTimeline, t)
-		}
-	}
-}
-
-func lineKey(n int32) string    { return "line_no=" + strconv.Itoa(int(n)) }
-func versionKey(v int64) string { return "version=" + strconv.FormatInt(v, 10) }
 
 func orderSummary(o *orderRow) string {
 	return fmt.Sprintf("status=%s version=%d last_seq=%d", o.Status, o.Version, o.LastSeq)
@@ -411,61 +434,31 @@ func (r *reconciler) storedRows(ctx context.Context, table, columns, keyCol, key
 	return nil
 }
 
-// compareLines reports the stored lines no line of the log matched, and
-// those whose digest differed column by column.
-func (r *reconciler) compareLines(ctx context.Context) error {
-	want := make(map[rowKey]*lineRow, len(r.badLines))
-	keys := r.lines.unseen()
+// compareRows reports the stored rows of t no row of the log matched
+// (sums' unseen ones), and those in bad, whose digest differed, column
+// by column.
+func compareRows[R any](ctx context.Context, r *reconciler, t *childTable[R], sums storedSums, bad []R) error {
+	want := make(map[rowKey]*R, len(bad))
+	keys := sums.unseen()
 	extra := make(map[rowKey]bool, len(keys))
 	for _, k := range keys {
 		extra[k] = true
 	}
-	for i := range r.badLines {
-		l := &r.badLines[i]
-		k := rowKey{l.OrderID, int64(l.LineNo)}
-		want[k] = l
+	for i := range bad {
+		k := t.key(&bad[i])
+		want[k] = &bad[i]
 		keys = append(keys, k)
 	}
-	var got lineRow
-	return r.storedRows(ctx, "order_lines", lineColumns, "line_no", "int4", keys, got.scanTargets(), func() error {
-		k := rowKey{got.OrderID, int64(got.LineNo)}
+	var got R
+	return r.storedRows(ctx, t.name, t.columns, t.keyCol, t.keyType, keys, t.scan(&got), func() error {
+		k := t.key(&got)
 		if extra[k] {
-			r.drift(got.OrderID, "order_lines", lineKey(got.LineNo), "", projections.DriftExtra, "", lineSummary(&got))
+			r.drift(k.id, t.name, t.keyText(k), "", projections.DriftExtra, "", t.summary(&got))
 			return nil
 		}
 		if w := want[k]; w != nil {
-			diffRow(lineCols, w, &got, func(col, log, store string) {
-				r.drift(got.OrderID, "order_lines", lineKey(got.LineNo), col, projections.DriftDiffers, log, store)
-			})
-		}
-		return nil
-	})
-}
-
-// compareTimeline is compareLines for the timeline.
-func (r *reconciler) compareTimeline(ctx context.Context) error {
-	want := make(map[rowKey]*timelineRow, len(r.badTimeline))
-	keys := r.timeline.unseen()
-	extra := make(map[rowKey]bool, len(keys))
-	for _, k := range keys {
-		extra[k] = true
-	}
-	for i := range r.badTimeline {
-		t := &r.badTimeline[i]
-		k := rowKey{t.OrderID, t.Version}
-		want[k] = t
-		keys = append(keys, k)
-	}
-	var got timelineRow
-	return r.storedRows(ctx, "order_timeline", timelineColumns, "version", "int8", keys, got.scanTargets(), func() error {
-		k := rowKey{got.OrderID, got.Version}
-		if extra[k] {
-			r.drift(got.OrderID, "order_timeline", versionKey(got.Version), "", projections.DriftExtra, "", timelineSummary(&got))
-			return nil
-		}
-		if w := want[k]; w != nil {
-			diffRow(timelineCols, w, &got, func(col, log, store string) {
-				r.drift(got.OrderID, "order_timeline", versionKey(got.Version), col, projections.DriftDiffers, log, store)
+			diffRow(t.cols, w, &got, func(col, log, store string) {
+				r.drift(k.id, t.name, t.keyText(k), col, projections.DriftDiffers, log, store)
 			})
 		}
 		return nil
