@@ -65,9 +65,10 @@ type DecodingSink interface {
 
 // Decoded is one commit as a [DecodingSink] decoded it.
 type Decoded struct {
-	Seq       uint64
-	Partition int // of the aggregate id Decode returned
-	Value     any
+	Seq         uint64
+	Partition   int // of the aggregate id Decode returned
+	AggregateID string
+	Value       any // an [Undecodable] when Decode failed
 }
 
 // Leases divides the partitions among the instances that run a
@@ -285,9 +286,13 @@ func withWorkers(ctx context.Context, n int) context.Context {
 // [streams.Record]s through [Sink.Commit], or [Decoded] values through a
 // [DecodingSink].
 type path[R any] struct {
-	fetch  func(ctx context.Context, from uint64, max int) ([]R, error)
-	seq    func(R) uint64
-	part   func(R) int
+	fetch     func(ctx context.Context, from uint64, max int) ([]R, error)
+	seq       func(R) uint64
+	part      func(R) int
+	aggregate func(R) string
+	// bad returns the [ErrPoison] error of a commit known not to apply
+	// before it is tried (it did not decode), else nil.
+	bad    func(R) error
 	commit func(ctx context.Context, partition int, from, to uint64, recs []R) error
 }
 
@@ -296,9 +301,11 @@ func (r *Runner) recordPath() path[streams.Record] {
 		fetch: func(ctx context.Context, from uint64, max int) ([]streams.Record, error) {
 			return r.src.Fetch(ctx, r.opts.AggType, from, max)
 		},
-		seq:    func(rec streams.Record) uint64 { return rec.Seq },
-		part:   func(rec streams.Record) int { return r.src.Partition(rec.Commit.AggregateID) },
-		commit: r.sink.Commit,
+		seq:       func(rec streams.Record) uint64 { return rec.Seq },
+		part:      func(rec streams.Record) int { return r.src.Partition(rec.Commit.AggregateID) },
+		aggregate: func(rec streams.Record) string { return rec.Commit.AggregateID },
+		bad:       func(streams.Record) error { return nil },
+		commit:    r.sink.Commit,
 	}
 }
 
@@ -313,16 +320,52 @@ func (r *Runner) decodedPath(raw RawSource, sink DecodingSink) path[Decoded] {
 			for i, rec := range recs {
 				id, v, err := sink.Decode(rec)
 				if err != nil {
-					return nil, fmt.Errorf("decode seq %d: %w", rec.Seq, err)
+					if id == "" {
+						var lerr error
+						if id, lerr = r.locate(ctx, rec.Seq); lerr != nil {
+							return nil, lerr
+						}
+					}
+					v = Undecodable{AggregateID: id, Err: err}
 				}
-				out[i] = Decoded{Seq: rec.Seq, Partition: r.src.Partition(id), Value: v}
+				out[i] = Decoded{Seq: rec.Seq, Partition: r.partitionOf(id), AggregateID: id, Value: v}
 			}
 			return out, nil
 		},
-		seq:    func(d Decoded) uint64 { return d.Seq },
-		part:   func(d Decoded) int { return d.Partition },
+		seq:       func(d Decoded) uint64 { return d.Seq },
+		part:      func(d Decoded) int { return d.Partition },
+		aggregate: func(d Decoded) string { return d.AggregateID },
+		bad: func(d Decoded) error {
+			if u, ok := d.Value.(Undecodable); ok {
+				return undecodableErr(d.Seq, u)
+			}
+			return nil
+		},
 		commit: sink.CommitDecoded,
 	}
+}
+
+// locate names the aggregate of the undecodable commit at seq from its
+// subject, when the source can; "" if it cannot.
+func (r *Runner) locate(ctx context.Context, seq uint64) (string, error) {
+	loc, ok := r.src.(AggregateLocator)
+	if !ok {
+		return "", nil
+	}
+	id, err := loc.AggregateAt(ctx, r.opts.AggType, seq)
+	if err != nil {
+		return "", fmt.Errorf("locate undecodable seq %d: %w", seq, err)
+	}
+	return id, nil
+}
+
+// partitionOf is an aggregate's partition. Commits whose aggregate is
+// unknown are partition 0's to set aside.
+func (r *Runner) partitionOf(id string) int {
+	if id == "" {
+		return 0
+	}
+	return r.src.Partition(id)
 }
 
 // pipeline reads the stream once for the partitions parts and applies
@@ -517,10 +560,16 @@ func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], 
 	if v, ok := ctx.Value(workersKey{}).(chan struct{}); ok {
 		sem = v
 	}
+	qr, _ := r.sink.(Quarantiner)
 	var lastCommit time.Time
 	failures := 0
 	var timer *time.Timer
 	var timerC <-chan time.Time
+	// After a batch failed as poison, commits up to suspect are applied
+	// one at a time to find the one that does not apply; attempts counts
+	// the tries of the commit at poisonSeq.
+	var suspect, poisonSeq uint64
+	attempts := 0
 	for {
 		cp := q.cp.Load()
 		if until > 0 && cp >= until {
@@ -532,7 +581,11 @@ func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], 
 			i++
 		}
 		q.recs = q.recs[i:]
-		n := min(len(q.recs), r.opts.BatchSize)
+		full := min(len(q.recs), r.opts.BatchSize)
+		n := full
+		if qr != nil {
+			n = poisonCut(pa, q.recs[:n], cp < suspect)
+		}
 		batch := q.recs[:n:n]
 		to := q.through
 		if n < len(q.recs) {
@@ -543,7 +596,7 @@ func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], 
 		// While the reader is busy, wait for a full batch. A partition with
 		// nothing of its own moves its checkpoint up to the reader only
 		// now and then.
-		busy := n < r.opts.BatchSize && !q.idle.Load()
+		busy := full < r.opts.BatchSize && !q.idle.Load()
 		wait := time.Duration(0)
 		if to > cp && n == 0 && until == 0 {
 			wait = r.opts.WatermarkInterval - time.Since(lastCommit)
@@ -572,9 +625,34 @@ func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], 
 				return nil
 			}
 		}
-		err := pa.commit(ctx, q.p, cp, to, batch)
+		var err error
+		if n == 1 && qr != nil {
+			err = pa.bad(batch[0])
+		}
+		if err == nil {
+			err = pa.commit(ctx, q.p, cp, to, batch)
+		}
 		if sem != nil {
 			<-sem
+		}
+		if errors.Is(err, ErrPoison) && qr != nil && n > 0 {
+			if n > 1 { // find the commit that does not apply
+				suspect = to
+				continue
+			}
+			if seq := pa.seq(batch[0]); seq != poisonSeq {
+				poisonSeq, attempts = seq, 0
+			}
+			if attempts++; attempts < MaxPoisonAttempts {
+				r.log.Warn("projection: commit does not apply; trying again before quarantining it", slog.Int("partition", q.p),
+					slog.Uint64("stream_seq", poisonSeq), slog.Int("attempt", attempts), slog.Any("err", err))
+				sleepCtx(ctx, poisonWait(attempts))
+				continue
+			}
+			qd := Quarantined{Seq: poisonSeq, Partition: q.p, AggregateID: pa.aggregate(batch[0]), Err: err.Error(), Attempts: attempts}
+			if err = qr.Quarantine(ctx, cp, to, qd); err == nil {
+				r.logQuarantine(qd)
+			}
 		}
 		switch {
 		case err == nil:
@@ -602,6 +680,23 @@ func commitLoop[R any](ctx context.Context, r *Runner, pa path[R], q *queue[R], 
 			sleepCtx(ctx, wait)
 		}
 	}
+}
+
+// poisonCut returns how many of recs (the next batch, cut to the batch
+// size) to apply at once: only the first when one at a time is asked
+// for or it is known not to apply, else those before the first commit
+// known not to apply.
+func poisonCut[R any](pa path[R], recs []R, oneAtATime bool) int {
+	n := len(recs)
+	if oneAtATime {
+		n = min(n, 1)
+	}
+	for i := range n {
+		if pa.bad(recs[i]) != nil {
+			return max(i, 1)
+		}
+	}
+	return n
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
