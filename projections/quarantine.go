@@ -32,6 +32,18 @@ func (e poisonError) Unwrap() []error {
 	return []error{ErrPoison, e.err}
 }
 
+// States of a quarantined commit.
+const (
+	// QuarantineOpen: set aside, and the instance reports itself
+	// degraded until an operator retries or acknowledges it.
+	QuarantineOpen = "open"
+	// QuarantineAcknowledged: an operator accepted that it cannot apply;
+	// it stays recorded and its order stays marked degraded.
+	QuarantineAcknowledged = "acknowledged"
+	// QuarantineResolved: a retry applied it.
+	QuarantineResolved = "resolved"
+)
+
 // MaxPoisonAttempts is how often a [Runner] applies one commit that fails
 // with [ErrPoison] before it quarantines it.
 const MaxPoisonAttempts = 3
@@ -72,6 +84,16 @@ type Undecodable struct {
 // stored under ([streams.Store.AggregateAt]).
 type AggregateLocator interface {
 	AggregateAt(ctx context.Context, aggType string, seq uint64) (string, error)
+}
+
+// RetryResult is what a retry of quarantined commits did with one.
+type RetryResult struct {
+	Seq         uint64 `json:"seq"`
+	AggregateID string `json:"aggregate_id"`
+	// Resolved: the order was projected again from the log, this commit
+	// included. Otherwise Err says why it still does not apply.
+	Resolved bool   `json:"resolved"`
+	Err      string `json:"error,omitempty"`
 }
 
 // poisonWait is how long a runner waits before applying a poison commit

@@ -17,6 +17,11 @@ type View struct {
 	Lag        uint64        `json:"lag"`
 	Versions   []VersionView `json:"versions"`
 	Leases     []LeaseView   `json:"leases"`
+	// Quarantine lists the commits set aside (open or acknowledged) in
+	// the versions live or being built; OpenQuarantines counts the open
+	// ones, which make the instance "degraded".
+	Quarantine      []QuarantineView `json:"quarantine"`
+	OpenQuarantines int              `json:"open_quarantines"`
 }
 
 // VersionView is one version of a read model in a [View].
@@ -35,4 +40,20 @@ type LeaseView struct {
 	Partition int       `json:"partition"`
 	Owner     string    `json:"owner"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// QuarantineView is one commit a projector set aside, in a [View].
+type QuarantineView struct {
+	Version int    `json:"version"`
+	Seq     uint64 `json:"seq"`
+	// Partition's checkpoint passed it; AggregateID is "" when not even
+	// the order could be read.
+	Partition     int       `json:"partition"`
+	AggregateID   string    `json:"aggregate_id"`
+	Error         string    `json:"error"`
+	Attempts      int       `json:"attempts"`
+	State         string    `json:"state"` // open or acknowledged
+	QuarantinedAt time.Time `json:"quarantined_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	Note          string    `json:"note,omitempty"`
 }

@@ -11,23 +11,32 @@ import (
 // order it belongs to). It returns "" and no error when the subject names
 // no valid aggregate id.
 func (s *Store) AggregateAt(ctx context.Context, aggType string, seq uint64) (string, error) {
-	name, err := s.StreamName(aggType)
+	msg, err := s.MessageAt(ctx, aggType, seq)
 	if err != nil {
-		return "", err
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	st, err := s.js.Stream(ctx, name)
-	if err != nil {
-		return "", fmt.Errorf("locate %s seq %d: %w", name, seq, err)
-	}
-	msg, err := st.GetMsg(ctx, seq)
-	if err != nil {
-		return "", fmt.Errorf("locate %s seq %d: %w", name, seq, err)
+		return "", fmt.Errorf("locate: %w", err)
 	}
 	id, _ := s.SubjectID(aggType, msg.Subject)
 	if !ValidID(id) {
 		return "", nil
 	}
 	return id, nil
+}
+
+// MessageAt returns the message at seq of aggType's stream as stored.
+func (s *Store) MessageAt(ctx context.Context, aggType string, seq uint64) (StoredMsg, error) {
+	name, err := s.StreamName(aggType)
+	if err != nil {
+		return StoredMsg{}, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	st, err := s.js.Stream(ctx, name)
+	if err != nil {
+		return StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
+	}
+	return StoredMsg{Stream: name, Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Data: m.Data}, nil
 }

@@ -71,6 +71,11 @@ commands:
                                                 catch it up and swap it in; queries keep answering
   projections rebuild search                    build a new Elasticsearch index behind the alias, catch it up,
                                                 swap the alias in one step; searches keep answering
+  projections retry [order_status|search]       apply the commits a projection set aside (quarantined) again,
+                                                after a fix: each order concerned is projected again from the
+                                                log; exit 3 if one still fails
+  projections ack <projection> <seq> [--note T] accept that a quarantined commit can never apply: it stays
+                                                recorded, its order stays degraded, it no longer counts as open
   reconcile [--json] [--no-search]              every drift of the read models (search too, when Elasticsearch
                                                 is known) from the log up to their checkpoints; exit 3 on drift
 

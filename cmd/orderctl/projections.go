@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -64,10 +67,12 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	batch := fs.Int("batch", 500, "commits per transaction when rebuilding")
 	esFlag := fs.String("elasticsearch-url", e.getenv("ORDO_ELASTICSEARCH_URL"), "Elasticsearch URL of the search (status lists it when set or found)")
 	esPrefix := fs.String("elasticsearch-prefix", e.getenv("ORDO_ELASTICSEARCH_PREFIX"), "index name prefix (default ordo-)")
+	note := fs.String("note", "", "with ack: why the commit can never apply")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	var ackSeq uint64
 	switch {
 	case len(pos) == 1 && pos[0] == "status":
 	case len(pos) == 2 && pos[0] == "status" && pos[1] == postgres.Name:
@@ -75,8 +80,22 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 		if pos[1] != postgres.Name {
 			return usagef("unknown projection %q (known: %s)", pos[1], postgres.Name)
 		}
+	case (len(pos) == 1 || len(pos) == 2) && pos[0] == "retry":
+		if len(pos) == 2 && pos[1] != postgres.Name && pos[1] != search.Name {
+			return usagef("unknown projection %q (known: %s, %s)", pos[1], postgres.Name, search.Name)
+		}
+	case len(pos) == 3 && pos[0] == "ack":
+		if pos[1] != postgres.Name && pos[1] != search.Name {
+			return usagef("unknown projection %q (known: %s, %s)", pos[1], postgres.Name, search.Name)
+		}
+		if ackSeq, err = strconv.ParseUint(pos[2], 10, 64); err != nil || ackSeq == 0 {
+			return usagef("ack: %q is not a stream sequence (a positive integer from projections status)", pos[2])
+		}
 	default:
-		return usagef("want 'projections status' or 'projections rebuild %s'", postgres.Name)
+		return usagef("want 'projections status', 'projections rebuild %s', 'projections retry [projection]' or 'projections ack <projection> <seq>'", postgres.Name)
+	}
+	if len(*note) > 500 || !utf8.ValidString(*note) {
+		return usagef("--note: at most 500 bytes of UTF-8")
 	}
 	if *batch < 1 || *batch > 10000 {
 		return usagef("--batch %d: want 1..10000", *batch)
@@ -99,6 +118,12 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 	rm, err := postgres.Open(ctx, pool, postgres.Options{Partitions: store.Partitions(), Partition: store.Partition})
 	if err != nil {
 		return err
+	}
+	switch pos[0] {
+	case "retry":
+		return retryQuarantined(ctx, e, rm, store, pos[1:], *esFlag, *esPrefix, lf.dataDir, *asJSON)
+	case "ack":
+		return acknowledge(ctx, e, rm, store, pos[1], ackSeq, *note, *esFlag, *esPrefix, lf.dataDir)
 	}
 	if pos[0] == "rebuild" {
 		progress := func(msg string, kv ...any) {
@@ -157,7 +182,125 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
 		fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", sps.Name, sps.State, sps.Version, sps.Checkpoint, sps.StreamLastSeq, sps.Lag)
 		tw.Flush()
+		printQuarantine(e.stdout, *sps)
 	}
+	return nil
+}
+
+// printQuarantine lists a projection's quarantined commits, if any.
+func printQuarantine(w io.Writer, ps projections.View) {
+	if len(ps.Quarantine) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: %d commit(s) set aside, %d open (orderctl projections retry %s after a fix; orderctl projections ack %s <seq> if one can never apply)\n",
+		ps.Name, len(ps.Quarantine), ps.OpenQuarantines, ps.Name, ps.Name)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VERSION\tSEQ\tORDER\tSTATE\tATTEMPTS\tSINCE\tERROR")
+	for _, q := range ps.Quarantine {
+		order := q.AggregateID
+		if order == "" {
+			order = "(unknown)"
+		}
+		fmt.Fprintf(tw, "  v%d\t%d\t%s\t%s\t%d\t%s\t%s\n", q.Version, q.Seq, order, q.State, q.Attempts, q.QuarantinedAt.Format(time.RFC3339), oneLine(q.Error, 160))
+	}
+	tw.Flush()
+}
+
+// oneLine is s on one line, cut to at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// retryQuarantined is `orderctl projections retry [projection]`: every
+// quarantined commit of the read model (and of the search index when
+// Elasticsearch is known, or named) applied again; exit 3 if any still
+// fails.
+func retryQuarantined(ctx context.Context, e env, rm *postgres.Store, store *streams.Store, which []string, esFlag, esPrefix, dataDir string, asJSON bool) error {
+	type outcome struct {
+		Projection string `json:"projection"`
+		projections.RetryResult
+	}
+	var all []outcome
+	add := func(name string, res []projections.RetryResult) {
+		for _, r := range res {
+			all = append(all, outcome{name, r})
+		}
+	}
+	if len(which) == 0 || which[0] == postgres.Name {
+		res, err := rm.Retry(ctx, store)
+		if err != nil {
+			return err
+		}
+		add(postgres.Name, res)
+	}
+	if len(which) == 0 || which[0] == search.Name {
+		url, prefix, err := elasticsearchTarget(esFlag, esPrefix, dataDir)
+		switch {
+		case err != nil && len(which) == 0: // search not in use
+		case err != nil:
+			return err
+		default:
+			st, err := openSearch(url, prefix, store)
+			if err != nil {
+				return err
+			}
+			res, err := st.Retry(ctx)
+			if err != nil {
+				return err
+			}
+			add(search.Name, res)
+		}
+	}
+	failed := 0
+	enc := json.NewEncoder(e.stdout)
+	for _, o := range all {
+		if !o.Resolved {
+			failed++
+		}
+		switch {
+		case asJSON:
+			if err := enc.Encode(o); err != nil {
+				return err
+			}
+		case o.Resolved:
+			fmt.Fprintf(e.stdout, "%s: seq %d (order %s) applied again: resolved\n", o.Projection, o.Seq, o.AggregateID)
+		default:
+			fmt.Fprintf(e.stdout, "%s: seq %d (order %s) still fails: %s\n", o.Projection, o.Seq, o.AggregateID, oneLine(o.Err, 300))
+		}
+	}
+	if !asJSON && len(all) == 0 {
+		fmt.Fprintln(e.stdout, "nothing is quarantined")
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d quarantined commit(s) still do not apply", errCheckFailed, failed)
+	}
+	return nil
+}
+
+// acknowledge is `orderctl projections ack <projection> <seq>`.
+func acknowledge(ctx context.Context, e env, rm *postgres.Store, store *streams.Store, name string, seq uint64, note, esFlag, esPrefix, dataDir string) error {
+	var err error
+	if name == postgres.Name {
+		err = rm.Acknowledge(ctx, seq, note)
+	} else {
+		url, prefix, terr := elasticsearchTarget(esFlag, esPrefix, dataDir)
+		if terr != nil {
+			return terr
+		}
+		st, oerr := openSearch(url, prefix, store)
+		if oerr != nil {
+			return oerr
+		}
+		err = st.Acknowledge(ctx, seq, note)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: seq %d acknowledged: it stays recorded and its order stays marked degraded, but no longer counts as open\n", name, seq)
 	return nil
 }
 
@@ -185,4 +328,5 @@ func printProjection(w io.Writer, ps projections.View) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %s: partitions %v\n", n, owners[n])
 	}
+	printQuarantine(w, ps)
 }

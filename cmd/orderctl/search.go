@@ -105,14 +105,20 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// openSearch returns the search store at url, reading the log through
+// store.
+func openSearch(url, prefix string, store *streams.Store) (*search.Store, error) {
+	client, err := search.NewClient(url)
+	if err != nil {
+		return nil, err
+	}
+	return search.New(client, search.Options{Prefix: prefix, Partitions: store.Partitions(), Loader: store})
+}
+
 // searchStatus describes the search projection at url; with
 // Elasticsearch unreachable its state is "unavailable".
 func searchStatus(ctx context.Context, url, prefix string, store *streams.Store, last uint64) projections.View {
-	client, err := search.NewClient(url)
-	if err != nil {
-		return search.UnavailableView(last)
-	}
-	st, err := search.New(client, search.Options{Prefix: prefix, Partitions: store.Partitions(), Loader: store})
+	st, err := openSearch(url, prefix, store)
 	if err != nil {
 		return search.UnavailableView(last)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -70,6 +71,16 @@ func (s *searchIndex) Status(ctx context.Context, streamLast uint64) (search.Sta
 	}
 	return st.Status(ctx, streamLast)
 }
+
+func (s *searchIndex) Quarantined(ctx context.Context) ([]projections.QuarantineView, error) {
+	st, err := s.store()
+	if err != nil {
+		return nil, err
+	}
+	return st.Quarantined(ctx)
+}
+
+var _ httpapi.SearchStatus = (*searchIndex)(nil)
 
 // setupSearch wires the customer-service search: with
 // ORDO_ELASTICSEARCH_URL that server, with ORDO_ELASTICSEARCH=local the

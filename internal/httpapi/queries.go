@@ -29,6 +29,8 @@ type Queries interface {
 	// empty) and reports false if ctx ends first.
 	WaitFor(ctx context.Context, seq uint64, orderID string) (bool, error)
 	Status(ctx context.Context, streamLast uint64) (postgres.Status, error)
+	// Quarantined lists the commits the projector set aside.
+	Quarantined(ctx context.Context) ([]postgres.QuarantineEntry, error)
 }
 
 // LogPosition reports the end of a stream: for projection lag and to
@@ -66,6 +68,16 @@ type orderView struct {
 	UpdatedAt       time.Time          `json:"updated_at"`
 	Version         uint64             `json:"version"`
 	Position        string             `json:"position"`
+	// Degraded is set when some of the order's commits could not be
+	// applied to the read model: the view may miss what they did.
+	Degraded *degradedView `json:"degraded,omitempty"`
+}
+
+// degradedView tells a client that an order's view is incomplete.
+type degradedView struct {
+	Reason   string    `json:"reason"`
+	Position string    `json:"position"` // of the first commit set aside
+	Since    time.Time `json:"since"`
 }
 
 type paymentView struct {
@@ -203,6 +215,10 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, c auth.Claims)
 		return err
 	}
 	o, ok, err := s.Queries.Order(r.Context(), id)
+	if errors.Is(err, postgres.ErrOrderDegraded) {
+		s.log.ErrorContext(r.Context(), "order held back by a quarantined commit", slog.String("order_id", id), slog.Any("err", err))
+		return errorf(http.StatusServiceUnavailable, "order_degraded", "order %q cannot be shown: its history could not be applied to the read model; an operator has been alerted (orderctl projections status)", id)
+	}
 	if err != nil {
 		return s.readFailed(r, err)
 	}
@@ -220,6 +236,12 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, c auth.Claims)
 	}
 	if o.Shipment.Carrier != "" {
 		v.Shipment = &shipmentView{Carrier: o.Shipment.Carrier, TrackingNumber: o.Shipment.TrackingNumber}
+	}
+	if d := o.Degraded; d != nil {
+		v.Degraded = &degradedView{
+			Reason:   "some of this order's history could not be applied to the read model; what is shown may be out of date",
+			Position: position(ordersStream, d.Seq), Since: d.Since,
+		}
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
@@ -349,6 +371,8 @@ func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.
 // projection's checkpoints; GET /v1/projections then lists it too.
 type SearchStatus interface {
 	Status(ctx context.Context, streamLast uint64) (search.Status, error)
+	// Quarantined lists the commits the search projector set aside.
+	Quarantined(ctx context.Context) ([]projections.QuarantineView, error)
 }
 
 // searchProjectionView describes the search projection; with

@@ -20,6 +20,8 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/postgres"
 )
 
 // Catalog lists the SKUs that exist.
@@ -138,7 +140,7 @@ func (s *Server) table() []route {
 	anyone := []auth.Role{auth.RoleCustomer, auth.RoleAgent, auth.RoleAdmin}
 	return []route{
 		{method: "GET", pattern: "/healthz", handle: s.healthz, response: statusBody{}, status: 200},
-		{method: "GET", pattern: "/readyz", handle: s.readyz, response: statusBody{}, status: 200},
+		{method: "GET", pattern: "/readyz", handle: s.readyz, response: readiness{}, status: 200},
 		{method: "GET", pattern: "/v1/openapi.json", handle: s.openapi, status: 200},
 		{method: "GET", pattern: "/metrics", handle: s.metrics, status: 200},
 		{method: "PUT", pattern: "/v1/skus/{sku}", roles: admin, handle: s.putSKU, request: skuRequest{}, response: skuView{}, status: 200},
@@ -342,12 +344,81 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) 
 	return nil
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {
+// readiness is /readyz's body when the instance can serve: "ready", or
+// "degraded" with what is wrong that does not stop commands and queries
+// (a commit a projection set aside, the search down). A load balancer
+// must not take every instance out over one bad message, so degraded is
+// still 200.
+type readiness struct {
+	Status   string    `json:"status"`
+	Degraded []problem `json:"degraded,omitempty"`
+}
+
+// problem is one thing that degrades an instance.
+type problem struct {
+	Component string `json:"component"`
+	Message   string `json:"message"`
+	// Quarantine names the commits a projection set aside, open ones
+	// first.
+	Quarantine []projections.QuarantineView `json:"quarantine,omitempty"`
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
 	if s.Ready != nil && !s.Ready() {
 		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or its event store is unreachable")
 	}
-	writeJSON(w, http.StatusOK, statusBody{Status: "ready"})
+	out := readiness{Status: "ready"}
+	if s.Queries != nil {
+		q, err := s.Queries.Quarantined(r.Context())
+		if err != nil {
+			s.log.WarnContext(r.Context(), "readiness: the read model does not answer", slog.Any("err", err))
+			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "the order read model (PostgreSQL) does not answer; queries cannot be served")
+		}
+		views := make([]projections.QuarantineView, len(q))
+		for i, e := range q {
+			views[i] = e.View()
+		}
+		if p, ok := quarantineProblem(postgres.Name, views); ok {
+			out.Degraded = append(out.Degraded, p)
+		}
+	}
+	if ss, ok := s.Search.(SearchStatus); ok {
+		q, err := ss.Quarantined(r.Context())
+		switch {
+		case err != nil:
+			out.Degraded = append(out.Degraded, problem{Component: "search", Message: "Elasticsearch does not answer: search is unavailable, commands and queries go on"})
+		default:
+			if p, ok := quarantineProblem("search", q); ok {
+				out.Degraded = append(out.Degraded, p)
+			}
+		}
+	}
+	if len(out.Degraded) > 0 {
+		out.Status = "degraded"
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// quarantineProblem is the problem a projection's open quarantined
+// commits make, if it has any; acknowledged ones are listed with them
+// but alone degrade nothing.
+func quarantineProblem(projection string, q []projections.QuarantineView) (problem, bool) {
+	open := 0
+	for _, e := range q {
+		if e.State == projections.QuarantineOpen {
+			open++
+		}
+	}
+	if open == 0 {
+		return problem{}, false
+	}
+	return problem{
+		Component: "projection:" + projection,
+		Message: fmt.Sprintf("%d commit(s) could not be applied and were set aside; their orders are marked degraded "+
+			"(orderctl projections status; orderctl projections retry after a fix, or acknowledge)", open),
+		Quarantine: q,
+	}, true
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {

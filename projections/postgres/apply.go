@@ -173,21 +173,30 @@ func fold(recs []*orderlog.Commit, existing map[string]*orderRow) (*change, erro
 				rows[c.AggregateID] = row
 				ch.orders = append(ch.orders, row)
 				for n, l := range placed.Lines {
-					ch.lines = append(ch.lines, lineRow{placed.OrderID, int32(n + 1), l.SKU, l.Qty, l.UnitPrice.Amount, l.Amount.Amount})
+					ch.lines = append(ch.lines, lineRow{placed.OrderID, int32(n + 1), storable(l.SKU), l.Qty, l.UnitPrice.Amount, l.Amount.Amount})
 				}
 			}
-			detail := evolve(row, p)
+			detail := storable(evolve(row, p))
+			row.makeStorable()
 			row.Version = int64(c.Version) + int64(i)
 			row.UpdatedAt = c.RecordedAt
 			row.LastSeq = int64(c.Seq)
 			ch.timeline = append(ch.timeline, timelineRow{
 				OrderID: row.OrderID, Version: row.Version, Seq: int64(c.Seq), At: c.RecordedAt,
-				EventType: ev.Type, Status: row.Status, Detail: detail, CommitID: c.CommitID,
-				CausationID: c.CausationID, CorrelationID: c.CorrelationID, Actor: c.Actor,
+				EventType: storable(ev.Type), Status: row.Status, Detail: detail, CommitID: storable(c.CommitID),
+				CausationID: storable(c.CausationID), CorrelationID: storable(c.CorrelationID), Actor: storable(c.Actor),
 			})
 		}
 	}
 	return ch, nil
+}
+
+// makeStorable replaces what PostgreSQL cannot store in the text the
+// events set (see [storable]).
+func (r *orderRow) makeStorable() {
+	for _, f := range []*string{&r.OrderID, &r.CustomerID, &r.PaymentID, &r.CheckoutURL, &r.Carrier, &r.TrackingNumber, &r.StatusReason} {
+		*f = storable(*f)
+	}
 }
 
 func newRow(e events.OrderPlaced, at time.Time) *orderRow {
@@ -241,6 +250,8 @@ func appendField(b []byte, sep byte, key, v string, omitEmpty bool) []byte {
 		switch {
 		case r == '"' || r == '\\':
 			b = append(b, '\\', byte(r))
+		case r == 0: // jsonb refuses \u0000
+			b = utf8.AppendRune(b, utf8.RuneError)
 		case r < 0x20:
 			b = append(b, '\\', 'u', '0', '0', hexDigit[r>>4], hexDigit[r&0xf])
 		default:

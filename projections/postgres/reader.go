@@ -34,6 +34,10 @@ type Order struct {
 	// its last commit.
 	Version uint64
 	LastSeq uint64
+	// Degraded, when not nil, says that some of the order's commits
+	// could not be applied and were set aside (quarantined): the view
+	// may miss what they did. Only [Store.Order] fills it in.
+	Degraded *Degradation
 }
 
 // Line is one line of an order.
@@ -73,12 +77,35 @@ type TimelineEntry struct {
 	Actor         string
 }
 
+// ErrOrderDegraded means the read model holds nothing of an order but
+// commits of it that it set aside: it cannot say what the order is.
+var ErrOrderDegraded = errors.New("the order's commits could not be applied to the read model")
+
 // Order returns one order with its lines, or false if the read model has
-// no such order.
+// no such order. An order whose commits were quarantined comes with
+// Degraded set; one of which the read model holds nothing else is
+// [ErrOrderDegraded].
 func (s *Store) Order(ctx context.Context, id string) (Order, bool, error) {
 	var r orderRow
-	err := s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM "+viewSchema+".orders WHERE order_id = $1", id).Scan(r.scanTargets()...)
+	var d struct {
+		seq   *int64
+		err   *string
+		state *string
+		since *time.Time
+	}
+	err := s.pool.QueryRow(ctx, "SELECT "+orderColumns+", dq.seq, dq.error, dq.state, dq.quarantined_at FROM "+viewSchema+`.orders
+		LEFT JOIN LATERAL (SELECT q.seq, q.error, q.state, q.quarantined_at FROM ordo.projection_quarantine q
+			JOIN ordo.projection_versions v ON v.projection = q.projection AND v.version = q.version AND v.state = 'live'
+			WHERE q.projection = $2 AND q.aggregate_id = $1 AND q.state <> 'resolved' ORDER BY q.seq LIMIT 1) dq ON true
+		WHERE order_id = $1`, id, Name).Scan(append(r.scanTargets(), &d.seq, &d.err, &d.state, &d.since)...)
 	if errors.Is(err, pgx.ErrNoRows) {
+		deg, err := s.degradation(ctx, s.pool, id)
+		if err != nil {
+			return Order{}, false, err
+		}
+		if deg != nil {
+			return Order{}, false, fmt.Errorf("order %s: %w (stream seq %d: %s)", id, ErrOrderDegraded, deg.Seq, deg.Error)
+		}
 		return Order{}, false, nil
 	}
 	if err != nil {
@@ -87,6 +114,9 @@ func (s *Store) Order(ctx context.Context, id string) (Order, bool, error) {
 	o, err := r.view()
 	if err != nil {
 		return Order{}, false, err
+	}
+	if d.seq != nil {
+		o.Degraded = &Degradation{Seq: uint64(*d.seq), Error: *d.err, State: *d.state, Since: d.since.UTC()}
 	}
 	rows, err := s.pool.Query(ctx, "SELECT sku, qty, unit_price, amount FROM "+viewSchema+".order_lines WHERE order_id = $1 ORDER BY line_no", id)
 	if err != nil {

@@ -44,6 +44,21 @@ type Status struct {
 	Live          VersionStatus
 	Versions      []VersionStatus
 	Leases        []Lease
+	// Quarantine lists the commits set aside, but those resolved
+	// ([Store.Quarantined]).
+	Quarantine []QuarantineEntry
+}
+
+// OpenQuarantines counts the quarantined commits no operator has
+// acknowledged or retried.
+func (st Status) OpenQuarantines() int {
+	n := 0
+	for _, q := range st.Quarantine {
+		if q.State == projections.QuarantineOpen {
+			n++
+		}
+	}
+	return n
 }
 
 // View returns the status as the API and orderctl show it.
@@ -62,6 +77,11 @@ func (st Status) View() projections.View {
 	for _, l := range st.Leases {
 		v.Leases = append(v.Leases, projections.LeaseView{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
 	}
+	v.Quarantine = make([]projections.QuarantineView, 0, len(st.Quarantine))
+	for _, q := range st.Quarantine {
+		v.Quarantine = append(v.Quarantine, q.View())
+	}
+	v.OpenQuarantines = st.OpenQuarantines()
 	return v
 }
 
@@ -139,6 +159,9 @@ func (s *Store) Status(ctx context.Context, streamLast uint64) (Status, error) {
 		return nil
 	}); err != nil {
 		return Status{}, fmt.Errorf("order status: leases: %w", err)
+	}
+	if st.Quarantine, err = s.Quarantined(ctx); err != nil {
+		return Status{}, err
 	}
 	return st, nil
 }

@@ -230,7 +230,7 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
 	commits, err := decodeAll(k.st.decoder, recs)
 	if err != nil {
-		return fmt.Errorf("order status: partition %d: %w", partition, err)
+		return projections.Poison(fmt.Errorf("order status: partition %d: %w", partition, err))
 	}
 	return k.commit(ctx, partition, from, to, commits)
 }
@@ -260,7 +260,67 @@ func (k *Sink) CommitDecoded(ctx context.Context, partition int, from, to uint64
 	return k.commit(ctx, partition, from, to, commits)
 }
 
-func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderlog.Commit) (err error) {
+func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs []*orderlog.Commit) error {
+	var (
+		cache *rowCache
+		ch    *change
+	)
+	err := k.send(ctx, partition, from, to, func(b *pgx.Batch, v int) error {
+		schema := versionSchema(v)
+		// Fold first, from the rows this sink wrote last (valid while the
+		// checkpoint is still from) and those read back; then one pipeline,
+		// its own implicit transaction, moves the checkpoint (or fails with
+		// OX409, aborting the rest) and writes: one round trip. Reading back
+		// outside that transaction is safe: a checkpoint only moves forward,
+		// in the same transaction as the rows, so if it is still at from when
+		// the pipeline runs, nobody wrote the partition since the read.
+		cache = k.takeCache(partition, v, from)
+		existing := cache.rows
+		if ids := orderIDs(recs, existing); len(ids) > 0 {
+			rows, err := k.st.pool.Query(ctx, selectOrders(schema), ids)
+			if err == nil {
+				err = scanOrderRows(rows, existing)
+			}
+			if err != nil {
+				return fmt.Errorf("order status: read orders: %w", err)
+			}
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		var err error
+		if ch, err = fold(recs, existing); err != nil {
+			// Rows read back after someone else applied more do not fold.
+			if cp, cerr := k.Checkpoint(ctx, partition); cerr == nil && cp != from {
+				return projections.ErrCheckpointMoved
+			}
+			return projections.Poison(fmt.Errorf("order status: partition %d: %w", partition, err))
+		}
+		queueWrites(b, schema, ch)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if ch != nil {
+		if len(cache.rows)+len(ch.orders) > maxCachedRows {
+			clear(cache.rows)
+		}
+		for _, r := range ch.orders {
+			cache.rows[r.OrderID] = r
+		}
+	}
+	cache.cp = to
+	k.putCache(partition, cache)
+	return nil
+}
+
+// send runs one transaction on the version the sink writes: it moves the
+// partition's checkpoint from from to to, or fails with
+// [projections.ErrCheckpointMoved] having done nothing, and runs what
+// queue adds to the batch (queue may fail, and nothing is sent). A batch
+// PostgreSQL refuses for its data fails with [projections.ErrPoison].
+func (k *Sink) send(ctx context.Context, partition int, from, to uint64, queue func(b *pgx.Batch, version int) error) (err error) {
 	if k.live && k.stale.Load() {
 		if _, err := k.refresh(ctx, k.st.pool); err != nil {
 			return err
@@ -273,44 +333,14 @@ func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs 
 		}
 	}()
 	v := int(k.version.Load())
-	schema := versionSchema(v)
-	// Fold first, from the rows this sink wrote last (valid while the
-	// checkpoint is still from) and those read back; then one pipeline,
-	// its own implicit transaction, moves the checkpoint (or fails with
-	// OX409, aborting the rest) and writes: one round trip. Reading back
-	// outside that transaction is safe: a checkpoint only moves forward,
-	// in the same transaction as the rows, so if it is still at from when
-	// the pipeline runs, nobody wrote the partition since the read.
-	cache := k.takeCache(partition, v, from)
-	existing := cache.rows
-	if ids := orderIDs(recs, existing); len(ids) > 0 {
-		rows, err := k.st.pool.Query(ctx, selectOrders(schema), ids)
-		if err == nil {
-			err = scanOrderRows(rows, existing)
-		}
-		if err != nil {
-			return fmt.Errorf("order status: read orders: %w", err)
-		}
-	}
-	var ch *change
-	if len(recs) > 0 {
-		ch, err = fold(recs, existing)
-		if err != nil {
-			// Rows read back after someone else applied more do not fold.
-			if cp, cerr := k.Checkpoint(ctx, partition); cerr == nil && cp != from {
-				return projections.ErrCheckpointMoved
-			}
-			return fmt.Errorf("order status: partition %d: %w", partition, err)
-		}
-	}
 	live := 0
 	if k.live {
 		live = v
 	}
 	var batch pgx.Batch
-	batch.Queue("SELECT ordo.move_checkpoint($1, $2, $3, $4, $5, $6)", Name, schema, partition, int64(from), int64(to), live)
-	if ch != nil {
-		queueWrites(&batch, schema, ch)
+	batch.Queue("SELECT ordo.move_checkpoint($1, $2, $3, $4, $5, $6)", Name, versionSchema(v), partition, int64(from), int64(to), live)
+	if err := queue(&batch, v); err != nil {
+		return err
 	}
 	if err := k.st.pool.SendBatch(ctx, &batch).Close(); err != nil {
 		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == codeCheckpointMoved {
@@ -321,18 +351,8 @@ func (k *Sink) commit(ctx context.Context, partition int, from, to uint64, recs 
 			}
 			return projections.ErrCheckpointMoved
 		}
-		return fmt.Errorf("order status: partition %d: %w", partition, err)
+		return poisonData(fmt.Errorf("order status: partition %d: %w", partition, err))
 	}
-	if ch != nil {
-		if len(existing)+len(ch.orders) > maxCachedRows {
-			clear(existing)
-		}
-		for _, r := range ch.orders {
-			existing[r.OrderID] = r
-		}
-	}
-	cache.cp = to
-	k.putCache(partition, cache)
 	return nil
 }
 

@@ -47,10 +47,10 @@ func (k *Sink) CommitDecoded(ctx context.Context, partition int, from, to uint64
 		case *undecoded:
 			c, err := k.st.dec.Decode(v.rec)
 			if err != nil {
-				return fmt.Errorf("search: partition %d: %w", partition, err)
+				return projections.Poison(fmt.Errorf("search: partition %d: %w", partition, err))
 			}
 			if c.AggregateID != v.id {
-				return fmt.Errorf("search: seq %d: aggregate id %q, but the envelope was read as %q", r.Seq, c.AggregateID, v.id)
+				return projections.Poison(fmt.Errorf("search: seq %d: aggregate id %q, but the envelope was read as %q", r.Seq, c.AggregateID, v.id))
 			}
 			cs[i] = c
 		default:

@@ -164,7 +164,7 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 	for i, r := range recs {
 		c, err := k.st.dec.FromRecord(r)
 		if err != nil {
-			return fmt.Errorf("search: partition %d: %w", partition, err)
+			return projections.Poison(fmt.Errorf("search: partition %d: %w", partition, err))
 		}
 		cs[i] = c
 	}
@@ -276,6 +276,8 @@ func (k *Sink) fold(ctx context.Context, index string, recs []*orderlog.Commit, 
 		d, err := apply(docs[id], c)
 		if errors.Is(err, errOutOfStep) {
 			d, err = k.st.heal(ctx, id, c.Seq, docs[id])
+		} else if err != nil {
+			err = projections.Poison(err)
 		}
 		if err != nil {
 			return nil, err
@@ -294,7 +296,7 @@ func (k *Sink) fold(ctx context.Context, index string, recs []*orderlog.Commit, 
 // say). Without a Loader it reports the gap.
 func (s *Store) heal(ctx context.Context, id string, seq uint64, have *Document) (*Document, error) {
 	if s.opts.Loader == nil {
-		return nil, fmt.Errorf("%w: order %s at seq %d (no loader to rebuild it)", errOutOfStep, id, seq)
+		return nil, projections.Poison(fmt.Errorf("%w: order %s at seq %d (no loader to rebuild it)", errOutOfStep, id, seq))
 	}
 	recs, err := s.opts.Loader.Load(ctx, streams.TypeOrder, id, 0)
 	if err != nil {
@@ -307,14 +309,14 @@ func (s *Store) heal(ctx context.Context, id string, seq uint64, have *Document)
 		}
 		c, err := s.dec.FromRecord(r)
 		if err != nil {
-			return nil, err
+			return nil, projections.Poison(err)
 		}
 		if d, err = apply(d, c); err != nil {
-			return nil, err
+			return nil, projections.Poison(err)
 		}
 	}
 	if d == nil {
-		return nil, fmt.Errorf("search: order %s has no history up to seq %d", id, seq)
+		return nil, projections.Poison(fmt.Errorf("search: order %s has no history up to seq %d", id, seq))
 	}
 	if have != nil && have.Seq > d.Seq {
 		return have, nil
@@ -398,6 +400,8 @@ func (s *Store) index(ctx context.Context, index string, docs []*Document) (stal
 			case r.Status < 300:
 			case r.Status == http.StatusConflict:
 				stale = append(stale, r.ID) // the document is at this version or later
+			case r.Status == http.StatusBadRequest: // the document itself is refused
+				return nil, projections.Poison(fmt.Errorf("bulk: index %s: %d %s: %s", r.ID, r.Status, r.Error.Type, r.Error.Reason))
 			default:
 				return nil, fmt.Errorf("%w: bulk: index %s: %d %s: %s", ErrUnavailable, r.ID, r.Status, r.Error.Type, r.Error.Reason)
 			}

@@ -453,6 +453,8 @@ type Status struct {
 	Checkpoint  uint64   `json:"checkpoint"`
 	Checkpoints []uint64 `json:"checkpoints"`
 	Lag         uint64   `json:"lag"`
+	// Quarantine lists the commits set aside but not resolved.
+	Quarantine []projections.QuarantineView `json:"quarantine"`
 }
 
 // View returns the status, measured against the log's last sequence
@@ -461,15 +463,27 @@ type Status struct {
 func (st Status) View(streamLast uint64) projections.View {
 	return projections.View{
 		Name: Name, State: st.State, StreamLastSeq: streamLast, Version: st.Version, Checkpoint: st.Checkpoint, Lag: st.Lag,
-		Versions: []projections.VersionView{{Version: st.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints}},
-		Leases:   []projections.LeaseView{},
+		Versions:   []projections.VersionView{{Version: st.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints}},
+		Leases:     []projections.LeaseView{},
+		Quarantine: st.Quarantine, OpenQuarantines: openCount(st.Quarantine),
 	}
+}
+
+func openCount(q []projections.QuarantineView) int {
+	n := 0
+	for _, e := range q {
+		if e.State == projections.QuarantineOpen {
+			n++
+		}
+	}
+	return n
 }
 
 // UnavailableView is the search projection's view when its status
 // cannot be read (Elasticsearch unreachable): state "unavailable".
 func UnavailableView(streamLast uint64) projections.View {
-	return projections.View{Name: Name, State: "unavailable", StreamLastSeq: streamLast, Versions: []projections.VersionView{}, Leases: []projections.LeaseView{}}
+	return projections.View{Name: Name, State: "unavailable", StreamLastSeq: streamLast, Versions: []projections.VersionView{}, Leases: []projections.LeaseView{},
+		Quarantine: []projections.QuarantineView{}}
 }
 
 // Status returns the live index, its checkpoints and its lag behind
@@ -498,6 +512,9 @@ func (s *Store) Status(ctx context.Context, streamLast uint64) (Status, error) {
 		return Status{}, err
 	}
 	st.Log = mapping[index].Mappings.Meta.Log
+	if st.Quarantine, err = s.Quarantined(ctx); err != nil {
+		return Status{}, err
+	}
 	return st, nil
 }
 
