@@ -86,6 +86,19 @@ type AggregateLocator interface {
 	AggregateAt(ctx context.Context, aggType string, seq uint64) (string, error)
 }
 
+// CountQuarantine counts the open and the acknowledged commits of q.
+func CountQuarantine(q []QuarantineView) (open, acknowledged int) {
+	for _, e := range q {
+		switch e.State {
+		case QuarantineOpen:
+			open++
+		case QuarantineAcknowledged:
+			acknowledged++
+		}
+	}
+	return open, acknowledged
+}
+
 // RetryResult is what a retry of quarantined commits did with one.
 type RetryResult struct {
 	Seq         uint64 `json:"seq"`

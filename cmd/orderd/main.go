@@ -156,6 +156,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.setupSearch(); err != nil {
 		return err
 	}
+	if err := a.quarantineMetrics(m); err != nil {
+		return err
+	}
 	var searchAPI httpapi.Search
 	if a.search != nil {
 		searchAPI = a.search

@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/projections/search"
 )
 
 // setupReadModel connects to PostgreSQL (ORDO_POSTGRES_URL, or a private
@@ -82,4 +85,34 @@ func instanceName() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// quarantineMetrics counts, at each scrape, the commits the read model
+// and the search projector set aside.
+func (a *app) quarantineMetrics(m *metrics.Metrics) error {
+	count := func(list func(context.Context) ([]projections.QuarantineView, error)) func() (int, int, bool) {
+		return func() (int, int, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			q, err := list(ctx)
+			if err != nil {
+				return 0, 0, false
+			}
+			open, acked := projections.CountQuarantine(q)
+			return open, acked, true
+		}
+	}
+	if a.readModel != nil {
+		err := m.Quarantine(postgres.Name, count(func(ctx context.Context) ([]projections.QuarantineView, error) {
+			q, err := a.readModel.Quarantined(ctx)
+			return postgres.Views(q), err
+		}))
+		if err != nil {
+			return err
+		}
+	}
+	if a.search != nil {
+		return m.Quarantine(search.Name, count(a.search.Quarantined))
+	}
+	return nil
 }

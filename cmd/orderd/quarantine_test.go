@@ -147,6 +147,9 @@ func TestPoisonMessageIsQuarantined(t *testing.T) {
 		!strings.Contains(string(ready.raw), `"seq":`+strconv.FormatUint(garbageA, 10)) {
 		t.Fatalf("readyz with a quarantine: %d %s", ready.status, ready.raw)
 	}
+	if m := ta.do("GET", "/metrics", "", nil); !strings.Contains(string(m.raw), `ordo_projection_quarantined_commits{projection="order_status",state="open"} 2`) {
+		t.Errorf("metrics do not count the quarantine:\n%s", m.raw)
+	}
 	code, out, errOut := runOrderctl(t, bin, env, "projections", "status")
 	if code != 0 || !strings.Contains(out, "2 open") || !strings.Contains(out, idA) {
 		t.Fatalf("orderctl projections status: exit %d\n%s\n%s", code, out, errOut)

@@ -374,11 +374,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 			s.log.WarnContext(r.Context(), "readiness: the read model does not answer", slog.Any("err", err))
 			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "the order read model (PostgreSQL) does not answer; queries cannot be served")
 		}
-		views := make([]projections.QuarantineView, len(q))
-		for i, e := range q {
-			views[i] = e.View()
-		}
-		if p, ok := quarantineProblem(postgres.Name, views); ok {
+		if p, ok := quarantineProblem(postgres.Name, postgres.Views(q)); ok {
 			out.Degraded = append(out.Degraded, p)
 		}
 	}
@@ -404,12 +400,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 // commits make, if it has any; acknowledged ones are listed with them
 // but alone degrade nothing.
 func quarantineProblem(projection string, q []projections.QuarantineView) (problem, bool) {
-	open := 0
-	for _, e := range q {
-		if e.State == projections.QuarantineOpen {
-			open++
-		}
-	}
+	open, _ := projections.CountQuarantine(q)
 	if open == 0 {
 		return problem{}, false
 	}

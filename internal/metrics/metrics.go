@@ -83,3 +83,31 @@ func (m *Metrics) Command(aggregate, outcome string, conflicts int, d time.Durat
 		m.conflicts.WithLabelValues(aggregate).Add(float64(conflicts))
 	}
 }
+
+// Quarantine registers ordo_projection_quarantined_commits for a
+// projection: open (no operator has retried or acknowledged them yet)
+// and acknowledged commits set aside, counted by count at each scrape.
+// count returns false when the store does not answer; the series then
+// report -1.
+func (m *Metrics) Quarantine(projection string, count func() (open, acknowledged int, ok bool)) error {
+	for _, state := range []string{"open", "acknowledged"} {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "ordo_projection_quarantined_commits",
+			Help:        "Commits a projection set aside because they cannot be applied, by state (-1: the store does not answer).",
+			ConstLabels: prometheus.Labels{"projection": projection, "state": state},
+		}, func() float64 {
+			open, acked, ok := count()
+			switch {
+			case !ok:
+				return -1
+			case state == "open":
+				return float64(open)
+			}
+			return float64(acked)
+		})
+		if err := m.reg.Register(g); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
+}

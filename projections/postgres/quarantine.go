@@ -110,6 +110,15 @@ func (e QuarantineEntry) View() projections.QuarantineView {
 	}
 }
 
+// Views returns the entries as operators see them.
+func Views(q []QuarantineEntry) []projections.QuarantineView {
+	out := make([]projections.QuarantineView, len(q))
+	for i, e := range q {
+		out[i] = e.View()
+	}
+	return out
+}
+
 const quarantineColumns = "projection, version, seq, partition, aggregate_id, error, attempts, state, quarantined_at, updated_at, note"
 
 func scanQuarantine(rows pgx.Rows) ([]QuarantineEntry, error) {

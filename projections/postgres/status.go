@@ -49,18 +49,6 @@ type Status struct {
 	Quarantine []QuarantineEntry
 }
 
-// OpenQuarantines counts the quarantined commits no operator has
-// acknowledged or retried.
-func (st Status) OpenQuarantines() int {
-	n := 0
-	for _, q := range st.Quarantine {
-		if q.State == projections.QuarantineOpen {
-			n++
-		}
-	}
-	return n
-}
-
 // View returns the status as the API and orderctl show it.
 func (st Status) View() projections.View {
 	v := projections.View{
@@ -77,11 +65,8 @@ func (st Status) View() projections.View {
 	for _, l := range st.Leases {
 		v.Leases = append(v.Leases, projections.LeaseView{Partition: l.Partition, Owner: l.Owner, ExpiresAt: l.ExpiresAt})
 	}
-	v.Quarantine = make([]projections.QuarantineView, 0, len(st.Quarantine))
-	for _, q := range st.Quarantine {
-		v.Quarantine = append(v.Quarantine, q.View())
-	}
-	v.OpenQuarantines = st.OpenQuarantines()
+	v.Quarantine = Views(st.Quarantine)
+	v.OpenQuarantines, _ = projections.CountQuarantine(v.Quarantine)
 	return v
 }
 

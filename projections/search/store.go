@@ -461,22 +461,14 @@ type Status struct {
 // streamLast, as the API and orderctl show it: the live index is the
 // one version, and Elasticsearch holds no leases.
 func (st Status) View(streamLast uint64) projections.View {
-	return projections.View{
+	v := projections.View{
 		Name: Name, State: st.State, StreamLastSeq: streamLast, Version: st.Version, Checkpoint: st.Checkpoint, Lag: st.Lag,
 		Versions:   []projections.VersionView{{Version: st.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints}},
 		Leases:     []projections.LeaseView{},
-		Quarantine: st.Quarantine, OpenQuarantines: openCount(st.Quarantine),
+		Quarantine: st.Quarantine,
 	}
-}
-
-func openCount(q []projections.QuarantineView) int {
-	n := 0
-	for _, e := range q {
-		if e.State == projections.QuarantineOpen {
-			n++
-		}
-	}
-	return n
+	v.OpenQuarantines, _ = projections.CountQuarantine(st.Quarantine)
+	return v
 }
 
 // UnavailableView is the search projection's view when its status
