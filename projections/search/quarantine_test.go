@@ -1,0 +1,117 @@
+package search_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// TestRefusedAndUndecodableCommitsAreQuarantined stores, among ordinary
+// orders, a commit whose document Elasticsearch refuses (a SKU longer
+// than a keyword term may be: 400) and bytes that are no commit under an
+// order's subject: a catch-up sets both aside and indexes every other
+// order; retry names them as still failing; ack makes them not open.
+func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
+	_, nc := testkit.NATS(t)
+	e := newEnv(t, 2)
+	var err error
+	if e.log, err = streams.Open(e.ctx, nc, streams.Config{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.orders, err = command.NewHandler(order.Decider(), e.log, reg, command.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e.st = e.open(e.esURL)
+	e.place(0, 20, 4, nil)
+	huge := strings.Repeat("X", 40000)
+	ev, err := reg.Encode(events.OrderPlaced{
+		OrderID: "ord-huge", CustomerID: "c-huge", Customer: events.Customer{Name: "Huge", Email: "h@example.com"},
+		Lines: []events.OrderLine{{SKU: huge, Qty: 1, UnitPrice: events.Money{Amount: 1, Currency: "CNY"}, Amount: events.Money{Amount: 1, Currency: "CNY"}}},
+		Total: events.Money{Amount: 1, Currency: "CNY"}, ShippingAddress: events.Address{Line1: "1 Road", City: "Town", Country: "CN"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &events.Commit{CommitID: "huge-1", AggregateType: streams.TypeOrder, AggregateID: "ord-huge", Version: 1,
+		Events: []events.Event{ev}, Metadata: events.Metadata{RecordedAt: time.Now().UTC()}}
+	if err := c.Seal(""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.log.Append(e.ctx, c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := e.log.Subject(streams.TypeOrder, orderID(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.Publish(e.ctx, subj, []byte("not a commit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.place(20, 10, 2, nil)
+	e.catchUp()
+
+	q, err := e.st.Quarantined(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]string{}
+	for _, x := range q {
+		got[x.Seq] = x.AggregateID
+		if x.State != projections.QuarantineOpen || x.Attempts != projections.MaxPoisonAttempts {
+			t.Errorf("quarantined: %+v", x)
+		}
+	}
+	if len(got) != 2 || got[res.Seq] != "ord-huge" || got[ack.Sequence] != orderID(3) {
+		t.Fatalf("quarantined %+v, want seq %d of ord-huge and seq %d of %s", q, res.Seq, ack.Sequence, orderID(3))
+	}
+	docs, err := e.docs(e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, ok := docs[orderID(i)]; !ok {
+			t.Errorf("order %s is not indexed", orderID(i))
+		}
+	}
+	out, err := e.st.Retry(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0].Resolved || out[1].Resolved {
+		t.Errorf("retry of what cannot apply: %+v", out)
+	}
+	for seq := range got {
+		if err := e.st.Acknowledge(e.ctx, seq, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.st.Acknowledge(e.ctx, 999999, ""); err == nil {
+		t.Error("acknowledged a commit that is not quarantined")
+	}
+	q, err = e.st.Quarantined(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open, acked := projections.CountQuarantine(q); open != 0 || acked != 2 {
+		t.Errorf("after ack: %d open, %d acknowledged: %+v", open, acked, q)
+	}
+}
