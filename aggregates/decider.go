@@ -76,3 +76,20 @@ func (e *DomainError) Is(target error) bool {
 func (e *DomainError) With(format string, args ...any) *DomainError {
 	return &DomainError{Code: e.Code, Kind: e.Kind, Message: e.Message + ": " + fmt.Sprintf(format, args...)}
 }
+
+// ErrInvalidText: a command carries text that breaks its field's
+// [events.TextRule] (invalid UTF-8, a control character, a noncharacter,
+// too long). The deciders check every text a command would put in an
+// event, whatever the API already checked, because a value the read
+// models cannot store must never enter the log.
+var ErrInvalidText = NewError(KindInvalid, "invalid_text", "invalid text")
+
+// RefuseText returns nil if err is nil, and otherwise [ErrInvalidText]
+// with the command's name and err (an *[events.TextError] naming the
+// field) as its detail.
+func RefuseText(command string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return ErrInvalidText.With("%s: %v", command, err)
+}

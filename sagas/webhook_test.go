@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
@@ -46,20 +47,29 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// TestForgedReplayedAndAlteredWebhooksChangeNothing sends hostile webhooks
-// for a pending payment and for a paid one: each gets 401 or 422 (or, for
-// a harmless duplicate, 200 without a change), and the log stays as it
-// was.
-func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
+// pendingPayment starts an env whose provider waits for the shopper,
+// places an order of qty TEA and returns the env, the order id, its
+// payment and the payment's intent as the provider has it.
+func pendingPayment(t *testing.T, qty int64) (*env, string, payment.State, psp.Intent) {
+	t.Helper()
 	e := newEnv(t, envOptions{simMode: sim.ModeManual})
 	e.putSKU("TEA", 1999, 10)
-	id := e.place("cust-1", "k1", line{"TEA", 2})
+	id := e.place("cust-1", "k1", line{"TEA", qty})
 	o := e.waitOrder(id, order.StatusPaymentPending)
 	p, _ := e.payment(o.PaymentID)
 	in, err := e.client.Intent(t.Context(), p.IntentID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, id, p, in
+}
+
+// TestForgedReplayedAndAlteredWebhooksChangeNothing sends hostile webhooks
+// for a pending payment and for a paid one: each gets 401 or 422 (or, for
+// a harmless duplicate, 200 without a change), and the log stays as it
+// was.
+func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
+	e, id, p, in := pendingPayment(t, 2)
 	// What a capture webhook for this payment looks like.
 	captured := in
 	captured.Status = psp.StatusCaptured
@@ -125,7 +135,7 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 	if after := e.seqs(); after != before {
 		t.Fatalf("hostile webhooks changed the log: %s -> %s", before, after)
 	}
-	if p2, commits := e.payment(o.PaymentID); !reflect.DeepEqual(p2, p) || len(commits) != 1 {
+	if p2, commits := e.payment(p.ID); !reflect.DeepEqual(p2, p) || len(commits) != 1 {
 		t.Fatalf("payment after hostile webhooks: %+v (%d commits), want it unchanged: %+v", p2, len(commits), p)
 	}
 
@@ -149,9 +159,9 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r := refused[0]; r.Source != "psp" || r.Cause != "psp-event:evt_forged" || r.AggregateType != "payment" ||
-		r.AggregateID != o.PaymentID || r.Correlated != id || !strings.Contains(r.Reason, "intent does not match") ||
+		r.AggregateID != p.ID || r.Correlated != id || !strings.Contains(r.Reason, "intent does not match") ||
 		reported.Amount.Amount != 1 || reported.ID != p.IntentID {
-		t.Fatalf("refused report %+v (report %+v): want the amount-altered capture for %s", r, reported, o.PaymentID)
+		t.Fatalf("refused report %+v (report %+v): want the amount-altered capture for %s", r, reported, p.ID)
 	}
 	if o, _ := e.order(id); o.Status != order.StatusPaymentPending {
 		t.Fatalf("order is %s after hostile webhooks", o.Status)
@@ -260,4 +270,45 @@ func TestReplayedWebhookIsRefusedAfterTheTolerance(t *testing.T) {
 	if after := e.seqs(); after != before {
 		t.Fatalf("replayed webhooks changed the log: %s -> %s", before, after)
 	}
+}
+
+// TestWebhookWithUnstorableTextIsRefused sends signed webhooks whose
+// texts Ordo could not store (a NUL in the capture reference, a C1
+// control in the failure reason, an event id that is not ASCII, a body
+// that is not UTF-8): each is refused with a 400 the provider sees, the
+// log is unchanged, and the genuine report still pays the order.
+func TestWebhookWithUnstorableTextIsRefused(t *testing.T) {
+	e, id, p, in := pendingPayment(t, 1)
+	report := func(st psp.Status, f func(*psp.Event)) []byte {
+		i := in
+		i.Status = st
+		ev := psp.Event{ID: "evt_1", Type: psp.EventType(st), Created: time.Now().UTC(), Intent: i}
+		f(&ev)
+		return mustJSON(t, ev)
+	}
+	secret := []byte(webhookSecret)
+	cases := []struct {
+		name, code, field string
+		body              []byte
+	}{
+		{"NUL in capture_ref", "invalid_field", "intent.capture_ref", report(psp.StatusCaptured, func(ev *psp.Event) { ev.Intent.CaptureRef = "ch_\x00" })},
+		{"C1 in failure_reason", "invalid_field", "intent.failure_reason", report(psp.StatusFailed, func(ev *psp.Event) { ev.Intent.FailureReason = "declined\u009b" })},
+		{"event id not ASCII", "invalid_field", "id", report(psp.StatusCaptured, func(ev *psp.Event) { ev.ID = "evt_é" })},
+		{"body not UTF-8", "invalid_utf8", "", []byte(strings.Replace(string(report(psp.StatusCaptured, func(*psp.Event) {})), "evt_1", "evt_\xff", 1))},
+	}
+	before := e.seqs()
+	for _, c := range cases {
+		r := e.webhook(c.body, psp.Sign(secret, time.Now(), c.body))
+		errBody, _ := r.body["error"].(map[string]any)
+		if r.status != 400 || errBody["code"] != c.code || (c.field != "" && errBody["field"] != c.field) {
+			t.Errorf("%s: %d %s, want 400 %s %s", c.name, r.status, r.raw, c.code, c.field)
+		}
+	}
+	if after := e.seqs(); after != before {
+		t.Fatalf("refused webhooks changed the log: %s -> %s", before, after)
+	}
+	if _, err := e.sim.Approve(p.IntentID); err != nil {
+		t.Fatal(err)
+	}
+	e.waitOrder(id, order.StatusPaid)
 }

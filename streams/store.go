@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/events"
 )
 
 // Aggregate types, as they appear in [events.Commit.AggregateType] and in
@@ -267,20 +269,9 @@ func checkStream(k aggKind, sc jetstream.StreamConfig) (int, error) {
 
 // ValidID reports whether id can name an aggregate: 1 to 128 characters of
 // [A-Za-z0-9_-]. Anything else could inject subject tokens or wildcards.
-func ValidID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// It is [events.ValidID], so the API, the deciders and the tokens share
+// the rule.
+func ValidID(id string) bool { return events.ValidID(id) }
 
 // Partitions returns the number of partition tokens in subjects, as
 // recorded in the streams.

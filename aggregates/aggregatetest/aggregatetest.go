@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates"
@@ -66,4 +67,27 @@ func ViaJSON(t testing.TB, reg *events.Registry, log []events.Payload) []events.
 		out = append(out, q)
 	}
 	return out
+}
+
+// BadText holds values no text field allows, by what is wrong with them:
+// each must be refused with [aggregates.ErrInvalidText]. "too long" is
+// longer than the longest rule ([events.URLText]).
+var BadText = map[string]string{
+	"NUL":           "a\x00b",
+	"C1 control":    "a\u0085b",
+	"escape":        "a\x1bb",
+	"invalid UTF-8": "a\xffb",
+	"noncharacter":  "a\uFFFEb",
+	"too long":      strings.Repeat("x", events.URLText.MaxRunes+1),
+}
+
+// CheckTextRefused decides when on state s and checks that it is refused
+// with [aggregates.ErrInvalidText] (kind Invalid) whose message names
+// field.
+func CheckTextRefused[S, C any](t testing.TB, decide func(S, C) ([]events.Payload, error), s S, when C, field string) {
+	t.Helper()
+	Check(t, decide, s, when, nil, aggregates.ErrInvalidText)
+	if _, err := decide(s, when); err == nil || !strings.Contains(err.Error(), field+" ") {
+		t.Errorf("error %v does not name %s", err, field)
+	}
 }

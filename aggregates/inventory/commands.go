@@ -11,8 +11,9 @@ type Command interface {
 	commandName() string
 }
 
-// MaxNameLength is the longest SKU name, in characters.
-const MaxNameLength = 200
+// MaxNameLength is the longest SKU name, in characters: a line of text
+// ([events.LineText]).
+const MaxNameLength = events.MaxLineRunes
 
 // Define creates a SKU or updates it (PUT /v1/skus/{sku}): it sets the
 // name, the price and the absolute on-hand count. Only what differs from

@@ -53,6 +53,9 @@ func define(s State, c Define) ([]events.Payload, error) {
 	if c.Name == "" || utf8.RuneCountInString(c.Name) > MaxNameLength {
 		return nil, ErrInvalidName.With("%s: name must have 1..%d characters", s.SKU, MaxNameLength)
 	}
+	if err := aggregates.RefuseText(c.commandName(), events.CheckText("name", c.Name, events.LineText)); err != nil {
+		return nil, err
+	}
 	if !events.ValidCurrency(c.Price.Currency) {
 		return nil, ErrInvalidCurrency.With("%s: %q", s.SKU, c.Price.Currency)
 	}

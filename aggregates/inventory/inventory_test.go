@@ -232,3 +232,17 @@ func TestDecider(t *testing.T) {
 		t.Errorf("Initial = %+v", s)
 	}
 }
+
+// TestNameThatCannotBeStoredIsRefused: a SKU name with bad text is
+// refused with ErrInvalidText naming the field (a name that is only too
+// long keeps its ErrInvalidName).
+func TestNameThatCannotBeStoredIsRefused(t *testing.T) {
+	for what, v := range aggregatetest.BadText {
+		if what == "too long" {
+			continue
+		}
+		t.Run(what, func(t *testing.T) {
+			aggregatetest.CheckTextRefused[inventory.State, inventory.Command](t, inventory.Decide, given(), with(define, func(d *inventory.Define) { d.Name = v }), "name")
+		})
+	}
+}

@@ -70,8 +70,11 @@ func place(s State, c Place) ([]events.Payload, error) {
 	if s.ID != "" && c.OrderID != s.ID {
 		return nil, ErrInvalidOrder.With("order id %q does not name order %q", c.OrderID, s.ID)
 	}
-	if c.CustomerID == "" {
-		return nil, ErrInvalidOrder.With("customer id is empty")
+	if !events.ValidID(c.CustomerID) {
+		return nil, ErrInvalidOrder.With("customer id %q is not 1-128 characters of letters, digits, '-' and '_'", c.CustomerID)
+	}
+	if err := aggregates.RefuseText(c.commandName(), placeText(c)); err != nil {
+		return nil, err
 	}
 	if len(c.Lines) == 0 {
 		return nil, ErrInvalidOrder.With("an order needs at least one line")
@@ -87,6 +90,9 @@ func place(s State, c Place) ([]events.Payload, error) {
 		n := i + 1
 		if l.SKU == "" {
 			return nil, ErrInvalidOrder.With("line %d has no SKU", n)
+		}
+		if !events.ValidID(l.SKU) {
+			return nil, ErrInvalidOrder.With("line %d: SKU %q is not a valid id", n, l.SKU)
 		}
 		if seen[l.SKU] {
 			return nil, ErrDuplicateSKU.With("line %d: %s", n, l.SKU)
@@ -130,6 +136,21 @@ func place(s State, c Place) ([]events.Payload, error) {
 	}}, nil
 }
 
+// placeText checks every text of a Place that goes into order.placed,
+// named as in the API's request (the key and hash are headers there).
+func placeText(c Place) error {
+	if err := c.Customer.CheckText("customer"); err != nil {
+		return err
+	}
+	if err := c.ShippingAddress.CheckText("shipping_address"); err != nil {
+		return err
+	}
+	return events.CheckTexts(
+		events.TextField{Name: "idempotency_key", Value: c.IdempotencyKey, Rule: events.KeyText},
+		events.TextField{Name: "request_hash", Value: c.RequestHash, Rule: events.TokenText},
+	)
+}
+
 // mul and add work on non-negative amounts and report overflow.
 func mul(a, b int64) (int64, bool) {
 	if a != 0 && b > math.MaxInt64/a {
@@ -159,6 +180,9 @@ func markStockReserved(s State, c MarkStockReserved) ([]events.Payload, error) {
 func requestPayment(s State, c RequestPayment) ([]events.Payload, error) {
 	if c.PaymentID == "" {
 		return nil, ErrInvalidCommand.With("request_payment: payment id is empty")
+	}
+	if err := aggregates.RefuseText(c.commandName(), events.CheckText("checkout_url", c.CheckoutURL, events.URLText)); err != nil {
+		return nil, err
 	}
 	switch s.Status {
 	case StatusStockReserved:
@@ -203,6 +227,9 @@ func markPaid(s State, c MarkPaid) ([]events.Payload, error) {
 }
 
 func reject(s State, c Reject) ([]events.Payload, error) {
+	if err := aggregates.RefuseText(c.commandName(), events.CheckText("reason", c.Reason, events.NoteText)); err != nil {
+		return nil, err
+	}
 	switch s.Status {
 	case StatusPlaced:
 		return []events.Payload{events.OrderRejected{
@@ -218,6 +245,12 @@ func reject(s State, c Reject) ([]events.Payload, error) {
 }
 
 func cancel(s State, c Cancel) ([]events.Payload, error) {
+	if err := aggregates.RefuseText(c.commandName(), events.CheckTexts(
+		events.TextField{Name: "reason", Value: c.Reason, Rule: events.NoteText},
+		events.TextField{Name: "cancelled_by", Value: c.By, Rule: events.LineText},
+	)); err != nil {
+		return nil, err
+	}
 	switch s.Status {
 	case StatusPlaced, StatusStockReserved, StatusPaymentPending, StatusPaid:
 		return []events.Payload{events.OrderCancelled{
@@ -240,6 +273,12 @@ func cancel(s State, c Cancel) ([]events.Payload, error) {
 func ship(s State, c Ship) ([]events.Payload, error) {
 	if c.Carrier == "" || c.TrackingNumber == "" {
 		return nil, ErrInvalidCommand.With("ship: carrier and tracking number are required")
+	}
+	if err := aggregates.RefuseText(c.commandName(), events.CheckTexts(
+		events.TextField{Name: "carrier", Value: c.Carrier, Rule: events.LineText},
+		events.TextField{Name: "tracking_number", Value: c.TrackingNumber, Rule: events.LineText},
+	)); err != nil {
+		return nil, err
 	}
 	switch s.Status {
 	case StatusPaid:

@@ -351,6 +351,9 @@ func TestPlaceValidation(t *testing.T) {
 		{"total overflows", func(p *order.Place) {
 			p.Lines = []events.OrderLine{line("A", 1, cny(maxInt64)), line("B", 1, cny(1))}
 		}, order.ErrAmountOverflow},
+		{"customer id that is not an id", func(p *order.Place) { p.CustomerID = "c.1>" }, order.ErrInvalidOrder},
+		{"SKU that is not an id", func(p *order.Place) { p.Lines[1].SKU = "CUP\x001" }, order.ErrInvalidOrder},
+		{"lower-case country", func(p *order.Place) { p.ShippingAddress.Country = "cn" }, nil},
 		{"no customer details or address", func(p *order.Place) {
 			p.Customer, p.ShippingAddress, p.IdempotencyKey, p.RequestHash = events.Customer{}, events.Address{}, "", ""
 		}, nil},
@@ -529,4 +532,62 @@ func TestEvolveDoesNotMutate(t *testing.T) {
 	if !reflect.DeepEqual(before, snapshot) {
 		t.Errorf("Evolve modified its input:\n%+v\nwas\n%+v", before, snapshot)
 	}
+}
+
+// TestTextThatCannotBeStoredIsRefused sends every text field of every
+// command with each kind of bad text: each is refused with
+// ErrInvalidText naming the field, whatever the API checked before.
+func TestTextThatCannotBeStoredIsRefused(t *testing.T) {
+	placeWith := func(edit func(*order.Place, string)) func(string) order.Command {
+		return func(v string) order.Command {
+			p := place
+			edit(&p, v)
+			return p
+		}
+	}
+	reserved := given(placed, stockReserved)
+	paidState := given(append(paymentPending, paid)...)
+	fields := []struct {
+		field string
+		s     order.State
+		cmd   func(v string) order.Command
+	}{
+		{"customer.name", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.Customer.Name = v })},
+		{"customer.email", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.Customer.Email = v })},
+		{"customer.phone", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.Customer.Phone = v })},
+		{"shipping_address.name", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.Name = v })},
+		{"shipping_address.line1", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.Line1 = v })},
+		{"shipping_address.line2", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.Line2 = v })},
+		{"shipping_address.city", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.City = v })},
+		{"shipping_address.region", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.Region = v })},
+		{"shipping_address.postal_code", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.PostalCode = v })},
+		{"shipping_address.country", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.ShippingAddress.Country = v })},
+		{"idempotency_key", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.IdempotencyKey = v })},
+		{"request_hash", order.Initial(orderID), placeWith(func(p *order.Place, v string) { p.RequestHash = v })},
+		{"checkout_url", reserved, func(v string) order.Command {
+			return order.RequestPayment{PaymentID: payID, Amount: total, CheckoutURL: v}
+		}},
+		{"reason", given(placed), func(v string) order.Command { return order.Reject{Reason: v} }},
+		{"reason", given(placed), func(v string) order.Command { return order.Cancel{Reason: v, By: "customer"} }},
+		{"cancelled_by", given(placed), func(v string) order.Command { return order.Cancel{Reason: "r", By: v} }},
+		{"carrier", paidState, func(v string) order.Command { return order.Ship{Carrier: v, TrackingNumber: "SF1"} }},
+		{"tracking_number", paidState, func(v string) order.Command { return order.Ship{Carrier: "SF", TrackingNumber: v} }},
+	}
+	for _, f := range fields {
+		for what, v := range aggregatetest.BadText {
+			t.Run(fmt.Sprintf("%T/%s/%s", f.cmd("x"), f.field, what), func(t *testing.T) {
+				aggregatetest.CheckTextRefused(t, order.Decide, f.s, f.cmd(v), f.field)
+			})
+		}
+	}
+}
+
+// TestNotesMayHaveSeveralLines: a cancellation reason may hold tabs and
+// line breaks; a carrier, one line, may not.
+func TestNotesMayHaveSeveralLines(t *testing.T) {
+	note := "Changed my mind.\r\n\tSorry!"
+	check(t, given(placed), order.Cancel{Reason: note, By: "customer"},
+		evs(events.OrderCancelled{OrderID: orderID, Reason: note, CancelledBy: "customer"}), nil)
+	paidState := given(append(paymentPending, paid)...)
+	aggregatetest.CheckTextRefused[order.State, order.Command](t, order.Decide, paidState, order.Ship{Carrier: "S\nF", TrackingNumber: "1"}, "carrier")
 }

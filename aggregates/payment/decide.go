@@ -61,6 +61,13 @@ func request(s State, c Request) ([]events.Payload, error) {
 	if !events.ValidCurrency(c.Amount.Currency) || c.Amount.Amount < 0 {
 		return nil, ErrInvalidAmount.With("request %s: %s", s.ID, c.Amount)
 	}
+	if err := aggregates.RefuseText(c.commandName(), events.CheckTexts(
+		events.TextField{Name: "provider", Value: c.Provider, Rule: events.LineText},
+		events.TextField{Name: "intent_id", Value: c.IntentID, Rule: events.LineText},
+		events.TextField{Name: "checkout_url", Value: c.CheckoutURL, Rule: events.URLText},
+	)); err != nil {
+		return nil, err
+	}
 	return []events.Payload{events.PaymentRequested{
 		PaymentID:   s.ID,
 		OrderID:     c.OrderID,
@@ -90,6 +97,9 @@ func authorize(s State, c Authorize) ([]events.Payload, error) {
 }
 
 func capture(s State, c Capture) ([]events.Payload, error) {
+	if err := aggregates.RefuseText(c.commandName(), events.CheckText("provider_ref", c.ProviderRef, events.LineText)); err != nil {
+		return nil, err
+	}
 	if s.Status != StatusRequested && s.Status != StatusAuthorized && s.Status != StatusCaptured {
 		return nil, ErrNotCapturable.With("payment %s is %s", s.ID, s.Status)
 	}
@@ -103,6 +113,9 @@ func capture(s State, c Capture) ([]events.Payload, error) {
 }
 
 func fail(s State, c Fail) ([]events.Payload, error) {
+	if err := checkReason(c, c.Reason); err != nil {
+		return nil, err
+	}
 	switch s.Status {
 	case StatusRequested, StatusAuthorized:
 		return []events.Payload{events.PaymentFailed{PaymentID: s.ID, Reason: c.Reason}}, nil
@@ -116,6 +129,9 @@ func fail(s State, c Fail) ([]events.Payload, error) {
 }
 
 func void(s State, c Void) ([]events.Payload, error) {
+	if err := checkReason(c, c.Reason); err != nil {
+		return nil, err
+	}
 	switch s.Status {
 	case StatusRequested, StatusAuthorized:
 		return []events.Payload{events.PaymentVoided{PaymentID: s.ID, Reason: c.Reason}}, nil
@@ -129,6 +145,9 @@ func void(s State, c Void) ([]events.Payload, error) {
 }
 
 func refund(s State, c Refund) ([]events.Payload, error) {
+	if err := checkReason(c, c.Reason); err != nil {
+		return nil, err
+	}
 	switch s.Status {
 	case StatusCaptured:
 		if c.Amount != s.Amount {
@@ -140,4 +159,10 @@ func refund(s State, c Refund) ([]events.Payload, error) {
 	default:
 		return nil, ErrNotRefundable.With("payment %s is %s", s.ID, s.Status)
 	}
+}
+
+// checkReason checks the reason of a Fail, Void or Refund, which may be
+// the payment provider's own words.
+func checkReason(c Command, reason string) error {
+	return aggregates.RefuseText(c.commandName(), events.CheckText("reason", reason, events.ProviderText))
 }

@@ -246,3 +246,32 @@ func TestDecider(t *testing.T) {
 		t.Errorf("Initial = %+v", s)
 	}
 }
+
+// TestTextThatCannotBeStoredIsRefused sends every text field of every
+// command with each kind of bad text (a provider's reference or reason
+// among them): each is refused with ErrInvalidText naming the field.
+func TestTextThatCannotBeStoredIsRefused(t *testing.T) {
+	fields := []struct {
+		field string
+		s     payment.State
+		cmd   func(v string) payment.Command
+	}{
+		{"provider", given(), func(v string) payment.Command { r := request; r.Provider = v; return r }},
+		{"intent_id", given(), func(v string) payment.Command { r := request; r.IntentID = v; return r }},
+		{"checkout_url", given(), func(v string) payment.Command { r := request; r.CheckoutURL = v; return r }},
+		{"provider_ref", given(requested), func(v string) payment.Command { return payment.Capture{Amount: amount, ProviderRef: v} }},
+		{"reason", given(requested), func(v string) payment.Command { return payment.Fail{Reason: v} }},
+		{"reason", given(requested), func(v string) payment.Command { return payment.Void{Reason: v} }},
+		{"reason", given(requested, captured), func(v string) payment.Command { return payment.Refund{Amount: amount, Reason: v} }},
+	}
+	for _, f := range fields {
+		for what, v := range aggregatetest.BadText {
+			t.Run(fmt.Sprintf("%T/%s/%s", f.cmd("x"), f.field, what), func(t *testing.T) {
+				aggregatetest.CheckTextRefused(t, payment.Decide, f.s, f.cmd(v), f.field)
+			})
+		}
+	}
+	// A provider's message may have several lines.
+	check(t, given(requested), payment.Fail{Reason: "declined:\n\tinsufficient funds"},
+		evs(events.PaymentFailed{PaymentID: payID, Reason: "declined:\n\tinsufficient funds"}), nil)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -209,6 +210,22 @@ func TestBadQueryInputIsRefused(t *testing.T) {
 		{"garbage cursor", orders + "?cursor=%21%21%21", ta.alice, 400, "invalid_cursor"},
 		{"base64 garbage cursor", orders + "?cursor=bm9wZQ", ta.alice, 400, "invalid_cursor"},
 		{"huge cursor", orders + "?cursor=" + strings.Repeat("A", 5000), ta.alice, 400, "invalid_cursor"},
+		{"cursor with NUL", orders + "?cursor=%00", ta.alice, 400, "invalid_cursor"},
+		{"cursor not UTF-8", orders + "?cursor=%FF", ta.alice, 400, "invalid_cursor"},
+		{"forged cursor with NUL", orders + "?cursor=" + forgeCursor("1.1764072000123456.ord\x00x"), ta.alice, 400, "invalid_cursor"},
+		{"forged cursor not UTF-8", orders + "?cursor=" + forgeCursor("1.1764072000123456.ord\xffx"), ta.alice, 400, "invalid_cursor"},
+		{"forged cursor in another spelling", orders + "?cursor=" + forgeCursor("1.+1764072000123456.ord_x"), ta.alice, 400, "invalid_cursor"},
+		{"forged cursor far in the future", orders + "?cursor=" + forgeCursor("1.9223372036854775807.ord_x"), ta.alice, 200, ""},
+		{"status with NUL", orders + "?status=paid%00", ta.alice, 400, "invalid_status"},
+		{"status not UTF-8", orders + "?status=%FF", ta.alice, 400, "invalid_status"},
+		{"limit with NUL", orders + "?limit=1%00", ta.alice, 400, "invalid_limit"},
+		{"limit not UTF-8", orders + "?limit=%FF", ta.alice, 400, "invalid_limit"},
+		{"customer id with NUL", "/v1/customers/cust-alice%00/orders", ta.agent, 400, "invalid_id"},
+		{"customer id not UTF-8", "/v1/customers/%FF/orders", ta.agent, 400, "invalid_id"},
+		{"order id with NUL", "/v1/orders/" + id + "%00", ta.alice, 400, "invalid_id"},
+		{"order id not UTF-8", "/v1/orders/%FF/timeline", ta.alice, 400, "invalid_id"},
+		{"position with NUL", "/v1/orders/" + id + "?position=ORDERS:1%00", ta.alice, 400, "invalid_position"},
+		{"position not UTF-8", orders + "?position=%FF", ta.alice, 400, "invalid_position"},
 		{"limit zero", orders + "?limit=0", ta.alice, 400, "invalid_limit"},
 		{"negative limit", orders + "?limit=-5", ta.alice, 400, "invalid_limit"},
 		{"absurd limit", orders + "?limit=1000000", ta.alice, 400, "invalid_limit"},
@@ -236,6 +253,9 @@ func TestBadQueryInputIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// forgeCursor encodes text as the API encodes its list cursors.
+func forgeCursor(text string) string { return base64.RawURLEncoding.EncodeToString([]byte(text)) }
 
 // get is ta.do for a GET that also returns the response headers.
 func (ta *testApp) get(path, token string) (response, http.Header) {

@@ -129,6 +129,12 @@ func TestSearchInputNeverGets5xx(t *testing.T) {
 		"limit=0", "limit=101", "limit=abc", "limit=-1", "limit=99999999999999999999", "cursor=abc", "cursor=" + strings.Repeat("A", 2000),
 		"status=nope", "status=paid", "since=yesterday", "since=2026-01-01", "until=2026-01-01T00:00:00Z&since=2027-01-01",
 		"position=ORDERS:999999999", "position=nonsense", "q=a&q=b", "since=" + url.QueryEscape("2026-01-01T00:00:00+08:00"),
+		// NUL and bytes that are not UTF-8, in every parameter and in
+		// cursors forged to decode.
+		"q=a%00b", "q=%ff", "status=%00", "status=%ff", "limit=%00", "limit=%ff", "since=%00", "until=%ff", "position=%00",
+		"cursor=%00", "cursor=%ff", "cursor=" + forgeCursor(`s1.t.[1764072000000,"ord\u0000x"]`),
+		"cursor=" + forgeCursor("s1.t.[1764072000000,\"ord\xffx\"]"), "cursor=" + forgeCursor("s1.t.[1764072000000,\"ord\x00x\"]"),
+		"q=tea&cursor=" + forgeCursor(`s1.r.[1.5,1764072000000,"ord\u0000x"]`),
 	}
 	for _, qs := range queries {
 		got := ta.do("GET", "/v1/search/orders?"+qs, ta.agent, nil)

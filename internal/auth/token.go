@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ordo-shop/ordo/events"
 )
 
 // Role is what a token's holder may do.
@@ -72,9 +74,12 @@ var jwsHeader = b64([]byte(`{"alg":"HS256","typ":"JWT"}`))
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // Mint returns a token for subject with role, valid from now for ttl.
+// The subject must be a valid id ([events.ValidID]): it becomes the
+// customer id of the orders a customer places and is part of the actor
+// stored with every commit.
 func (s *Signer) Mint(subject string, role Role, now time.Time, ttl time.Duration) (string, error) {
-	if subject == "" {
-		return "", errors.New("token subject is empty")
+	if !events.ValidID(subject) {
+		return "", fmt.Errorf("token subject %q is not 1-128 characters of letters, digits, '-' and '_'", subject)
 	}
 	if _, err := ParseRole(string(role)); err != nil {
 		return "", err
@@ -97,7 +102,8 @@ func (s *Signer) sign(signing string) []byte {
 }
 
 // Verify checks a token's signature and expiry at now and returns its
-// claims.
+// claims. A signed token whose subject is not a valid id (minted by
+// something else with the secret) is refused as malformed.
 func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(token) > 4096 {
@@ -118,7 +124,7 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, ErrMalformed
 	}
 	var c Claims
-	if err := json.Unmarshal(body, &c); err != nil || c.Subject == "" {
+	if err := json.Unmarshal(body, &c); err != nil || !events.ValidID(c.Subject) {
 		return Claims{}, ErrMalformed
 	}
 	if _, err := ParseRole(string(c.Role)); err != nil {

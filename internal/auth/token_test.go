@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -59,5 +60,23 @@ func TestSignerRules(t *testing.T) {
 	}
 	if _, err := s.Mint("a", RoleAdmin, now, 0); err == nil {
 		t.Fatal("zero ttl accepted")
+	}
+}
+
+// TestSubjectIsAnID: a subject becomes a customer id and part of the
+// actor stored with commits, so only a valid id is minted or accepted,
+// also in a token signed with the right secret by something else.
+func TestSubjectIsAnID(t *testing.T) {
+	s, _ := NewSigner(secret)
+	now := time.Now()
+	for _, sub := range []string{"cust\x00", "a.b", "a b", "张伟", "\xff", strings.Repeat("x", 129)} {
+		if _, err := s.Mint(sub, RoleCustomer, now, time.Hour); err == nil {
+			t.Errorf("Mint(%q) accepted", sub)
+		}
+		body, _ := json.Marshal(Claims{Subject: sub, Role: RoleCustomer, ExpiresAt: now.Add(time.Hour).Unix()})
+		signing := jwsHeader + "." + b64(body)
+		if _, err := s.Verify(signing+"."+b64(s.sign(signing)), now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify of a signed token for %q: %v", sub, err)
+		}
 	}
 }

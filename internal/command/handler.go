@@ -220,6 +220,11 @@ func outcome[S any](res Result[S], err error) string {
 }
 
 func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *int) (Result[S], error) {
+	// Metadata goes into the commit beside the events: it must be as
+	// storable as they are.
+	if err := aggregates.RefuseText("metadata", req.Metadata.CheckText()); err != nil {
+		return Result[S]{}, err
+	}
 	if req.CommandID == "" {
 		req.CommandID = randomID()
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
@@ -207,6 +209,12 @@ func TestDomainErrorsAndNoOpsWriteNothing(t *testing.T) {
 	_, err = h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "a.b", Command: inventory.Restock{Qty: 1}})
 	if !errors.Is(err, streams.ErrInvalidID) {
 		t.Fatalf("invalid id: %v", err)
+	}
+	_, err = h.Handle(context.Background(), command.Request[inventory.Command]{
+		AggregateID: "SKU-3", Command: inventory.Restock{Qty: 1}, Metadata: events.Metadata{Actor: "admin:\x00"},
+	})
+	if !errors.Is(err, aggregates.ErrInvalidText) || !strings.Contains(err.Error(), "metadata.actor") {
+		t.Fatalf("NUL in the actor: %v", err)
 	}
 	checkLog(t, f.store, "SKU-3", 2)
 }

@@ -9,14 +9,17 @@ import (
 	"net/http"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// apiError is an error with its HTTP status and stable code.
+// apiError is an error with its HTTP status and stable code, and the
+// request field it is about, if one.
 type apiError struct {
 	Status  int
 	Code    string
+	Field   string
 	Message string
 }
 
@@ -24,6 +27,29 @@ func (e *apiError) Error() string { return e.Message }
 
 func errorf(status int, code, format string, args ...any) *apiError {
 	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// fieldErrorf is a 400 about one field of the request, named by its JSON
+// path (such as "customer.name") or, for a header, by the header's name.
+// The message should name the field too.
+func fieldErrorf(code, field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// checkText checks the value of a request field against its rule (see
+// [events.CheckText]); a failure is 400 invalid_field naming the field.
+func checkText(field, value string, rule events.TextRule) error {
+	return textFieldError(events.CheckText(field, value, rule))
+}
+
+// textFieldError turns an *events.TextError into a 400 invalid_field
+// naming the field; nil stays nil.
+func textFieldError(err error) error {
+	var te *events.TextError
+	if errors.As(err, &te) {
+		return fieldErrorf("invalid_field", te.Field, "%s", te.Error())
+	}
+	return err
 }
 
 // kindStatus is the one table from domain error kinds to HTTP statuses.
@@ -66,7 +92,9 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code    string `json:"code"`
+	Code string `json:"code"`
+	// Field names the request field the error is about, if one.
+	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -90,5 +118,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusConflict {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Message: ae.Message}})
+	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Field: ae.Field, Message: ae.Message}})
 }

@@ -5,9 +5,9 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/events"
@@ -52,7 +52,6 @@ type deliverRequest struct{}
 const (
 	maxIdempotencyKey = 255
 	maxLines          = 100
-	maxText           = 200
 )
 
 func accepted(w http.ResponseWriter, r command.Result[order.State]) {
@@ -62,11 +61,12 @@ func accepted(w http.ResponseWriter, r command.Result[order.State]) {
 	})
 }
 
-// metadata is the who and why stored with a commit.
+// metadata is the who and why stored with a commit. A Traceparent that
+// is not a short run of printable ASCII is dropped: it is only a hint.
 func metadata(r *http.Request, c auth.Claims) events.Metadata {
-	corr := r.Header.Get("X-Request-Id") // set by dispatch
+	corr := r.Header.Get("X-Request-Id") // set by dispatch, checked there
 	tp := r.Header.Get("Traceparent")
-	if len(tp) > 128 {
+	if events.CheckText("Traceparent", tp, events.TokenText) != nil {
 		tp = ""
 	}
 	return events.Metadata{CorrelationID: corr, Actor: string(c.Role) + ":" + c.Subject, Traceparent: tp}
@@ -92,8 +92,11 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 	if key == "" {
 		return errorf(http.StatusBadRequest, "idempotency_key_required", "the Idempotency-Key header is required")
 	}
-	if len(key) > maxIdempotencyKey || !utf8.ValidString(key) {
-		return errorf(http.StatusBadRequest, "invalid_idempotency_key", "the Idempotency-Key must be at most %d bytes of UTF-8", maxIdempotencyKey)
+	if err := events.CheckText("Idempotency-Key", key, events.KeyText); err != nil {
+		return fieldErrorf("invalid_idempotency_key", "Idempotency-Key", "the %v", err)
+	}
+	if len(key) > maxIdempotencyKey {
+		return fieldErrorf("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key must be at most %d bytes of UTF-8", maxIdempotencyKey)
 	}
 	var req placeRequest
 	if err := s.decode(w, r, &req, false); err != nil {
@@ -137,59 +140,56 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 	return nil
 }
 
+// validatePlace checks what the client sent for an order: the fields
+// it must send, and every text against its rule (the order decider checks
+// the texts again).
 func validatePlace(req placeRequest) error {
 	missing := func(f string) error {
-		return errorf(http.StatusBadRequest, "missing_field", "%s is required", f)
-	}
-	tooLong := func(f string) error {
-		return errorf(http.StatusBadRequest, "invalid_field", "%s is longer than %d characters", f, maxText)
+		return fieldErrorf("missing_field", f, "%s is required", f)
 	}
 	cu, a := req.Customer, req.ShippingAddress
 	switch {
 	case strings.TrimSpace(cu.Name) == "":
 		return missing("customer.name")
 	case cu.Email == "" && cu.Phone == "":
-		return missing("customer.email or customer.phone")
-	case cu.Email != "" && (!strings.Contains(cu.Email, "@") || len(cu.Email) > 254):
-		return errorf(http.StatusBadRequest, "invalid_field", "customer.email %q is not an email address", cu.Email)
-	case len(cu.Phone) > 32:
-		return tooLong("customer.phone")
+		return fieldErrorf("missing_field", "customer.email", "customer.email or customer.phone is required")
 	case len(req.Lines) == 0:
-		return missing("lines (at least one)")
+		return fieldErrorf("missing_field", "lines", "lines (at least one) is required")
 	case len(req.Lines) > maxLines:
-		return errorf(http.StatusBadRequest, "too_many_lines", "at most %d lines per order", maxLines)
+		return fieldErrorf("too_many_lines", "lines", "at most %d lines per order", maxLines)
 	case strings.TrimSpace(a.Name) == "":
 		return missing("shipping_address.name")
 	case strings.TrimSpace(a.Line1) == "":
 		return missing("shipping_address.line1")
 	case strings.TrimSpace(a.City) == "":
 		return missing("shipping_address.city")
-	case len(a.Country) != 2:
-		return errorf(http.StatusBadRequest, "invalid_field", "shipping_address.country must be an ISO 3166 two-letter code")
+	case a.Country == "":
+		return missing("shipping_address.country")
 	}
-	for _, f := range []struct{ name, v string }{
-		{"customer.name", cu.Name}, {"shipping_address.name", a.Name}, {"shipping_address.line1", a.Line1},
-		{"shipping_address.line2", a.Line2}, {"shipping_address.city", a.City}, {"shipping_address.region", a.Region},
-		{"shipping_address.postal_code", a.PostalCode},
-	} {
-		if utf8.RuneCountInString(f.v) > maxText {
-			return tooLong(f.name)
-		}
+	if err := cu.CheckText("customer"); err != nil {
+		return textFieldError(err)
+	}
+	if cu.Email != "" && !strings.Contains(cu.Email, "@") {
+		return fieldErrorf("invalid_field", "customer.email", "customer.email %q is not an email address", cu.Email)
+	}
+	if err := a.CheckText("shipping_address"); err != nil {
+		return textFieldError(err)
 	}
 	for i, l := range req.Lines {
 		if l.Qty <= 0 {
-			return errorf(http.StatusBadRequest, "invalid_quantity", "lines[%d].qty must be a positive integer", i)
+			return fieldErrorf("invalid_quantity", fmt.Sprintf("lines[%d].qty", i), "lines[%d].qty must be a positive integer", i)
 		}
 	}
 	return nil
 }
 
 func checkSKU(sku string, i int) error {
+	field := fmt.Sprintf("lines[%d].sku", i)
 	if sku == "" {
-		return errorf(http.StatusBadRequest, "missing_field", "lines[%d].sku is required", i)
+		return fieldErrorf("missing_field", field, "%s is required", field)
 	}
 	if !streams.ValidID(sku) {
-		return errorf(http.StatusBadRequest, "invalid_id", "lines[%d].sku %q is not a valid SKU", i, sku)
+		return fieldErrorf("invalid_id", field, "%s %q is not a valid SKU", field, truncateText(sku))
 	}
 	return nil
 }
@@ -234,8 +234,8 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request, c auth.Clai
 	if err := s.decode(w, r, &req, true); err != nil {
 		return err
 	}
-	if utf8.RuneCountInString(req.Reason) > maxText {
-		return errorf(http.StatusBadRequest, "invalid_field", "reason is longer than %d characters", maxText)
+	if err := checkText("reason", req.Reason, events.NoteText); err != nil {
+		return err
 	}
 	return s.orderCommand(w, r, c, id, order.Cancel{Reason: req.Reason, By: string(c.Role)})
 }
@@ -249,11 +249,17 @@ func (s *Server) shipOrder(w http.ResponseWriter, r *http.Request, c auth.Claims
 	if err := s.decode(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Carrier == "" || req.TrackingNumber == "" {
-		return errorf(http.StatusBadRequest, "missing_field", "carrier and tracking_number are required")
+	switch {
+	case req.Carrier == "":
+		return fieldErrorf("missing_field", "carrier", "carrier and tracking_number are required")
+	case req.TrackingNumber == "":
+		return fieldErrorf("missing_field", "tracking_number", "carrier and tracking_number are required")
 	}
-	if len(req.Carrier) > maxText || len(req.TrackingNumber) > maxText {
-		return errorf(http.StatusBadRequest, "invalid_field", "carrier and tracking_number are at most %d characters", maxText)
+	if err := checkText("carrier", req.Carrier, events.LineText); err != nil {
+		return err
+	}
+	if err := checkText("tracking_number", req.TrackingNumber, events.LineText); err != nil {
+		return err
 	}
 	return s.orderCommand(w, r, c, id, order.Ship{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber})
 }

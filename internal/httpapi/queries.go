@@ -317,9 +317,9 @@ func (s *Server) listCustomerOrders(w http.ResponseWriter, r *http.Request, c au
 	}
 	var after *postgres.Cursor
 	if v := q.Get("cursor"); v != "" {
-		cur, err := postgres.ParseCursor(v)
+		cur, err := parseListCursor(v)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "invalid_cursor", "cursor is not one this API returned")
+			return err
 		}
 		after = &cur
 	}
@@ -342,6 +342,19 @@ func (s *Server) listCustomerOrders(w http.ResponseWriter, r *http.Request, c au
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// parseListCursor reads a cursor of GET /v1/customers/{id}/orders and
+// accepts only what [postgres.Cursor.String] makes: it must decode, name
+// a valid order id, and encode back to the same text. So nothing but a
+// cursor the API issued reaches PostgreSQL (a NUL or invalid UTF-8 hidden
+// in a forged one would make it fail, and the client get a 503).
+func parseListCursor(v string) (postgres.Cursor, error) {
+	cur, err := postgres.ParseCursor(v)
+	if err != nil || !events.ValidID(cur.OrderID) || cur.String() != v {
+		return postgres.Cursor{}, fieldErrorf("invalid_cursor", "cursor", "cursor is not one this API returned")
+	}
+	return cur, nil
 }
 
 func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
@@ -95,6 +96,9 @@ func (s *Server) searchOrders(w http.ResponseWriter, r *http.Request, _ auth.Cla
 		}
 		if len(vs[0]) > maxSearchParam {
 			return errorf(http.StatusBadRequest, "invalid_query", "parameter %q is longer than %d bytes", truncateText(name), maxSearchParam)
+		}
+		if !utf8.ValidString(vs[0]) {
+			return fieldErrorf("invalid_query", truncateText(name), "parameter %q is not valid UTF-8", truncateText(name))
 		}
 	}
 	q := search.Query{Text: params.Get("q"), Cursor: params.Get("cursor")}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,9 +15,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -224,7 +227,7 @@ func (s *Server) dispatch(methods map[string]route) http.Handler {
 		// Every request gets a correlation id that is stored with the
 		// commits it causes and echoed to the client.
 		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || len(rid) > 128 {
+		if rid == "" || events.CheckText("X-Request-Id", rid, events.TokenText) != nil {
 			rid = newRequestID()
 			r.Header.Set("X-Request-Id", rid)
 		}
@@ -264,10 +267,15 @@ func (s *Server) authenticate(r *http.Request, roles []auth.Role) (auth.Claims, 
 
 // decode reads one JSON object from the size-limited body into v. The
 // Content-Type is not checked: the body must be JSON whatever it says.
+// The body must be UTF-8: encoding/json would quietly turn invalid bytes
+// into U+FFFD, storing something else than the client sent.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	body := &readErr{r: http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)}
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	err = dec.Decode(v)
 	if errors.Is(err, io.EOF) && optional {
 		return nil
 	}
@@ -278,20 +286,14 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 			err = errors.New("more than one JSON value in the body")
 		}
 	}
-	var tooBig *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	// The limit is read off the reader itself: a JSON decoder need not
-	// wrap the read error it stopped at (the json v2 implementation
-	// does not).
-	case errors.As(body.err, &tooBig), errors.As(err, &tooBig):
-		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
 			field = "body"
 		}
-		return errorf(http.StatusBadRequest, "invalid_field", "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return fieldErrorf("invalid_field", field, "%s must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, "malformed_json", "the body is empty; a JSON object is required")
 	default:
@@ -299,18 +301,34 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 	}
 }
 
-// readErr remembers the first error its reader returned other than EOF.
-type readErr struct {
-	r   io.Reader
-	err error
+// readBody reads the whole body, at most MaxBodyBytes of it, and checks
+// that it is UTF-8.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
+	case err != nil:
+		return nil, errorf(http.StatusBadRequest, "malformed_body", "cannot read the body: %v", err)
+	}
+	if i := invalidUTF8(raw); i >= 0 {
+		return nil, errorf(http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8 (byte %d)", i+1)
+	}
+	return raw, nil
 }
 
-func (r *readErr) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF && r.err == nil {
-		r.err = err
+// invalidUTF8 returns the offset of the first byte of b that is not
+// valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
 	}
-	return n, err
+	return -1
 }
 
 func newRequestID() string {

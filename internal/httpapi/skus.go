@@ -68,11 +68,14 @@ func (s *Server) putSKU(w http.ResponseWriter, r *http.Request, c auth.Claims) e
 	}
 	switch {
 	case req.Name == "":
-		return errorf(http.StatusBadRequest, "missing_field", "name is required")
+		return fieldErrorf("missing_field", "name", "name is required")
 	case req.Price == nil:
-		return errorf(http.StatusBadRequest, "missing_field", "price is required ({\"amount\": minor units, \"currency\": \"ISO 4217\"})")
+		return fieldErrorf("missing_field", "price", "price is required ({\"amount\": minor units, \"currency\": \"ISO 4217\"})")
 	case req.OnHand == nil:
-		return errorf(http.StatusBadRequest, "missing_field", "on_hand is required")
+		return fieldErrorf("missing_field", "on_hand", "on_hand is required")
+	}
+	if err := checkText("name", req.Name, events.LineText); err != nil {
+		return err
 	}
 	res, err := s.Inventory.Handle(r.Context(), command.Request[inventory.Command]{
 		AggregateID: sku,

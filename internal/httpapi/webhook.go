@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/sagas"
@@ -42,13 +42,9 @@ func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claim
 	if s.Payments == nil || len(s.PSPWebhookSecret) == 0 {
 		return errorf(http.StatusServiceUnavailable, "psp_not_configured", "this instance does not accept payment webhooks")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes))
+	body, err := s.readBody(w, r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than %d bytes", tooBig.Limit)
-		}
-		return errorf(http.StatusBadRequest, "malformed_body", "cannot read the body: %v", err)
+		return err
 	}
 	if err := psp.Verify(s.PSPWebhookSecret, r.Header.Get(psp.SignatureHeader), body, s.Now(), psp.DefaultTolerance); err != nil {
 		s.log.WarnContext(r.Context(), "psp webhook refused: bad signature", "err", err, "remote", r.RemoteAddr)
@@ -59,13 +55,8 @@ func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claim
 	if err := dec.Decode(&ev); err != nil {
 		return errorf(http.StatusBadRequest, "malformed_json", "the body is not a webhook event: %v", err)
 	}
-	switch {
-	case ev.ID == "" || len(ev.ID) > 128:
-		return errorf(http.StatusBadRequest, "invalid_field", "id must have 1..128 characters")
-	case ev.Intent.ID == "" || ev.Intent.Reference == "":
-		return errorf(http.StatusBadRequest, "missing_field", "intent.id and intent.reference are required")
-	case !ev.Intent.Status.Known():
-		return errorf(http.StatusBadRequest, "invalid_field", "intent.status %q is not a payment intent status", ev.Intent.Status)
+	if err := checkWebhook(ev); err != nil {
+		return err
 	}
 	res, err := s.Payments.Apply(r.Context(), ev.Intent, "psp-event:"+ev.ID)
 	switch {
@@ -82,4 +73,28 @@ func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claim
 		Changed: res.Events > 0, Stale: res.Stale,
 	})
 	return nil
+}
+
+// checkWebhook checks what of a webhook may be stored: the event id (in
+// the causation id of the commits it causes), the intent's id, and the
+// capture reference and failure reason that go into payment events (a
+// reference that is no payment id is answered 404 by Apply). A report Ordo cannot store is refused with a 400, which
+// the provider sees, rather than appended.
+func checkWebhook(ev psp.Event) error {
+	switch {
+	case ev.ID == "":
+		return fieldErrorf("invalid_field", "id", "id must have 1..%d characters", events.TokenText.MaxRunes)
+	case ev.Intent.ID == "":
+		return fieldErrorf("missing_field", "intent.id", "intent.id and intent.reference are required")
+	case ev.Intent.Reference == "":
+		return fieldErrorf("missing_field", "intent.reference", "intent.id and intent.reference are required")
+	case !ev.Intent.Status.Known():
+		return fieldErrorf("invalid_field", "intent.status", "intent.status %q is not a payment intent status", truncateText(string(ev.Intent.Status)))
+	}
+	return textFieldError(events.CheckTexts(
+		events.TextField{Name: "id", Value: ev.ID, Rule: events.TokenText},
+		events.TextField{Name: "intent.id", Value: ev.Intent.ID, Rule: events.LineText},
+		events.TextField{Name: "intent.capture_ref", Value: ev.Intent.CaptureRef, Rule: events.LineText},
+		events.TextField{Name: "intent.failure_reason", Value: ev.Intent.FailureReason, Rule: events.ProviderText},
+	))
 }
