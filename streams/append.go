@@ -2,7 +2,6 @@ package streams
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -123,50 +122,4 @@ func isConflict(err error) bool {
 func hasCode(err error, code jetstream.ErrorCode) bool {
 	var apiErr *jetstream.APIError
 	return err != nil && errors.As(err, &apiErr) && apiErr.ErrorCode == code
-}
-
-// msgGetResponse is the JetStream API's answer to STREAM.MSG.GET.
-type msgGetResponse struct {
-	Error   *jetstream.APIError `json:"error,omitempty"`
-	Message *struct {
-		Subject string `json:"subject"`
-		Seq     uint64 `json:"seq"`
-		Data    []byte `json:"data,omitempty"`
-	} `json:"message,omitempty"`
-}
-
-// lastFromLeader reads a subject's last message through the stream
-// leader (the JetStream API, not a direct get, which any replica may
-// answer from a state that lags behind the write that just conflicted).
-func (s *Store) lastFromLeader(ctx context.Context, stream, subj string) (Record, bool, error) {
-	req, err := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{subj})
-	if err != nil {
-		return Record{}, false, err
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	resp, err := s.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET."+stream, req)
-	if err != nil {
-		return Record{}, false, err
-	}
-	var r msgGetResponse
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return Record{}, false, fmt.Errorf("decode message get response: %w", err)
-	}
-	if r.Error != nil {
-		if r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
-			return Record{}, false, nil
-		}
-		return Record{}, false, r.Error
-	}
-	if r.Message == nil {
-		return Record{}, false, errors.New("message get response without a message")
-	}
-	c, err := events.Unmarshal(r.Message.Data)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("%s seq %d: %w", stream, r.Message.Seq, err)
-	}
-	return Record{Stream: stream, Seq: r.Message.Seq, Commit: c}, true, nil
 }

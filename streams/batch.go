@@ -2,13 +2,11 @@ package streams
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/events"
@@ -71,65 +69,25 @@ func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64
 	prefix := strings.TrimSuffix(filter, "*")
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	ch := make(chan *nats.Msg, max+4)
-	inbox := s.nc.NewInbox()
-	sub, err := s.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch %s: %w", what, err)
-	}
-	defer sub.Unsubscribe()
-	body, err := json.Marshal(directGetRequest{Seq: fromSeq, NextFor: filter, Batch: max, MaxBytes: fetchMaxBytes})
-	if err != nil {
-		return nil, false, err
-	}
-	for try := 0; ; try++ {
-		if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
-			return nil, false, fmt.Errorf("fetch %s: %w", what, err)
-		}
-		recs = recs[:0]
-		retry := false
-	read:
-		for {
-			var m *nats.Msg
-			select {
-			case m = <-ch:
-			case <-ctx.Done():
-				return nil, false, fmt.Errorf("fetch %s: %w", what, ctx.Err())
+	b := &directBatch{
+		stream: stream,
+		req:    directGetRequest{Seq: fromSeq, NextFor: filter, Batch: max, MaxBytes: fetchMaxBytes},
+		fn: func(seq uint64, subj string, data []byte) error {
+			if !strings.HasPrefix(subj, prefix) {
+				return fmt.Errorf("got subject %q", subj)
 			}
-			if status := m.Header.Get(hdrStatus); status != "" && len(m.Data) == 0 {
-				switch status {
-				case statusEOB:
-					np, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
-					return recs, np > 0, nil
-				case statusNotFound:
-					return recs, false, nil
-				case statusNoResponders:
-					retry = true
-					break read
-				default:
-					return nil, false, fmt.Errorf("fetch %s: status %s %s", what, status, m.Header.Get(hdrDescr))
-				}
-			}
-			seq, err := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
-			if err != nil || seq < fromSeq || (len(recs) > 0 && seq <= recs[len(recs)-1].Seq) {
-				return nil, false, fmt.Errorf("fetch %s: sequence %q out of order", what, m.Header.Get(hdrSequence))
-			}
-			if subj := m.Header.Get(hdrSubject); !strings.HasPrefix(subj, prefix) {
-				return nil, false, fmt.Errorf("fetch %s: got subject %q", what, subj)
-			}
-			c, err := events.Unmarshal(m.Data)
+			c, err := events.Unmarshal(data)
 			if err != nil {
-				return nil, false, fmt.Errorf("fetch %s seq %d: %w", stream, seq, err)
+				return fmt.Errorf("seq %d: %w", seq, err)
 			}
 			recs = append(recs, Record{Stream: stream, Seq: seq, Commit: c})
-		}
-		if !retry || try >= noResponderTries {
-			return nil, false, fmt.Errorf("fetch %s: %w", what, nats.ErrNoResponders)
-		}
-		if err := sleepCtx(ctx, noResponderRetry); err != nil {
-			return nil, false, fmt.Errorf("fetch %s: %w", what, err)
-		}
+			return nil
+		},
 	}
+	if err := s.getBatch(ctx, b); err != nil {
+		return nil, false, fmt.Errorf("fetch %s: %w", what, err)
+	}
+	return recs, b.more, nil
 }
 
 // Watch calls fn with the partition and stream sequence of every commit

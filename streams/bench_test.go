@@ -325,3 +325,97 @@ func BenchmarkLoad(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "loads/s")
 	})
 }
+
+// BenchmarkDecisionReads measures what the reads a command is decided on
+// cost now that they are bounded by the stream leader ("leader":
+// Store.Load, Store.Last) against the replica reads the store made
+// before ("replica": direct gets only), in the same run, on one server
+// (R1) and on a three-node in-process cluster (R3) through a connection
+// to a follower of ORDERS. "load1" loads an aggregate of one commit (a
+// new order), "load10" one of ten, "nonew" asks for the commits after
+// the last one (a cached state checking it is current), "last" reads the
+// last commit.
+//
+//	go test ./streams -run '^$' -bench DecisionReads -benchtime 2s -count 3
+func BenchmarkDecisionReads(b *testing.B) {
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("R%d", replicas), func(b *testing.B) {
+			s := decisionStore(b, replicas)
+			ctx := context.Background()
+			var lastSeq uint64
+			for v := 1; v <= 10; v++ {
+				res, err := s.Append(ctx, benchCommit(b, "ten", uint64(v), ""), lastSeq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lastSeq = res.Seq
+			}
+			if _, err := s.Append(ctx, benchCommit(b, "one", 1, ""), 0); err != nil {
+				b.Fatal(err)
+			}
+			loads := map[string]func(context.Context, string, string, uint64) ([]streams.Record, error){
+				"leader": s.Load, "replica": s.LoadFromReplica,
+			}
+			lasts := map[string]func(context.Context, string, string) (streams.Record, bool, error){
+				"leader": s.Last, "replica": s.LastFromReplica,
+			}
+			for _, path := range []string{"replica", "leader"} {
+				load, last := loads[path], lasts[path]
+				b.Run("load1/"+path, func(b *testing.B) { benchLoad(b, load, "one", 0, 1) })
+				b.Run("load10/"+path, func(b *testing.B) { benchLoad(b, load, "ten", 0, 10) })
+				b.Run("nonew/"+path, func(b *testing.B) { benchLoad(b, load, "ten", lastSeq, 0) })
+				b.Run("last/"+path, func(b *testing.B) {
+					for b.Loop() {
+						if _, ok, err := last(ctx, streams.TypeOrder, "ten"); err != nil || !ok {
+							b.Fatalf("last: %v %v", ok, err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// decisionStore opens the store on one server, or on a three-node cluster
+// through a follower of ORDERS.
+func decisionStore(b *testing.B, replicas int) *streams.Store {
+	b.Helper()
+	if replicas == 1 {
+		s, err := streams.Open(context.Background(), benchServer(b, false), streams.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	servers, nc := testkit.Cluster(b, replicas)
+	if _, err := streams.Open(context.Background(), nc, streams.Config{Replicas: replicas}); err != nil {
+		b.Fatal(err)
+	}
+	var fnc *nats.Conn
+	for _, srv := range servers {
+		if !srv.JetStreamIsStreamLeader("$G", "ORDERS") {
+			c, err := natsembed.Connect(srv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(c.Close)
+			fnc = c
+			break
+		}
+	}
+	s, err := streams.Open(context.Background(), fnc, streams.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchLoad(b *testing.B, load func(context.Context, string, string, uint64) ([]streams.Record, error), id string, after uint64, want int) {
+	ctx := context.Background()
+	for b.Loop() {
+		recs, err := load(ctx, streams.TypeOrder, id, after)
+		if err != nil || len(recs) != want {
+			b.Fatalf("load: %d records, %v; want %d", len(recs), err, want)
+		}
+	}
+}

@@ -28,17 +28,25 @@
 //
 // # Reading
 //
-// [Store.Load] and [Store.Last] use the server's direct get API, which
-// needs no consumer; [Store.Replay] reads a whole stream through an
-// ordered consumer; [Store.Subscribe] runs durable, acknowledged consumers
-// for process managers.
+// [Store.Load] and [Store.Last] read what the stream leader has: Last
+// asks the leader (the JetStream API's message get, which only the leader
+// answers); Load asks the leader for the aggregate's last sequence, reads
+// up to it with the server's direct batch get, which needs no consumer
+// and which any replica may answer, and reads from the leader what a
+// lagging replica lacked. [Store.Fetch] and [Store.FetchPartition] are
+// plain direct gets, for readers that track positions themselves;
+// [Store.Replay] reads a whole stream through an ordered consumer;
+// [Store.Subscribe] runs durable, acknowledged consumers for process
+// managers. A read whose server stops answering (it died with the
+// request) is asked again at once instead of waiting out its deadline.
 //
 // # Concurrency
 //
-// A [Store] is safe for concurrent use by many goroutines. Reads through
-// direct get on a replicated stream may be answered by a replica that
-// lags slightly; appends are always checked by the stream leader, so a
-// stale read costs a conflict and a retry, never a lost or doubled commit.
+// A [Store] is safe for concurrent use by many goroutines. Appends are
+// checked by the stream leader, so an append decided on a stale state
+// costs a conflict and a retry, never a lost or doubled commit. A
+// decision that appends nothing ("not found", a refusal) has no such
+// check, which is why Load and Last never answer older than the leader.
 //
 // docs/decisions/001-event-store-on-jetstream.md explains the choices
 // and the measurements behind them.

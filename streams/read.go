@@ -4,13 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/events"
@@ -71,12 +67,16 @@ type directGetRequest struct {
 }
 
 // Load returns every commit of one aggregate stored after stream sequence
-// afterSeq (0: all of them), in log order.
+// afterSeq (0: all of them), in log order: at least every commit the
+// stream leader had stored when Load began, so a command decided on the
+// result (including "not found" and every refusal, which append nothing
+// that the leader could check) sees every acknowledged append.
 //
-// It reads with the server's direct batch get, which any replica of the
-// stream may answer without creating a consumer. On a replicated stream a
-// follower may lag a little behind the leader; an append decided on such
-// a read fails with [ErrConflict] and the caller reloads.
+// It reads the bulk with the server's direct batch get, which needs no
+// consumer and which any replica may answer, including one that has not
+// yet applied the latest writes (or a mirror that inherited direct gets).
+// The stream leader's last sequence on the aggregate's subject bounds the
+// read from below: what such a replica lacks is read from the leader.
 func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]Record, error) {
 	var recs []Record
 	err := s.LoadRaw(ctx, aggType, id, afterSeq, func(m StoredMsg) error {
@@ -100,103 +100,74 @@ func (s *Store) LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	// One core NATS inbox per load: the replies to a batch get are several
-	// messages, which the connection's request multiplexer does not
-	// support. A channel sized for one batch (and its end-of-batch status)
-	// avoids SubscribeSync's 64k-message buffer.
-	ch := make(chan *nats.Msg, loadBatch+4)
-	inbox := s.nc.NewInbox()
-	sub, err := s.nc.ChanSubscribe(inbox, ch)
+	floor, found, err := s.leaderGet(ctx, stream, msgGetRequest{LastFor: subj})
+	if err != nil {
+		return fmt.Errorf("load %s: last sequence from the stream leader: %w", subj, err)
+	}
+	if !found || floor.Seq <= afterSeq {
+		return nil
+	}
+	var fnErr error
+	each := func(seq uint64, data []byte) error {
+		fnErr = fn(StoredMsg{Stream: stream, Seq: seq, Subject: subj, Data: data})
+		return fnErr
+	}
+	last, err := s.loadDirect(ctx, stream, subj, afterSeq, each)
+	if err == nil && last < floor.Seq {
+		// The replica that answered lags behind the leader.
+		err = s.loadFromLeader(ctx, stream, subj, last, floor.Seq, each)
+	}
+	if fnErr != nil {
+		return fnErr
+	}
 	if err != nil {
 		return fmt.Errorf("load %s: %w", subj, err)
 	}
-	defer sub.Unsubscribe()
-
-	next := afterSeq + 1
-	var fnErr error
-	for {
-		more, last, err := s.directBatch(ctx, ch, inbox, stream, subj, next, func(seq uint64, data []byte) error {
-			fnErr = fn(StoredMsg{Stream: stream, Seq: seq, Subject: subj, Data: data})
-			return fnErr
-		})
-		if fnErr != nil {
-			return fnErr
-		}
-		if err != nil {
-			return fmt.Errorf("load %s: %w", subj, err)
-		}
-		if !more {
-			return nil
-		}
-		next = last + 1
-	}
+	return nil
 }
 
-// directBatch asks for up to loadBatch messages on subj from sequence
-// start on, with replies to inbox (delivered on ch), hands each to fn in
-// order and reports whether more are pending and the last sequence it
-// delivered.
-func (s *Store) directBatch(ctx context.Context, ch <-chan *nats.Msg, inbox, stream, subj string, start uint64, fn func(seq uint64, data []byte) error) (more bool, last uint64, err error) {
-	body, err := json.Marshal(directGetRequest{Seq: start, NextFor: subj, Batch: loadBatch, MaxBytes: loadMaxBytes})
-	if err != nil {
-		return false, 0, err
-	}
-	for try := 0; ; try++ {
-		if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
-			return false, 0, err
-		}
-		retry, more, err := s.readBatch(ctx, ch, stream, subj, start, &last, fn)
-		if err != nil || !retry {
-			return more, last, err
-		}
-		if try >= noResponderTries {
-			return false, 0, fmt.Errorf("direct get on %s: %w", stream, nats.ErrNoResponders)
-		}
-		if err := sleepCtx(ctx, noResponderRetry); err != nil {
-			return false, 0, err
-		}
-	}
-}
-
-// readBatch reads the replies to one direct batch get until its end. It
-// reports retry when no server answered the request.
-func (s *Store) readBatch(ctx context.Context, ch <-chan *nats.Msg, stream, subj string, start uint64, last *uint64, fn func(seq uint64, data []byte) error) (retry, more bool, err error) {
+// loadDirect reads a subject's messages after afterSeq with direct batch
+// gets, as far as the replica that answers has them, and returns the
+// last sequence delivered (afterSeq if none).
+func (s *Store) loadDirect(ctx context.Context, stream, subj string, afterSeq uint64, fn func(seq uint64, data []byte) error) (uint64, error) {
+	last := afterSeq
 	for {
-		var m *nats.Msg
-		select {
-		case m = <-ch:
-		case <-ctx.Done():
-			return false, false, ctx.Err()
-		}
-		if status := m.Header.Get(hdrStatus); status != "" && len(m.Data) == 0 {
-			switch status {
-			case statusEOB:
-				np, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
-				if np > 0 && *last < start {
-					return false, false, fmt.Errorf("direct get on %s: end of batch with %d pending and nothing delivered", stream, np)
+		b := &directBatch{
+			stream: stream,
+			req:    directGetRequest{Seq: last + 1, NextFor: subj, Batch: loadBatch, MaxBytes: loadMaxBytes},
+			fn: func(seq uint64, got string, data []byte) error {
+				if got != subj {
+					return fmt.Errorf("direct get on %s: got subject %q, want %q", stream, got, subj)
 				}
-				return false, np > 0, nil
-			case statusNotFound:
-				// Nothing at or after start.
-				return false, false, nil
-			case statusNoResponders:
-				return true, false, nil
-			default:
-				return false, false, fmt.Errorf("direct get on %s: status %s %s", stream, status, m.Header.Get(hdrDescr))
-			}
+				return fn(seq, data)
+			},
 		}
-		seq, err := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
-		if err != nil || seq < start || seq <= *last {
-			return false, false, fmt.Errorf("direct get on %s: sequence %q out of order after %d", stream, m.Header.Get(hdrSequence), *last)
+		err := s.getBatch(ctx, b)
+		last = max(last, b.last)
+		if err != nil || !b.more {
+			return last, err
 		}
-		if got := m.Header.Get(hdrSubject); got != subj {
-			return false, false, fmt.Errorf("direct get on %s: got subject %q, want %q", stream, got, subj)
-		}
-		if err := fn(seq, m.Data); err != nil {
-			return false, false, err
-		}
-		*last = seq
 	}
+}
+
+// loadFromLeader reads a subject's messages after sequence after up to
+// sequence upTo through the stream leader, one request per message: the
+// tail a lagging replica did not have, usually the latest commit or two.
+func (s *Store) loadFromLeader(ctx context.Context, stream, subj string, after, upTo uint64, fn func(seq uint64, data []byte) error) error {
+	for after < upTo {
+		m, found, err := s.leaderGet(ctx, stream, msgGetRequest{Seq: after + 1, NextFor: subj})
+		if err != nil {
+			return fmt.Errorf("from the stream leader: %w", err)
+		}
+		if !found || m.Subject != subj || m.Seq <= after {
+			return fmt.Errorf("the stream leader has no message on %s after seq %d, yet its last is at seq %d", subj, after, upTo)
+		}
+		if err := fn(m.Seq, m.Data); err != nil {
+			return err
+		}
+		after = m.Seq
+	}
+	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -210,44 +181,35 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Last returns the aggregate's last commit, or false if it has none. It
-// uses a direct get of the last message on the aggregate's subject; like
-// [Store.Load] it may be answered by a replica that lags slightly.
+// Last returns the aggregate's last commit, or false if it has none, as
+// the stream leader has it: a command decided against it sees every
+// acknowledged append.
 func (s *Store) Last(ctx context.Context, aggType, id string) (Record, bool, error) {
 	stream, subj, err := s.locate(aggType, id)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("last: %w", err)
 	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	var m *nats.Msg
-	for try := 0; ; try++ {
-		m, err = s.nc.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream+"."+subj, nil)
-		if !errors.Is(err, nats.ErrNoResponders) || try >= noResponderTries {
-			break
-		}
-		if err := sleepCtx(ctx, noResponderRetry); err != nil {
-			return Record{}, false, fmt.Errorf("last %s: %w", subj, err)
-		}
-	}
+	rec, ok, err := s.lastFromLeader(ctx, stream, subj)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("last %s: %w", subj, err)
 	}
-	if len(m.Data) == 0 && m.Header.Get(hdrStatus) != "" {
-		if m.Header.Get(hdrStatus) == statusNotFound {
-			return Record{}, false, nil
-		}
-		return Record{}, false, fmt.Errorf("last %s: status %s %s", subj, m.Header.Get(hdrStatus), m.Header.Get(hdrDescr))
-	}
-	seq, err := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("last %s: bad sequence header %q", subj, m.Header.Get(hdrSequence))
+	return rec, ok, nil
+}
+
+// lastFromLeader reads and decodes a subject's last message through the
+// stream leader.
+func (s *Store) lastFromLeader(ctx context.Context, stream, subj string) (Record, bool, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	m, ok, err := s.leaderGet(ctx, stream, msgGetRequest{LastFor: subj})
+	if err != nil || !ok {
+		return Record{}, false, err
 	}
 	c, err := events.Unmarshal(m.Data)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("last %s seq %d: %w", subj, seq, err)
+		return Record{}, false, fmt.Errorf("%s seq %d: %w", stream, m.Seq, err)
 	}
-	return Record{Stream: stream, Seq: seq, Commit: c}, true, nil
+	return Record{Stream: stream, Seq: m.Seq, Commit: c}, true, nil
 }
 
 // LastSeq returns the last sequence of an aggregate type's stream (0 if

@@ -161,11 +161,11 @@ func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error)
 
 // Latest returns an aggregate's state as of the log's last commit: like
 // [Handler.State], but a cached state is first checked against the log
-// (one direct get of the aggregate's last message) and caught up if
-// another instance appended since. Reads that other processes must agree
-// with (the catalog a shop administrator looks at, a process manager
-// acting on a commit it just received) use Latest; State is for reads
-// where the last state this instance wrote is good enough.
+// (one read of the aggregate's last message from the stream leader) and
+// caught up if another instance appended since. Reads that other
+// processes must agree with (the catalog a shop administrator looks at, a
+// process manager acting on a commit it just received) use Latest; State
+// is for reads where the last state this instance wrote is good enough.
 func (h *Handler[S, C]) Latest(ctx context.Context, id string) (Result[S], error) {
 	if e, ok := h.cache.get(id); ok {
 		last, found, err := h.store.Last(ctx, h.decider.Type, id)
@@ -276,14 +276,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 		}
 		res, err := h.store.Append(ctx, commit, e.seq)
 		if err == nil && res.Duplicate {
-			// The log already holds this command id, decided earlier,
-			// perhaps on another state: trust the log, not evs.
-			if e, err = h.catchUp(ctx, req.AggregateID, e); err != nil {
-				h.cache.remove(req.AggregateID)
-				return Result[S]{}, err
-			}
-			h.cache.put(req.AggregateID, e)
-			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq, Duplicate: true}, nil
+			return h.duplicate(ctx, req.AggregateID, e, res)
 		}
 		if err == nil {
 			next := h.advance(e, commit, evs, res)
@@ -310,6 +303,24 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 	}
 }
 
+// duplicate answers a command whose commit the log already held: it was
+// decided earlier, perhaps on another state, so the answer is the state
+// the log has, not the events just decided. That state must include the
+// earlier commit (at res.Seq): a checkout that read a reservation's state
+// without it would think the SKU short and reject the order.
+func (h *Handler[S, C]) duplicate(ctx context.Context, id string, e *entry[S], res streams.AppendResult) (Result[S], error) {
+	e, err := h.catchUp(ctx, id, e)
+	if err == nil && e.seq < res.Seq {
+		err = fmt.Errorf("load %s %s: read up to seq %d, but the command's commit is at seq %d", h.decider.Type, id, e.seq, res.Seq)
+	}
+	if err != nil {
+		h.cache.remove(id)
+		return Result[S]{}, err
+	}
+	h.cache.put(id, e)
+	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq, Duplicate: true}, nil
+}
+
 // behind returns e caught up with the log if the log has commits after
 // e.seq, or nil if e is current.
 func (h *Handler[S, C]) behind(ctx context.Context, id string, e *entry[S]) (*entry[S], error) {
@@ -323,7 +334,10 @@ func (h *Handler[S, C]) behind(ctx context.Context, id string, e *entry[S]) (*en
 	return h.catchUp(ctx, id, e)
 }
 
-// current returns the cached state or reads it from the log.
+// current returns the cached state or reads it from the log. An
+// aggregate the log does not have is not cached: its first commit may
+// come from another instance, which this cache would never hear of, and
+// "not found" must be asked of the log each time.
 func (h *Handler[S, C]) current(ctx context.Context, id string) (*entry[S], error) {
 	if e, ok := h.cache.get(id); ok {
 		return e, nil
@@ -333,7 +347,9 @@ func (h *Handler[S, C]) current(ctx context.Context, id string) (*entry[S], erro
 	if err != nil {
 		return nil, err
 	}
-	h.cache.put(id, e)
+	if e.version > 0 {
+		h.cache.put(id, e)
+	}
 	return e, nil
 }
 

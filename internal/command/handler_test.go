@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/events"
@@ -40,6 +42,7 @@ func (c *countingStore) Append(ctx context.Context, commit *events.Commit, expec
 }
 
 type fixture struct {
+	nc    *nats.Conn
 	store *streams.Store
 	reg   *events.Registry
 }
@@ -57,7 +60,7 @@ func newFixture(t *testing.T) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{store: store, reg: reg}
+	return fixture{nc: nc, store: store, reg: reg}
 }
 
 func (f fixture) handler(t *testing.T, store command.Store) *command.Handler[inventory.State, inventory.Command] {

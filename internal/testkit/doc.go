@@ -1,6 +1,7 @@
 // Package testkit holds helpers that give tests real infrastructure: an
 // in-process NATS server with JetStream per test, or a small JetStream
-// cluster on loopback; a PostgreSQL database per test on a private server
+// cluster on loopback; ways to make a stream's direct gets stale
+// ([LaggingMirrors]) or a server swallow requests ([Relay]); a PostgreSQL database per test on a private server
 // shared by the test binary ([Postgres], [RunMain]); and the commands of
 // realistic order lives ([OrderCommands], [RunOrder]). Every helper takes
 // a [testing.TB], calls Helper and registers its own cleanup, so a test

@@ -1,0 +1,107 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// codeClusterNotAvail is JSClusterNotAvailErr, "JetStream system
+// temporarily unavailable": the stream has no leader at the moment (one
+// is being elected). nats.go has no constant for it.
+const codeClusterNotAvail jetstream.ErrorCode = 10008
+
+// msgGetRequest is the body of the JetStream API's STREAM.MSG.GET: the
+// last message on a subject, or the first on a subject at or after a
+// sequence. The API serves one message per request, without batches.
+type msgGetRequest struct {
+	Seq       uint64 `json:"seq,omitempty"`
+	LastFor   string `json:"last_by_subj,omitempty"`
+	NextFor   string `json:"next_by_subj,omitempty"`
+	NoHeaders bool   `json:"no_hdr,omitempty"`
+}
+
+// msgGetResponse is the JetStream API's answer to STREAM.MSG.GET.
+type msgGetResponse struct {
+	Error   *jetstream.APIError `json:"error,omitempty"`
+	Message *leaderMsg          `json:"message,omitempty"`
+}
+
+// leaderMsg is one message as the stream leader returned it.
+type leaderMsg struct {
+	Subject string `json:"subject"`
+	Seq     uint64 `json:"seq"`
+	Data    []byte `json:"data,omitempty"`
+}
+
+// leaderGet reads one message through the stream leader, or reports that
+// the leader has none that matches. On a cluster only the stream leader
+// answers STREAM.MSG.GET (the other servers drop the request), and the
+// leader has applied every write it acknowledged, so unlike a direct get
+// the answer is never older than an acknowledged append.
+//
+// It asks again when no answer comes within the attempt budget (the
+// leader may have died, and its successor answers the next request) and,
+// after a pause, when the stream has no leader yet or nobody listens,
+// until ctx is done.
+func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest) (*leaderMsg, bool, error) {
+	req.NoHeaders = true
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, false, err
+	}
+	budget, waits := attemptTimeout, 0
+	for {
+		m, found, err := s.askLeader(ctx, stream, body, budget)
+		switch {
+		case err == nil:
+			return m, found, nil
+		case ctx.Err() != nil:
+			return nil, false, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case errors.Is(err, context.DeadlineExceeded):
+			budget = min(2*budget, maxAttemptTimeout)
+		case errors.Is(err, nats.ErrNoResponders), hasCode(err, codeClusterNotAvail):
+			if waits++; waits > leaderlessTries {
+				return nil, false, err
+			}
+			if err := sleepCtx(ctx, noResponderRetry); err != nil {
+				return nil, false, err
+			}
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+// leaderlessTries bounds how often leaderGet waits for a stream leader:
+// long enough for an election after a leader dies (a few seconds).
+const leaderlessTries = 200
+
+// askLeader sends one STREAM.MSG.GET and waits at most budget for the
+// answer.
+func (s *Store) askLeader(ctx context.Context, stream string, body []byte, budget time.Duration) (*leaderMsg, bool, error) {
+	actx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	resp, err := s.nc.RequestWithContext(actx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET."+stream, body)
+	if err != nil {
+		return nil, false, err
+	}
+	var r msgGetResponse
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return nil, false, fmt.Errorf("decode message get response: %w", err)
+	}
+	switch {
+	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, false, nil
+	case r.Error != nil:
+		return nil, false, r.Error
+	case r.Message == nil:
+		return nil, false, errors.New("message get response without a message")
+	}
+	return r.Message, true, nil
+}
