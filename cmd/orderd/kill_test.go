@@ -54,7 +54,11 @@ func startProcess(t *testing.T, bin, dataDir string) *orderdProcess {
 		t.Fatal(err)
 	}
 	p := &orderdProcess{cmd: cmd, base: "http://" + addr}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		waitNoProcessIn(t, dataDir)
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.base + "/readyz")
@@ -68,6 +72,34 @@ func startProcess(t *testing.T, bin, dataDir string) *orderdProcess {
 	}
 	t.Fatalf("orderd did not become ready; output:\n%s", logs.String())
 	return nil
+}
+
+// waitNoProcessIn waits, bounded, until no process works in dir or below
+// it: the private PostgreSQL that a killed orderd started goes on writing
+// its WAL for a moment after the kill, and removing the data dir under it
+// fails.
+func waitNoProcessIn(t *testing.T, dir string) {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	busy := func() bool {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
+		for _, p := range procs {
+			if cwd, err := os.Readlink(p); err == nil && (cwd == abs || strings.HasPrefix(cwd, abs+"/")) {
+				return true
+			}
+		}
+		return false
+	}
+	for end := time.Now().Add(30 * time.Second); busy(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("processes still work in %s 30 s after orderd was killed", dir)
+			return
+		}
+	}
 }
 
 func TestAcknowledgedAppendsSurviveSIGKILL(t *testing.T) {
