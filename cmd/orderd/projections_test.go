@@ -350,7 +350,10 @@ func runOrderctl(t *testing.T, bin string, env []string, args ...string) (code i
 // through its data dir: nats.url and postgres.url) while it serves
 // queries, then against the same data dir once orderd has stopped (orderctl
 // then runs the private PostgreSQL itself).
-func TestOrderctlProjectionsOnTheLocalDefault(t *testing.T) {
+// buildOrderctl builds cmd/orderctl into the test's temporary dir; the
+// test is skipped under -short.
+func buildOrderctl(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds orderctl")
 	}
@@ -358,6 +361,11 @@ func TestOrderctlProjectionsOnTheLocalDefault(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../orderctl").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+func TestOrderctlProjectionsOnTheLocalDefault(t *testing.T) {
+	bin := buildOrderctl(t)
 	ta := mustStart(t, withProjector, func(c *config.Config) { c.PostgresURL = "" })
 	env := []string{"ORDO_DATA_DIR=" + ta.cfg.DataDir}
 	ta.putSKU("TEA-250", 1999, 100)

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,13 +69,7 @@ func (ta *testApp) publishGarbage(id string) uint64 {
 // degraded; /readyz stays 200 and names the quarantine until an operator
 // acknowledges it, and orderctl lists, retries and acknowledges it.
 func TestPoisonMessageIsQuarantined(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds orderctl")
-	}
-	bin := filepath.Join(t.TempDir(), "orderctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "../orderctl").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildOrderctl(t)
 	ta := mustStart(t, withProjector)
 	env := []string{"ORDO_DATA_DIR=" + ta.cfg.DataDir, "ORDO_POSTGRES_URL=" + ta.cfg.PostgresURL}
 	ta.putSKU("TEA-250", 1999, 100)
