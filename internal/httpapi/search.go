@@ -46,6 +46,9 @@ type searchHit struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Score          float64         `json:"score"`
+	// Degraded: the order's document may be out of date (some of its
+	// commits could not be indexed; an operator is told).
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 var errNoSearch = errorf(http.StatusServiceUnavailable, "search_unavailable", "this instance serves no search (no Elasticsearch configured)")
@@ -142,6 +145,7 @@ func (s *Server) searchOrders(w http.ResponseWriter, r *http.Request, _ auth.Cla
 		out.Hits = append(out.Hits, searchHit{
 			OrderID: h.OrderID, CustomerID: h.CustomerID, Status: h.Status, Customer: h.Customer, Total: h.Total,
 			SKUs: skus, TrackingNumber: h.TrackingNumber, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, Score: h.Score,
+			Degraded: h.Degraded,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ordo-shop/ordo/projections"
@@ -210,3 +212,46 @@ func (s *Store) reindex(ctx context.Context, index, id string, seq uint64) error
 
 // ensure the Loader's records are what heal reads.
 var _ Loader = (*streams.Store)(nil)
+
+// degradedOrders caches which orders of the live index have quarantined
+// commits, so search hits can say so without a query of their own each:
+// it is read again at most every degradedRecheck.
+type degradedOrders struct {
+	mu     sync.Mutex
+	at     time.Time
+	orders map[string]bool
+}
+
+// degradedRecheck is how long a search trusts what it read of the
+// quarantine.
+const degradedRecheck = time.Second
+
+// markDegraded marks the hits whose order has quarantined commits. When
+// the quarantine cannot be read, the hits go out unmarked (search still
+// answers) and the failure is logged.
+func (s *Store) markDegraded(ctx context.Context, hits []Hit) {
+	if len(hits) == 0 {
+		return
+	}
+	d := &s.degraded
+	d.mu.Lock()
+	orders, stale := d.orders, d.orders == nil || time.Since(d.at) > degradedRecheck
+	d.mu.Unlock()
+	if stale {
+		q, err := s.Quarantined(ctx)
+		if err != nil {
+			s.log.Warn("search: reading the quarantine to mark degraded hits", slog.Any("err", err))
+			return
+		}
+		orders = make(map[string]bool, len(q))
+		for _, e := range q {
+			orders[e.AggregateID] = true
+		}
+		d.mu.Lock()
+		d.orders, d.at = orders, time.Now()
+		d.mu.Unlock()
+	}
+	for i := range hits {
+		hits[i].Degraded = orders[hits[i].OrderID]
+	}
+}

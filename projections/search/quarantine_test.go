@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -91,6 +92,17 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 		if _, ok := docs[orderID(i)]; !ok {
 			t.Errorf("order %s is not indexed", orderID(i))
 		}
+	}
+	// A hit of the order says its document may be out of date.
+	if err := e.st.Refresh(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	hits := e.search(search.Query{Text: orderID(3)}).Hits
+	if len(hits) == 0 || hits[0].OrderID != orderID(3) || !hits[0].Degraded {
+		t.Errorf("search for the order with garbage under its subject: %+v", hits)
+	}
+	if hits := e.search(search.Query{Text: orderID(4)}).Hits; len(hits) == 0 || hits[0].Degraded {
+		t.Errorf("search for a healthy order: %+v", hits)
 	}
 	out, err := e.st.Retry(e.ctx)
 	if err != nil {

@@ -51,6 +51,9 @@ type Hit struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Score          float64         `json:"score"`
+	// Degraded: some of the order's commits could not be indexed and were
+	// set aside, so the document may be out of date.
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // Result is one page of hits.
@@ -290,6 +293,7 @@ func (s *Store) Search(ctx context.Context, q Query) (Result, error) {
 	if n := len(out.Hits.Hits); n == q.Limit {
 		res.NextCursor = encodeCursor(ranked, bytes.TrimSpace(out.Hits.Hits[n-1].Sort))
 	}
+	s.markDegraded(ctx, res.Hits)
 	return res, nil
 }
 

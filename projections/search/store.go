@@ -76,6 +76,8 @@ type Store struct {
 
 	mu    sync.Mutex
 	ready bool
+
+	degraded degradedOrders
 }
 
 // NewClient returns a go-elasticsearch client for url with short
