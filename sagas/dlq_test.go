@@ -120,3 +120,30 @@ func TestPanickingHandlerIsDeadLettered(t *testing.T) {
 		t.Fatalf("dead letter %+v: want the panic after 2 attempts", dl)
 	}
 }
+
+// TestUndecodableCommitIsDeadLetteredAndTheCheckoutGoesOn stores bytes
+// that are no commit on ORDERS, under an order's subject, as a client
+// with NATS credentials could: the checkout must dead-letter them at once
+// (retrying cannot make them decode) and go on paying the orders placed
+// before and after them.
+func TestUndecodableCommitIsDeadLetteredAndTheCheckoutGoesOn(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.putSKU("TEA", 1999, 10)
+	before := e.place("cust-1", "k1", line{"TEA", 1})
+	subj, err := e.store.Subject(streams.TypeOrder, "ord_garbage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := e.js.Publish(context.Background(), subj, []byte("\x00 not a commit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := e.place("cust-1", "k2", line{"TEA", 1})
+	e.waitOrder(before, order.StatusPaid)
+	e.waitOrder(after, order.StatusPaid)
+	waitFor(t, "the garbage to be dead-lettered", func() bool { return len(deadLetters(t, e)) == 1 })
+	dl := deadLetters(t, e)[0]
+	if dl.Owner != "checkout" || dl.Stream != "ORDERS" || dl.Seq != ack.Sequence || dl.Attempts != 1 {
+		t.Fatalf("dead letter %+v: want the checkout's, ORDERS seq %d, after one attempt", dl, ack.Sequence)
+	}
+}
