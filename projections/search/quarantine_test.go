@@ -67,6 +67,23 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// History written before text was checked: a NUL is indexed as it is.
+	nul, err := reg.Encode(events.OrderPlaced{
+		OrderID: "ord-nul", CustomerID: "c-nul", Customer: events.Customer{Name: "Zh\x00ang", Email: "z@example.com"},
+		Lines: []events.OrderLine{{SKU: "TEA", Qty: 1, UnitPrice: events.Money{Amount: 1, Currency: "CNY"}, Amount: events.Money{Amount: 1, Currency: "CNY"}}},
+		Total: events.Money{Amount: 1, Currency: "CNY"}, ShippingAddress: events.Address{Line1: "1 Road", City: "Town", Country: "CN"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := &events.Commit{CommitID: "nul-1", AggregateType: streams.TypeOrder, AggregateID: "ord-nul", Version: 1,
+		Events: []events.Event{nul}, Metadata: events.Metadata{RecordedAt: time.Now().UTC()}}
+	if err := cn.Seal(""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.log.Append(e.ctx, cn, 0); err != nil {
+		t.Fatal(err)
+	}
 	e.place(20, 10, 2, nil)
 	e.catchUp()
 
@@ -87,6 +104,9 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	docs, err := e.docs(e.st)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d, ok := docs["ord-nul"]; !ok || d.Customer.Name != "Zh\x00ang" {
+		t.Errorf("the order with a NUL in its history: indexed %v, %+v", ok, d.Customer)
 	}
 	for i := range 30 {
 		if _, ok := docs[orderID(i)]; !ok {
