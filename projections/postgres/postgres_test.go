@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -448,7 +449,9 @@ func TestCursorsRefuseGarbage(t *testing.T) {
 	if c, err := postgres.ParseCursor(good.String()); err != nil || c != good {
 		t.Fatalf("round trip: %+v %v", c, err)
 	}
-	for _, bad := range []string{"", "!!!", "bm9wZQ", good.String() + "=", "MS4xLg", "Mi4xLm8", "MS4tNS5v", strings.Repeat("A", 1000)} {
+	forged := func(raw string) string { return base64.RawURLEncoding.EncodeToString([]byte(raw)) }
+	for _, bad := range []string{"", "!!!", "bm9wZQ", good.String() + "=", "MS4xLg", "Mi4xLm8", "MS4tNS5v", strings.Repeat("A", 1000),
+		forged("1.1700000000123456.ord\x00x"), forged("1.1700000000123456.ord\xffx"), forged("1.01700000000123456.ord_x"), forged("1.1700000000123456.ord x")} {
 		if _, err := postgres.ParseCursor(bad); !errors.Is(err, postgres.ErrBadCursor) {
 			t.Errorf("cursor %q accepted", bad)
 		}

@@ -201,8 +201,19 @@ func (c Cursor) String() string {
 	return base64.RawURLEncoding.EncodeToString([]byte("1." + strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + "." + c.OrderID))
 }
 
-// ParseCursor decodes a cursor made by [Cursor.String].
+// ParseCursor decodes a cursor made by [Cursor.String], and refuses
+// anything else: a cursor must name a valid order id and encode back to
+// exactly s, so nothing a client forged (a NUL, invalid UTF-8) reaches
+// a query.
 func ParseCursor(s string) (Cursor, error) {
+	c, err := parseCursor(s)
+	if err != nil || !events.ValidID(c.OrderID) || c.String() != s {
+		return Cursor{}, ErrBadCursor
+	}
+	return c, nil
+}
+
+func parseCursor(s string) (Cursor, error) {
 	if len(s) > 400 {
 		return Cursor{}, ErrBadCursor
 	}
