@@ -89,6 +89,11 @@ type Reconciliation struct {
 	Commits int `json:"commits"`
 	Orders  int `json:"orders"`
 	Rows    int `json:"rows"`
+	// Quarantined counts the commits the projector set aside and a retry
+	// has not resolved: they are skipped, as the projector skipped them
+	// (their orders say they are degraded; orderctl projections status
+	// lists them), so they are no drift.
+	Quarantined int `json:"quarantined"`
 	// Drifts are the differences found, sorted by [SortDrifts].
 	Drifts []Drift `json:"-"`
 }

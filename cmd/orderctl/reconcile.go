@@ -195,8 +195,12 @@ func printReconcile(w io.Writer, results []projections.Reconciliation) {
 		if r.Projection == search.Name {
 			rows = "documents"
 		}
-		fmt.Fprintf(w, "%s %s: %s (%d orders, %d commits up to the checkpoints, %d %s compared)\n",
-			r.Projection, r.Target, verdict, r.Orders, r.Commits, r.Rows, rows)
+		quarantined := ""
+		if r.Quarantined > 0 {
+			quarantined = fmt.Sprintf("; %d quarantined commit(s) skipped, as the projector skipped them: see orderctl projections status", r.Quarantined)
+		}
+		fmt.Fprintf(w, "%s %s: %s (%d orders, %d commits up to the checkpoints, %d %s compared%s)\n",
+			r.Projection, r.Target, verdict, r.Orders, r.Commits, r.Rows, rows, quarantined)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, d := range r.Drifts {
 			order, log, store := d.OrderID, strconv.Quote(d.Log), strconv.Quote(d.Store)

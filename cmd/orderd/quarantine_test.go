@@ -181,6 +181,10 @@ func TestPoisonMessageIsQuarantined(t *testing.T) {
 	if r.status != 200 || r.body["status"] != "cancelled" {
 		t.Errorf("a commit after the quarantine: %d %s", r.status, r.raw)
 	}
+	code, out, errOut = runOrderctl(t, bin, env, "reconcile", "--no-search")
+	if code != 0 || !strings.Contains(out, "no drift") || !strings.Contains(out, "2 quarantined commit(s) skipped") {
+		t.Errorf("orderctl reconcile with a quarantine: exit %d\n%s\n%s", code, out, errOut)
+	}
 	var st struct {
 		Quarantine []json.RawMessage `json:"quarantine"`
 		Open       int               `json:"open_quarantines"`

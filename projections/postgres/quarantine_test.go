@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/projections"
+	"github.com/ordo-shop/ordo/projections/postgres"
 )
 
 // TestRetryAppliesQuarantinedCommitsAfterAFix makes the database refuse
@@ -56,6 +57,13 @@ func TestRetryAppliesQuarantinedCommitsAfterAFix(t *testing.T) {
 		}
 	}
 
+	// Reconciliation skips what the projector set aside, and finds
+	// nothing else.
+	rec, err := e.pg.Reconcile(e.ctx, e.log, postgres.ReconcileOptions{})
+	if err != nil || len(rec.Drifts) != 0 || rec.Quarantined != len(open) {
+		t.Errorf("reconcile with a quarantine: %d drifts %+v, %d quarantined (want %d), %v", len(rec.Drifts), rec.Drifts, rec.Quarantined, len(open), err)
+	}
+
 	if _, err := e.pg.Pool().Exec(e.ctx, "ALTER TABLE order_status_v1.order_timeline DROP CONSTRAINT no_cancellations"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +92,9 @@ func TestRetryAppliesQuarantinedCommitsAfterAFix(t *testing.T) {
 		}
 	}
 	sameSnapshot(t, "after the retry", e.snapshot(e.pg), e.fresh())
+	if rec, err := e.pg.Reconcile(e.ctx, e.log, postgres.ReconcileOptions{}); err != nil || len(rec.Drifts) != 0 || rec.Quarantined != 0 {
+		t.Errorf("reconcile after the retry: %+v, %v", rec, err)
+	}
 	if res, err := e.pg.Retry(e.ctx, e.log); err != nil || len(res) != 0 {
 		t.Errorf("a second retry: %+v, %v", res, err)
 	}

@@ -62,8 +62,10 @@ type reconciler struct {
 	opts   ReconcileOptions
 	schema string
 	cps    []uint64
-	seed   maphash.Seed
-	res    projections.Reconciliation
+	// quarantined are the commits the projector set aside, unresolved.
+	quarantined map[uint64]bool
+	seed        maphash.Seed
+	res         projections.Reconciliation
 
 	// orders holds each order's row as the log says, lines and timeline
 	// the digests of the stored rows.
@@ -85,6 +87,9 @@ func (r *reconciler) run(ctx context.Context) error {
 	if err := r.readCheckpoints(ctx); err != nil {
 		return err
 	}
+	if err := r.readQuarantine(ctx, v); err != nil {
+		return err
+	}
 	if err := r.readSums(ctx); err != nil {
 		return err
 	}
@@ -103,6 +108,25 @@ func (r *reconciler) run(ctx context.Context) error {
 func (r *reconciler) drift(orderID, table, key, field, kind, log, store string) {
 	r.res.Drifts = append(r.res.Drifts, projections.Drift{Projection: Name, OrderID: orderID, Table: table, Key: key,
 		Field: field, Kind: kind, Log: log, Store: store})
+}
+
+// readQuarantine reads the live version's unresolved quarantined
+// commits, in the same snapshot as the checkpoints.
+func (r *reconciler) readQuarantine(ctx context.Context, v int) error {
+	rows, err := r.tx.Query(ctx, "SELECT seq FROM ordo.projection_quarantine WHERE projection = $1 AND version = $2 AND state <> 'resolved'", Name, v)
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	r.quarantined = map[uint64]bool{}
+	var seq int64
+	_, err = pgx.ForEachRow(rows, []any{&seq}, func() error {
+		r.quarantined[uint64(seq)] = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	return nil
 }
 
 func (r *reconciler) readCheckpoints(ctx context.Context) error {
@@ -290,6 +314,10 @@ func (r *reconciler) foldLog(ctx context.Context) error {
 	err = projections.ReadLog(ctx, r.src, streams.TypeOrder, until, func(recs []streams.RawRecord) error {
 		batch = batch[:0]
 		for _, rec := range recs {
+			if r.quarantined[rec.Seq] {
+				r.res.Quarantined++
+				continue
+			}
 			c, err := r.st.decoder.Decode(rec)
 			if err != nil {
 				return err

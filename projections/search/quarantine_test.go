@@ -113,6 +113,9 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 			t.Errorf("order %s is not indexed", orderID(i))
 		}
 	}
+	if rec, err := e.st.Reconcile(e.ctx, e.log, search.ReconcileOptions{}); err != nil || len(rec.Drifts) != 0 || rec.Quarantined != 2 {
+		t.Errorf("reconcile with a quarantine: %+v, %v", rec, err)
+	}
 	// A hit of the order says its document may be out of date.
 	if err := e.st.Refresh(e.ctx); err != nil {
 		t.Fatal(err)

@@ -58,6 +58,8 @@ type reconciler struct {
 	// commit.
 	orders map[string]*docState
 	res    projections.Reconciliation
+	// quarantined are the commits the projector set aside, unresolved.
+	quarantined map[uint64]bool
 }
 
 // docState is one order's document and fold during a reconciliation.
@@ -97,6 +99,14 @@ func (r *reconciler) run(ctx context.Context) error {
 	r.res.Checkpoints = r.cps
 	if err := r.st.do(ctx, "POST", "/"+index+"/_refresh", nil, nil); err != nil {
 		return fmt.Errorf("refresh %s: %w", index, err)
+	}
+	q, err := r.st.Quarantined(ctx)
+	if err != nil {
+		return err
+	}
+	r.quarantined = make(map[uint64]bool, len(q))
+	for _, e := range q {
+		r.quarantined[e.Seq] = true
 	}
 	err = r.st.eachDocument(ctx, index, func(id string, version uint64, d *Document) error {
 		r.orders[id] = &docState{version: version, doc: d}
@@ -139,6 +149,10 @@ func (r *reconciler) run(ctx context.Context) error {
 // commit takes one commit of the log into account: it is decoded only
 // if its order's document is still to be compared.
 func (r *reconciler) commit(rec streams.RawRecord) error {
+	if r.quarantined[rec.Seq] {
+		r.res.Quarantined++
+		return nil
+	}
 	id, ok := envelopeAggregateID(rec.Data)
 	if !ok {
 		c, err := r.st.dec.Decode(rec)
