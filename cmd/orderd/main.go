@@ -12,14 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -85,7 +83,10 @@ type app struct {
 	orders  *command.Handler[order.State, order.Command]
 	stock   *command.Handler[inventory.State, inventory.Command]
 	cleanup []func()
-	pay     *payments // payment provider, webhooks and process managers (sagas.go)
+	// starting serves HTTP while orderd waits for its dependencies, then
+	// the API (startup.go).
+	starting startState
+	pay      *payments // payment provider, webhooks and process managers (sagas.go)
 	// readModel is the order-status read model in PostgreSQL (projections.go).
 	readModel *postgres.Store
 	// search is the customer-service search, nil without Elasticsearch
@@ -105,18 +106,21 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 
 func (a *app) init(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
+	if err := a.listenEarly(); err != nil {
+		return err
+	}
+	// Waiting for the dependencies is bounded by the start timeout; what
+	// runs afterwards does not inherit that deadline.
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
 	secret := cfg.AuthSecret
 	if cfg.NATSURL == "" {
+		a.starting.setWaiting("starting the embedded NATS server")
 		if err := a.embedNATS(); err != nil {
 			return err
 		}
-	} else {
-		a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
-		if err != nil {
-			return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
-		}
-		a.natsURL = cfg.NATSURL
-		a.cleanup = append(a.cleanup, a.nc.Close)
+	} else if err := a.connectNATS(startCtx); err != nil {
+		return err
 	}
 	if secret == "" {
 		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
@@ -127,10 +131,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	a.store, err = streams.Open(openCtx, a.nc, streams.Config{Partitions: cfg.Partitions, Replicas: cfg.Replicas, Logger: log})
-	if err != nil {
+	if err := a.openStreams(startCtx); err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
 	registry, err := events.Standard()
@@ -150,7 +151,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.setupPayments(registry); err != nil {
 		return err
 	}
-	if err := a.setupReadModel(ctx); err != nil {
+	if err := a.setupReadModel(startCtx); err != nil {
 		return err
 	}
 	if err := a.setupSearch(); err != nil {
@@ -175,29 +176,10 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	a.addr = ln.Addr().String()
 	if err := a.startSagas(registry); err != nil {
-		ln.Close()
 		return err
 	}
-	a.http = &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       cfg.RequestTimeout + 5*time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	go func() {
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", slog.Any("err", err))
-		}
-	}()
+	a.starting.serve(api)
 	a.ready.Store(true)
 	log.Info("orderd ready", slog.String("http", a.addr), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
 	return nil

@@ -27,6 +27,7 @@ import (
 func (a *app) setupReadModel(ctx context.Context) error {
 	url := a.cfg.PostgresURL
 	if url == "" {
+		a.starting.setWaiting("starting the private PostgreSQL")
 		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, localdir.PostgresDir), Logger: a.log})
 		if err != nil {
 			return fmt.Errorf("start the private PostgreSQL: %w", err)
@@ -54,6 +55,9 @@ func (a *app) setupReadModel(ctx context.Context) error {
 		return fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	a.cleanup = append(a.cleanup, pool.Close)
+	if err := a.waitFor(ctx, "PostgreSQL", postgresNotReady, pool.Ping); err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
 	a.readModel, err = postgres.Open(ctx, pool, postgres.Options{Partitions: a.store.Partitions(), Partition: a.store.Partition, Logger: a.log})
 	if err != nil {
 		return err
