@@ -37,6 +37,7 @@ func (a *app) setupReadModel(ctx context.Context) error {
 				a.log.Warn("stop PostgreSQL", slog.Any("err", err))
 			}
 		})
+		a.superviseDatabase(srv)
 		url = srv.URL()
 		if err := localdir.WriteFile(a.cfg.DataDir, localdir.PostgresURL, []byte(url+"\n")); err != nil {
 			return fmt.Errorf("write postgres.url: %w", err)
@@ -80,6 +81,20 @@ func (a *app) setupReadModel(ctx context.Context) error {
 	}()
 	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 	return nil
+}
+
+// superviseDatabase restarts the private PostgreSQL whenever it dies
+// (crash, OOM kill) until orderd stops: it is orderd's own server, nobody
+// else would. Queries answer 503 and /readyz names PostgreSQL meanwhile;
+// the pool reconnects and the projector resumes from its checkpoints.
+func (a *app) superviseDatabase(srv *pgserver.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Supervise(ctx)
+	}()
+	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 }
 
 // instanceName names this process among the instances that share a

@@ -390,7 +390,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 		q, err := s.Queries.Quarantined(r.Context())
 		if err != nil {
 			s.log.WarnContext(r.Context(), "readiness: the read model does not answer", slog.Any("err", err))
-			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "the order read model (PostgreSQL) does not answer; queries cannot be served")
+			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "PostgreSQL does not answer: the order read model's queries cannot be served until it is back (commands go on)")
 		}
 		if p, ok := quarantineProblem(postgres.Name, postgres.Views(q)); ok {
 			out.Degraded = append(out.Degraded, p)
