@@ -86,7 +86,10 @@ type app struct {
 	// starting serves HTTP while orderd waits for its dependencies, then
 	// the API (startup.go).
 	starting startState
-	pay      *payments // payment provider, webhooks and process managers (sagas.go)
+	// storage watches the embedded server's storage; nil with an
+	// external NATS (storage.go).
+	storage *storageGuard
+	pay     *payments // payment provider, webhooks and process managers (sagas.go)
 	// readModel is the order-status read model in PostgreSQL (projections.go).
 	readModel *postgres.Store
 	// search is the customer-service search, nil without Elasticsearch
@@ -164,7 +167,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if a.search != nil {
 		searchAPI = a.search
 	}
-	api, err := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
@@ -172,7 +175,11 @@ func (a *app) init(ctx context.Context) (err error) {
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,
 		Observer: m, Metrics: m.Handler(),
-	})
+	}
+	if a.storage != nil {
+		deps.Storage = a.storage.context
+	}
+	api, err := httpapi.New(deps)
 	if err != nil {
 		return err
 	}
@@ -192,11 +199,15 @@ func (a *app) embedNATS() error {
 		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
 	}
 	a.cleanup = append(a.cleanup, unlock)
+	storeDir := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
+	a.storage = newStorageGuard(a.log, storeDir)
 	a.ns, err = natsembed.Start(natsembed.Options{
-		StoreDir:   filepath.Join(a.cfg.DataDir, localdir.StoreDir),
-		Listen:     a.cfg.NATSListen,
-		SyncAlways: a.cfg.NATSSync == "always",
-		ServerName: "ordo-local",
+		StoreDir:     storeDir,
+		Listen:       a.cfg.NATSListen,
+		SyncAlways:   a.cfg.NATSSync == "always",
+		ServerName:   "ordo-local",
+		Logger:       a.log,
+		OnWriteError: a.storage.onWriteError,
 	})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
@@ -205,6 +216,8 @@ func (a *app) embedNATS() error {
 		a.ns.Shutdown()
 		a.ns.WaitForShutdown()
 	})
+	a.storage.ns = a.ns
+	a.goUntilStop(a.storage.run)
 	a.natsURL = a.ns.ClientURL()
 	if err := localdir.WriteFile(a.cfg.DataDir, localdir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
 		return fmt.Errorf("write nats.url: %w", err)
@@ -233,6 +246,18 @@ func (a *app) close() error {
 	a.stop()
 	a.log.Info("orderd stopped")
 	return err
+}
+
+// goUntilStop runs f in a goroutine until orderd stops: its context ends
+// then and stop waits for f to return.
+func (a *app) goUntilStop(f func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 }
 
 func (a *app) stop() {

@@ -88,13 +88,7 @@ func (a *app) setupReadModel(ctx context.Context) error {
 // else would. Queries answer 503 and /readyz names PostgreSQL meanwhile;
 // the pool reconnects and the projector resumes from its checkpoints.
 func (a *app) superviseDatabase(srv *pgserver.Server) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Supervise(ctx)
-	}()
-	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
+	a.goUntilStop(srv.Supervise)
 }
 
 // instanceName names this process among the instances that share a
