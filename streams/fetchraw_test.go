@@ -59,13 +59,21 @@ func TestFetchRawMatchesFetch(t *testing.T) {
 func TestFetchRawOnAStreamStartingLater(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	ctx := testCtx(t)
-	_, err := jsOf(t, nc).CreateStream(ctx, jetstream.StreamConfig{
-		Name: "ORDERS", Subjects: []string{"order.*.*"}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-		MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, AllowDirect: true, DenyDelete: true, DenyPurge: true,
-		FirstSeq: 5, Metadata: map[string]string{"ordo.partitions": "4"},
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Open creates streams only when none exists, so all three are made
+	// by hand.
+	for name, prefix := range map[string]string{"ORDERS": "order", "INVENTORY": "sku", "PAYMENTS": "payment"} {
+		first := uint64(1)
+		if name == "ORDERS" {
+			first = 5
+		}
+		_, err := jsOf(t, nc).CreateStream(ctx, jetstream.StreamConfig{
+			Name: name, Subjects: []string{prefix + ".*.*"}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, AllowDirect: true, DenyDelete: true, DenyPurge: true,
+			FirstSeq: first, Metadata: map[string]string{"ordo.partitions": "4"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {

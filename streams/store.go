@@ -50,6 +50,11 @@ var (
 	// ErrUnknownType means an aggregate type is not one of the Type
 	// constants.
 	ErrUnknownType = errors.New("unknown aggregate type")
+	// ErrStreamMissing means the server answered that some of the log's
+	// streams do not exist while others do: part of the log was
+	// destroyed. [Open] refuses it instead of creating an empty stream
+	// in its place.
+	ErrStreamMissing = errors.New("stream missing from the log")
 )
 
 // Config configures the event store. The zero value is valid: every field
@@ -138,6 +143,11 @@ type Store struct {
 // (sku.*.*) and PAYMENTS (payment.*.*), or validates them if they exist,
 // and returns a Store on nc.
 //
+// Streams are created only when none of the three exists (a new log).
+// If the server reports some missing while others exist, the log was
+// partly destroyed, and Open fails with [ErrStreamMissing] rather than
+// put an empty stream in the place of a lost one.
+//
 // New streams use file storage, cfg's replicas and duplicate window, allow
 // direct gets, deny deletes and purges, keep everything (no limits) and
 // record the partition count in the metadata key "ordo.partitions". For
@@ -182,6 +192,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		}
 		partitions = p
 	}
+	if len(missing) > 0 && len(missing) < len(kindOrder) {
+		return nil, missingError(missing)
+	}
 	if partitions == 0 {
 		partitions = cfg.Partitions
 	}
@@ -210,6 +223,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		}
 	}
 	return &Store{nc: nc, js: js, partitions: partitions, log: cfg.Logger}, nil
+}
+
+// missingError names the streams a partly destroyed log lacks.
+func missingError(missing []string) error {
+	names := make([]string, len(missing))
+	for i, t := range missing {
+		names[i] = kinds[t].stream
+	}
+	return fmt.Errorf("streams: open: %w: the server reports no stream %s while the other streams of the log exist; "+
+		"the log was partly destroyed: restore it from a backup (streams are created only when none exists)",
+		ErrStreamMissing, strings.Join(names, ", "))
 }
 
 func streamConfig(k aggKind, partitions int, cfg Config) jetstream.StreamConfig {

@@ -423,6 +423,27 @@ func TestOpenRejectsIncompatibleStream(t *testing.T) {
 	}
 }
 
+// A log whose stream was deleted is refused, never completed with an
+// empty stream: that would hide the loss.
+func TestOpenRefusesAPartlyDestroyedLog(t *testing.T) {
+	_, nc := testkit.NATS(t)
+	ctx := testCtx(t)
+	if _, err := streams.Open(ctx, nc, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	js := jsOf(t, nc)
+	if err := js.DeleteStream(ctx, "PAYMENTS"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := streams.Open(ctx, nc, streams.Config{})
+	if !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "PAYMENTS") {
+		t.Fatalf("open without PAYMENTS: %v, want ErrStreamMissing naming PAYMENTS", err)
+	}
+	if _, err := js.Stream(ctx, "PAYMENTS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("PAYMENTS after the refused open: %v, want still missing", err)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	for _, cfg := range []streams.Config{

@@ -72,6 +72,15 @@ func copyLog(t *testing.T, msgs []streams.StoredMsg, deleteSeqs ...uint64) strin
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
+	// Open creates streams only when none exists: the log's other two
+	// are made here, as Open would.
+	for name, prefix := range map[string]string{"INVENTORY": "sku", "PAYMENTS": "payment"} {
+		other := cfg
+		other.Name, other.Subjects = name, []string{prefix + ".*.*"}
+		if _, err := js.CreateStream(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := streams.Open(ctx, nc, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}

@@ -254,13 +254,7 @@ func intentFor(s *sim.Sim, paymentID string) psp.Intent {
 // test.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitWithin(t, 30*time.Second, what, cond)
 }
 
 // TestOrderViewCarriesCheckoutURL runs the API, the process managers and

@@ -12,14 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -85,6 +83,12 @@ type app struct {
 	orders  *command.Handler[order.State, order.Command]
 	stock   *command.Handler[inventory.State, inventory.Command]
 	cleanup []func()
+	// starting serves HTTP while orderd waits for its dependencies, then
+	// the API (startup.go).
+	starting startState
+	// storage watches the embedded server's storage; nil with an
+	// external NATS (storage.go).
+	storage *storageGuard
 	pay     *payments // payment provider, webhooks and process managers (sagas.go)
 	// readModel is the order-status read model in PostgreSQL (projections.go).
 	readModel *postgres.Store
@@ -105,18 +109,21 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 
 func (a *app) init(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
+	if err := a.listenEarly(); err != nil {
+		return err
+	}
+	// Waiting for the dependencies is bounded by the start timeout; what
+	// runs afterwards does not inherit that deadline.
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
 	secret := cfg.AuthSecret
 	if cfg.NATSURL == "" {
+		a.starting.setWaiting("starting the embedded NATS server")
 		if err := a.embedNATS(); err != nil {
 			return err
 		}
-	} else {
-		a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
-		if err != nil {
-			return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
-		}
-		a.natsURL = cfg.NATSURL
-		a.cleanup = append(a.cleanup, a.nc.Close)
+	} else if err := a.connectNATS(startCtx); err != nil {
+		return err
 	}
 	if secret == "" {
 		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
@@ -127,10 +134,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	a.store, err = streams.Open(openCtx, a.nc, streams.Config{Partitions: cfg.Partitions, Replicas: cfg.Replicas, Logger: log})
-	if err != nil {
+	if err := a.openStreams(startCtx); err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
 	registry, err := events.Standard()
@@ -150,7 +154,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.setupPayments(registry); err != nil {
 		return err
 	}
-	if err := a.setupReadModel(ctx); err != nil {
+	if err := a.setupReadModel(startCtx); err != nil {
 		return err
 	}
 	if err := a.setupSearch(); err != nil {
@@ -163,7 +167,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if a.search != nil {
 		searchAPI = a.search
 	}
-	api, err := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
@@ -171,33 +175,18 @@ func (a *app) init(ctx context.Context) (err error) {
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,
 		Observer: m, Metrics: m.Handler(),
-	})
+	}
+	if a.storage != nil {
+		deps.Storage = a.storage.context
+	}
+	api, err := httpapi.New(deps)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	a.addr = ln.Addr().String()
 	if err := a.startSagas(registry); err != nil {
-		ln.Close()
 		return err
 	}
-	a.http = &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       cfg.RequestTimeout + 5*time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	go func() {
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", slog.Any("err", err))
-		}
-	}()
+	a.starting.serve(api)
 	a.ready.Store(true)
 	log.Info("orderd ready", slog.String("http", a.addr), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
 	return nil
@@ -210,11 +199,15 @@ func (a *app) embedNATS() error {
 		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
 	}
 	a.cleanup = append(a.cleanup, unlock)
+	storeDir := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
+	a.storage = newStorageGuard(a.log, storeDir)
 	a.ns, err = natsembed.Start(natsembed.Options{
-		StoreDir:   filepath.Join(a.cfg.DataDir, localdir.StoreDir),
-		Listen:     a.cfg.NATSListen,
-		SyncAlways: a.cfg.NATSSync == "always",
-		ServerName: "ordo-local",
+		StoreDir:     storeDir,
+		Listen:       a.cfg.NATSListen,
+		SyncAlways:   a.cfg.NATSSync == "always",
+		ServerName:   "ordo-local",
+		Logger:       a.log,
+		OnWriteError: a.storage.onWriteError,
 	})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
@@ -223,6 +216,8 @@ func (a *app) embedNATS() error {
 		a.ns.Shutdown()
 		a.ns.WaitForShutdown()
 	})
+	a.storage.ns = a.ns
+	a.goUntilStop(a.storage.run)
 	a.natsURL = a.ns.ClientURL()
 	if err := localdir.WriteFile(a.cfg.DataDir, localdir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
 		return fmt.Errorf("write nats.url: %w", err)
@@ -251,6 +246,18 @@ func (a *app) close() error {
 	a.stop()
 	a.log.Info("orderd stopped")
 	return err
+}
+
+// goUntilStop runs f in a goroutine until orderd stops: its context ends
+// then and stop waits for f to return.
+func (a *app) goUntilStop(f func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 }
 
 func (a *app) stop() {

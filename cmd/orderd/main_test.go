@@ -39,6 +39,18 @@ type testApp struct {
 
 func mustStart(t testing.TB, edit ...func(*config.Config)) *testApp {
 	t.Helper()
+	cfg := testConfig(t, edit...)
+	a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestApp(t, a)
+}
+
+// testConfig is the configuration of a test's orderd: free ports, its own
+// data dir, a database of the test binary's PostgreSQL.
+func testConfig(t testing.TB, edit ...func(*config.Config)) config.Config {
+	t.Helper()
 	cfg := config.Default()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NATSListen = "127.0.0.1:0"
@@ -56,10 +68,12 @@ func mustStart(t testing.TB, edit ...func(*config.Config)) *testApp {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	return cfg
+}
+
+// newTestApp wraps a started orderd, closed when the test ends.
+func newTestApp(t testing.TB, a *app) *testApp {
+	t.Helper()
 	t.Cleanup(func() { _ = a.close() })
 	ta := &testApp{app: a, t: t, base: "http://" + a.addr}
 	ta.admin = mint(t, "ops", auth.RoleAdmin)

@@ -27,6 +27,7 @@ import (
 func (a *app) setupReadModel(ctx context.Context) error {
 	url := a.cfg.PostgresURL
 	if url == "" {
+		a.starting.setWaiting("starting the private PostgreSQL")
 		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, localdir.PostgresDir), Logger: a.log})
 		if err != nil {
 			return fmt.Errorf("start the private PostgreSQL: %w", err)
@@ -36,6 +37,7 @@ func (a *app) setupReadModel(ctx context.Context) error {
 				a.log.Warn("stop PostgreSQL", slog.Any("err", err))
 			}
 		})
+		a.superviseDatabase(srv)
 		url = srv.URL()
 		if err := localdir.WriteFile(a.cfg.DataDir, localdir.PostgresURL, []byte(url+"\n")); err != nil {
 			return fmt.Errorf("write postgres.url: %w", err)
@@ -54,6 +56,9 @@ func (a *app) setupReadModel(ctx context.Context) error {
 		return fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	a.cleanup = append(a.cleanup, pool.Close)
+	if err := a.waitFor(ctx, "PostgreSQL", postgresNotReady, pool.Ping); err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
 	a.readModel, err = postgres.Open(ctx, pool, postgres.Options{Partitions: a.store.Partitions(), Partition: a.store.Partition, Logger: a.log})
 	if err != nil {
 		return err
@@ -76,6 +81,14 @@ func (a *app) setupReadModel(ctx context.Context) error {
 	}()
 	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 	return nil
+}
+
+// superviseDatabase restarts the private PostgreSQL whenever it dies
+// (crash, OOM kill) until orderd stops: it is orderd's own server, nobody
+// else would. Queries answer 503 and /readyz names PostgreSQL meanwhile;
+// the pool reconnects and the projector resumes from its checkpoints.
+func (a *app) superviseDatabase(srv *pgserver.Server) {
+	a.goUntilStop(srv.Supervise)
 }
 
 // instanceName names this process among the instances that share a

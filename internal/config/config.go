@@ -87,6 +87,11 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM
 	// (ORDO_SHUTDOWN_TIMEOUT). Default 15s.
 	ShutdownTimeout time.Duration
+	// StartTimeout bounds how long orderd waits at start for NATS, its
+	// streams and PostgreSQL to answer, retrying with backoff, before it
+	// gives up and exits (ORDO_START_TIMEOUT, --start-timeout). Default
+	// 3m: long enough for a cluster that is forming or restarting.
+	StartTimeout time.Duration
 	// LogLevel is debug, info, warn or error (ORDO_LOG_LEVEL). Default info.
 	LogLevel string
 
@@ -130,6 +135,7 @@ func Default() Config {
 		MaxBodyBytes:    1 << 20,
 		RequestTimeout:  10 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
+		StartTimeout:    3 * time.Minute,
 		LogLevel:        "info",
 
 		ReadYourWritesWait:  2 * time.Second,
@@ -215,6 +221,7 @@ var settings = []setting{
 	}},
 	{"ORDO_REQUEST_TIMEOUT", "", "", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{"ORDO_SHUTDOWN_TIMEOUT", "", "", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"ORDO_START_TIMEOUT", "start-timeout", "how long to wait at start for NATS, the streams and PostgreSQL", duration(func(c *Config) *time.Duration { return &c.StartTimeout })},
 	{"ORDO_LOG_LEVEL", "log-level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"ORDO_PAYMENT_TIMEOUT", "payment-timeout", "how long an order waits for its payment", duration(func(c *Config) *time.Duration { return &c.PaymentTimeout })},
 	{"ORDO_PSP_URL", "psp-url", "payment provider API (empty: in-process simulator)", str(func(c *Config) *string { return &c.PSPURL })},
@@ -345,6 +352,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if c.StartTimeout < time.Second || c.StartTimeout > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("start timeout %s: want 1s to 24h", c.StartTimeout))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -52,3 +52,21 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		t.Fatal("non-integer replicas accepted")
 	}
 }
+
+func TestStartTimeout(t *testing.T) {
+	c, err := Load([]string{"--start-timeout", "45s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StartTimeout != 45*time.Second {
+		t.Fatalf("start timeout %s, want 45s", c.StartTimeout)
+	}
+	if d := Default().StartTimeout; d != 3*time.Minute {
+		t.Fatalf("default start timeout %s", d)
+	}
+	for _, bad := range []string{"0s", "-1m", "500ms", "soon"} {
+		if _, err := Load(nil, env(map[string]string{"ORDO_START_TIMEOUT": bad}), io.Discard); err == nil {
+			t.Errorf("ORDO_START_TIMEOUT=%s accepted", bad)
+		}
+	}
+}

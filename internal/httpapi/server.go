@@ -65,6 +65,12 @@ type Deps struct {
 	// Search serves GET /v1/search/orders (search.go); without it the
 	// route answers 503 "search_unavailable".
 	Search Search
+	// Storage, if set, returns a context that ends, with the failure as
+	// its cause (wrapping syscall.ENOSPC for a full disk), while the event
+	// store's storage cannot write. Requests that write then answer 503
+	// storage_full (or storage_failed) at once, those in flight as soon as
+	// it fails, and /readyz says so (storage.go).
+	Storage func() context.Context
 	// Observer, if set, is told about every request.
 	Observer RequestObserver
 	// Metrics, if set, is served at GET /metrics.
@@ -241,8 +247,13 @@ func (s *Server) dispatch(methods map[string]route) http.Handler {
 			}
 			claims = c
 		}
-		if err := rt.handle(w, r, claims); err != nil {
-			s.writeError(w, r, err)
+		r, release, err := s.guardStorage(r)
+		defer release()
+		if err == nil {
+			err = rt.handle(w, r, claims)
+		}
+		if err != nil {
+			s.writeError(w, r, storageCause(r, err))
 		}
 	})
 }
@@ -385,12 +396,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 	if s.Ready != nil && !s.Ready() {
 		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or its event store is unreachable")
 	}
+	if s.Storage != nil {
+		if err := storageErr(s.Storage()); err != nil {
+			return err
+		}
+	}
 	out := readiness{Status: "ready"}
 	if s.Queries != nil {
 		q, err := s.Queries.Quarantined(r.Context())
 		if err != nil {
 			s.log.WarnContext(r.Context(), "readiness: the read model does not answer", slog.Any("err", err))
-			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "the order read model (PostgreSQL) does not answer; queries cannot be served")
+			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "PostgreSQL does not answer: the order read model's queries cannot be served until it is back (commands go on)")
 		}
 		if p, ok := quarantineProblem(postgres.Name, postgres.Views(q)); ok {
 			out.Degraded = append(out.Degraded, p)

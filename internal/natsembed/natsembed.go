@@ -46,9 +46,20 @@ type Options struct {
 	// server size it from the free disk space.
 	JetStreamMaxStore int64
 
-	// Logger, if set, receives the server's log at notice level and above
-	// (debug and trace stay off). Nil means the server logs nothing.
+	// Logger, if set, receives the server's warnings (at slog's warn
+	// level) and errors (error level), such as a store's "Critical write
+	// error: ... no space left on device"; its notices (start-up banner,
+	// JetStream restarts) arrive at debug level, and its own debug and
+	// trace stay off. Nil means the server logs nothing.
 	Logger *slog.Logger
+
+	// OnWriteError, if set, is called when the server reports that a
+	// store failed to write (a full disk, an I/O error): the stream then
+	// refuses every write, without answering its publishers, until
+	// JetStream is restarted ([RestartJetStream]). It is called from
+	// inside the server, with the server's locks held: it must return at
+	// once and must not call the server.
+	OnWriteError func(msg string)
 
 	// Configure, if set, adjusts the server options after these settings
 	// are applied: clustering, TLS, accounts. It is how
@@ -69,7 +80,7 @@ func Start(opts Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: new server: %w", err)
 	}
-	log := &logger{l: opts.Logger}
+	log := &logger{l: opts.Logger, onWriteError: opts.OnWriteError}
 	s.SetLoggerV2(log, false, false, false)
 	// Start returns once the listeners and JetStream are set up; a failure
 	// to enable JetStream is reported only through the logger.
@@ -158,7 +169,8 @@ func Connect(s *server.Server, opts ...nats.Option) (*nats.Conn, error) {
 // *slog.Logger and remembers the first fatal message, so [Start] can
 // return it as an error. Fatalf never exits the process.
 type logger struct {
-	l *slog.Logger
+	l            *slog.Logger
+	onWriteError func(string)
 
 	mu        sync.Mutex
 	fatalText string
@@ -177,11 +189,19 @@ func (l *logger) log(level slog.Level, format string, v []any) {
 	l.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
 }
 
-func (l *logger) Noticef(format string, v ...any) { l.log(slog.LevelInfo, format, v) }
+func (l *logger) Noticef(format string, v ...any) { l.log(slog.LevelDebug, format, v) }
 func (l *logger) Warnf(format string, v ...any)   { l.log(slog.LevelWarn, format, v) }
-func (l *logger) Errorf(format string, v ...any)  { l.log(slog.LevelError, format, v) }
 func (l *logger) Debugf(format string, v ...any)  { l.log(slog.LevelDebug, format, v) }
 func (l *logger) Tracef(format string, v ...any)  { l.log(slog.LevelDebug, format, v) }
+
+func (l *logger) Errorf(format string, v ...any) {
+	l.log(slog.LevelError, format, v)
+	if l.onWriteError != nil {
+		if msg := fmt.Sprintf(format, v...); isWriteError(msg) {
+			l.onWriteError(msg)
+		}
+	}
+}
 
 func (l *logger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

@@ -118,12 +118,59 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
+// The server's notices arrive at debug level; at info only its warnings
+// and errors would.
 func TestLoggerReceivesServerLog(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	nc := start(t, natsembed.Options{StoreDir: t.TempDir(), Logger: log})
+	var debug, info bytes.Buffer
+	nc := start(t, natsembed.Options{StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	roundTrip(t, nc)
-	if !strings.Contains(buf.String(), "Starting nats-server") {
-		t.Errorf("logger got %q, want the server's start-up notice", buf.String())
+	if !strings.Contains(debug.String(), "Starting nats-server") {
+		t.Errorf("logger at debug got %q, want the server's start-up notice", debug.String())
+	}
+	nc = start(t, natsembed.Options{StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&info, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	roundTrip(t, nc)
+	if info.Len() != 0 {
+		t.Errorf("logger at info got %q, want nothing from a healthy start", info.String())
+	}
+}
+
+// RestartJetStream recovers every stream from disk: what was stored stays,
+// and writes go on, through the same client connection.
+func TestRestartJetStreamKeepsStreams(t *testing.T) {
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, err := natsembed.Connect(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEPT", Subjects: []string{"kept"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "kept", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsembed.RestartJetStream(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsembed.StorageError(s); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	ack, err := js.Publish(ctx, "kept", []byte("after"))
+	if err != nil || ack.Sequence != 2 {
+		t.Fatalf("publish after the restart: %+v %v, want seq 2", ack, err)
+	}
+	st, err := js.Stream(ctx, "KEPT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.GetMsg(ctx, 1); err != nil || string(m.Data) != "before" {
+		t.Fatalf("message 1 after the restart: %v %v", m, err)
 	}
 }

@@ -77,15 +77,20 @@ type Options struct {
 // Server is a running private PostgreSQL.
 type Server struct {
 	opts    Options
+	cred    *syscall.Credential
 	dataDir string
 	sockDir string
 	tmpSock bool
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
 	unlock  func()
 	stop    sync.Once
 	stopErr error
+
+	mu sync.Mutex // guards the running postmaster, replaced by Restart
+	// cmd is the postmaster; exited is closed when it has exited, after
+	// waitErr is set.
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
 }
 
 // Start initialises the data directory if needed, takes over or stops a
@@ -120,7 +125,7 @@ func Start(ctx context.Context, opts Options) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
-	s = &Server{opts: opts, dataDir: filepath.Join(base, dataDirName), unlock: unlock}
+	s = &Server{opts: opts, cred: cred, dataDir: filepath.Join(base, dataDirName), unlock: unlock}
 	defer func() {
 		if err != nil {
 			s.cleanup()
@@ -132,33 +137,87 @@ func Start(ctx context.Context, opts Options) (s *Server, err error) {
 			return nil, err
 		}
 	}
-	if err := s.initdb(ctx, cred); err != nil {
+	if err := s.initdb(ctx); err != nil {
 		return nil, err
 	}
 	if err := stopStale(s.dataDir, opts.Logger); err != nil {
 		return nil, err
 	}
-	if err := s.makeSocketDir(cred); err != nil {
+	if err := s.makeSocketDir(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(opts.StartTimeout)
+	if err := s.launch(ctx); err != nil {
+		return nil, err
+	}
+	opts.Logger.Info("postgres ready", slog.String("dir", base), slog.String("socket", s.sockDir))
+	return s, nil
+}
+
+// launch starts postgres in the prepared directories and waits, at most
+// StartTimeout, until it accepts connections.
+func (s *Server) launch(ctx context.Context) error {
+	deadline := time.Now().Add(s.opts.StartTimeout)
 	for attempt := 1; ; attempt++ {
-		err := s.run(ctx, cred, deadline)
+		err := s.run(ctx, deadline)
 		if err == nil {
-			break
+			return nil
 		}
 		// Backends of a killed postmaster may still hold its shared
 		// memory for a moment; postgres refuses to start until they exit.
 		if !errors.Is(err, errShmemInUse) || time.Now().After(deadline) {
-			return nil, err
+			return err
 		}
-		opts.Logger.Info("postgres: shared memory of a previous server still in use; retrying", slog.Int("attempt", attempt))
+		s.opts.Logger.Info("postgres: shared memory of a previous server still in use; retrying", slog.Int("attempt", attempt))
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	opts.Logger.Info("postgres ready", slog.String("dir", base), slog.String("socket", s.sockDir))
-	return s, nil
+}
+
+// Restart starts postgres again after it exited (it crashed, or was
+// killed), in the same directories and on the same socket, so the URL
+// stays valid: PostgreSQL's crash recovery replays its WAL first. It
+// returns an error if the postmaster still runs.
+func (s *Server) Restart(ctx context.Context) error {
+	select {
+	case <-s.Exited():
+	default:
+		return errors.New("pgserver: restart: postgres is still running")
+	}
+	return s.launch(ctx)
+}
+
+// Supervise restarts postgres whenever it exits, until ctx ends: it logs
+// the exit as an error, restarts with backoff (250 ms doubling to 10 s)
+// and logs how long the server was down. The server's owner runs it in a
+// goroutine and lets it return (cancels ctx and waits) before
+// [Server.Stop], so a stop is never mistaken for a crash.
+func (s *Server) Supervise(ctx context.Context) {
+	log := s.opts.Logger
+	for {
+		_, exited, waitErr := s.current()
+		select {
+		case <-ctx.Done():
+			return
+		case <-exited:
+		}
+		down := time.Now()
+		log.Error("postgres: the server exited; restarting it", slog.Any("exit", waitErr()), slog.String("dir", s.opts.Dir))
+		for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+			err := s.Restart(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("postgres: restart failed; retrying", slog.Duration("retry_in", backoff), slog.Any("err", err))
+			if sleep(ctx, backoff) != nil {
+				return
+			}
+		}
+		log.Info("postgres: restarted", slog.Duration("down", time.Since(down).Round(time.Millisecond)), slog.Int("pid", s.Pid()))
+	}
 }
 
 // URL returns the connection URL of the "postgres" database.
@@ -177,10 +236,29 @@ func (s *Server) URLFor(db string) string {
 func (s *Server) Dir() string { return s.opts.Dir }
 
 // Pid returns the postmaster's process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int {
+	cmd, _, _ := s.current()
+	return cmd.Process.Pid
+}
 
-// Exited is closed when the postmaster has exited.
-func (s *Server) Exited() <-chan struct{} { return s.exited }
+// Exited is closed when the postmaster has exited (the current one: after
+// [Server.Restart], the restarted one's).
+func (s *Server) Exited() <-chan struct{} {
+	_, exited, _ := s.current()
+	return exited
+}
+
+// current returns the running postmaster, the channel closed when it has
+// exited, and (once it is closed) how it exited.
+func (s *Server) current() (*exec.Cmd, chan struct{}, func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd, s.exited, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.waitErr
+	}
+}
 
 // Stop shuts the server down (fast shutdown: clients are disconnected,
 // the data is checkpointed), waits for it and releases the directory. It
@@ -195,22 +273,23 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) shutdown(grace time.Duration) error {
-	if s.cmd == nil || s.cmd.Process == nil {
+	cmd, exited, _ := s.current()
+	if cmd == nil || cmd.Process == nil {
 		return nil
 	}
 	select {
-	case <-s.exited:
+	case <-exited:
 		return nil
 	default:
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case <-s.exited:
+	case <-exited:
 		return nil
 	case <-time.After(grace):
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
+	_ = cmd.Process.Kill()
+	<-exited
 	return fmt.Errorf("pgserver: postgres did not stop within %s and was killed", grace)
 }
 
@@ -307,7 +386,8 @@ func reachable(base string, cred *syscall.Credential, log *slog.Logger) error {
 
 // initdb creates the data directory unless it holds a cluster already. A
 // half-made one (no PG_VERSION: initdb was interrupted) is made again.
-func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
+func (s *Server) initdb(ctx context.Context) error {
+	cred := s.cred
 	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); err == nil {
 		return nil
 	}
@@ -341,7 +421,8 @@ func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
 
 // makeSocketDir picks the socket directory: <base>/sock, or a fresh one
 // under /tmp when that path would be too long for a Unix socket.
-func (s *Server) makeSocketDir(cred *syscall.Credential) error {
+func (s *Server) makeSocketDir() error {
+	cred := s.cred
 	dir := filepath.Join(s.opts.Dir, sockDirName)
 	if len(dir)+1+len(socketName) > maxSocketPath {
 		d, err := os.MkdirTemp("/tmp", "ordo-pg-")
@@ -367,7 +448,8 @@ func (s *Server) makeSocketDir(cred *syscall.Credential) error {
 var errShmemInUse = errors.New("shared memory of a previous server is still in use")
 
 // run starts postgres once and waits until it accepts connections.
-func (s *Server) run(ctx context.Context, cred *syscall.Credential, deadline time.Time) error {
+func (s *Server) run(ctx context.Context, deadline time.Time) error {
+	cred := s.cred
 	logPath := filepath.Join(s.opts.Dir, logName)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -411,13 +493,18 @@ func (s *Server) run(ctx context.Context, cred *syscall.Credential, deadline tim
 			return
 		}
 		started <- nil
-		s.waitErr = cmd.Wait()
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
 		close(exited)
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("pgserver: start postgres: %w", err)
 	}
+	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 
 	for {
 		select {
@@ -426,7 +513,8 @@ func (s *Server) run(ctx context.Context, cred *syscall.Credential, deadline tim
 			if strings.Contains(tail, "pre-existing shared memory block") {
 				return errShmemInUse
 			}
-			return fmt.Errorf("pgserver: postgres exited (%v):\n%s", s.waitErr, tail)
+			_, _, waitErr := s.current()
+			return fmt.Errorf("pgserver: postgres exited (%v):\n%s", waitErr(), tail)
 		default:
 		}
 		if err := ping(ctx, s.URL()); err == nil {

@@ -246,3 +246,35 @@ func TestLongDirectoryGetsShortSocket(t *testing.T) {
 		t.Fatalf("temporary socket dir left behind: %v", err)
 	}
 }
+
+// A supervised server that is SIGKILLed comes back by itself on the same
+// URL, with what it had committed.
+func TestSuperviseRestartsAKilledServer(t *testing.T) {
+	s := start(t, t.TempDir())
+	exec1(t, s.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('yes')")
+	ctx, cancel := context.WithCancel(t.Context())
+	supervised := make(chan struct{})
+	go func() { defer close(supervised); s.Supervise(ctx) }()
+	defer func() { cancel(); <-supervised }()
+
+	for round := 1; round <= 2; round++ {
+		old := s.Pid()
+		killed := time.Now()
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err = ping(t.Context(), s.URL()); err == nil && s.Pid() != old {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("round %d: postgres not back 60 s after SIGKILL: %v", round, err)
+			}
+		}
+		t.Logf("round %d: postgres answered again %s after SIGKILL", round, time.Since(killed).Round(time.Millisecond))
+		if got := exec1(t, s.URL(), "SELECT v FROM kept"); got != "yes" {
+			t.Fatalf("after restart: %q", got)
+		}
+	}
+}

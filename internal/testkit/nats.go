@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,26 +52,59 @@ func NATS(tb testing.TB, opts ...func(*natsembed.Options)) (*server.Server, *nat
 // elect: keep cluster tests few on small machines.
 func Cluster(tb testing.TB, n int) (servers []*server.Server, nc *nats.Conn) {
 	tb.Helper()
+	return PlanCluster(tb, n).Start()
+}
+
+// ClusterPlan is an n-node cluster whose ports are chosen but whose
+// servers are not started yet: a test can point a client at its URLs
+// first, as a service started before its cluster would be.
+type ClusterPlan struct {
+	tb                      testing.TB
+	name                    string
+	clientPorts, routePorts []int
+	routes                  []*url.URL
+}
+
+// PlanCluster reserves the client and route ports of an n-node cluster.
+func PlanCluster(tb testing.TB, n int) *ClusterPlan {
+	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("cluster of %d nodes", n)
 	}
-	ports := freePorts(tb, n)
-	routes := make([]*url.URL, n)
-	for i, p := range ports {
-		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}
+	ports := freePorts(tb, 2*n)
+	p := &ClusterPlan{tb: tb, clientPorts: ports[:n], routePorts: ports[n:]}
+	p.name = fmt.Sprintf("ordo-test-%d", p.routePorts[0])
+	for _, port := range p.routePorts {
+		p.routes = append(p.routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
 	}
-	name := fmt.Sprintf("ordo-test-%d", ports[0])
-	for i := range n {
+	return p
+}
+
+// URL is the client URL of every node, comma-separated, as
+// ORDO_NATS_URL takes it.
+func (p *ClusterPlan) URL() string {
+	urls := make([]string, len(p.clientPorts))
+	for i, port := range p.clientPorts {
+		urls[i] = "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	return strings.Join(urls, ",")
+}
+
+// Start starts the planned servers and waits as [Cluster] does.
+func (p *ClusterPlan) Start() (servers []*server.Server, nc *nats.Conn) {
+	tb := p.tb
+	tb.Helper()
+	for i := range p.clientPorts {
 		o := natsembed.Options{
 			StoreDir:   tb.TempDir(),
-			Listen:     "127.0.0.1:0", // routing waits for a client listener
-			ServerName: fmt.Sprintf("%s-n%d", name, i+1),
+			Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(p.clientPorts[i])), // routing waits for a client listener
+			ServerName: fmt.Sprintf("%s-n%d", p.name, i+1),
 			Configure: func(so *server.Options) {
-				so.Cluster.Name = name
+				so.Cluster.Name = p.name
 				so.Cluster.Host = "127.0.0.1"
-				so.Cluster.Port = ports[i]
+				so.Cluster.Port = p.routePorts[i]
 				so.Cluster.Compression.Mode = server.CompressionOff
-				so.Routes = routes
+				so.Routes = p.routes
 			},
 		}
 		s, err := natsembed.Start(o)

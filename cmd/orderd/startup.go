@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// Waiting at start: orderd is started like a service, often together with
+// the servers it needs (a NATS cluster forming, PostgreSQL starting), so
+// it waits for them with backoff until ORDO_START_TIMEOUT instead of
+// failing at the first refused connection. It waits only for a server
+// that cannot answer yet; an answer that waiting cannot change (a
+// destroyed stream, a refused password) fails the start at once.
+const (
+	// attemptTimeout bounds one attempt, so a server that takes a request
+	// and never answers is asked again instead of using the whole budget.
+	attemptTimeout = 5 * time.Second
+	firstBackoff   = 250 * time.Millisecond
+	maxBackoff     = 5 * time.Second
+)
+
+// startState is what orderd serves while it starts, and what it waits for.
+type startState struct {
+	// handler is the HTTP handler: httpapi.Starting until the API is built.
+	handler atomic.Pointer[http.Handler]
+	// waiting says what orderd waits for, for /readyz.
+	waiting atomic.Pointer[string]
+}
+
+func (s *startState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.handler.Load()).ServeHTTP(w, r)
+}
+
+func (s *startState) serve(h http.Handler) { s.handler.Store(&h) }
+
+func (s *startState) setWaiting(what string) { s.waiting.Store(&what) }
+
+func (s *startState) waitingFor() string {
+	if w := s.waiting.Load(); w != nil {
+		return *w
+	}
+	return "starting up"
+}
+
+// listenEarly opens the HTTP listener before orderd waits for anything,
+// serving /healthz and a /readyz that names what it waits for; the API
+// replaces that handler once it is built (see [app.serveAPI]).
+func (a *app) listenEarly() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.addr = ln.Addr().String()
+	a.starting.serve(httpapi.Starting(a.starting.waitingFor))
+	a.http = &http.Server{
+		Handler:           &a.starting,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       a.cfg.RequestTimeout + 5*time.Second,
+		WriteTimeout:      a.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	srv := a.http
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", slog.Any("err", err))
+		}
+	}()
+	a.cleanup = append(a.cleanup, func() { _ = srv.Close() })
+	return nil
+}
+
+// waitFor runs step until it succeeds, fails with an error for which
+// waitable reports false, or ctx ends (the start timeout). Each attempt
+// gets at most attemptTimeout; between attempts it backs off from
+// firstBackoff to maxBackoff and logs what it waits for and why.
+func (a *app) waitFor(ctx context.Context, what string, waitable func(error) bool, step func(context.Context) error) error {
+	a.starting.setWaiting("waiting for " + what)
+	start := time.Now()
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := step(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				a.log.Info("start: "+what+" answers", slog.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			}
+			return nil
+		}
+		if !waitable(err) {
+			return err
+		}
+		a.starting.setWaiting(fmt.Sprintf("waiting for %s: %v", what, err))
+		a.log.Warn("start: waiting for "+what, slog.Int("attempt", attempt), slog.Duration("retry_in", backoff), slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s after %s (ORDO_START_TIMEOUT): %w",
+				what, time.Since(start).Round(time.Second), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// connectNATS connects to the external NATS, waiting until one of its
+// servers accepts the connection.
+func (a *app) connectNATS(ctx context.Context) error {
+	var lastErr atomic.Pointer[error]
+	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { lastErr.Store(&err) }))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", a.cfg.NATSURL, err)
+	}
+	a.nc, a.natsURL = nc, a.cfg.NATSURL
+	a.cleanup = append(a.cleanup, nc.Close)
+	return a.waitFor(ctx, "NATS at "+a.cfg.NATSURL, func(error) bool { return true }, func(context.Context) error {
+		if nc.IsConnected() {
+			return nil
+		}
+		if err := lastErr.Load(); err != nil {
+			return *err
+		}
+		return errors.New("not connected yet")
+	})
+}
+
+// openStreams opens (on a new log: creates) the event store's streams,
+// waiting while JetStream cannot answer yet.
+func (a *app) openStreams(ctx context.Context) error {
+	what := "the JetStream streams ORDERS, INVENTORY, PAYMENTS"
+	return a.waitFor(ctx, what, jetStreamNotReady, func(ctx context.Context) (err error) {
+		a.store, err = streams.Open(ctx, a.nc, streams.Config{Partitions: a.cfg.Partitions, Replicas: a.cfg.Replicas, Logger: a.log})
+		return err
+	})
+}
+
+// jetStreamNotReady reports whether err means NATS or JetStream cannot
+// answer yet (disconnected, no meta leader, not enabled yet, a request
+// unanswered, too few peers known to place replicas) rather than an
+// answer that waiting cannot change, such as a missing or incompatible
+// stream.
+func jetStreamNotReady(err error) bool {
+	if errors.Is(err, streams.ErrStreamMissing) {
+		return false
+	}
+	for _, e := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrNoServers,
+		jetstream.ErrNoStreamResponse, jetstream.ErrJetStreamNotEnabled} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 503: the server's "temporarily unavailable", "insufficient
+		// resources" (peers not known yet), "not enabled (for account)".
+		return apiErr.Code == http.StatusServiceUnavailable || apiErr.ErrorCode == codeStreamOffline
+	}
+	return false
+}
+
+// codeStreamOffline is JSStreamOfflineErr: the stream's servers are not
+// up (yet).
+const codeStreamOffline jetstream.ErrorCode = 10118
+
+// postgresNotReady reports whether err means PostgreSQL cannot answer
+// yet: no connection (refused, no socket, timeout) or a server starting,
+// shutting down or in recovery. A refused password or a failed migration
+// is an answer, not a wait.
+func postgresNotReady(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 57: operator intervention (57P03 cannot connect now,
+		// 57P01 admin shutdown); 53300: too many connections.
+		return pgErr.Code[:2] == "57" || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)
+}
