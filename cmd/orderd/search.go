@@ -28,6 +28,10 @@ const (
 	elasticsearchPrefixFile = "elasticsearch.prefix"
 )
 
+// localSearchCheck is how often orderd looks whether the local
+// Elasticsearch it uses still answers.
+const localSearchCheck = 5 * time.Second
+
 // searchIndex serves httpapi.Search from a store that may arrive late
 // (while the local Elasticsearch starts): until then search answers 503.
 type searchIndex struct {
@@ -111,14 +115,20 @@ func (a *app) setupSearch() error {
 		defer close(done)
 		defer os.Remove(urlFile)
 		defer os.Remove(filepath.Join(a.cfg.DataDir, elasticsearchPrefixFile))
+		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: a.log}
 		for st == nil {
-			u, err := esserver.Shared(bg, esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: a.log})
+			u, err := esserver.Shared(bg, local)
 			if err == nil {
 				if st, err = a.openSearch(u, a.localSearchPrefix()); err != nil {
 					a.log.Error("search disabled", slog.Any("err", err))
 					return
 				}
 				a.search.st.Store(st)
+				// The local server is ours to keep up: started again on
+				// its port when it dies.
+				kept := make(chan struct{})
+				go func() { defer close(kept); esserver.KeepShared(bg, local, u, localSearchCheck) }()
+				defer func() { <-kept }()
 				break
 			}
 			if bg.Err() != nil {

@@ -3,6 +3,10 @@ package esserver_test
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,5 +60,55 @@ func TestFreePort(t *testing.T) {
 	p, err := esserver.FreePort()
 	if err != nil || p <= 0 {
 		t.Fatalf("FreePort: %d %v", p, err)
+	}
+}
+
+// TestKeepSharedRestartsAKilledServerOnItsPort starts a shared server
+// of its own (in a directory of the test's, not the one other tests
+// use), SIGKILLs its node, and lets KeepShared bring it back: on the
+// same URL, so whoever holds it goes on.
+func TestKeepSharedRestartsAKilledServerOnItsPort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an Elasticsearch of its own")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	opts := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: filepath.Join(t.TempDir(), "shared")}
+	t.Cleanup(func() {
+		if err := esserver.StopShared(context.Background(), opts); err != nil {
+			t.Error(err)
+		}
+	})
+	url, err := esserver.Shared(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(opts.Dir, "es.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for esserver.Healthy(ctx, url) == nil { // until the kill shows
+		time.Sleep(50 * time.Millisecond)
+	}
+	kctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); esserver.KeepShared(kctx, opts, url, 200*time.Millisecond) }()
+	defer func() { stop(); <-done }()
+	start := time.Now()
+	for end := time.Now().Add(5 * time.Minute); esserver.Healthy(ctx, url) != nil; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s did not come back", url)
+		}
+	}
+	t.Logf("back on %s %s after the kill was seen", url, time.Since(start).Round(100*time.Millisecond))
+	if got, err := esserver.Shared(ctx, opts); err != nil || got != url {
+		t.Errorf("Shared after the restart: %q, %v; want %s", got, err, url)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -27,10 +29,13 @@ func SharedDir(cacheDir string) string {
 const stateFile = "state.json"
 
 // Shared returns the URL of the shared, detached server of
-// opts.CacheDir, starting it if no healthy one runs. opts.Dir and
-// opts.Detach are ignored. Concurrent callers, in this process or
-// others, wait for one another and share one server. It keeps running
-// after the caller exits; [StopShared] stops it.
+// opts.CacheDir, starting it if no healthy one runs. It lives in
+// [SharedDir] unless opts.Dir names another directory (tests keep theirs
+// apart); opts.Detach is ignored. A server that ran there before and
+// died is started again on the port it had, unless opts.Port says
+// otherwise, so the URL its users hold stays valid. Concurrent callers,
+// in this process or others, wait for one another and share one server.
+// It keeps running after the caller exits; [StopShared] stops it.
 func Shared(ctx context.Context, opts Options) (string, error) {
 	if opts.CacheDir == "" {
 		return "", errors.New("esserver: CacheDir is required")
@@ -38,14 +43,14 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	dir := SharedDir(opts.CacheDir)
+	dir := sharedDir(opts)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("esserver: %w", err)
 	}
 	if st, ok := readState(dir); ok && Healthy(ctx, st.URL) == nil {
 		return st.URL, nil
 	}
-	unlock, err := lockWait(ctx, filepath.Join(opts.CacheDir, "shared.lock"))
+	unlock, err := lockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return "", err
 	}
@@ -69,8 +74,16 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 		stopLauncher(st.Pid)
 	}
 	_ = os.Remove(filepath.Join(dir, stateFile))
+	if ok && opts.Port == 0 {
+		opts.Port = portOf(st.URL)
+	}
 	opts.Dir, opts.Detach = dir, true
 	s, err := Start(ctx, opts)
+	if err != nil && opts.Port != 0 && ok {
+		opts.Logger.Warn("elasticsearch: cannot start again on its former port; taking another", slog.Int("port", opts.Port), slog.Any("err", err))
+		opts.Port = 0
+		s, err = Start(ctx, opts)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -80,6 +93,68 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("esserver: %w", err)
 	}
 	return s.URL(), nil
+}
+
+// sharedDir is where opts's shared server lives.
+func sharedDir(opts Options) string {
+	if opts.Dir != "" {
+		return opts.Dir
+	}
+	return SharedDir(opts.CacheDir)
+}
+
+// sharedLock is the lock that serialises starting and stopping the
+// shared server in dir (for the default dir: <cache dir>/shared.lock).
+func sharedLock(dir string) string { return filepath.Join(filepath.Dir(dir), "shared.lock") }
+
+// portOf is the port of a server URL, 0 if it has none.
+func portOf(u string) int {
+	p, err := url.Parse(u)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p.Port())
+	return n
+}
+
+// KeepShared watches the shared server at addr (what [Shared] returned
+// for opts) every interval until ctx ends, and starts it again, through
+// [Shared] and so on the same port, when it is down and its node is gone
+// (a node that runs but does not answer yet is left to come up). It is
+// for a process that relies on the local server, such as orderd's local
+// default.
+func KeepShared(ctx context.Context, opts Options, addr string, interval time.Duration) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := Healthy(hctx, addr)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		if st, ok := readState(sharedDir(opts)); ok && st.Pid > 0 && alive(st.Pid) {
+			continue
+		}
+		opts.Logger.Warn("elasticsearch: the local server is down; starting it again", slog.String("url", addr), slog.Any("err", err))
+		got, err := Shared(ctx, opts)
+		switch {
+		case err != nil:
+			opts.Logger.Error("elasticsearch: could not start the local server again; trying on", slog.Any("err", err))
+		case got != addr:
+			opts.Logger.Error("elasticsearch: the local server came back on another address; restart orderd to use it", slog.String("was", addr), slog.String("now", got))
+		default:
+			opts.Logger.Info("elasticsearch: the local server runs again", slog.String("url", addr))
+		}
+	}
 }
 
 // SharedURL returns the URL of the shared server of cacheDir if it runs
@@ -92,13 +167,15 @@ func SharedURL(ctx context.Context, cacheDir string) (string, bool) {
 	return st.URL, true
 }
 
-// StopShared stops the shared server of cacheDir, if one runs.
-func StopShared(ctx context.Context, cacheDir string, log *slog.Logger) error {
+// StopShared stops the shared server of opts (of opts.CacheDir, or in
+// opts.Dir), if one runs.
+func StopShared(ctx context.Context, opts Options) error {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := SharedDir(cacheDir)
-	unlock, err := lockWait(ctx, filepath.Join(cacheDir, "shared.lock"))
+	dir := sharedDir(opts)
+	unlock, err := lockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return err
 	}

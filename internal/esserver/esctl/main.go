@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Println(u)
 	case "stop":
-		return esserver.StopShared(ctx, cache, log)
+		return esserver.StopShared(ctx, esserver.Options{CacheDir: cache, Logger: log})
 	default:
 		return fmt.Errorf("unknown command %q: want start, url or stop", args[0])
 	}
