@@ -32,20 +32,29 @@ var ErrStorage = errors.New("JetStream storage failed")
 
 // StorageError returns nil if JetStream runs and every stream can write,
 // else why not: a stream's write error (wrapping [ErrStorage], and
-// [syscall.ENOSPC] for a full disk) or JetStream not running.
+// [syscall.ENOSPC] for a full disk), a stream that could not be
+// recovered, or JetStream not running.
 func StorageError(s *server.Server) error {
-	h := s.Healthz(&server.HealthzOptions{Details: true})
-	if h.StatusCode == 200 {
-		return nil
-	}
+	return storageProblem(s.Healthz(&server.HealthzOptions{Details: true}))
+}
+
+// storageProblem picks out of a health report what says that JetStream
+// cannot store. The rest is not a storage failure and must not stop
+// writes: a busy server that was not "ready for connections" within the
+// 1 ms the health check gives it, say, reports 500 too.
+func storageProblem(h *server.HealthStatus) error {
 	var msgs []string
 	for _, e := range h.Errors {
-		msgs = append(msgs, e.Error)
+		switch {
+		case e.Type == server.HealthzErrorJetStream,
+			e.Type == server.HealthzErrorStream && (strings.Contains(e.Error, "write error") || strings.Contains(e.Error, "could not be recovered")):
+			msgs = append(msgs, e.Error)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	msg := strings.Join(msgs, "; ")
-	if msg == "" {
-		msg = h.Error
-	}
 	if strings.Contains(msg, "no space left on device") {
 		return fmt.Errorf("%w: %s: %w", ErrStorage, msg, syscall.ENOSPC)
 	}
