@@ -317,8 +317,15 @@ const (
 	mdRedrive   = "ordo_redrive_of"
 )
 
+// shouldDeadLetter says whether a failure that outlived the in-place
+// retries goes to the dead-letter stream: not when the runtime is
+// stopping, and not when the event store's stream leader failed (an
+// election after a crash takes 4-10 s, longer than the in-place retries):
+// such a message is redelivered by the server, with its backoff, until a
+// leader answers.
 func shouldDeadLetter(err error) bool {
-	return !errors.Is(err, errStopping) && !errors.Is(err, context.Canceled)
+	return !errors.Is(err, errStopping) && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, streams.ErrLeaderUnavailable) && !errors.Is(err, streams.ErrOutcomeUnknown)
 }
 
 // stopGuard turns the failure of a message whose subscription is ending

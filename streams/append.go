@@ -46,12 +46,17 @@ type AppendResult struct {
 //
 // On a replicated stream a retry can also arrive while the first attempt
 // is still being replicated; the server refuses it as "in process" and
-// Append waits (until ctx is done) for the first attempt to settle.
+// Append waits for the first attempt to settle.
+//
+// While the stream has no leader (one is being elected) Append asks again
+// for up to the store's leader wait, so a planned leader change goes
+// unnoticed; then it gives up rather than wait out ctx.
 //
 // Errors: the commit's own [events.ErrInvalidCommit], [ErrUnknownType],
-// [ErrInvalidID], [ErrConflict] (wrapping the server's error), or a
-// transport error, after which the outcome is unknown and the append may
-// be retried with the same commit.
+// [ErrInvalidID], [ErrConflict] (wrapping the server's error),
+// [ErrLeaderUnavailable] when nothing was stored, [ErrOutcomeUnknown] when
+// an attempt was sent and not acknowledged (retry with the same commit),
+// or another answer of the server.
 func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (AppendResult, error) {
 	if c == nil {
 		return AppendResult{}, fmt.Errorf("append: %w: nil commit", events.ErrInvalidCommit)
@@ -76,16 +81,7 @@ func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64
 			hdrExpectedSubjSeq: []string{strconv.FormatUint(expectedSeq, 10)},
 		},
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
-	// A replicated stream refuses a message whose id is still being
-	// replicated from an earlier attempt; once that is applied, the same
-	// publish gets a duplicate ack (or a normal answer if it failed).
-	for wait := inProcessWait; hasCode(err, codeDuplicateInProcess); wait = min(2*wait, inProcessMaxWait) {
-		if serr := sleepCtx(ctx, wait); serr != nil {
-			return AppendResult{}, fmt.Errorf("append %s: %w (waiting for an earlier attempt still in process: %w)", subj, err, serr)
-		}
-		ack, err = s.js.PublishMsg(ctx, msg)
-	}
+	ack, err := s.publish(ctx, stream, msg)
 	if err == nil {
 		return AppendResult{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 	}
@@ -103,6 +99,51 @@ func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64
 	return AppendResult{}, fmt.Errorf("append %s at expected seq %d: %w: %w", subj, expectedSeq, ErrConflict, err)
 }
 
+// publish sends msg until the stream leader answers it. No responders (no
+// leader holds the stream's subjects) and "in process" (an earlier attempt
+// is still being replicated) are asked again after a pause, until the
+// leader wait ends. An attempt that got no answer at all may have been
+// stored: that is [ErrOutcomeUnknown], as is the end of the wait after
+// such an attempt or after "in process".
+func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jetstream.PubAck, error) {
+	giveUp := time.Now().Add(s.leaderWait)
+	sent := false // some attempt may have been stored
+	inProcess := inProcessWait
+	for {
+		actx, cancel := context.WithDeadline(ctx, giveUp)
+		ack, err := s.js.PublishMsg(actx, msg, noPublishRetries)
+		cancel()
+		var pause time.Duration
+		switch {
+		case err == nil:
+			return ack, nil
+		case hasCode(err, codeDuplicateInProcess):
+			sent = true
+			pause, inProcess = inProcess, min(2*inProcess, inProcessMaxWait)
+		case leaderless(err):
+			pause = noResponderRetry
+		case isAPIError(err):
+			return nil, err
+		default:
+			// Sent and not answered (the wait or ctx ended, the
+			// connection broke): the leader may have stored it.
+			return nil, fmt.Errorf("%w: %s sent, not acknowledged: %v", ErrOutcomeUnknown, msg.Subject, err)
+		}
+		if time.Until(giveUp) < pause || sleepCtx(ctx, pause) != nil {
+			if sent {
+				return nil, fmt.Errorf("%w: %s: an earlier attempt is still unacknowledged after %s: %v", ErrOutcomeUnknown, msg.Subject, s.leaderWait, err)
+			}
+			return nil, s.noLeader(stream, err)
+		}
+	}
+}
+
+// noPublishRetries turns off nats.go's own retries on no responders:
+// publish pauses and asks again itself. nats.go's would end a wait cut
+// short by the deadline with one more request on the expired context,
+// whose error would pass for an unanswered append.
+var noPublishRetries = jetstream.WithRetryAttempts(0)
+
 // codeDuplicateInProcess is JSStreamDuplicateMessageConflict: "duplicate
 // message id is in process" (nats.go has no constant for it).
 const codeDuplicateInProcess jetstream.ErrorCode = 10158
@@ -117,6 +158,11 @@ const (
 func isConflict(err error) bool {
 	return hasCode(err, jetstream.JSErrCodeStreamWrongLastSequence) ||
 		hasCode(err, jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+func isAPIError(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr)
 }
 
 func hasCode(err error, code jetstream.ErrorCode) bool {

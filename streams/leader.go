@@ -47,40 +47,51 @@ type leaderMsg struct {
 //
 // It asks again when no answer comes within the attempt budget (the
 // leader may have died, and its successor answers the next request) and,
-// after a pause, when the stream has no leader yet or nobody listens,
-// until ctx is done.
+// after a pause, when the stream has no leader yet or nobody listens. It
+// gives up with [ErrLeaderUnavailable] once no leader has answered for the
+// store's leader wait, or when ctx is done.
 func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest) (*leaderMsg, bool, error) {
 	req.NoHeaders = true
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, false, err
 	}
-	budget, waits := attemptTimeout, 0
+	giveUp := time.Now().Add(s.leaderWait)
+	budget := attemptTimeout
 	for {
-		m, found, err := s.askLeader(ctx, stream, body, budget)
+		m, found, err := s.askLeader(ctx, stream, body, min(budget, max(time.Until(giveUp), time.Millisecond)))
 		switch {
 		case err == nil:
 			return m, found, nil
 		case ctx.Err() != nil:
 			return nil, false, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case !errors.Is(err, context.DeadlineExceeded) && !leaderless(err):
+			return nil, false, err
+		case !time.Now().Before(giveUp):
+			return nil, false, s.noLeader(stream, err)
 		case errors.Is(err, context.DeadlineExceeded):
 			budget = min(2*budget, maxAttemptTimeout)
-		case errors.Is(err, nats.ErrNoResponders), hasCode(err, codeClusterNotAvail):
-			if waits++; waits > leaderlessTries {
-				return nil, false, err
-			}
+		default:
 			if err := sleepCtx(ctx, noResponderRetry); err != nil {
 				return nil, false, err
 			}
-		default:
-			return nil, false, err
 		}
 	}
 }
 
-// leaderlessTries bounds how often leaderGet waits for a stream leader:
-// long enough for an election after a leader dies (a few seconds).
-const leaderlessTries = 200
+// leaderless says err means the stream has no leader at the moment: the
+// servers say so (error 10008, once they noticed the leader is gone) or
+// nobody listens (no responders).
+func leaderless(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || hasCode(err, codeClusterNotAvail)
+}
+
+// noLeader is the error of a call that waited the leader wait in vain;
+// last is what the last attempt got, kept as text so that the caller's
+// checks see [ErrLeaderUnavailable] and not a deadline of the store's own.
+func (s *Store) noLeader(stream string, last error) error {
+	return fmt.Errorf("%w: stream %s: no leader answered within %s (last attempt: %v)", ErrLeaderUnavailable, stream, s.leaderWait, last)
+}
 
 // askLeader sends one STREAM.MSG.GET and waits at most budget for the
 // answer.

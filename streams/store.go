@@ -29,6 +29,7 @@ const (
 	DefaultPartitions      = 16
 	DefaultReplicas        = 1
 	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultLeaderWait      = 2 * time.Second
 )
 
 // MaxPartitions bounds [Config.Partitions].
@@ -55,6 +56,15 @@ var (
 	// destroyed. [Open] refuses it instead of creating an empty stream
 	// in its place.
 	ErrStreamMissing = errors.New("stream missing from the log")
+	// ErrLeaderUnavailable means no stream leader answered within
+	// [Config.LeaderWait] (one is being elected, or the cluster lost its
+	// quorum) and nothing was stored: the call may be retried as is.
+	ErrLeaderUnavailable = errors.New("no stream leader")
+	// ErrOutcomeUnknown means an append reached the server but no
+	// acknowledgement came back (the leader died with it, or it did not
+	// answer within [Config.LeaderWait]): the commit may or may not be
+	// stored. Retry the same commit: a stored one answers as a duplicate.
+	ErrOutcomeUnknown = errors.New("append outcome unknown")
 )
 
 // Config configures the event store. The zero value is valid: every field
@@ -75,6 +85,14 @@ type Config struct {
 	// answer a retried append as a duplicate (default 2 minutes). Used
 	// when the streams are created.
 	DuplicateWindow time.Duration
+
+	// LeaderWait bounds how long one call waits for a stream leader that
+	// does not answer before it gives up with [ErrLeaderUnavailable] or
+	// [ErrOutcomeUnknown] (default 2s). A planned leader change completes
+	// within it, so callers see nothing; a crashed leader is replaced only
+	// after nats-server's election timeout (4-9 s, not configurable), and
+	// callers are told so promptly instead of waiting out their deadline.
+	LeaderWait time.Duration
 
 	// Logger receives what the store cannot return as an error, such as
 	// a subscription dropping a message that does not decode. Default:
@@ -101,6 +119,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.DuplicateWindow = DefaultDuplicateWindow
 	case c.DuplicateWindow < 0:
 		errs = append(errs, fmt.Errorf("duplicate window %s is negative", c.DuplicateWindow))
+	}
+	switch {
+	case c.LeaderWait == 0:
+		c.LeaderWait = DefaultLeaderWait
+	case c.LeaderWait < 0:
+		errs = append(errs, fmt.Errorf("leader wait %s is negative", c.LeaderWait))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -136,6 +160,7 @@ type Store struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	partitions int
+	leaderWait time.Duration
 	log        *slog.Logger
 }
 
@@ -222,7 +247,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("streams: create stream %s: %w", k.stream, err)
 		}
 	}
-	return &Store{nc: nc, js: js, partitions: partitions, log: cfg.Logger}, nil
+	return &Store{nc: nc, js: js, partitions: partitions, leaderWait: cfg.LeaderWait, log: cfg.Logger}, nil
 }
 
 // missingError names the streams a partly destroyed log lacks.

@@ -100,6 +100,8 @@ type response struct {
 	status int
 	body   map[string]any
 	raw    []byte
+	// retryAfter is the Retry-After header, where a test keeps it.
+	retryAfter string
 }
 
 func (r response) code() string {

@@ -81,6 +81,11 @@ func classify(err error) *apiError {
 		return errorf(http.StatusInternalServerError, "history_corrupt", "the history of this resource fails its integrity check; an operator has been alerted (orderctl history names the break)")
 	case errors.Is(err, command.ErrRetriesExhausted):
 		return errorf(http.StatusConflict, "concurrent_modification", "the resource is changing too fast; retry the request")
+	case errors.Is(err, streams.ErrOutcomeUnknown):
+		// Checked before the deadline: an append cut short by it was sent.
+		return errorf(http.StatusServiceUnavailable, "outcome_unknown", "the command was sent to the event store but not acknowledged (its leader is changing); it may have taken effect: retry it with the same Idempotency-Key to learn its outcome")
+	case errors.Is(err, streams.ErrLeaderUnavailable):
+		return errorf(http.StatusServiceUnavailable, "leader_unavailable", "the event store is electing a leader and nothing was stored; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "timeout", "the request did not complete in time; retry it with the same Idempotency-Key")
 	}
