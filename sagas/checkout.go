@@ -81,7 +81,7 @@ type CheckoutConfig struct {
 	Logger *slog.Logger
 }
 
-// Checkout is the checkout process manager (DESIGN §5):
+// Checkout is the checkout process manager (docs/architecture.md):
 //
 //	order.placed           reserve every line, all or nothing; all held →
 //	                       order.MarkStockReserved; one short → order.Reject

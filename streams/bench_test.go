@@ -225,7 +225,7 @@ func benchRaw(b *testing.B, syncAlways bool, writers int) {
 // stream, each followed by 499 other aggregates' commits, as orders placed
 // at the same time are; in the "contiguous" layout they are back to back.
 // "direct" is Store.Load (direct batch get), "consumer" the alternative
-// DESIGN.md mentions: an ordered consumer filtered on the aggregate's
+// one could take: an ordered consumer filtered on the aggregate's
 // subject, created and deleted per load; "last" is Store.Last.
 //
 //	go test ./streams -run '^$' -bench Load -benchtime 3s -count 3

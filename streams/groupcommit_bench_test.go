@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// BenchmarkGroupCommit asks whether DESIGN.md §8's group commit would pay
+// BenchmarkGroupCommit asks whether group commit would pay
 // under fsync-always: one writer publishes commits for different
 // aggregates either one message per round trip ("single", what Append
 // does) or gathered into JetStream atomic batches of 16 ("batch16"), each

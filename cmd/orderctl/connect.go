@@ -29,7 +29,7 @@ func (l *logFlags) register(fs *flag.FlagSet, e env) {
 	fs.StringVar(&l.natsURL, "nats-url", e.getenv("ORDO_NATS_URL"), "NATS URL of a running deployment")
 }
 
-// openStore finds the log as DESIGN §9 says: ORDO_NATS_URL; else the
+// openStore finds the log as the README says: ORDO_NATS_URL; else the
 // nats.url of the live orderd holding the data dir; else the stopped local
 // default's store, opened in-process under the data dir's lock.
 func (l *logFlags) openStore(ctx context.Context) (*streams.Store, func(), error) {

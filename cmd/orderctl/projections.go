@@ -25,7 +25,7 @@ import (
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// openPostgres finds PostgreSQL as DESIGN §9 says: --postgres-url
+// openPostgres finds PostgreSQL as the README says: --postgres-url
 // (ORDO_POSTGRES_URL); else, for a stopped local default (openStore took
 // the data dir's lock: no orderd runs on it), its private PostgreSQL,
 // started here from <data dir>/postgres and stopped by the returned func;

@@ -16,7 +16,7 @@ import (
 // Role is what a token's holder may do.
 type Role string
 
-// The roles of DESIGN §7.
+// The roles the API knows (README: API).
 const (
 	// RoleCustomer places orders and sees and cancels only their own;
 	// the token's subject is the customer id.

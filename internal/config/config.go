@@ -17,7 +17,7 @@ import (
 
 // Config is everything orderd and orderctl can be told. Each field names
 // its environment variable and flag; the defaults give the local embedded
-// default of DESIGN §9.
+// default (README: the two commands).
 type Config struct {
 	// HTTPAddr is where orderd serves its API (ORDO_HTTP_ADDR,
 	// --http-addr). Default 127.0.0.1:8080.

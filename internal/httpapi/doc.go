@@ -1,4 +1,4 @@
-// Package httpapi serves Ordo's HTTP/JSON command API (DESIGN §7): the
+// Package httpapi serves Ordo's HTTP/JSON command API (README: API): the
 // catalog, placing and changing orders, health and readiness, and the
 // OpenAPI description of all of it; and the query API over the read model
 // (queries.go): an order, its timeline, a customer's orders and the

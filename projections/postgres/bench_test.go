@@ -320,7 +320,7 @@ func benchProjection(b *testing.B, log *streams.Store, events int, batches [][]r
 }
 
 // queueRowWrites queues the same rows as queueWrites, one upsert
-// statement per row: the classic batched upsert (DESIGN §8's reference,
+// statement per row: the classic batched upsert (the usual reference figure,
 // "~28k rows/s at 500 per transaction").
 func queueRowWrites(b *pgx.Batch, schema string, ch *change) {
 	for _, r := range ch.orders {
