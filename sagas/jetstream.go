@@ -77,7 +77,7 @@ func (s *jsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *mes
 		case queues[h.Sum32()%uint32(len(queues))] <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(2*s.workers), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(2*s.workers), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ctx.Err() == nil {
 			log.Warn("consumer error", "err", err)
 		}
@@ -145,6 +145,17 @@ func (s *jsSubscriber) work(ctx context.Context, stream string, q <-chan jetstre
 		}
 	}
 }
+
+// pullExpiry is how long one pull request waits at the server. The
+// server sends heartbeats every half of it, and a subscription that
+// misses two pulls again: that is how it notices a pull request that
+// was lost, with a consumer leader that crashed (its successor knows
+// nothing of the requests it held) or with JetStream restarted inside
+// the embedded server after a full disk. With nats.go's default (30 s)
+// the checkout stopped for 25-30 s after each such loss, and on a busy
+// machine it did not catch up with the orders that came in meanwhile;
+// 5 s costs one request per consumer every 5 s when idle.
+const pullExpiry = 5 * time.Second
 
 // nakDelay is the redelivery delay after a message's delivery-th failed
 // delivery: 1s doubling up to 1 minute.

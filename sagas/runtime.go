@@ -91,7 +91,8 @@ func CommandID(pm, cause string, index int, step, aggType, aggID string) string 
 // Options tune a [Runtime]. Zero values take the defaults.
 type Options struct {
 	// Workers bounds the messages of one consumer handled at once
-	// (default 8). Messages of one subject are handled one at a time.
+	// (default 32: handlers wait on the store, see decision 005). Messages
+	// of one subject are handled one at a time.
 	Workers int
 	// AckWait is how long the server waits for a message's ack before it
 	// redelivers it (default 30s).
@@ -114,7 +115,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 32
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
