@@ -12,14 +12,11 @@ import (
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// failoverWait is the leader wait of the stores in these tests; promptBound
-// is how much longer than that a call may take before the test calls it a
-// hang (generous, for a busy machine: a hang would last the caller's whole
-// deadline, 60 s here).
-const (
-	failoverWait = time.Second
-	promptBound  = 10 * time.Second
-)
+// failoverWait is the leader wait of the stores in these tests. A call
+// that waited out its caller's deadline (60 s here) instead of giving up
+// after it fails with context.DeadlineExceeded, never with the errors
+// the tests expect: that, not a timing, shows it answered promptly.
+const failoverWait = time.Second
 
 // A stream without a quorum answers appends and loads promptly, saying
 // what is known. While the leader that lost its followers still leads, it
@@ -50,10 +47,9 @@ func TestLeaderlessStreamAnswersPromptly(t *testing.T) {
 	if !errors.Is(err, streams.ErrLeaderUnavailable) || errors.Is(err, streams.ErrOutcomeUnknown) {
 		t.Fatalf("append without a leader: %v, want only %v", err, streams.ErrLeaderUnavailable)
 	}
-	start := time.Now()
 	_, err = store.Load(testCtx(t), streams.TypeOrder, "before", 0)
-	if !errors.Is(err, streams.ErrLeaderUnavailable) || time.Since(start) > promptBound {
-		t.Fatalf("load without a leader: %v after %s, want %v within %s", err, time.Since(start), streams.ErrLeaderUnavailable, promptBound)
+	if !errors.Is(err, streams.ErrLeaderUnavailable) {
+		t.Fatalf("load without a leader: %v, want %v", err, streams.ErrLeaderUnavailable)
 	}
 }
 
@@ -96,14 +92,10 @@ func openWait(t *testing.T, s *server.Server) *streams.Store {
 	return st
 }
 
-// timedAppend appends the first commit of order id and fails the test if
-// that takes longer than promptBound; it returns the append's error.
+// timedAppend appends the first commit of order id and returns the
+// append's error (a deadline error if it waited out testCtx).
 func timedAppend(t *testing.T, store *streams.Store, id string) error {
 	t.Helper()
-	start := time.Now()
 	_, err := store.Append(testCtx(t), sealed(t, id, id+"-1", 1, ""), 0)
-	if d := time.Since(start); d > promptBound {
-		t.Fatalf("append took %s (leader wait %s): %v", d, failoverWait, err)
-	}
 	return err
 }
