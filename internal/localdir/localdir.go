@@ -6,7 +6,14 @@
 //	<data dir>/nats.url     client URL of the running embedded server
 //	<data dir>/auth.secret  the generated token-signing secret
 //	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
-//	<data dir>/postgres.url its connection URL while orderd runs
+//	<data dir>/postgres/password  its superuser's generated password
+//	<data dir>/postgres.url its connection URL (with the password) while orderd runs
+//
+// [Secrets] lists every file that holds a credential or a key. Each is
+// written with mode 0600 ([WriteFile]) in directories made 0700 (when
+// orderd runs as root, the data directory and postgres/ also let others
+// search them, execute bit only, so PostgreSQL's unprivileged user
+// reaches its data; nobody else can list them or read the files).
 package localdir
 
 import (
@@ -28,7 +35,18 @@ const (
 	AuthSecret  = "auth.secret"
 	PostgresDir = "postgres"
 	PostgresURL = "postgres.url"
+	// PostgresPassword is pgserver.PasswordFile inside PostgresDir.
+	PostgresPassword = PostgresDir + "/password"
 )
+
+// Secrets are the files in the data directory (paths relative to it)
+// that hold a credential or a key, all mode 0600: whoever can read one
+// can act as Ordo, or as its database.
+var Secrets = []string{
+	AuthSecret,       // signs the API's bearer tokens
+	PostgresURL,      // the private PostgreSQL's URL, password included
+	PostgresPassword, // the private PostgreSQL superuser's password
+}
 
 // ErrLocked means another live process holds the data directory.
 var ErrLocked = errors.New("the data directory is in use by another process")

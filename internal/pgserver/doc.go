@@ -6,8 +6,17 @@
 // the postgres binary directly, not through pg_ctl (which detaches), with a
 // parent-death signal, so the server never outlives the process that
 // started it. It listens only on a Unix socket in a private directory
-// (no TCP port to collide on) and trusts local connections; the socket
-// directory's permissions are the access control.
+// (no TCP port to collide on), mode 0700.
+//
+// Every connection authenticates with SCRAM-SHA-256 as the superuser
+// [Superuser], whose password is generated with the data directory and
+// kept in <base>/[PasswordFile] (mode 0600); [Server.URL] carries it, so
+// log a URL only through [Redacted]. A data directory of an earlier
+// version, which trusted local connections, is upgraded at Start: its
+// superuser gets a generated password (set by a single-user postgres
+// before the server starts) and pg_hba.conf's "trust" becomes
+// scram-sha-256. Deleting the password file while no server runs makes
+// the next Start set a new one: that is how the password is rotated.
 //
 // PostgreSQL refuses to run as root. When the calling process is root,
 // initdb and postgres run as an unprivileged user ([Options.User], by

@@ -3,9 +3,12 @@ package pgserver
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
 )
@@ -44,6 +48,18 @@ const (
 	sockDirName = "sock"
 	logName     = "postgres.log"
 )
+
+// PasswordFile holds, inside the base directory, the password of the
+// [Superuser] (mode 0600, one line). It is generated with the data
+// directory; delete it while no server runs to have [Start] set a new one.
+const PasswordFile = "password"
+
+// hbaName is PostgreSQL's client authentication file in the data
+// directory.
+const hbaName = "pg_hba.conf"
+
+// authMethod is how every connection authenticates, local or not.
+const authMethod = "scram-sha-256"
 
 // ErrLocked means another live process runs a server in the base
 // directory.
@@ -81,9 +97,11 @@ type Server struct {
 	dataDir string
 	sockDir string
 	tmpSock bool
-	unlock  func()
-	stop    sync.Once
-	stopErr error
+	// password is the Superuser's (URL-safe, from PasswordFile).
+	password string
+	unlock   func()
+	stop     sync.Once
+	stopErr  error
 
 	mu sync.Mutex // guards the running postmaster, replaced by Restart
 	// cmd is the postmaster; exited is closed when it has exited, after
@@ -125,11 +143,12 @@ func Start(ctx context.Context, opts Options) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
-	s = &Server{opts: opts, cred: cred, dataDir: filepath.Join(base, dataDirName), unlock: unlock}
+	srv := &Server{opts: opts, cred: cred, dataDir: filepath.Join(base, dataDirName), unlock: unlock}
+	s = srv
 	defer func() {
 		if err != nil {
-			s.cleanup()
-			s = nil
+			// Each return below sets s to nil: release what srv holds.
+			srv.cleanup()
 		}
 	}()
 	if cred != nil {
@@ -141,6 +160,9 @@ func Start(ctx context.Context, opts Options) (s *Server, err error) {
 		return nil, err
 	}
 	if err := stopStale(s.dataDir, opts.Logger); err != nil {
+		return nil, err
+	}
+	if err := s.ensurePassword(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.makeSocketDir(); err != nil {
@@ -223,13 +245,24 @@ func (s *Server) Supervise(ctx context.Context) {
 // URL returns the connection URL of the "postgres" database.
 func (s *Server) URL() string { return s.URLFor("postgres") }
 
-// URLFor returns the connection URL of database db.
+// URLFor returns the connection URL of database db. It holds the
+// Superuser's password: log it only through [Redacted].
 func (s *Server) URLFor(db string) string {
 	q := url.Values{}
 	q.Set("host", s.sockDir)
 	q.Set("port", strconv.Itoa(port))
 	q.Set("sslmode", "disable")
-	return (&url.URL{Scheme: "postgres", User: url.User(Superuser), Path: "/" + db, RawQuery: q.Encode()}).String()
+	return (&url.URL{Scheme: "postgres", User: url.UserPassword(Superuser, s.password), Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// Redacted returns a connection URL fit for a log line or an error
+// message: its password, if any, replaced by "xxxxx".
+func Redacted(connURL string) string {
+	u, err := url.Parse(connURL)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Dir returns the base directory.
@@ -386,10 +419,21 @@ func reachable(base string, cred *syscall.Credential, log *slog.Logger) error {
 
 // initdb creates the data directory unless it holds a cluster already. A
 // half-made one (no PG_VERSION: initdb was interrupted) is made again.
+// Every connection authenticates with SCRAM; the Superuser's password is
+// the one in PasswordFile, generated first if there is none.
 func (s *Server) initdb(ctx context.Context) error {
 	cred := s.cred
 	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); err == nil {
 		return nil
+	}
+	pw, err := readPassword(s.passwordPath())
+	if errors.Is(err, os.ErrNotExist) {
+		if pw, err = newPassword(); err == nil {
+			err = localdir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n"))
+		}
+	}
+	if err != nil {
+		return err
 	}
 	if err := os.RemoveAll(s.dataDir); err != nil {
 		return fmt.Errorf("pgserver: clear half-made data dir: %w", err)
@@ -402,7 +446,16 @@ func (s *Server) initdb(ctx context.Context) error {
 			return fmt.Errorf("pgserver: %w", err)
 		}
 	}
-	args := []string{"-D", s.dataDir, "-U", Superuser, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"}
+	// initdb reads the password from a file; when it runs as another user
+	// (we are root) PasswordFile is not readable to it, so it gets a copy of
+	// its own, removed when it is done.
+	pwfile, err := s.privateCopy(pw)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(pwfile)
+	args := []string{"-D", s.dataDir, "-U", Superuser, "--auth=" + authMethod, "--pwfile=" + pwfile,
+		"--encoding=UTF8", "--locale=C", "--no-instructions"}
 	if s.opts.NoSync {
 		args = append(args, "--no-sync")
 	}
@@ -415,7 +468,203 @@ func (s *Server) initdb(ctx context.Context) error {
 		_ = os.RemoveAll(s.dataDir)
 		return fmt.Errorf("pgserver: initdb: %w\n%s", err, out)
 	}
-	s.opts.Logger.Info("postgres: initialised data directory", slog.String("dir", s.dataDir))
+	s.opts.Logger.Info("postgres: initialised data directory", slog.String("dir", s.dataDir), slog.String("auth", authMethod))
+	return nil
+}
+
+// privateCopy writes pw to a new file in the base directory that only
+// the server's user can read, and returns its path.
+func (s *Server) privateCopy(pw string) (string, error) {
+	f, err := os.CreateTemp(s.opts.Dir, ".pwfile-*")
+	if err != nil {
+		return "", fmt.Errorf("pgserver: password file for initdb: %w", err)
+	}
+	_, err = f.WriteString(pw + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && s.cred != nil {
+		err = os.Chown(f.Name(), int(s.cred.Uid), int(s.cred.Gid))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("pgserver: password file for initdb: %w", err)
+	}
+	return f.Name(), nil
+}
+
+func (s *Server) passwordPath() string { return filepath.Join(s.opts.Dir, PasswordFile) }
+
+// newPassword returns 32 random bytes in unpadded base64url: 43
+// characters that need no escaping in a URL, a connection string or an
+// SQL literal.
+func newPassword() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("pgserver: generate a password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// readPassword reads a PasswordFile. An error wraps os.ErrNotExist when
+// there is none.
+func readPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" || strings.TrimLeft(pw, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return "", fmt.Errorf("pgserver: %s is damaged (want one line of letters, digits, - and _); with no server running, delete it to set a new password", path)
+	}
+	return pw, nil
+}
+
+// ensurePassword makes sure that the Superuser has the password in
+// PasswordFile and that pg_hba.conf accepts only it, before the server
+// starts. With the file present and no "trust" left in pg_hba.conf
+// (every data directory this version made) it only reads the file.
+// Otherwise, in this order, each step safe to repeat should the process
+// die before the next:
+//
+//   - the file is missing: a new password is generated (a data directory
+//     of an earlier version, which trusted every local connection, or a
+//     deleted file: that is how the password is rotated);
+//   - the password is set by a single-user postgres (no server runs, and
+//     none is needed: that works whatever pg_hba.conf says);
+//   - the file is written;
+//   - "trust" in pg_hba.conf becomes scram-sha-256.
+func (s *Server) ensurePassword(ctx context.Context) error {
+	hbaPath := filepath.Join(s.dataDir, hbaName)
+	hba, err := os.ReadFile(hbaPath)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	scram, trusted := withoutTrust(hba)
+	pw, err := readPassword(s.passwordPath())
+	missing := errors.Is(err, os.ErrNotExist)
+	if err != nil && !missing {
+		return err
+	}
+	if !missing && !trusted {
+		s.password = pw
+		return nil
+	}
+	if missing {
+		if pw, err = newPassword(); err != nil {
+			return err
+		}
+	}
+	if err := s.single(ctx, "ALTER ROLE "+Superuser+" PASSWORD '"+pw+"'", pw); err != nil {
+		return fmt.Errorf("pgserver: set the password of %s: %w", Superuser, err)
+	}
+	if missing {
+		if err := localdir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n")); err != nil {
+			return fmt.Errorf("pgserver: store the password: %w", err)
+		}
+	}
+	if trusted {
+		if err := s.writeDataFile(hbaName, scram); err != nil {
+			return fmt.Errorf("pgserver: rewrite %s: %w", hbaName, err)
+		}
+	}
+	switch {
+	case trusted:
+		s.opts.Logger.Warn("postgres: upgraded a data directory that trusted local connections: the "+Superuser+" role now authenticates with a generated password",
+			slog.String("dir", s.dataDir), slog.String("auth", authMethod), slog.String("password_file", s.passwordPath()))
+	default:
+		s.opts.Logger.Warn("postgres: "+PasswordFile+" was missing: set a new generated password for the "+Superuser+" role",
+			slog.String("dir", s.dataDir), slog.String("password_file", s.passwordPath()))
+	}
+	s.password = pw
+	return nil
+}
+
+// withoutTrust returns pg_hba.conf with the method of every rule that
+// says "trust" replaced by scram-sha-256, and whether there was any.
+// Rules it changes are rewritten with single spaces between fields.
+func withoutTrust(hba []byte) ([]byte, bool) {
+	lines := strings.SplitAfter(string(hba), "\n")
+	found := false
+	for i, line := range lines {
+		body, nl := strings.CutSuffix(line, "\n")
+		rule, comment, commented := strings.Cut(body, "#")
+		f := strings.Fields(rule)
+		// TYPE DATABASE USER [ADDRESS [MASK]] METHOD [OPTIONS]
+		m := 3
+		if len(f) > 0 && f[0] != "local" {
+			m = 4
+			if len(f) > 4 && !strings.Contains(f[3], "/") && net.ParseIP(f[3]) != nil && net.ParseIP(f[4]) != nil {
+				m = 5
+			}
+		}
+		if m >= len(f) || f[m] != "trust" {
+			continue
+		}
+		found = true
+		f[m] = authMethod
+		line = strings.Join(f, " ")
+		if commented {
+			line += " #" + comment
+		}
+		if nl {
+			line += "\n"
+		}
+		lines[i] = line
+	}
+	return []byte(strings.Join(lines, "")), found
+}
+
+// writeDataFile replaces a file in the data directory (temp file, fsync,
+// rename), owned by the server's user with mode 0600.
+func (s *Server) writeDataFile(name string, data []byte) error {
+	f, err := os.CreateTemp(s.dataDir, "."+name+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && s.cred != nil {
+		err = os.Chown(f.Name(), int(s.cred.Uid), int(s.cred.Gid))
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(s.dataDir, name))
+}
+
+// single runs sql in a single-user postgres on the data directory (no
+// server may run on it) and returns an error if it failed. secret, when
+// not empty, is masked in what the error quotes.
+func (s *Server) single(ctx context.Context, sql, secret string) error {
+	args := []string{"--single", "-D", s.dataDir,
+		"-c", "exit_on_error=on", // an ERROR ends the backend with a failure status
+		"-c", "log_min_error_statement=panic", // never echo the statement (a password) to the log
+		"-c", "log_statement=none",
+		"-c", "password_encryption=" + authMethod,
+		"postgres"}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "postgres"), args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"LANG=C", "LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.Stdin = strings.NewReader(sql + "\n")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := string(out)
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "xxxxx")
+		}
+		return fmt.Errorf("single-user postgres: %w\n%s", err, msg)
+	}
 	return nil
 }
 
@@ -517,8 +766,16 @@ func (s *Server) run(ctx context.Context, deadline time.Time) error {
 			return fmt.Errorf("pgserver: postgres exited (%v):\n%s", waitErr(), tail)
 		default:
 		}
-		if err := ping(ctx, s.URL()); err == nil {
+		err := ping(ctx, s.URL())
+		if err == nil {
 			return nil
+		}
+		// A refused password does not change by waiting.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code[:2] == "28" {
+			_ = s.shutdown(5 * time.Second)
+			return fmt.Errorf("pgserver: postgres refused the password in %s (%s %s); with no server running, delete the file and start again to set a new one",
+				s.passwordPath(), pgErr.Code, pgErr.Message)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			_ = s.shutdown(5 * time.Second)

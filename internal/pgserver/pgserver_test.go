@@ -35,7 +35,7 @@ func exec1(t *testing.T, url, sql string) string {
 	defer cancel()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
+		t.Fatalf("connect %s: %v", Redacted(url), err)
 	}
 	defer c.Close(ctx)
 	if !strings.HasPrefix(sql, "SELECT") {
