@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,8 +30,10 @@ import (
 // (ORDO_POSTGRES_URL); else, for a stopped local default (openStore took
 // the data dir's lock: no orderd runs on it), its private PostgreSQL,
 // started here from <data dir>/postgres and stopped by the returned func;
-// else the postgres.url the live local orderd wrote.
-func openPostgres(ctx context.Context, flagURL string, lf *logFlags) (url string, stop func(), err error) {
+// else the postgres.url the live local orderd wrote. What the private
+// server has to say to an operator (a data directory upgraded to password
+// authentication, a new password set) goes to stderr.
+func openPostgres(ctx context.Context, e env, flagURL string, lf *logFlags) (url string, stop func(), err error) {
 	if flagURL != "" {
 		return flagURL, func() {}, nil
 	}
@@ -39,7 +42,8 @@ func openPostgres(ctx context.Context, flagURL string, lf *logFlags) (url string
 		if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
 			return "", nil, fmt.Errorf("no read model in %s: start orderd once (its local default creates it), or set ORDO_POSTGRES_URL", lf.dataDir)
 		}
-		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir})
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Logger: log})
 		if err != nil {
 			return "", nil, fmt.Errorf("start the local default's PostgreSQL in %s: %w", dir, err)
 		}
@@ -105,7 +109,7 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeStore()
-	url, stopPG, err := openPostgres(ctx, *pgFlag, &lf)
+	url, stopPG, err := openPostgres(ctx, e, *pgFlag, &lf)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func cmdReconcile(ctx context.Context, e env, args []string) error {
 // reconcileReadModel reconciles the order-status read model in the
 // PostgreSQL openPostgres finds.
 func reconcileReadModel(ctx context.Context, e env, pgFlag string, lf *logFlags, store *streams.Store) (projections.Reconciliation, error) {
-	url, stopPG, err := openPostgres(ctx, pgFlag, lf)
+	url, stopPG, err := openPostgres(ctx, e, pgFlag, lf)
 	if err != nil {
 		return projections.Reconciliation{}, err
 	}
