@@ -361,3 +361,20 @@ func TestWithoutTrust(t *testing.T) {
 		t.Fatal("trust found in the rewritten file")
 	}
 }
+
+// A statement that fails in the single-user postgres is an error, and
+// what the error quotes holds neither the statement nor the secret.
+func TestSingleUserFailureIsAnError(t *testing.T) {
+	needServer(t)
+	s := start(t, t.TempDir())
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.single(t.Context(), "ALTER ROLE nosuchrole PASSWORD 'not-a-real-secret'", "not-a-real-secret")
+	if err == nil || !strings.Contains(err.Error(), `role "nosuchrole" does not exist`) || strings.Contains(err.Error(), "not-a-real-secret") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.single(t.Context(), "SELECT 1", ""); err != nil {
+		t.Fatal(err)
+	}
+}
