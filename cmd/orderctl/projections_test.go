@@ -110,6 +110,14 @@ func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"ORDO_DATA_DIR": dir}
+	// A deleted password file (how the password is rotated) gets a new
+	// one, and orderctl says so on stderr.
+	if err := os.Remove(filepath.Join(dir, localdir.PostgresPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := orderctl(t, env, "projections", "status"); code != 0 || !strings.Contains(errOut, "set a new generated password") {
+		t.Fatalf("status after the password file was deleted: exit %d: %s", code, errOut)
+	}
 	status := func() projections.View {
 		t.Helper()
 		code, out, errOut := orderctl(t, env, "projections", "status", "--json")
