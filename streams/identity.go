@@ -167,7 +167,7 @@ func (v survey) checkConfigs() (int, error) {
 			var p int
 			if p, err = checkStream(k, sc); err == nil {
 				if partitions != 0 && p != partitions {
-					return 0, fmt.Errorf("streams: stream %s has %d partitions, another stream %d", n, p, partitions)
+					return 0, fmt.Errorf("streams: %w: stream %s has %d partitions, another stream %d", ErrStreamConfig, n, p, partitions)
 				}
 				partitions = p
 			}
@@ -422,7 +422,7 @@ func checkDLQ(got jetstream.StreamConfig) error {
 	}
 	problems = append(problems, auxProblems(got)...)
 	if len(problems) > 0 {
-		return fmt.Errorf("streams: stream %s exists but %s", DLQStream, strings.Join(problems, "; "))
+		return fmt.Errorf("streams: %w: stream %s exists but %s", ErrStreamConfig, DLQStream, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -438,7 +438,7 @@ func checkTimers(got jetstream.StreamConfig) error {
 	}
 	problems = append(problems, auxProblems(got)...)
 	if len(problems) > 0 {
-		return fmt.Errorf("streams: stream %s exists but %s", TimersStream, strings.Join(problems, "; "))
+		return fmt.Errorf("streams: %w: stream %s exists but %s", ErrStreamConfig, TimersStream, strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -58,6 +58,11 @@ var (
 	// its place; a Store's reads and appends on a deleted stream fail
 	// with it.
 	ErrStreamMissing = errors.New("stream missing from the log")
+	// ErrStreamConfig means a stream of the log has a configuration
+	// that would lose what it holds or break the store (limits, deletes
+	// or purges allowed, other subjects, memory storage): someone
+	// changed it. [Open] and [Init] refuse it.
+	ErrStreamConfig = errors.New("stream configuration changed")
 	// ErrLeaderUnavailable means no stream leader answered within
 	// [Config.LeaderWait] (one is being elected, or the cluster lost its
 	// quorum) and nothing was stored: the call may be retried as is.
@@ -299,7 +304,7 @@ func checkStream(k aggKind, sc jetstream.StreamConfig) (int, error) {
 		problems = append(problems, fmt.Sprintf("metadata %s = %q is not a partition count", partitionsKey, sc.Metadata[partitionsKey]))
 	}
 	if len(problems) > 0 {
-		return 0, fmt.Errorf("streams: stream %s exists but %s", k.stream, strings.Join(problems, "; "))
+		return 0, fmt.Errorf("streams: %w: stream %s exists but %s", ErrStreamConfig, k.stream, strings.Join(problems, "; "))
 	}
 	return p, nil
 }
