@@ -1,7 +1,9 @@
 package streams_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -374,5 +376,33 @@ func TestCallsOnADeletedStream(t *testing.T) {
 	}
 	if got, _ := told.Load().(string); got != "ORDERS" {
 		t.Errorf("OnStreamMissing told %q, want ORDERS", got)
+	}
+}
+
+// BenchmarkCheckLog is what orderd's log watch costs every 5 s: one
+// CheckLog (a stream info request per stream of the log).
+func BenchmarkCheckLog(b *testing.B) {
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("R%d", replicas), func(b *testing.B) {
+			var nc *nats.Conn
+			if replicas == 1 {
+				_, nc = testkit.NATS(b)
+			} else {
+				_, nc = testkit.Cluster(b, replicas)
+			}
+			ctx := context.Background()
+			if _, err := streams.Init(ctx, nc, streams.Config{Replicas: replicas}); err != nil {
+				b.Fatal(err)
+			}
+			s, err := streams.Open(ctx, nc, streams.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := s.CheckLog(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
