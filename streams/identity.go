@@ -261,9 +261,10 @@ func missingError(missing []string, v survey) error {
 // a deployment on its own NATS.
 //
 // On a server with none of the log's streams it creates all five with a
-// new random id (LogInfo.New), using cfg's partitions, replicas and
-// duplicate window (see [Open] for the commit streams' configuration;
-// DLQ and TIMERS have the same replicas). With cfg.LogID set it creates
+// new random id (LogInfo.New). Every stream uses file storage, cfg's
+// replicas, direct gets and no limits; the commit streams also cfg's
+// duplicate window, deny deletes and purges, and record cfg.Partitions
+// in the metadata key "ordo.partitions". With cfg.LogID set Init creates
 // nothing and fails with [ErrNoLog]: that log was expected to exist.
 //
 // On a server with a log it checks every stream as Open does, and is
