@@ -298,3 +298,23 @@ func collect(t *testing.T, names jetstream.StreamNameLister) []string {
 	}
 	return out
 }
+
+// With its NATS connection down, /readyz answers 503 nats_disconnected.
+func TestReadyzNamesALostNATSConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts orderd")
+	}
+	srv, _ := testkit.NATS(t, func(o *natsembed.Options) { o.Listen = "127.0.0.1:0" })
+	li := testkit.InitLog(t, srv.ClientURL(), streams.Config{})
+	relay := testkit.NewRelay(t, srv.Addr().String())
+	ta := mustStart(t, func(c *config.Config) { c.NATSURL = relay.URL(); c.LogID = li.ID })
+	if r := ta.do("GET", "/readyz", "", nil); r.status != 200 {
+		t.Fatalf("/readyz: %d %s", r.status, r.raw)
+	}
+	relay.Close()
+	waitWithin(t, 60*time.Second, "/readyz to answer 503 nats_disconnected", func() bool {
+		r := ta.do("GET", "/readyz", "", nil)
+		problems, _ := r.body["problems"].([]any)
+		return r.status == 503 && r.body["status"] == "unavailable" && r.code() == "nats_disconnected" && len(problems) == 1
+	})
+}
