@@ -99,7 +99,7 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func catchUpReachesTheEnd(t *testing.T, wrap func(*memSink) projections.Sink) {
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	log, err := streams.Open(ctx, nc, streams.Config{Partitions: 8})
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	ctx := context.Background()
 	log := testLogger()
-	store, err := streams.Open(ctx, nc, streams.Config{Logger: log})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

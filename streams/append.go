@@ -122,6 +122,8 @@ func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jet
 			pause, inProcess = inProcess, min(2*inProcess, inProcessMaxWait)
 		case leaderless(err):
 			pause = noResponderRetry
+		case hasCode(err, jetstream.JSErrCodeStreamNotFound):
+			return nil, s.streamGone(stream, err)
 		case isAPIError(err):
 			return nil, err
 		default:

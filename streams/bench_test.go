@@ -139,7 +139,7 @@ func writerAggregates(b *testing.B, w int) []writerAggregate {
 func benchStore(b *testing.B, syncAlways bool, writers int) {
 	nc := benchServer(b, syncAlways)
 	ctx := context.Background()
-	s, err := streams.Open(ctx, nc, streams.Config{})
+	s, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func BenchmarkLoad(b *testing.B) {
 	const aggregates, commits = 500, 10
 	nc := benchServer(b, false)
 	ctx := context.Background()
-	s, err := streams.Open(ctx, nc, streams.Config{})
+	s, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -381,14 +381,14 @@ func BenchmarkDecisionReads(b *testing.B) {
 func decisionStore(b *testing.B, replicas int) *streams.Store {
 	b.Helper()
 	if replicas == 1 {
-		s, err := streams.Open(context.Background(), benchServer(b, false), streams.Config{})
+		s, err := testkit.OpenLog(context.Background(), benchServer(b, false), streams.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		return s
 	}
 	servers, nc := testkit.Cluster(b, replicas)
-	if _, err := streams.Open(context.Background(), nc, streams.Config{Replicas: replicas}); err != nil {
+	if _, err := testkit.OpenLog(context.Background(), nc, streams.Config{Replicas: replicas}); err != nil {
 		b.Fatal(err)
 	}
 	var fnc *nats.Conn
@@ -403,7 +403,7 @@ func decisionStore(b *testing.B, replicas int) *streams.Store {
 			break
 		}
 	}
-	s, err := streams.Open(context.Background(), fnc, streams.Config{})
+	s, err := testkit.OpenLog(context.Background(), fnc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -73,25 +73,9 @@ func (s *Store) DurableConsumer(ctx context.Context, aggType string, opts Consum
 	return cons, nil
 }
 
-// replicasOfLog returns the replica count of the ORDERS stream, which the
-// auxiliary streams (timers, dead letters) copy.
-func (s *Store) replicasOfLog(ctx context.Context) (int, error) {
-	st, err := s.js.Stream(ctx, kinds[TypeOrder].stream)
-	if err != nil {
-		return 0, err
-	}
-	if r := st.CachedInfo().Config.Replicas; r > 0 {
-		return r, nil
-	}
-	return 1, nil
-}
-
-// ensureStream creates a stream or checks that the existing one has the
-// given subjects, and updates it when its configuration differs in a way
-// an update can fix.
-// auxStreamConfig is the configuration of a stream beside the log (dead
-// letters, timers): file storage, no limits, the log's replicas, the
-// duplicate window, direct gets.
+// auxStreamConfig is the configuration of a stream beside the commit
+// streams (dead letters, timers): file storage, no limits, the log's
+// replicas, the duplicate window, direct gets.
 func auxStreamConfig(name, description, subjects string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              name,
@@ -111,23 +95,23 @@ func auxStreamConfig(name, description, subjects string, replicas int) jetstream
 	}
 }
 
-func (s *Store) ensureStream(ctx context.Context, sc jetstream.StreamConfig, check func(jetstream.StreamConfig) error) error {
-	st, err := s.js.Stream(ctx, sc.Name)
+// checkAux checks that the DLQ or TIMERS stream exists with a
+// configuration check accepts and the store's log id.
+func (s *Store) checkAux(ctx context.Context, name string, check func(jetstream.StreamConfig) error) error {
+	st, err := s.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = s.js.CreateStream(ctx, sc)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, sc.Name)
-		} else if err != nil {
-			return fmt.Errorf("streams: create stream %s: %w", sc.Name, err)
-		} else {
-			return nil
-		}
+		return fmt.Errorf("streams: %w: the log has no stream %s: it was deleted, or the log predates it: "+
+			"run `orderctl init` (for a log without an id it adds the stream; for one with an id it says what was lost)", ErrStreamMissing, name)
 	}
 	if err != nil {
-		return fmt.Errorf("streams: open %s: %w", sc.Name, err)
+		return fmt.Errorf("streams: open %s: %w", name, err)
 	}
-	if err := check(st.CachedInfo().Config); err != nil {
-		return fmt.Errorf("streams: stream %s exists but %w", sc.Name, err)
+	sc := st.CachedInfo().Config
+	if err := check(sc); err != nil {
+		return err
+	}
+	if id := sc.Metadata[LogIDKey]; id != s.info.ID {
+		return fmt.Errorf("streams: %w: stream %s carries log id %q, the log is %q", ErrLogMismatch, name, id, s.info.ID)
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func (s *Store) getBatch(ctx context.Context, b *directBatch) error {
 			budget = min(2*budget, maxAttemptTimeout)
 		default:
 			if waits++; waits > noResponderTries {
+				if err := s.streamGone(b.stream, nats.ErrNoResponders); err != nil {
+					return err
+				}
 				return fmt.Errorf("direct get on %s: %w", b.stream, nats.ErrNoResponders)
 			}
 			if err := sleepCtx(ctx, noResponderRetry); err != nil {

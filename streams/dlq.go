@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,23 +118,11 @@ func (s *Store) RefusedReports(ctx context.Context) ([]RefusedReport, error) {
 	return out, nil
 }
 
-// OpenDLQ creates the DLQ stream (file storage, the replicas of ORDERS) or
-// checks the existing one.
+// OpenDLQ checks that the log has its DLQ stream, as it should: [Init]
+// creates it with the log. It creates nothing: a missing DLQ is
+// [ErrStreamMissing], since dead letters were lost with it.
 func (s *Store) OpenDLQ(ctx context.Context) error {
-	replicas, err := s.replicasOfLog(ctx)
-	if err != nil {
-		return fmt.Errorf("streams: open dlq: %w", err)
-	}
-	sc := auxStreamConfig(DLQStream, "Ordo dead letters of the process managers, their redrives, and refused outside reports", "dlq.>", replicas)
-	return s.ensureStream(ctx, sc, func(got jetstream.StreamConfig) error {
-		if !slices.Equal(got.Subjects, sc.Subjects) {
-			return fmt.Errorf("has subjects %v, want %v", got.Subjects, sc.Subjects)
-		}
-		if got.DenyDelete {
-			return errors.New("denies deletes")
-		}
-		return nil
-	})
+	return s.checkAux(ctx, DLQStream, checkDLQ)
 }
 
 // AddDeadLetter stores a dead letter and returns its id. msgID, when not
@@ -180,10 +167,15 @@ func (s *Store) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 }
 
 // readDLQ calls f for every message of the DLQ stream on subjects
-// matching filter, oldest first. A missing stream has no messages.
+// matching filter, oldest first. A log from before log ids that has no
+// DLQ yet has no messages; a log with an id always has one, and a missing
+// DLQ is [ErrStreamMissing].
 func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, data []byte) error) error {
 	st, err := s.js.Stream(ctx, DLQStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s.info.ID != "" {
+			return s.checkAux(ctx, DLQStream, checkDLQ)
+		}
 		return nil // nothing was ever stored
 	}
 	if err != nil {
@@ -225,6 +217,9 @@ func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, d
 func (s *Store) DeadLetter(ctx context.Context, id uint64) (DeadLetter, error) {
 	st, err := s.js.Stream(ctx, DLQStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s.info.ID != "" {
+			return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, s.checkAux(ctx, DLQStream, checkDLQ))
+		}
 		return DeadLetter{}, fmt.Errorf("%w: %d", ErrDeadLetterNotFound, id)
 	}
 	if err != nil {

@@ -85,7 +85,7 @@ func streamLeader(t *testing.T, servers []*server.Server, stream string) *server
 // its own to s.
 func openWait(t *testing.T, s *server.Server) *streams.Store {
 	t.Helper()
-	st, err := streams.Open(testCtx(t), connect(t, s), streams.Config{Replicas: 3, LeaderWait: failoverWait})
+	st, err := testkit.OpenLog(testCtx(t), connect(t, s), streams.Config{Replicas: 3, LeaderWait: failoverWait})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

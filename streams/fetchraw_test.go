@@ -75,7 +75,7 @@ func TestFetchRawOnAStreamStartingLater(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
+	s, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,9 @@ func leaderless(err error) bool {
 // last is what the last attempt got, kept as text so that the caller's
 // checks see [ErrLeaderUnavailable] and not a deadline of the store's own.
 func (s *Store) noLeader(stream string, last error) error {
+	if err := s.streamGone(stream, last); err != nil {
+		return err
+	}
 	return fmt.Errorf("%w: stream %s: no leader answered within %s (last attempt: %v)", ErrLeaderUnavailable, stream, s.leaderWait, last)
 }
 
@@ -109,10 +112,32 @@ func (s *Store) askLeader(ctx context.Context, stream string, body []byte, budge
 	switch {
 	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 		return nil, false, nil
+	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound:
+		return nil, false, s.streamGone(stream, r.Error)
 	case r.Error != nil:
 		return nil, false, r.Error
 	case r.Message == nil:
 		return nil, false, errors.New("message get response without a message")
 	}
 	return r.Message, true, nil
+}
+
+// streamGone returns [ErrStreamMissing] naming stream, wrapping cause, if
+// the server says the stream does not exist (one stream info request,
+// made only after a call failed in a way a deleted stream would make it
+// fail: nobody answers on its subjects), and tells [Config.OnStreamMissing].
+// It returns nil if the stream exists or the server does not say.
+func (s *Store) streamGone(stream string, cause error) error {
+	if !hasCode(cause, jetstream.JSErrCodeStreamNotFound) {
+		ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		defer cancel()
+		if _, err := s.js.Stream(ctx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil
+		}
+	}
+	if s.onMissing != nil {
+		s.onMissing(stream)
+	}
+	return fmt.Errorf("%w: stream %s of the log is gone: the log was destroyed (in part); restore it from a backup (last error: %v)",
+		ErrStreamMissing, stream, cause)
 }

@@ -114,7 +114,7 @@ func TestReadWhoseServerDiedIsAskedAgain(t *testing.T) {
 // openOn opens the store on nc with the given replicas.
 func openOn(t *testing.T, nc *nats.Conn, replicas int) *streams.Store {
 	t.Helper()
-	s, err := streams.Open(testCtx(t), nc, streams.Config{Replicas: replicas})
+	s, err := testkit.OpenLog(testCtx(t), nc, streams.Config{Replicas: replicas})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -52,10 +52,17 @@ var (
 	// constants.
 	ErrUnknownType = errors.New("unknown aggregate type")
 	// ErrStreamMissing means the server answered that some of the log's
-	// streams do not exist while others do: part of the log was
-	// destroyed. [Open] refuses it instead of creating an empty stream
-	// in its place.
+	// streams do not exist while others do, or that a stream of the log
+	// a Store was opened on is gone: the log was destroyed (in part).
+	// [Open] and [Init] refuse it instead of creating an empty stream in
+	// its place; a Store's reads and appends on a deleted stream fail
+	// with it.
 	ErrStreamMissing = errors.New("stream missing from the log")
+	// ErrStreamConfig means a stream of the log has a configuration
+	// that would lose what it holds or break the store (limits, deletes
+	// or purges allowed, other subjects, memory storage): someone
+	// changed it. [Open] and [Init] refuse it.
+	ErrStreamConfig = errors.New("stream configuration changed")
 	// ErrLeaderUnavailable means no stream leader answered within
 	// [Config.LeaderWait] (one is being elected, or the cluster lost its
 	// quorum) and nothing was stored: the call may be retried as is.
@@ -93,6 +100,23 @@ type Config struct {
 	// after nats-server's election timeout (4-9 s, not configurable), and
 	// callers are told so promptly instead of waiting out their deadline.
 	LeaderWait time.Duration
+
+	// LogID, if set, is the id the log must have (ORDO_LOG_ID, or the
+	// local default's marker): [Open] and [Init] refuse a log with
+	// another id or none with [ErrLogMismatch], and Init creates no new
+	// log in its place.
+	LogID string
+
+	// RecreateLost lets [Init] recreate the DLQ or TIMERS stream of a log
+	// that lost it, accepting that the dead letters or timers it held are
+	// gone (orderctl init --recreate-lost). Open ignores it.
+	RecreateLost bool
+
+	// OnStreamMissing, if set, is called when a call of the Store finds
+	// one of the log's streams gone (its error is then
+	// [ErrStreamMissing]). It must not block. orderd uses it to check
+	// the whole log at once for its /readyz.
+	OnStreamMissing func(stream string)
 
 	// Logger receives what the store cannot return as an error, such as
 	// a subscription dropping a message that does not decode. Default:
@@ -162,26 +186,26 @@ type Store struct {
 	partitions int
 	leaderWait time.Duration
 	log        *slog.Logger
+	info       LogInfo
+	onMissing  func(stream string)
 }
 
-// Open provisions the streams ORDERS (subjects order.*.*), INVENTORY
-// (sku.*.*) and PAYMENTS (payment.*.*), or validates them if they exist,
-// and returns a Store on nc.
+// Open opens the log on nc's server (see [Init], which creates it) and
+// returns a Store on nc. It creates nothing.
 //
-// Streams are created only when none of the three exists (a new log).
-// If the server reports some missing while others exist, the log was
-// partly destroyed, and Open fails with [ErrStreamMissing] rather than
-// put an empty stream in the place of a lost one.
+// It fails with [ErrNoLog] when the server has none of the log's
+// streams, with [ErrStreamMissing] when it lacks some (the log was
+// destroyed in part; DLQ and TIMERS may be missing only from a log made
+// before logs had an id, whose process managers created them when first
+// needed), and with [ErrLogMismatch] when the streams carry different log
+// ids, or not cfg.LogID when that is set. It fails too if a stream would
+// break the store: other subjects, memory storage, no direct gets,
+// deletes or purges allowed on a commit stream, retention limits, a
+// missing partition count, or commit streams that disagree on it.
 //
-// New streams use file storage, cfg's replicas and duplicate window, allow
-// direct gets, deny deletes and purges, keep everything (no limits) and
-// record the partition count in the metadata key "ordo.partitions". For
-// streams that exist, the recorded partition count wins over
-// cfg.Partitions; their replicas and duplicate window are left as they
-// are (change them with a stream update). Open fails if an existing
-// stream would break the store: other subjects, memory storage, no direct
-// gets, deletes or purges allowed, limits, a missing partition count, or
-// streams that disagree on it.
+// The commit streams' recorded partition count wins over cfg.Partitions;
+// their replicas and duplicate window are left as they are (change them
+// with a stream update).
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -194,71 +218,40 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("streams: open: %w", err)
 	}
-
-	// Existing streams decide the partition count.
-	partitions := 0
-	var missing []string
-	for _, t := range kindOrder {
-		k := kinds[t]
-		st, err := js.Stream(ctx, k.stream)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			missing = append(missing, t)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("streams: open %s: %w", k.stream, err)
-		}
-		p, err := checkStream(k, st.CachedInfo().Config)
-		if err != nil {
-			return nil, err
-		}
-		if partitions != 0 && p != partitions {
-			return nil, fmt.Errorf("streams: open: stream %s has %d partitions, another stream %d", k.stream, p, partitions)
-		}
-		partitions = p
+	v, err := surveyLog(ctx, js)
+	if err != nil {
+		return nil, err
 	}
-	if len(missing) > 0 && len(missing) < len(kindOrder) {
-		return nil, missingError(missing)
+	li, err := openLog(v, cfg.LogID)
+	if err != nil {
+		return nil, err
 	}
-	if partitions == 0 {
-		partitions = cfg.Partitions
-	}
-
-	for _, t := range missing {
-		k := kinds[t]
-		sc := streamConfig(k, partitions, cfg)
-		_, err := js.CreateStream(ctx, sc)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			// Someone else created it since we looked: validate theirs.
-			st, gerr := js.Stream(ctx, k.stream)
-			if gerr != nil {
-				return nil, fmt.Errorf("streams: open %s: %w", k.stream, gerr)
-			}
-			p, cerr := checkStream(k, st.CachedInfo().Config)
-			if cerr != nil {
-				return nil, cerr
-			}
-			if p != partitions {
-				return nil, fmt.Errorf("streams: open: stream %s was created concurrently with %d partitions, not %d", k.stream, p, partitions)
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("streams: create stream %s: %w", k.stream, err)
-		}
-	}
-	return &Store{nc: nc, js: js, partitions: partitions, leaderWait: cfg.LeaderWait, log: cfg.Logger}, nil
+	return &Store{nc: nc, js: js, partitions: li.Partitions, leaderWait: cfg.LeaderWait, log: cfg.Logger, info: li, onMissing: cfg.OnStreamMissing}, nil
 }
 
-// missingError names the streams a partly destroyed log lacks.
-func missingError(missing []string) error {
-	names := make([]string, len(missing))
-	for i, t := range missing {
-		names[i] = kinds[t].stream
+// Log describes the log the store was opened on, as it was then.
+func (s *Store) Log() LogInfo { return s.info }
+
+// CheckLog checks, with one stream info request per stream, that the
+// log the store was opened on is still whole: every stream it had is
+// there, with a configuration that keeps what it holds and the same log
+// id. The errors are those of [Open].
+func (s *Store) CheckLog(ctx context.Context) error {
+	v, err := surveyLog(ctx, s.js)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("streams: open: %w: the server reports no stream %s while the other streams of the log exist; "+
-		"the log was partly destroyed: restore it from a backup (streams are created only when none exists)",
-		ErrStreamMissing, strings.Join(names, ", "))
+	if len(v.configs) == 0 {
+		return fmt.Errorf("streams: %w: every stream of the log %s is gone (%s)", ErrStreamMissing, s.info.ID, strings.Join(logStreams, ", "))
+	}
+	li, err := openLog(v, s.info.ID)
+	if err != nil {
+		return err
+	}
+	if li.Partitions != s.info.Partitions {
+		return fmt.Errorf("streams: %w: the log now records %d partitions, it had %d", ErrLogMismatch, li.Partitions, s.info.Partitions)
+	}
+	return nil
 }
 
 func streamConfig(k aggKind, partitions int, cfg Config) jetstream.StreamConfig {
@@ -311,7 +304,7 @@ func checkStream(k aggKind, sc jetstream.StreamConfig) (int, error) {
 		problems = append(problems, fmt.Sprintf("metadata %s = %q is not a partition count", partitionsKey, sc.Metadata[partitionsKey]))
 	}
 	if len(problems) > 0 {
-		return 0, fmt.Errorf("streams: stream %s exists but %s", k.stream, strings.Join(problems, "; "))
+		return 0, fmt.Errorf("streams: %w: stream %s exists but %s", ErrStreamConfig, k.stream, strings.Join(problems, "; "))
 	}
 	return p, nil
 }

@@ -31,7 +31,7 @@ func testCtx(t *testing.T) context.Context {
 func openR1(t *testing.T, cfg streams.Config) (*streams.Store, *nats.Conn) {
 	t.Helper()
 	_, nc := testkit.NATS(t)
-	s, err := streams.Open(testCtx(t), nc, cfg)
+	s, err := testkit.OpenLog(testCtx(t), nc, cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -90,7 +90,7 @@ func TestR3(t *testing.T) {
 		t.Skip("cluster test")
 	}
 	_, nc := testkit.Cluster(t, 3)
-	s, err := streams.Open(testCtx(t), nc, streams.Config{Replicas: 3})
+	s, err := testkit.OpenLog(testCtx(t), nc, streams.Config{Replicas: 3})
 	if err != nil {
 		t.Fatalf("open R3: %v", err)
 	}
@@ -380,7 +380,7 @@ func TestInvalidIDsAndTypes(t *testing.T) {
 func TestOpenKeepsPartitions(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	ctx := testCtx(t)
-	first, err := streams.Open(ctx, nc, streams.Config{Partitions: 4})
+	first, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestOpenRejectsIncompatibleStream(t *testing.T) {
 func TestOpenRefusesAPartlyDestroyedLog(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	ctx := testCtx(t)
-	if _, err := streams.Open(ctx, nc, streams.Config{}); err != nil {
+	if _, err := testkit.OpenLog(ctx, nc, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	js := jsOf(t, nc)

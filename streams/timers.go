@@ -2,9 +2,7 @@ package streams
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,27 +47,11 @@ type FiredTimer struct {
 	Data             []byte
 }
 
-// OpenTimers creates the TIMERS stream (file storage, the replicas of
-// ORDERS, message schedules allowed) or checks the existing one.
+// OpenTimers checks that the log has its TIMERS stream, as it should:
+// [Init] creates it with the log. It creates nothing: a missing TIMERS
+// is [ErrStreamMissing], since pending timers were lost with it.
 func (s *Store) OpenTimers(ctx context.Context) error {
-	replicas, err := s.replicasOfLog(ctx)
-	if err != nil {
-		return fmt.Errorf("streams: open timers: %w", err)
-	}
-	sc := auxStreamConfig(TimersStream, "Ordo durable timers: message schedules and the messages they fire", "timer.>", replicas)
-	sc.AllowRollup = true
-	sc.AllowMsgSchedules = true
-	return s.ensureStream(ctx, sc, func(got jetstream.StreamConfig) error {
-		switch {
-		case !slices.Equal(got.Subjects, sc.Subjects):
-			return fmt.Errorf("has subjects %v, want %v", got.Subjects, sc.Subjects)
-		case !got.AllowMsgSchedules:
-			return errors.New("does not allow message schedules")
-		case got.Storage != jetstream.FileStorage:
-			return errors.New("is not file storage")
-		}
-		return nil
-	})
+	return s.checkAux(ctx, TimersStream, checkTimers)
 }
 
 func timerSubjects(t Timer) (sched, fire string, err error) {

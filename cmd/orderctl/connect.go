@@ -33,6 +33,21 @@ func (l *logFlags) register(fs *flag.FlagSet, e env) {
 // nats.url of the live orderd holding the data dir; else the stopped local
 // default's store, opened in-process under the data dir's lock.
 func (l *logFlags) openStore(ctx context.Context) (*streams.Store, func(), error) {
+	nc, closeAll, err := l.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("open event store: %w", err)
+	}
+	return store, closeAll, nil
+}
+
+// connect connects to the log's NATS as openStore finds it, and returns
+// the connection with what closes it (and the in-process server).
+func (l *logFlags) connect() (*nats.Conn, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -83,10 +98,5 @@ func (l *logFlags) openStore(ctx context.Context) (*streams.Store, func(), error
 		}
 	}
 	closers = append(closers, nc.Close)
-	store, err := streams.Open(ctx, nc, streams.Config{})
-	if err != nil {
-		closeAll()
-		return nil, nil, fmt.Errorf("open event store: %w", err)
-	}
-	return store, closeAll, nil
+	return nc, closeAll, nil
 }

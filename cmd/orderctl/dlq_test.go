@@ -15,6 +15,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -68,7 +69,7 @@ func TestDLQListAndRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func seedLog(t testing.TB, n, skus int) (dir string, middle time.Time) {
 	dir = t.TempDir()
 	_, nc, stop := startDataDir(t, dir, false)
 	defer stop()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func benchOrderLog(b *testing.B) (*streams.Store, jetstream.JetStream, uint64) {
 	const commits = 100_000
 	ctx := context.Background()
 	_, nc := testkit.NATS(b)
-	log, err := streams.Open(ctx, nc, streams.Config{})
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -47,6 +47,12 @@ var errCheckFailed = errors.New("check failed")
 const usage = `usage: orderctl <command> [arguments] [flags]
 
 commands:
+  init [--partitions P] [--replicas R] [--recreate-lost]
+                                                create the log (its five streams, with a new log id) on a
+                                                deployment's NATS (ORDO_NATS_URL), which orderd never does, and
+                                                print the id for ORDO_LOG_ID; on an existing log: check it, give
+                                                it an id if it has none; exit 3 if it is not whole
+                                                (P, R default to ORDO_PARTITIONS, ORDO_REPLICAS: 16, 1)
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
   history <type> <id> [--json]                  an aggregate's commits straight from the log,
                                                 with its hash-chain check; type: order, inventory, payment
@@ -110,6 +116,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		return exitOK
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
+		"init":        cmdInit,
 		"token":       cmdToken,
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
@@ -152,7 +159,8 @@ func runWith(ctx context.Context, args []string, e env) int {
 // splitCommand can skip it when the flags come before the command.
 var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true,
 	"elasticsearch-url": true, "elasticsearch-prefix": true, "type": true, "id": true, "at": true, "version": true,
-	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true}
+	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true,
+	"partitions": true, "replicas": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

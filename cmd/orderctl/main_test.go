@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -37,7 +38,7 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	}
 	ns, nc, stop := startDataDir(t, dir, live)
 	ctx := context.Background()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func newDeployment(t *testing.T) *deployment {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	t.Cleanup(cancel)
 	srv, nc := testkit.NATS(t, func(o *natsembed.Options) { o.Listen = "127.0.0.1:0" })
-	log, err := streams.Open(ctx, nc, streams.Config{})
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func copyLog(t *testing.T, msgs []streams.StoredMsg, deleteSeqs ...uint64) strin
 			t.Fatal(err)
 		}
 	}
-	if _, err := streams.Open(ctx, nc, streams.Config{}); err != nil {
+	if _, err := testkit.OpenLog(ctx, nc, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -12,6 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 // The production shape: two orderd instances on an external three-node
@@ -24,6 +25,7 @@ func TestTwoInstancesOnAThreeNodeCluster(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	servers, nc := testkit.Cluster(t, 3)
+	testkit.InitLog(t, servers[0].ClientURL(), streams.Config{Replicas: 3}) // orderctl init
 	instances := make([]*testApp, 2)
 	for i := range instances {
 		instances[i] = mustStart(t, func(c *config.Config) {

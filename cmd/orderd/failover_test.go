@@ -57,6 +57,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		t.Skip("runs a three-node cluster of nats-server processes under load")
 	}
 	nodes := testkit.ProcessCluster(t, 3)
+	testkit.InitLog(t, nodes[0].ClientURL, streams.Config{Replicas: 3}) // orderctl init
 	pg := testkit.Postgres(t)
 	insts := [2]*testApp{}
 	for i := range insts {

@@ -89,7 +89,9 @@ type app struct {
 	// storage watches the embedded server's storage; nil with an
 	// external NATS (storage.go).
 	storage *storageGuard
-	pay     *payments // payment provider, webhooks and process managers (sagas.go)
+	// logs watches that the log stays whole (identity.go).
+	logs *logWatch
+	pay  *payments // payment provider, webhooks and process managers (sagas.go)
 	// readModel is the order-status read model in PostgreSQL (projections.go).
 	readModel *postgres.Store
 	// search is the customer-service search, nil without Elasticsearch
@@ -170,8 +172,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	deps := httpapi.Deps{
 		Orders: a.orders, Inventory: a.stock, Catalog: a.store, Signer: signer, Logger: log,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-		Ready:    func() bool { return a.ready.Load() && a.nc.IsConnected() },
-		Payments: a.pay.sync, PSPWebhookSecret: a.pay.secret,
+		Ready:       a.ready.Load,
+		Unavailable: a.unavailable,
+		Payments:    a.pay.sync, PSPWebhookSecret: a.pay.secret,
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,
 		Observer: m, Metrics: m.Handler(),

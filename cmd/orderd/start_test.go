@@ -73,13 +73,18 @@ func startAsync(cfg config.Config, log *slog.Logger) <-chan startResult {
 }
 
 // orderd started before its three-node cluster waits for it, says so on
-// /readyz, and becomes ready by itself once the servers are up: the
-// streams are created then, with three replicas.
+// /readyz, and becomes ready by itself once the servers are up and it
+// finds the log (made by `orderctl init`, with three replicas).
 func TestStartWaitsForAClusterStartedLater(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
 	plan := testkit.PlanCluster(t, 3)
+	// The deployment's log is made once (orderctl init), then the cluster
+	// is down when orderd starts.
+	servers, _ := plan.Start()
+	li := testkit.InitLog(t, plan.URL(), streams.Config{Replicas: 3})
+	plan.Stop(servers)
 	cfg := testConfig(t, func(c *config.Config) {
 		c.HTTPAddr = freeAddr(t)
 		c.NATSURL = plan.URL()
@@ -127,6 +132,9 @@ func TestStartWaitsForAClusterStartedLater(t *testing.T) {
 	st, err := js.Stream(t.Context(), "ORDERS")
 	if err != nil || st.CachedInfo().Config.Replicas != 3 {
 		t.Fatalf("ORDERS after start: %v", err)
+	}
+	if ta.store.Log().ID != li.ID {
+		t.Fatalf("orderd serves log %q, orderctl init made %s", ta.store.Log().ID, li.ID)
 	}
 }
 

@@ -140,24 +140,16 @@ func (a *app) connectNATS(ctx context.Context) error {
 	})
 }
 
-// openStreams opens (on a new log: creates) the event store's streams,
-// waiting while JetStream cannot answer yet.
-func (a *app) openStreams(ctx context.Context) error {
-	what := "the JetStream streams ORDERS, INVENTORY, PAYMENTS"
-	return a.waitFor(ctx, what, jetStreamNotReady, func(ctx context.Context) (err error) {
-		a.store, err = streams.Open(ctx, a.nc, streams.Config{Partitions: a.cfg.Partitions, Replicas: a.cfg.Replicas, Logger: a.log})
-		return err
-	})
-}
-
 // jetStreamNotReady reports whether err means NATS or JetStream cannot
 // answer yet (disconnected, no meta leader, not enabled yet, a request
 // unanswered, too few peers known to place replicas) rather than an
-// answer that waiting cannot change, such as a missing or incompatible
-// stream.
+// answer that waiting cannot change: no log, a missing or incompatible
+// stream, another log's streams.
 func jetStreamNotReady(err error) bool {
-	if errors.Is(err, streams.ErrStreamMissing) {
-		return false
+	for _, e := range []error{streams.ErrNoLog, streams.ErrStreamMissing, streams.ErrLogMismatch, streams.ErrStreamConfig} {
+		if errors.Is(err, e) {
+			return false
+		}
 	}
 	for _, e := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
 		nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrNoServers,

@@ -52,7 +52,7 @@ func newFixture(t *testing.T) fixture {
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestDomainErrorsAndNoOpsWriteNothing(t *testing.T) {
 
 func BenchmarkHandleHotAggregate(b *testing.B) {
 	_, nc := testkit.NATS(b)
-	store, err := streams.Open(context.Background(), nc, streams.Config{})
+	store, err := testkit.OpenLog(context.Background(), nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

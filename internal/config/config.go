@@ -69,6 +69,10 @@ type Config struct {
 	// existing stream keeps its own (ORDO_PARTITIONS, --partitions).
 	// Default 16.
 	Partitions int
+	// LogID, if set, is the id of the log orderd must find (ORDO_LOG_ID,
+	// --log-id): the one `orderctl init` printed. orderd refuses a NATS
+	// whose streams are another log, or none, instead of serving it.
+	LogID string
 	// AuthSecret signs bearer tokens, at least 32 bytes (ORDO_AUTH_SECRET).
 	// Empty in the local default: a random one is generated once into
 	// <DataDir>/auth.secret and reused.
@@ -201,6 +205,7 @@ var settings = []setting{
 	{"ORDO_NATS_SYNC", "nats-sync", "embedded NATS fsync policy: always or lazy", str(func(c *Config) *string { return &c.NATSSync })},
 	{"ORDO_REPLICAS", "replicas", "replicas of new streams", integer(func(c *Config) *int { return &c.Replicas })},
 	{"ORDO_PARTITIONS", "partitions", "partitions of new streams", integer(func(c *Config) *int { return &c.Partitions })},
+	{"ORDO_LOG_ID", "log-id", "id of the log to serve, as orderctl init printed it (refuse any other)", str(func(c *Config) *string { return &c.LogID })},
 	{"ORDO_AUTH_SECRET", "", "", str(func(c *Config) *string { return &c.AuthSecret })},
 	{"ORDO_ROLES", "roles", "comma-separated roles to run", func(c *Config, v string) error {
 		c.Roles = nil
@@ -304,6 +309,9 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		errs = append(errs, fmt.Errorf("partitions %d: want 1..1024", c.Partitions))
 	}
+	if c.LogID != "" && !validLogID(c.LogID) {
+		errs = append(errs, fmt.Errorf("log id %q: want the 32 hex digits orderctl init printed", c.LogID))
+	}
 	if c.AuthSecret != "" && len(c.AuthSecret) < 32 {
 		errs = append(errs, fmt.Errorf("ORDO_AUTH_SECRET is %d bytes; at least 32 are required", len(c.AuthSecret)))
 	}
@@ -374,4 +382,18 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validLogID reports whether id has the form of a log id: 32 lower-case
+// hex digits.
+func validLogID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, r := range id {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -75,6 +75,8 @@ func classify(err error) *apiError {
 		return &apiError{Status: status, Code: de.Code, Message: de.Message}
 	}
 	switch {
+	case errors.Is(err, streams.ErrStreamMissing), errors.Is(err, streams.ErrNoLog), errors.Is(err, streams.ErrLogMismatch):
+		return errorf(http.StatusServiceUnavailable, "log_unavailable", "the event log is not whole (a stream of it is missing); nothing was stored and an operator has been alerted (GET /readyz names what is missing)")
 	case errors.Is(err, streams.ErrInvalidID):
 		return errorf(http.StatusBadRequest, "invalid_id", "%v", err)
 	case errors.Is(err, command.ErrCorruptHistory):

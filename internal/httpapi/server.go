@@ -48,6 +48,10 @@ type Deps struct {
 	// Ready reports whether the instance can serve commands; nil means
 	// always.
 	Ready func() bool
+	// Unavailable, if set, returns what keeps the instance from serving
+	// commands and queries now (a stream of the log missing, the NATS
+	// connection down); /readyz answers 503 naming each.
+	Unavailable func() []Problem
 	// Payments and PSPWebhookSecret serve POST /v1/psp/webhook; without
 	// them the endpoint answers 503.
 	Payments         PaymentWebhooks
@@ -380,11 +384,24 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Claims) 
 // still 200.
 type readiness struct {
 	Status   string    `json:"status"`
-	Degraded []problem `json:"degraded,omitempty"`
+	Degraded []Problem `json:"degraded,omitempty"`
 }
 
-// problem is one thing that degrades an instance.
-type problem struct {
+// unready is /readyz's 503 body: the error of every 503 (the first
+// problem's code and message, so clients that read only the error keep
+// working), status "unavailable", and every problem.
+type unready struct {
+	Error    errorDetail `json:"error"`
+	Status   string      `json:"status"`
+	Problems []Problem   `json:"problems"`
+}
+
+// Problem is one thing that keeps an instance from serving (in /readyz's
+// 503 "problems") or degrades it (in its 200 "degraded").
+type Problem struct {
+	// Code is stable, such as stream_missing or nats_disconnected (for
+	// problems; degraded entries have none).
+	Code      string `json:"code,omitempty"`
 	Component string `json:"component"`
 	Message   string `json:"message"`
 	// Quarantine names the commits a projection set aside, open ones
@@ -392,13 +409,23 @@ type problem struct {
 	Quarantine []projections.QuarantineView `json:"quarantine,omitempty"`
 }
 
+// asProblem turns an *apiError into the problem of a component.
+func asProblem(component string, err error) Problem {
+	ae := classify(err)
+	return Problem{Code: ae.Code, Component: component, Message: ae.Message}
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
 	if s.Ready != nil && !s.Ready() {
-		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or its event store is unreachable")
+		return errorf(http.StatusServiceUnavailable, "not_ready", "orderd is starting or stopping")
+	}
+	var problems []Problem
+	if s.Unavailable != nil {
+		problems = append(problems, s.Unavailable()...)
 	}
 	if s.Storage != nil {
 		if err := storageErr(s.Storage()); err != nil {
-			return err
+			problems = append(problems, asProblem("storage", err))
 		}
 	}
 	out := readiness{Status: "ready"}
@@ -406,17 +433,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 		q, err := s.Queries.Quarantined(r.Context())
 		if err != nil {
 			s.log.WarnContext(r.Context(), "readiness: the read model does not answer", slog.Any("err", err))
-			return errorf(http.StatusServiceUnavailable, "read_model_unavailable", "PostgreSQL does not answer: the order read model's queries cannot be served until it is back (commands go on)")
-		}
-		if p, ok := quarantineProblem(postgres.Name, postgres.Views(q)); ok {
+			problems = append(problems, asProblem("read_model", errorf(http.StatusServiceUnavailable, "read_model_unavailable",
+				"PostgreSQL does not answer: the order read model's queries cannot be served until it is back (commands go on)")))
+		} else if p, ok := quarantineProblem(postgres.Name, postgres.Views(q)); ok {
 			out.Degraded = append(out.Degraded, p)
 		}
+	}
+	if len(problems) > 0 {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, unready{
+			Error:  errorDetail{Code: problems[0].Code, Message: problems[0].Message},
+			Status: "unavailable", Problems: problems,
+		})
+		return nil
 	}
 	if ss, ok := s.Search.(SearchStatus); ok {
 		q, err := ss.Quarantined(r.Context())
 		switch {
 		case err != nil:
-			out.Degraded = append(out.Degraded, problem{Component: "search", Message: "Elasticsearch does not answer: search is unavailable, commands and queries go on"})
+			out.Degraded = append(out.Degraded, Problem{Component: "search", Message: "Elasticsearch does not answer: search is unavailable, commands and queries go on"})
 		default:
 			if p, ok := quarantineProblem("search", q); ok {
 				out.Degraded = append(out.Degraded, p)
@@ -433,12 +468,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 // quarantineProblem is the problem a projection's open quarantined
 // commits make, if it has any; acknowledged ones are listed with them
 // but alone degrade nothing.
-func quarantineProblem(projection string, q []projections.QuarantineView) (problem, bool) {
+func quarantineProblem(projection string, q []projections.QuarantineView) (Problem, bool) {
 	open, _ := projections.CountQuarantine(q)
 	if open == 0 {
-		return problem{}, false
+		return Problem{}, false
 	}
-	return problem{
+	return Problem{
 		Component: "projection:" + projection,
 		Message: fmt.Sprintf("%d commit(s) could not be applied and were set aside; their orders are marked degraded "+
 			"(orderctl projections status; orderctl projections retry after a fix, or acknowledge)", open),

@@ -5,6 +5,9 @@
 //	<data dir>/jetstream/   the embedded nats-server's store
 //	<data dir>/nats.url     client URL of the running embedded server
 //	<data dir>/auth.secret  the generated token-signing secret
+//	<data dir>/log.id       the id of the log the store holds, written when
+//	                        orderd created (or adopted) it: with it, orderd
+//	                        refuses to start on a store whose log is gone
 //	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
 //	<data dir>/postgres/password  its superuser's generated password
 //	<data dir>/postgres.url its connection URL (with the password) while orderd runs
@@ -33,6 +36,7 @@ const (
 	StoreDir    = "jetstream"
 	NATSURL     = "nats.url"
 	AuthSecret  = "auth.secret"
+	LogMarker   = "log.id"
 	PostgresDir = "postgres"
 	PostgresURL = "postgres.url"
 	// PostgresPassword is pgserver.PasswordFile inside PostgresDir.

@@ -63,6 +63,7 @@ type ClusterPlan struct {
 	name                    string
 	clientPorts, routePorts []int
 	routes                  []*url.URL
+	storeDirs               []string
 }
 
 // PlanCluster reserves the client and route ports of an n-node cluster.
@@ -74,6 +75,9 @@ func PlanCluster(tb testing.TB, n int) *ClusterPlan {
 	ports := freePorts(tb, 2*n)
 	p := &ClusterPlan{tb: tb, clientPorts: ports[:n], routePorts: ports[n:]}
 	p.name = fmt.Sprintf("ordo-test-%d", p.routePorts[0])
+	for range n {
+		p.storeDirs = append(p.storeDirs, tb.TempDir())
+	}
 	for _, port := range p.routePorts {
 		p.routes = append(p.routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
 	}
@@ -90,13 +94,14 @@ func (p *ClusterPlan) URL() string {
 	return strings.Join(urls, ",")
 }
 
-// Start starts the planned servers and waits as [Cluster] does.
+// Start starts the planned servers and waits as [Cluster] does. Started
+// again after [ClusterPlan.Stop], the servers find what they stored.
 func (p *ClusterPlan) Start() (servers []*server.Server, nc *nats.Conn) {
 	tb := p.tb
 	tb.Helper()
 	for i := range p.clientPorts {
 		o := natsembed.Options{
-			StoreDir:   tb.TempDir(),
+			StoreDir:   p.storeDirs[i],
 			Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(p.clientPorts[i])), // routing waits for a client listener
 			ServerName: fmt.Sprintf("%s-n%d", p.name, i+1),
 			Configure: func(so *server.Options) {
@@ -121,6 +126,13 @@ func (p *ClusterPlan) Start() (servers []*server.Server, nc *nats.Conn) {
 	}
 	tb.Cleanup(nc.Close)
 	return servers, nc
+}
+
+// Stop shuts down servers that Start returned.
+func (p *ClusterPlan) Stop(servers []*server.Server) {
+	for _, s := range servers {
+		shutdown(s)
+	}
 }
 
 // freePorts reserves n distinct loopback ports by listening on port 0 and

@@ -73,7 +73,7 @@ func RunOrder(ctx context.Context, h *command.Handler[order.State, order.Command
 func OrderLog(tb testing.TB, partitions int) (*streams.Store, *command.Handler[order.State, order.Command]) {
 	tb.Helper()
 	_, nc := NATS(tb)
-	log, err := streams.Open(context.Background(), nc, streams.Config{Partitions: partitions})
+	log, err := OpenLog(context.Background(), nc, streams.Config{Partitions: partitions})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	e := newEnv(t, 2)
 	var err error
-	if e.log, err = streams.Open(e.ctx, nc, streams.Config{Partitions: 2}); err != nil {
+	if e.log, err = testkit.OpenLog(e.ctx, nc, streams.Config{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := events.Standard()
