@@ -1,0 +1,95 @@
+package command_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/streams"
+)
+
+// BenchmarkHandlerAppend measures the whole command path (decide, seal,
+// append, fold) with and without a commit signer, side by side in the
+// same run, with 1 and 16 writers, under fsync-always (orderd's default)
+// and lazy fsync. Every writer restocks its own four SKUs in turn, so
+// there are no conflicts; each run gets a fresh in-process server, and
+// the SKUs are defined before the timer starts.
+//
+//	go test ./internal/command -run '^$' -bench HandlerAppend -benchtime 3s -count 3
+func BenchmarkHandlerAppend(b *testing.B) {
+	for _, sync := range []struct {
+		name   string
+		always bool
+	}{{"fsync", true}, {"lazy", false}} {
+		for _, writers := range []int{1, 16} {
+			for _, signed := range []bool{false, true} {
+				name := fmt.Sprintf("%s/writers=%d/unsigned", sync.name, writers)
+				if signed {
+					name = fmt.Sprintf("%s/writers=%d/signed", sync.name, writers)
+				}
+				b.Run(name, func(b *testing.B) { benchHandler(b, sync.always, writers, signed) })
+			}
+		}
+	}
+}
+
+func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
+	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = syncAlways })
+	ctx := context.Background()
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var opts command.Options
+	if signed {
+		opts.Signer = testSigner(b)
+	}
+	h, err := command.NewHandler(inventory.Decider(), store, reg, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const skusPerWriter = 4
+	sku := func(w, k int) string { return fmt.Sprintf("w%d-s%d", w, k) }
+	for w := range writers {
+		for k := range skusPerWriter {
+			if _, err := h.Handle(ctx, command.Request[inventory.Command]{AggregateID: sku(w, k),
+				Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 1}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range writers {
+		n := b.N / writers
+		if w < b.N%writers {
+			n++
+		}
+		wg.Go(func() {
+			for i := range n {
+				if err := restock(h, sku(w, i%skusPerWriter)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Error(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+}
