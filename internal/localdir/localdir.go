@@ -7,6 +7,8 @@
 //	<data dir>/auth.secret  the generated token-signing secret
 //	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
 //	<data dir>/postgres.url its connection URL while orderd runs
+//	<data dir>/signing.key  the generated commit-signing key (Ed25519, PEM)
+//	<data dir>/signing.keys the public keys commits were signed with (keyring)
 package localdir
 
 import (
@@ -28,6 +30,8 @@ const (
 	AuthSecret  = "auth.secret"
 	PostgresDir = "postgres"
 	PostgresURL = "postgres.url"
+	SigningKey  = "signing.key"
+	SigningKeys = "signing.keys"
 )
 
 // ErrLocked means another live process holds the data directory.
