@@ -258,7 +258,7 @@ func BenchmarkVerify(b *testing.B) {
 		rawTotal += time.Since(start)
 
 		start = time.Now()
-		v := newVerifier(log, reg, nil)
+		v := newVerifier(log, reg, nil, nil)
 		if err := v.verifyStream(ctx, streams.TypeOrder, nil); err != nil {
 			b.Fatal(err)
 		}
