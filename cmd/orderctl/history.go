@@ -109,7 +109,7 @@ func cmdHistory(ctx context.Context, e env, args []string) error {
 	if len(recs) == 0 {
 		return fmt.Errorf("no commits for %s %s", typ, id)
 	}
-	signedFrom, metaProblem, err := loadSignedFrom(ctx, store, typ)
+	rule, metaProblem, err := streamSigningRule(ctx, store, typ)
 	if err != nil {
 		return err
 	}
@@ -122,11 +122,7 @@ func cmdHistory(ctx context.Context, e env, args []string) error {
 	for _, b := range breaks {
 		broken[b.Version] = true
 	}
-	// Signatures, by the rule verify applies, seen from this aggregate
-	// alone: signing began at the stream's ordo.signed_from or at the
-	// aggregate's first signed commit (verify, reading the whole stream,
-	// also counts the other aggregates' commits).
-	rule := signingRule{signedFrom: signedFrom}
+	// Signatures, by the rule verify applies to the whole stream.
 	statuses := make([]string, len(recs))
 	var issues []signatureIssue
 	for i, r := range recs {

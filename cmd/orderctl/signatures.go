@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -129,6 +130,39 @@ func (r *signingRule) sigProblem(status string, c *events.Commit, sigErr error) 
 		return "signature does not verify (forged or altered)", "a valid signature by " + dash(c.KeyID), sigErr.Error(), true
 	}
 	return "", "", "", false
+}
+
+// errFoundSigned stops firstSigned's scan.
+var errFoundSigned = errors.New("found a signed commit")
+
+// streamSigningRule returns the signing rule of aggType's stream for a
+// reader of one aggregate (verify --id, history), so that it judges the
+// aggregate's commits as a whole-stream verify does: the stream's
+// ordo.signed_from, and its first commit that carries a signature, found
+// by reading the stream from its start up to that commit (to its end
+// when none does; the metadata, when it says 1, spares that read).
+func streamSigningRule(ctx context.Context, store *streams.Store, aggType string) (r signingRule, problem string, err error) {
+	if r.signedFrom, problem, err = loadSignedFrom(ctx, store, aggType); err != nil || r.signedFrom == 1 {
+		return r, problem, err
+	}
+	sigKey, keyKey := []byte(`"sig"`), []byte(`"key_id"`)
+	err = store.ReplayRaw(ctx, aggType, 1, func(m streams.StoredMsg) error {
+		if r.signedFrom != 0 && m.Seq >= r.signedFrom {
+			return errFoundSigned
+		}
+		if !bytes.Contains(m.Data, sigKey) && !bytes.Contains(m.Data, keyKey) {
+			return nil
+		}
+		if c, err := events.Unmarshal(m.Data); err == nil && c.Signed() {
+			r.firstSig = m.Seq
+			return errFoundSigned
+		}
+		return nil
+	})
+	if errors.Is(err, errFoundSigned) {
+		err = nil
+	}
+	return r, problem, err
 }
 
 // loadSignedFrom reads aggType's ordo.signed_from. Metadata that is not a

@@ -325,14 +325,21 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	for _, t := range types {
 		v.links, v.lastSeq, v.anchors = map[string]*events.ChainLink{}, 0, anchors[t]
 		stream, _ := streams.StreamOf(t)
-		signedFrom, problem, err := loadSignedFrom(ctx, store, t)
+		var problem string
+		if *id != "" {
+			// One aggregate's commits say nothing of where signing
+			// began in its stream: read that from the stream.
+			v.signing, problem, err = streamSigningRule(ctx, store, t)
+		} else {
+			v.signing = signingRule{}
+			v.signing.signedFrom, problem, err = loadSignedFrom(ctx, store, t)
+		}
 		if err != nil {
 			return err
 		}
 		if problem != "" {
 			v.add(finding{Stream: stream, ChainBreak: events.ChainBreak{Problem: problem, Expected: "a stream sequence", Found: "signing taken to begin at seq 1"}})
 		}
-		v.signing = signingRule{signedFrom: signedFrom}
 		if *id != "" {
 			v.anchors = map[string]chainHead{}
 			if a, ok := anchors[t][*id]; ok {
