@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
@@ -51,8 +52,19 @@ func newTestSigner(t testing.TB) *events.Ed25519Signer {
 // key, can write. sign, when set, signs it with a key of the forger's.
 func forge(t testing.TB, store *streams.Store, id string, sign events.CommitSigner) uint64 {
 	t.Helper()
-	ctx := context.Background()
-	last, ok, err := store.Last(ctx, streams.TypeOrder, id)
+	c, last := forgery(t, store, id, sign)
+	res, err := store.Append(context.Background(), c, last.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Seq
+}
+
+// forgery makes forge's commit and returns it with the order's last
+// record.
+func forgery(t testing.TB, store *streams.Store, id string, sign events.CommitSigner) (*events.Commit, streams.Record) {
+	t.Helper()
+	last, ok, err := store.Last(context.Background(), streams.TypeOrder, id)
 	if err != nil || !ok {
 		t.Fatalf("last commit of %s: %v %v", id, ok, err)
 	}
@@ -65,11 +77,7 @@ func forge(t testing.TB, store *streams.Store, id string, sign events.CommitSign
 	if err := c.SealSigned(last.Commit.Hash, sign); err != nil {
 		t.Fatal(err)
 	}
-	res, err := store.Append(ctx, c, last.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Seq
+	return c, last
 }
 
 // signedLog writes into a new local default's data dir: two orders
@@ -311,12 +319,31 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "signatures: 46 verified, 0 unsigned") {
 		t.Fatalf("before the forgery: exit %d\n%s%s", code, out, errOut)
 	}
-	// The forger connects to another node of the cluster.
-	fc, err := jetstreamConn(t, servers[2].ClientURL())
+	// The forger publishes the stored form of its commit with a plain
+	// JetStream client, through another node of the cluster.
+	c, _ := forgery(t, store, "a-5", nil)
+	data, err := events.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq := forge(t, fc, "a-5", nil)
+	subject, err := store.Subject(streams.TypeOrder, "a-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := nats.Connect(servers[2].ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	fjs, err := jetstream.New(forger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := fjs.Publish(ctx, subject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := ack.Sequence
 	code, out, _ = orderctl(t, env, "verify", "--json")
 	lines := jsonLines(t, out)
 	if code != exitCheck || len(lines) != 2 || lines[0]["aggregate_id"] != "a-5" || lines[0]["version"] != float64(4) || lines[0]["seq"] != float64(seq) ||
@@ -332,18 +359,6 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	if code != exitCheck || strings.Count(out, "signed by a key not in the keyring") != 23 {
 		t.Fatalf("one key missing: exit %d\n%s", code, out)
 	}
-}
-
-// jetstreamConn opens the event store over a new connection to url.
-func jetstreamConn(t *testing.T, url string) (*streams.Store, error) {
-	t.Helper()
-	lf := logFlags{natsURL: url}
-	store, closeStore, err := lf.openStore(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(closeStore)
-	return store, nil
 }
 
 func TestKeysNewPublicList(t *testing.T) {
