@@ -109,3 +109,97 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkSigningPaired measures what signing costs the fsync-always
+// append rate on a shared machine, where other programs' disk and CPU use
+// make two runs minutes apart incomparable: one server, one signing and
+// one non-signing handler on separate SKUs, taking turns in short blocks
+// of commits (each block with the same number of writers), so that
+// whatever disturbs the machine falls on both alike. It reports each
+// variant's rate over all its blocks and their ratio.
+//
+//	go test ./internal/command -run '^$' -bench SigningPaired -benchtime 40x -count 3
+//
+// b.N is the number of block pairs.
+func BenchmarkSigningPaired(b *testing.B) {
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("fsync/writers=%d", writers), func(b *testing.B) { benchPaired(b, writers) })
+	}
+}
+
+func benchPaired(b *testing.B, writers int) {
+	const block = 200 // commits per block
+	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = true })
+	ctx := context.Background()
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := events.Standard()
+	if err != nil {
+		b.Fatal(err)
+	}
+	handlers := make([]*command.Handler[inventory.State, inventory.Command], 2)
+	for i := range handlers {
+		var opts command.Options
+		if i == 1 {
+			opts.Signer = testSigner(b)
+		}
+		if handlers[i], err = command.NewHandler(inventory.Decider(), store, reg, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const skusPerWriter = 4
+	sku := func(v, w, k int) string { return fmt.Sprintf("v%d-w%d-s%d", v, w, k) }
+	for v, h := range handlers {
+		for w := range writers {
+			for k := range skusPerWriter {
+				if _, err := h.Handle(ctx, command.Request[inventory.Command]{AggregateID: sku(v, w, k),
+					Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 1}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	var elapsed [2]time.Duration
+	var cpu [2]time.Duration
+	run := func(v int) {
+		h := handlers[v]
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		c0, start := processCPU(b), time.Now()
+		for w := range writers {
+			n := block / writers
+			if w < block%writers {
+				n++
+			}
+			wg.Go(func() {
+				for i := range n {
+					if err := restock(h, sku(v, w, i%skusPerWriter)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		elapsed[v] += time.Since(start)
+		cpu[v] += processCPU(b) - c0
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+	}
+	for i := range b.N {
+		// Alternate which goes first, so neither always follows the other.
+		first := i % 2
+		run(first)
+		run(1 - first)
+	}
+	commits := float64(b.N * block)
+	unsigned, signed := commits/elapsed[0].Seconds(), commits/elapsed[1].Seconds()
+	b.ReportMetric(unsigned, "unsigned-commits/s")
+	b.ReportMetric(signed, "signed-commits/s")
+	b.ReportMetric(signed/unsigned, "signed/unsigned")
+	b.ReportMetric(float64((cpu[1]-cpu[0]).Microseconds())/commits, "extra-cpu-µs/commit")
+}
