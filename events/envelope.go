@@ -37,7 +37,12 @@ type Metadata struct {
 //
 // PrevHash is the Hash of the aggregate's previous commit (empty for the
 // first). Hash is the hex SHA-256 over PrevHash and the canonical encoding
-// of the commit without its Hash; see [Commit.ComputeHash].
+// of the commit without its Hash and Sig; see [Commit.ComputeHash].
+//
+// KeyID and Sig are the commit's signature (signature.go): KeyID names
+// the signing key and is covered by Hash; Sig signs Hash. Both are left
+// out of the stored JSON when empty, so the commits written before
+// signing existed keep their exact bytes and hashes.
 type Commit struct {
 	CommitID      string   `json:"commit_id"`
 	AggregateType string   `json:"aggregate_type"`
@@ -47,6 +52,8 @@ type Commit struct {
 	Metadata      Metadata `json:"metadata"`
 	PrevHash      string   `json:"prev_hash"`
 	Hash          string   `json:"hash"`
+	KeyID         string   `json:"key_id,omitempty"`
+	Sig           string   `json:"sig,omitempty"`
 }
 
 // LastVersion is the version of the commit's last event.
@@ -104,7 +111,7 @@ func (c *Commit) validate(syntax bool) error {
 const hashDomain = "ordo.commit.v1\n"
 
 // ComputeHash returns the hex SHA-256 of the commit's canonical encoding,
-// ignoring the current value of Hash. The canonical encoding is the commit
+// ignoring the current values of Hash and Sig (KeyID is covered). The canonical encoding is the commit
 // as a JSON object with every object's keys sorted, no insignificant
 // whitespace, no HTML escaping and numbers kept as written, so a commit
 // re-encoded by another program hashes the same.
@@ -156,7 +163,7 @@ func short(h string) string {
 
 func (c *Commit) canonical() ([]byte, error) {
 	cp := *c
-	cp.Hash = ""
+	cp.Hash, cp.Sig = "", ""
 	cp.Metadata.RecordedAt = cp.Metadata.RecordedAt.UTC()
 	raw, err := json.Marshal(&cp)
 	if err != nil {

@@ -214,7 +214,7 @@ func TestExportWritesDamageAsRaw(t *testing.T) {
 //	go test ./cmd/orderctl -run '^$' -bench Export -benchtime 3x -count 3
 func BenchmarkExport(b *testing.B) {
 	ctx := context.Background()
-	log, js, last := benchOrderLog(b)
+	log, js, last := benchOrderLog(b, nil)
 	var rawTotal, exportTotal time.Duration
 	for b.Loop() {
 		start := time.Now()
@@ -240,13 +240,32 @@ func BenchmarkExport(b *testing.B) {
 }
 
 // BenchmarkVerify is BenchmarkExport for orderctl verify: every commit
-// decoded, hash-checked against its predecessor's and its events decoded
-// by the registry, against the same raw replay.
+// decoded, hash-checked against its predecessor's, its signature checked
+// and its events decoded by the registry, against the same raw replay; on
+// a log of unsigned commits and on one of signed commits.
 //
 //	go test ./cmd/orderctl -run '^$' -bench Verify -benchtime 3x -count 3
 func BenchmarkVerify(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		name := "unsigned"
+		if signed {
+			name = "signed"
+		}
+		b.Run(name, func(b *testing.B) { benchVerify(b, signed) })
+	}
+}
+
+func benchVerify(b *testing.B, signed bool) {
 	ctx := context.Background()
-	log, js, last := benchOrderLog(b)
+	var signer *events.Ed25519Signer
+	keys := &events.Keyring{}
+	if signed {
+		signer = newTestSigner(b)
+		if _, err := keys.Add(signer.Public()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log, js, last := benchOrderLog(b, signer)
 	reg, err := events.Standard()
 	if err != nil {
 		b.Fatal(err)
@@ -258,22 +277,23 @@ func BenchmarkVerify(b *testing.B) {
 		rawTotal += time.Since(start)
 
 		start = time.Now()
-		v := newVerifier(log, reg, nil)
+		v := newVerifier(log, reg, keys, nil)
 		if err := v.verifyStream(ctx, streams.TypeOrder, nil); err != nil {
 			b.Fatal(err)
 		}
 		verifyTotal += time.Since(start)
-		if v.commits != last || len(v.findings) != 0 {
-			b.Fatalf("verified %d of %d commits, %d findings", v.commits, last, len(v.findings))
+		if v.commits != last || len(v.findings) != 0 || signed && v.sigs[sigVerified] != last {
+			b.Fatalf("verified %d of %d commits (%v), %d findings", v.commits, last, v.sigs, len(v.findings))
 		}
 	}
 	reportAgainstRaw(b, "verify", last, rawTotal, verifyTotal)
 }
 
 // benchOrderLog writes about 100k commits of order lives into a fresh
-// in-process server and returns the store, a JetStream handle on the
-// same connection and the stream's last sequence.
-func benchOrderLog(b *testing.B) (*streams.Store, jetstream.JetStream, uint64) {
+// in-process server, signed when signer is not nil, and returns the
+// store, a JetStream handle on the same connection and the stream's last
+// sequence.
+func benchOrderLog(b *testing.B, signer *events.Ed25519Signer) (*streams.Store, jetstream.JetStream, uint64) {
 	b.Helper()
 	const commits = 100_000
 	ctx := context.Background()
@@ -283,6 +303,9 @@ func benchOrderLog(b *testing.B) (*streams.Store, jetstream.JetStream, uint64) {
 		b.Fatal(err)
 	}
 	h := newHandler(b, order.Decider(), log)
+	if signer != nil {
+		h = signedHandler(b, log, signer)
+	}
 	// 26,100 order lives hold about 100k commits (3.83 per life).
 	if err := testkit.RunOrders(ctx, h, "o", commits*100/383, 1000, 16); err != nil {
 		b.Fatal(err)

@@ -54,8 +54,9 @@ commands:
                                                 it an id if it has none; exit 3 if it is not whole
                                                 (P, R default to ORDO_PARTITIONS, ORDO_REPLICAS: 16, 1)
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
-  history <type> <id> [--json]                  an aggregate's commits straight from the log,
-                                                with its hash-chain check; type: order, inventory, payment
+  history <type> <id> [--json] [--keys FILE]    an aggregate's commits straight from the log, with its
+                                                hash-chain check and each commit's signature checked;
+                                                type: order, inventory, payment
   state <type> <id> [--at TIME | --version N] [--json]
                                                 an aggregate's state as it was at TIME (RFC 3339) or after
                                                 its first N events, replayed from the log
@@ -63,11 +64,19 @@ commands:
                                                 the log as JSON Lines, one stored commit per line with its
                                                 stream and seq, in log order; ends by printing the positions
                                                 to resume from
-  verify [--type T] [--id ID] [--json] [--save-heads FILE] [--check-heads FILE]
+  verify [--type T] [--id ID] [--json] [--save-heads FILE] [--check-heads FILE] [--keys FILE]
                                                 check the log: every aggregate's hash chain, versions without
-                                                gaps, every event decodable; names each broken link (exit 3);
+                                                gaps, every event decodable, every commit's signature (one
+                                                missing once signing began, by an unknown key or not verifying
+                                                is named; unsigned history from before is counted); names each
+                                                problem by aggregate and version (exit 3);
                                                 --save-heads keeps each aggregate's last hash, so a later
                                                 --check-heads sees a history cut short or rewritten since
+  keys new [FILE] [--keys KEYRING]              make a commit-signing key: into FILE (0600), or, without FILE,
+                                                as the local default's new key in its data dir; its public key
+                                                is added to the keyring (a rotation: old keys stay)
+  keys public FILE                              print the keyring line of a private key, for the auditors
+  keys list [--keys KEYRING]                    the keys of a keyring
   dlq list [--json]                             messages the process managers gave up on (dead letters)
   dlq retry <id>                                send a dead letter back to its process manager
   dlq refused [--json]                          outside reports refused for contradicting the log
@@ -90,8 +99,11 @@ flags common to commands that read the log:
   --nats-url URL   a running deployment's NATS (ORDO_NATS_URL)
   --postgres-url URL  the read models' PostgreSQL (ORDO_POSTGRES_URL; default: the
                    postgres.url a running local orderd wrote into its data dir)
+  --keys FILE      the public keys commits are signed with (ORDO_SIGNING_KEYS; default
+                   for the local default: signing.keys in its data dir)
 Flags may come before or after the arguments. Exit codes: 0 ok, 1 error, 2 bad usage,
-3 a check failed (a broken chain, a damaged message, a read model drifting from the log).
+3 a check failed (a broken chain, a damaged message, a signature missing or wrong, a read
+model drifting from the log).
 `
 
 // env is what every command may read of its surroundings.
@@ -125,6 +137,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		"dlq":         cmdDLQ,
 		"projections": cmdProjections,
 		"reconcile":   cmdReconcile,
+		"keys":        cmdKeys,
 	}
 	name, rest := splitCommand(args)
 	cmd, ok := cmds[name]
@@ -159,7 +172,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 // splitCommand can skip it when the flags come before the command.
 var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true,
 	"elasticsearch-url": true, "elasticsearch-prefix": true, "type": true, "id": true, "at": true, "version": true,
-	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true,
+	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true, "keys": true, "comment": true,
 	"partitions": true, "replicas": true}
 
 // splitCommand finds the command name among args, which may be preceded by

@@ -39,6 +39,7 @@ func (f finding) String() string {
 type verifier struct {
 	store    *streams.Store
 	reg      *events.Registry
+	keys     *events.Keyring
 	findings []finding
 	links    map[string]*events.ChainLink
 	// lastSeq is the previous message's sequence in a whole-stream run,
@@ -49,6 +50,11 @@ type verifier struct {
 	// anchors are heads an earlier verify saved (--check-heads), by
 	// aggregate id, for the type being checked; a matched one is removed.
 	anchors map[string]chainHead
+	// signing says which commits of the stream being checked must be
+	// signed; sigs counts the commits of every stream by signature
+	// status.
+	signing signingRule
+	sigs    map[string]uint64
 }
 
 // chainHead is where one aggregate's history ended when verify saved it
@@ -63,8 +69,8 @@ type chainHead struct {
 	Hash    string `json:"hash"`
 }
 
-func newVerifier(store *streams.Store, reg *events.Registry, found func(finding)) *verifier {
-	return &verifier{store: store, reg: reg, links: map[string]*events.ChainLink{}, found: found}
+func newVerifier(store *streams.Store, reg *events.Registry, keys *events.Keyring, found func(finding)) *verifier {
+	return &verifier{store: store, reg: reg, keys: keys, links: map[string]*events.ChainLink{}, found: found, sigs: map[string]uint64{}}
 }
 
 func (v *verifier) add(f finding) {
@@ -75,24 +81,29 @@ func (v *verifier) add(f finding) {
 }
 
 // decoded is one stored message with the work that needs no other
-// message done: the commit decoded, its hash computed and its events
-// decoded by the registry. Workers make these in parallel.
+// message done: the commit decoded, its hash computed, its signature
+// checked against that hash and its events decoded by the registry.
+// Workers make these in parallel.
 type decoded struct {
 	msg       streams.StoredMsg
 	commit    *events.Commit
 	decodeErr error
 	hash      string
 	hashErr   error
+	sigErr    error   // VerifySignature's answer when the hash was computed
 	eventErrs []error // one per event, nil when it decodes
 }
 
-func decodeMsg(reg *events.Registry, m streams.StoredMsg) decoded {
+func decodeMsg(reg *events.Registry, keys *events.Keyring, m streams.StoredMsg) decoded {
 	d := decoded{msg: m}
 	d.commit, d.decodeErr = events.Unmarshal(m.Data)
 	if d.decodeErr != nil {
 		return d
 	}
 	d.hash, d.hashErr = d.commit.ComputeHash()
+	if d.hashErr == nil {
+		d.sigErr = d.commit.VerifySignature(d.hash, keys)
+	}
 	for i, ev := range d.commit.Events {
 		if _, err := reg.Decode(ev); err != nil {
 			if d.eventErrs == nil {
@@ -106,7 +117,7 @@ func decodeMsg(reg *events.Registry, m streams.StoredMsg) decoded {
 
 // check verifies one stored message of aggType's stream.
 func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) {
-	v.checkDecoded(aggType, decodeMsg(v.reg, m), wholeStream)
+	v.checkDecoded(aggType, decodeMsg(v.reg, v.keys, m), wholeStream)
 }
 
 // checkDecoded is check for a message decoded already; messages must
@@ -147,6 +158,11 @@ func (v *verifier) checkDecoded(aggType string, d decoded, wholeStream bool) {
 	for _, b := range link.CheckHashed(c, d.hash, d.hashErr) {
 		v.add(finding{Stream: m.Stream, Seq: m.Seq, ChainBreak: b})
 	}
+	status := v.signing.judge(c, m.Seq, d.sigErr, d.hashErr)
+	v.sigs[status]++
+	if problem, expected, found, ok := v.signing.sigProblem(status, c, d.sigErr); ok {
+		v.add(at(c.Version, problem, expected, found))
+	}
 	if a, ok := v.anchors[id]; ok && c.LastVersion() >= a.Version {
 		delete(v.anchors, id)
 		if c.LastVersion() != a.Version || c.Hash != a.Hash {
@@ -185,7 +201,7 @@ func (v *verifier) verifyStream(ctx context.Context, aggType string, bar *progre
 		wg.Go(func() {
 			for b := range work {
 				for i, m := range b.msgs {
-					b.out[i] = decodeMsg(v.reg, m)
+					b.out[i] = decodeMsg(v.reg, v.keys, m)
 				}
 				close(b.done)
 			}
@@ -234,6 +250,16 @@ type verifySummary struct {
 	Commits    uint64         `json:"commits"`
 	Aggregates map[string]int `json:"aggregates"`
 	Findings   int            `json:"findings"`
+	// Signatures counts the commits by signature status: verified,
+	// unsigned (from before signing began), missing, unknown_key, bad,
+	// not_checkable.
+	Signatures map[string]uint64 `json:"signatures"`
+	// SigningBegan is, per stream, the sequence from which on every
+	// commit must be signed (absent: signing has not begun).
+	SigningBegan map[string]uint64 `json:"signing_began,omitempty"`
+	// Keyring is where the public keys came from, Keys how many it held.
+	Keyring string `json:"keyring"`
+	Keys    int    `json:"keys"`
 }
 
 func cmdVerify(ctx context.Context, e env, args []string) error {
@@ -245,6 +271,8 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON Lines: one finding per line, then a summary")
 	saveHeads := fs.String("save-heads", "", "write every aggregate's head (last version and hash) to this file")
 	checkHeads := fs.String("check-heads", "", "check that the heads a previous --save-heads wrote are still in the log")
+	var kf keyFlags
+	kf.register(fs, e)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -274,6 +302,10 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	keys, keySource, err := kf.load(&lf)
+	if err != nil {
+		return err
+	}
 	store, closeStore, err := lf.openStore(ctx)
 	if err != nil {
 		return err
@@ -282,15 +314,32 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 
 	enc := json.NewEncoder(e.stdout)
 	enc.SetEscapeHTML(false)
-	v := newVerifier(store, reg, func(f finding) {
+	v := newVerifier(store, reg, keys, func(f finding) {
 		if *asJSON {
 			_ = enc.Encode(f)
 		}
 	})
-	summary := verifySummary{Summary: true, Aggregates: map[string]int{}}
+	summary := verifySummary{Summary: true, Aggregates: map[string]int{}, SigningBegan: map[string]uint64{},
+		Keyring: keySource, Keys: keys.Len()}
 	var heads []chainHead
 	for _, t := range types {
 		v.links, v.lastSeq, v.anchors = map[string]*events.ChainLink{}, 0, anchors[t]
+		stream, _ := streams.StreamOf(t)
+		var problem string
+		if *id != "" {
+			// One aggregate's commits say nothing of where signing
+			// began in its stream: read that from the stream.
+			v.signing, problem, err = streamSigningRule(ctx, store, t)
+		} else {
+			v.signing = signingRule{}
+			v.signing.signedFrom, problem, err = loadSignedFrom(ctx, store, t)
+		}
+		if err != nil {
+			return err
+		}
+		if problem != "" {
+			v.add(finding{Stream: stream, ChainBreak: events.ChainBreak{Problem: problem, Expected: "a stream sequence", Found: "signing taken to begin at seq 1"}})
+		}
 		if *id != "" {
 			v.anchors = map[string]chainHead{}
 			if a, ok := anchors[t][*id]; ok {
@@ -323,7 +372,9 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 			}
 		}
 		summary.Aggregates[t] = len(v.links)
-		stream, _ := streams.StreamOf(t)
+		if at := v.signing.begunAt(); at != 0 {
+			summary.SigningBegan[stream] = at
+		}
 		for id, a := range v.anchors {
 			found := "no commits"
 			if l := v.links[id]; l != nil {
@@ -343,7 +394,7 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	summary.Commits, summary.Findings = v.commits, len(v.findings)
+	summary.Commits, summary.Findings, summary.Signatures = v.commits, len(v.findings), v.sigs
 	if *asJSON {
 		if err := enc.Encode(summary); err != nil {
 			return err
@@ -352,7 +403,8 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 		for _, f := range v.findings {
 			fmt.Fprintln(e.stdout, f)
 		}
-		fmt.Fprintf(e.stdout, "verified %d commit(s) of %s: %s\n", summary.Commits, aggregateCounts(types, summary.Aggregates), verdict(len(v.findings)))
+		fmt.Fprintf(e.stdout, "verified %d commit(s) of %s: %s; signatures: %s\n", summary.Commits, aggregateCounts(types, summary.Aggregates),
+			verdict(len(v.findings)), signatureCounts(v.sigs, keyringName(keySource, keys)))
 	}
 	if len(v.findings) > 0 {
 		return fmt.Errorf("%w: %d finding(s) in the log", errCheckFailed, len(v.findings))
@@ -373,9 +425,20 @@ func aggregateCounts(types []string, n map[string]int) string {
 
 func verdict(findings int) string {
 	if findings == 0 {
-		return "every chain intact, every event decodes"
+		return "every chain intact, every event decodes, no signature missing or wrong"
 	}
 	return fmt.Sprintf("%d finding(s)", findings)
+}
+
+// signatureCounts says how many commits verify, how many are unsigned
+// from before signing began and how many have a problem.
+func signatureCounts(n map[string]uint64, keyring string) string {
+	s := fmt.Sprintf("%d verified, %d unsigned from before signing began", n[sigVerified], n[sigUnsigned])
+	if bad := n[sigMissing] + n[sigUnknownKey] + n[sigBad]; bad > 0 {
+		s += fmt.Sprintf(", %d missing or wrong (%d unsigned in signed history, %d by an unknown key, %d not verifying)",
+			bad, n[sigMissing], n[sigUnknownKey], n[sigBad])
+	}
+	return s + " (keyring: " + keyring + ")"
 }
 
 // readHeads reads a --save-heads file: JSON Lines of chainHead.

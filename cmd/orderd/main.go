@@ -82,7 +82,9 @@ type app struct {
 	store   *streams.Store
 	orders  *command.Handler[order.State, order.Command]
 	stock   *command.Handler[inventory.State, inventory.Command]
-	cleanup []func()
+	// commitSigner signs every commit this instance appends (signing.go).
+	commitSigner events.CommitSigner
+	cleanup      []func()
 	// starting serves HTTP while orderd waits for its dependencies, then
 	// the API (startup.go).
 	starting startState
@@ -147,10 +149,13 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
+	if a.commitSigner, err = a.loadCommitSigner(); err != nil {
 		return err
 	}
-	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{Observer: m}); err != nil {
+	if a.orders, err = command.NewHandler(order.Decider(), a.store, registry, command.Options{Observer: m, Signer: a.commitSigner}); err != nil {
+		return err
+	}
+	if a.stock, err = command.NewHandler(inventory.Decider(), a.store, registry, command.Options{Observer: m, Signer: a.commitSigner}); err != nil {
 		return err
 	}
 	if err := a.setupPayments(registry); err != nil {

@@ -52,7 +52,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	p := &payments{}
 	a.pay = p
 	var err error
-	if p.handler, err = command.NewHandler(payment.Decider(), a.store, registry, command.Options{}); err != nil {
+	if p.handler, err = command.NewHandler(payment.Decider(), a.store, registry, command.Options{Signer: a.commitSigner}); err != nil {
 		return err
 	}
 	secret := a.cfg.PSPWebhookSecret

@@ -84,6 +84,9 @@ type Options struct {
 	RecentIDs int
 	// Observer, if set, is told the outcome of every command.
 	Observer Observer
+	// Signer, if set, signs every commit the Handler seals (decision
+	// 016); nil appends unsigned commits.
+	Signer events.CommitSigner
 }
 
 // Observer is told what became of each command: outcome is "appended",
@@ -397,7 +400,7 @@ func (h *Handler[S, C]) commit(req Request[C], e *entry[S], evs []events.Payload
 		}
 		c.Events = append(c.Events, ev)
 	}
-	if err := c.Seal(e.hash); err != nil {
+	if err := c.SealSigned(e.hash, h.opts.Signer); err != nil {
 		return nil, err
 	}
 	return c, nil

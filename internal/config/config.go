@@ -77,6 +77,12 @@ type Config struct {
 	// Empty in the local default: a random one is generated once into
 	// <DataDir>/auth.secret and reused.
 	AuthSecret string
+	// SigningKey is the file holding the Ed25519 private key orderd signs
+	// every commit with: PEM PKCS #8, as `orderctl keys new` or `openssl
+	// genpkey -algorithm ed25519` write it (ORDO_SIGNING_KEY,
+	// --signing-key). Empty: <DataDir>/signing.key, generated on first
+	// start, its public key added to <DataDir>/signing.keys.
+	SigningKey string
 	// Roles lists what this instance runs (ORDO_ROLES, --roles). Default
 	// "api,sagas,projections,search" (sagas: the process managers, such
 	// as the checkout; projections: the projector keeping the PostgreSQL
@@ -207,6 +213,7 @@ var settings = []setting{
 	{"ORDO_PARTITIONS", "partitions", "partitions of new streams", integer(func(c *Config) *int { return &c.Partitions })},
 	{"ORDO_LOG_ID", "log-id", "id of the log to serve, as orderctl init printed it (refuse any other)", str(func(c *Config) *string { return &c.LogID })},
 	{"ORDO_AUTH_SECRET", "", "", str(func(c *Config) *string { return &c.AuthSecret })},
+	{"ORDO_SIGNING_KEY", "signing-key", "commit-signing private key file (empty: generated into the data dir)", str(func(c *Config) *string { return &c.SigningKey })},
 	{"ORDO_ROLES", "roles", "comma-separated roles to run", func(c *Config, v string) error {
 		c.Roles = nil
 		for _, r := range strings.Split(v, ",") {

@@ -70,3 +70,17 @@ func TestStartTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestSigningKey(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{"ORDO_SIGNING_KEY": "/etc/ordo/signing.key"}), io.Discard)
+	if err != nil || c.SigningKey != "/etc/ordo/signing.key" {
+		t.Fatalf("ORDO_SIGNING_KEY: %q %v", c.SigningKey, err)
+	}
+	c, err = Load([]string{"--signing-key", "k.pem"}, env(nil), io.Discard)
+	if err != nil || c.SigningKey != "k.pem" {
+		t.Fatalf("--signing-key: %q %v", c.SigningKey, err)
+	}
+	if Default().SigningKey != "" {
+		t.Fatal("the default is a key in the data dir, named by no setting")
+	}
+}

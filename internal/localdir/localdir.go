@@ -11,6 +11,8 @@
 //	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
 //	<data dir>/postgres/password  its superuser's generated password
 //	<data dir>/postgres.url its connection URL (with the password) while orderd runs
+//	<data dir>/signing.key  the generated commit-signing key (Ed25519, PEM)
+//	<data dir>/signing.keys the public keys commits were signed with (keyring)
 //
 // [Secrets] lists every file that holds a credential or a key. Each is
 // written with mode 0600 ([WriteFile]) in directories made 0700 (when
@@ -41,6 +43,8 @@ const (
 	PostgresURL = "postgres.url"
 	// PostgresPassword is pgserver.PasswordFile inside PostgresDir.
 	PostgresPassword = PostgresDir + "/password"
+	SigningKey       = "signing.key"
+	SigningKeys      = "signing.keys"
 )
 
 // Secrets are the files in the data directory (paths relative to it)
@@ -50,6 +54,7 @@ var Secrets = []string{
 	AuthSecret,       // signs the API's bearer tokens
 	PostgresURL,      // the private PostgreSQL's URL, password included
 	PostgresPassword, // the private PostgreSQL superuser's password
+	SigningKey,       // signs every commit orderd writes
 }
 
 // ErrLocked means another live process holds the data directory.

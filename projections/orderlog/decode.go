@@ -10,7 +10,7 @@ import (
 )
 
 // Commit is one commit of the ORDERS stream as the projections fold it:
-// the envelope without its hashes and traceparent, and each event's
+// the envelope without its hashes, signature and traceparent, and each event's
 // decoded payload.
 type Commit struct {
 	Seq           uint64 // the stream sequence
@@ -168,6 +168,12 @@ func decodeFast(fast map[string]int, seq uint64, data []byte) (*Commit, bool) {
 			_, _, ok = s.rawString()
 		case "hash":
 			bit = 128
+			_, _, ok = s.rawString()
+		case "key_id":
+			bit = 256
+			_, _, ok = s.rawString()
+		case "sig":
+			bit = 512
 			_, _, ok = s.rawString()
 		}
 		if !ok || seen&bit != 0 {

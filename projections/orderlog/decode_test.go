@@ -1,6 +1,7 @@
 package orderlog
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -66,7 +67,12 @@ func sampleCommits(t testing.TB) [][]byte {
 		if i%2 == 0 {
 			c.Metadata = events.Metadata{RecordedAt: at.UTC()}
 		}
-		if err := c.Seal("prev"); err != nil {
+		// Every third commit is signed, as orderd writes them now.
+		var signer events.CommitSigner
+		if i%3 == 1 {
+			signer = sampleSigner(t)
+		}
+		if err := c.SealSigned("prev", signer); err != nil {
 			t.Fatal(err)
 		}
 		b, err := events.Marshal(c)
@@ -76,6 +82,15 @@ func sampleCommits(t testing.TB) [][]byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+// sampleSigner signs sample commits with a fixed key.
+func sampleSigner(t testing.TB) events.CommitSigner {
+	s, err := events.NewEd25519Signer(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // slowDecode is the reference: events.Unmarshal and the registry.
@@ -161,6 +176,8 @@ func TestDecodeFastLeavesTheUnusualToTheRegistry(t *testing.T) {
 		"key in other case": strings.Replace(b, `"commit_id"`, `"Commit_ID"`, 1),
 		"duplicate key":     strings.Replace(b, `"commit_id"`, `"aggregate_id":"o-9","commit_id"`, 1),
 		"null":              strings.Replace(b, `"prev_hash":"prev"`, `"prev_hash":null`, 1),
+		"duplicate sig":     strings.Replace(b, `"prev_hash":"prev"`, `"sig":"x","sig":"y","prev_hash":"prev"`, 1),
+		"key_id not string": strings.Replace(b, `"prev_hash":"prev"`, `"key_id":1,"prev_hash":"prev"`, 1),
 		"float":             strings.Replace(b, `"amount":4498`, `"amount":4498.0`, 1),
 		"newer schema":      strings.Replace(b, `"schema_version":1`, `"schema_version":2`, 1),
 		"other event type":  strings.Replace(b, `"order.stock_reserved"`, `"inventory.reserved"`, 1),

@@ -50,6 +50,7 @@ func TestEnvelopeAggregateID(t *testing.T) {
 func FuzzEnvelopeAggregateID(f *testing.F) {
 	f.Add([]byte(`{"commit_id":"c","aggregate_type":"order","aggregate_id":"o-1","version":1,"events":[{"type":"order.placed","schema_version":1,"data":{}}],"metadata":{"recorded_at":"2026-01-01T00:00:00Z"},"prev_hash":"","hash":""}`))
 	f.Add([]byte(`{"aggregate_id":"a","Aggregate_ID":"b"}`))
+	f.Add([]byte(`{"commit_id":"c","aggregate_type":"order","aggregate_id":"o-1","version":1,"events":[{"type":"order.placed","schema_version":1,"data":{}}],"metadata":{"recorded_at":"2026-01-01T00:00:00Z"},"prev_hash":"","hash":"","key_id":"ed25519:0123456789abcdef","sig":"c2ln"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, ok := envelopeAggregateID(b)
 		if !ok {
