@@ -1,6 +1,9 @@
 package projections
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // View is a projection's status as operators see it: the query API's
 // GET /v1/projections and `orderctl projections status --json` both
@@ -11,17 +14,33 @@ type View struct {
 	State string `json:"state"`
 	// StreamLastSeq is the log's last sequence the lag is measured to.
 	StreamLastSeq uint64 `json:"stream_last_seq"`
-	// Version, Checkpoint and Lag are the live version's.
-	Version    int           `json:"version"`
-	Checkpoint uint64        `json:"checkpoint"`
-	Lag        uint64        `json:"lag"`
-	Versions   []VersionView `json:"versions"`
-	Leases     []LeaseView   `json:"leases"`
+	// Version, Checkpoint and Lag are the live version's. Lag is nil
+	// (JSON null) when the checkpoints could not be read: the lag is
+	// then unknown, never 0, and Reason says why.
+	Version    int     `json:"version"`
+	Checkpoint uint64  `json:"checkpoint"`
+	Lag        *uint64 `json:"lag"`
+	// Reason, set with state "unavailable", is why the projection's
+	// checkpoints could not be read.
+	Reason   string        `json:"reason,omitempty"`
+	Versions []VersionView `json:"versions"`
+	Leases   []LeaseView   `json:"leases"`
 	// Quarantine lists the commits set aside (open or acknowledged) in
 	// the versions live or being built; OpenQuarantines counts the open
 	// ones, which make the instance "degraded".
 	Quarantine      []QuarantineView `json:"quarantine"`
 	OpenQuarantines int              `json:"open_quarantines"`
+}
+
+// Lag returns n as a known lag for [View.Lag].
+func Lag(n uint64) *uint64 { return &n }
+
+// LagText is the view's lag as text: the number, or "unknown".
+func (v View) LagText() string {
+	if v.Lag == nil {
+		return "unknown"
+	}
+	return strconv.FormatUint(*v.Lag, 10)
 }
 
 // VersionView is one version of a read model in a [View].

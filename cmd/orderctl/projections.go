@@ -184,8 +184,11 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stdout)
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
-		fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", sps.Name, sps.State, sps.Version, sps.Checkpoint, sps.StreamLastSeq, sps.Lag)
+		projectionRow(tw, *sps)
 		tw.Flush()
+		if sps.Lag == nil {
+			fmt.Fprintf(e.stdout, "%s: lag unknown: %s\n", sps.Name, sps.Reason)
+		}
 		printQuarantine(e.stdout, *sps)
 	}
 	return nil
@@ -308,10 +311,21 @@ func acknowledge(ctx context.Context, e env, rm *postgres.Store, store *streams.
 	return nil
 }
 
+// projectionRow writes a projection's line of the status table; with
+// its checkpoints unread (state unavailable) version and checkpoint are
+// "-" and the lag "unknown".
+func projectionRow(tw io.Writer, ps projections.View) {
+	version, checkpoint := fmt.Sprintf("v%d", ps.Version), strconv.FormatUint(ps.Checkpoint, 10)
+	if ps.Lag == nil {
+		version, checkpoint = "-", "-"
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", ps.Name, ps.State, version, checkpoint, ps.StreamLastSeq, ps.LagText())
+}
+
 func printProjection(w io.Writer, ps projections.View) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROJECTION\tSTATE\tLIVE VERSION\tCHECKPOINT\tSTREAM END\tLAG")
-	fmt.Fprintf(tw, "%s\t%s\tv%d\t%d\t%d\t%d\n", ps.Name, ps.State, ps.Version, ps.Checkpoint, ps.StreamLastSeq, ps.Lag)
+	projectionRow(tw, ps)
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

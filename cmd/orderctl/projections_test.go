@@ -34,7 +34,7 @@ func TestProjectionsStatusAndRebuild(t *testing.T) {
 		return st
 	}
 	// Nothing projects in this test: version 1 is empty and 3 behind.
-	if st := status(env); st.Name != "order_status" || st.Version != 1 || st.StreamLastSeq != 3 || st.Lag != 3 || st.State != "catching_up" {
+	if st := status(env); st.Name != "order_status" || st.Version != 1 || st.StreamLastSeq != 3 || st.LagText() != "3" || st.State != "catching_up" {
 		t.Fatalf("before the rebuild: %+v", st)
 	}
 	code, out, errOut := orderctl(t, env, "projections", "rebuild", "order_status")
@@ -46,7 +46,7 @@ func TestProjectionsStatusAndRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := status(map[string]string{"ORDO_DATA_DIR": dir})
-	if st.Version != 2 || st.Lag != 0 || st.Checkpoint != 3 || st.State != "live" || len(st.Versions) != 2 || st.Versions[0].State != "retired" {
+	if st.Version != 2 || st.LagText() != "0" || st.Checkpoint != 3 || st.State != "live" || len(st.Versions) != 2 || st.Versions[0].State != "retired" {
 		t.Fatalf("after the rebuild: %+v", st)
 	}
 	code, out, _ = orderctl(t, env, "projections", "status")
@@ -130,14 +130,14 @@ func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 		}
 		return st
 	}
-	if st := status(); st.Version != 1 || st.StreamLastSeq != 3 || st.Lag != 3 {
+	if st := status(); st.Version != 1 || st.StreamLastSeq != 3 || st.LagText() != "3" {
 		t.Fatalf("before the rebuild: %+v", st)
 	}
 	code, out, errOut := orderctl(t, env, "projections", "rebuild", "order_status")
 	if code != 0 || !strings.Contains(out, "version 2 is live (was 1)") {
 		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if st := status(); st.Version != 2 || st.Checkpoint != 3 || st.Lag != 0 || st.State != "live" {
+	if st := status(); st.Version != 2 || st.Checkpoint != 3 || st.LagText() != "0" || st.State != "live" {
 		t.Fatalf("after the rebuild: %+v", st)
 	}
 	// orderctl stopped the server it started.

@@ -120,11 +120,11 @@ func openSearch(url, prefix string, store *streams.Store) (*search.Store, error)
 func searchStatus(ctx context.Context, url, prefix string, store *streams.Store, last uint64) projections.View {
 	st, err := openSearch(url, prefix, store)
 	if err != nil {
-		return search.UnavailableView(last)
+		return search.UnavailableView(last, err)
 	}
 	s, err := st.Status(ctx, last)
 	if err != nil {
-		return search.UnavailableView(last)
+		return search.UnavailableView(last, err)
 	}
 	return s.View(last)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -34,8 +35,14 @@ func TestProjectionsRebuildSearch(t *testing.T) {
 	}
 	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg,
 		"ORDO_ELASTICSEARCH_URL": "http://127.0.0.1:1"}, "projections", "status", "--json")
-	if code != 0 || !strings.Contains(out, `"name":"search","state":"unavailable"`) {
+	if code != 0 || !strings.Contains(out, `"name":"search","state":"unavailable"`) || !strings.Contains(out, `"lag":null,"reason":"`) || !strings.Contains(out, "elasticsearch unavailable") {
 		t.Fatalf("status with Elasticsearch down: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// In text: the lag is unknown, not 0, and why.
+	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir, "ORDO_POSTGRES_URL": pg,
+		"ORDO_ELASTICSEARCH_URL": "http://127.0.0.1:1"}, "projections", "status")
+	if code != 0 || !regexp.MustCompile(`search\s+unavailable\s+-\s+-\s+\d+\s+unknown\n`).MatchString(out) || !regexp.MustCompile(`search: lag unknown: .*elasticsearch unavailable`).MatchString(out) {
+		t.Fatalf("status table with Elasticsearch down: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, _, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": t.TempDir()}, "projections", "rebuild", "search")
 	if code == 0 || !strings.Contains(errOut, "no Elasticsearch") {

@@ -29,8 +29,13 @@ const (
 )
 
 // localSearchCheck is how often orderd looks whether the local
-// Elasticsearch it uses still answers.
+// Elasticsearch it uses still answers, and where it publishes its URL.
 const localSearchCheck = 5 * time.Second
+
+// localSearchDir, when set, is the directory of the shared local
+// Elasticsearch orderd uses instead of the machine's (tests keep theirs
+// apart; see esserver.Options.Dir).
+var localSearchDir string
 
 // searchIndex serves httpapi.Search from a store that may arrive late
 // (while the local Elasticsearch starts): until then search answers 503.
@@ -115,7 +120,7 @@ func (a *app) setupSearch() error {
 		defer close(done)
 		defer os.Remove(urlFile)
 		defer os.Remove(filepath.Join(a.cfg.DataDir, elasticsearchPrefixFile))
-		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: a.log}
+		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: localSearchDir, Logger: a.log}
 		for st == nil {
 			u, err := esserver.Shared(bg, local)
 			if err == nil {
@@ -125,9 +130,13 @@ func (a *app) setupSearch() error {
 				}
 				a.search.st.Store(st)
 				// The local server is ours to keep up: started again on
-				// its port when it dies.
+				// its port when it dies, and followed when it comes back
+				// on another.
 				kept := make(chan struct{})
-				go func() { defer close(kept); esserver.KeepShared(bg, local, u, localSearchCheck) }()
+				go func() {
+					defer close(kept)
+					esserver.KeepShared(bg, local, u, localSearchCheck, func(now string) { a.followSearch(st, now) })
+				}()
 				defer func() { <-kept }()
 				break
 			}
@@ -175,6 +184,22 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	}
 	a.log.Info("search configured", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
 	return st, nil
+}
+
+// followSearch points st at the local Elasticsearch's new address url
+// (it was started again on another port) and records it for orderctl;
+// the projector and search go on without a restart.
+func (a *app) followSearch(st *search.Store, url string) {
+	client, err := search.NewClient(url)
+	if err != nil {
+		a.log.Error("search: cannot follow the local Elasticsearch", slog.String("url", url), slog.Any("err", err))
+		return
+	}
+	st.SetClient(client)
+	if err := localdir.WriteFile(a.cfg.DataDir, elasticsearchURLFile, []byte(url+"\n")); err != nil {
+		a.log.Warn("search: write elasticsearch.url", slog.Any("err", err))
+	}
+	a.log.Info("search: switched to the local Elasticsearch's new address", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
 }
 
 // localSearchPrefix is the index prefix of the local default in the

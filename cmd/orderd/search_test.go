@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,8 +183,12 @@ func TestSearchDownLeavesCommandsAndQueriesWorking(t *testing.T) {
 	if got := ta.do("GET", "/readyz", "", nil); got.status != 200 {
 		t.Errorf("readyz: %d", got.status)
 	}
-	if sp := projectionNamed(t, ta, "search"); sp["state"] != "unavailable" {
-		t.Errorf("GET /v1/projections with Elasticsearch down, search: %v", sp)
+	sp := projectionNamed(t, ta, "search")
+	if lag, ok := sp["lag"]; sp["state"] != "unavailable" || !ok || lag != nil {
+		t.Errorf("GET /v1/projections with Elasticsearch down, search: %v; want state unavailable and lag null (unknown)", sp)
+	}
+	if reason, _ := sp["reason"].(string); !strings.Contains(reason, "elasticsearch unavailable") {
+		t.Errorf("GET /v1/projections with Elasticsearch down, search reason %q: want why", reason)
 	}
 }
 
@@ -299,5 +307,112 @@ func TestLocalSearchPrefixIsTheLogs(t *testing.T) {
 	}
 	if pb == pa {
 		t.Errorf("two data dirs share the prefix %q", pa)
+	}
+}
+
+// TestLocalSearchFollowsTheServerToAnotherPort runs orderd on a local
+// Elasticsearch of the test's own (ORDO_ELASTICSEARCH=local, in a
+// directory of the test's), stops that server and starts it again while
+// its former port is taken, as `scripts/elasticsearch stop` and `start`
+// would: while it is gone the search projection's lag is unknown, not
+// 0; then orderd follows it to its new port and search works again
+// without a restart.
+func TestLocalSearchFollowsTheServerToAnotherPort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an Elasticsearch of its own")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	opts := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: filepath.Join(t.TempDir(), "es")}
+	t.Cleanup(func() {
+		if err := esserver.StopShared(context.Background(), opts); err != nil {
+			t.Error(err)
+		}
+	})
+	first, err := esserver.Shared(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	localSearchDir = opts.Dir
+	t.Cleanup(func() { localSearchDir = "" })
+	ta := mustStart(t, func(c *config.Config) {
+		c.Elasticsearch = "local"
+		c.Roles = []string{"api", "projections", "search"}
+		c.ReadYourWritesWait = 8 * time.Second
+	})
+	ta.putSKU("TEA-250", 1999, 100)
+	// found places an order and waits until search finds it, reading its
+	// own write.
+	found := func(key string, within time.Duration) {
+		t.Helper()
+		r := ta.place(ta.alice, key, orderBody(line("TEA-250", 1)))
+		if r.status != 202 {
+			t.Fatalf("place: %d %s", r.status, r.raw)
+		}
+		id, pos := r.body["order_id"].(string), r.body["position"].(string)
+		var last response
+		start := time.Now()
+		waitWithin(t, within, "search to find "+id, func() bool {
+			last = ta.do("GET", "/v1/search/orders?q="+url.QueryEscape(id)+"&position="+url.QueryEscape(pos), ta.agent, nil)
+			ids := hitIDs(last)
+			return last.status == 200 && len(ids) == 1 && ids[0] == id
+		})
+		t.Logf("search found %s after %s", id, time.Since(start).Round(100*time.Millisecond))
+	}
+	urlFile := func() string {
+		b, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, elasticsearchURLFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	found("follow-1", 2*time.Minute)
+	if got := urlFile(); got != first {
+		t.Fatalf("elasticsearch.url %q, want %s", got, first)
+	}
+
+	if err := esserver.StopShared(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever now listens on the former port (here: something that
+	// accepts and hangs up) is not the server.
+	if ln, err := net.Listen("tcp", strings.TrimPrefix(first, "http://")); err == nil {
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	} else {
+		t.Logf("the former port is taken already: %v", err)
+	}
+	// Gone: the lag is unknown, with the reason.
+	sp := projectionNamed(t, ta, "search")
+	if lag, ok := sp["lag"]; sp["state"] != "unavailable" || !ok || lag != nil || sp["reason"] == "" || sp["reason"] == nil {
+		t.Errorf("GET /v1/projections with the local Elasticsearch gone, search: %v; want state unavailable, lag null and a reason", sp)
+	}
+	if r := ta.place(ta.alice, "follow-while-down", orderBody(line("TEA-250", 1))); r.status != 202 {
+		t.Fatalf("place while search is down: %d %s", r.status, r.raw)
+	}
+
+	// Started again (by this test or by orderd, whichever comes first):
+	// on another port, since the former one is taken.
+	second, err := esserver.Shared(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatalf("the server came back on %s, its former address: the test shows nothing", second)
+	}
+	found("follow-2", 3*time.Minute)
+	if got := urlFile(); got != second {
+		t.Errorf("elasticsearch.url %q, want the new %s", got, second)
+	}
+	if sp := projectionNamed(t, ta, "search"); sp["state"] == "unavailable" || sp["lag"] == nil {
+		t.Errorf("GET /v1/projections after the move, search: %v", sp)
 	}
 }

@@ -99,7 +99,7 @@ func TestKeepSharedRestartsAKilledServerOnItsPort(t *testing.T) {
 	}
 	kctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); esserver.KeepShared(kctx, opts, url, 200*time.Millisecond) }()
+	go func() { defer close(done); esserver.KeepShared(kctx, opts, url, 200*time.Millisecond, nil) }()
 	defer func() { stop(); <-done }()
 	start := time.Now()
 	for end := time.Now().Add(5 * time.Minute); esserver.Healthy(ctx, url) != nil; time.Sleep(200 * time.Millisecond) {

@@ -117,16 +117,29 @@ func portOf(u string) int {
 	return n
 }
 
-// KeepShared watches the shared server at addr (what [Shared] returned
-// for opts) every interval until ctx ends, and starts it again, through
-// [Shared] and so on the same port, when it is down and its node is gone
-// (a node that runs but does not answer yet is left to come up). It is
-// for a process that relies on the local server, such as orderd's local
-// default.
-func KeepShared(ctx context.Context, opts Options, addr string, interval time.Duration) {
+// KeepShared watches the shared server of opts every interval until ctx
+// ends, starting from addr (what [Shared] returned for opts). It follows
+// the server when it moves: when the URL the server publishes in its
+// state file is no longer addr and answers (it was stopped and started
+// again, by anyone, on another port, or could not have its former port
+// back), addr becomes that URL and moved is called with it. When the
+// server is down and its node is gone (a node that runs but does not
+// answer yet is left to come up), it starts it again through [Shared],
+// on the same port if it can, else on another, which moved is told. It
+// is for a process that relies on the local server, such as orderd's
+// local default; moved may be nil.
+func KeepShared(ctx context.Context, opts Options, addr string, interval time.Duration, moved func(url string)) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	follow := func(now, why string) {
+		opts.Logger.Warn("elasticsearch: the local server moved; following it", slog.String("was", addr), slog.String("now", now), slog.String("why", why))
+		addr = now
+		if moved != nil {
+			moved(now)
+		}
+	}
+	dir := sharedDir(opts)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -135,13 +148,16 @@ func KeepShared(ctx context.Context, opts Options, addr string, interval time.Du
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := Healthy(hctx, addr)
-		cancel()
+		st, published := readState(dir)
+		if published && st.URL != addr && healthy(ctx, st.URL) == nil {
+			follow(st.URL, "it publishes another URL")
+			continue
+		}
+		err := healthy(ctx, addr)
 		if err == nil || ctx.Err() != nil {
 			continue
 		}
-		if st, ok := readState(sharedDir(opts)); ok && st.Pid > 0 && alive(st.Pid) {
+		if published && st.Pid > 0 && alive(st.Pid) {
 			continue
 		}
 		opts.Logger.Warn("elasticsearch: the local server is down; starting it again", slog.String("url", addr), slog.Any("err", err))
@@ -150,11 +166,18 @@ func KeepShared(ctx context.Context, opts Options, addr string, interval time.Du
 		case err != nil:
 			opts.Logger.Error("elasticsearch: could not start the local server again; trying on", slog.Any("err", err))
 		case got != addr:
-			opts.Logger.Error("elasticsearch: the local server came back on another address; restart orderd to use it", slog.String("was", addr), slog.String("now", got))
+			follow(got, "started again on another port")
 		default:
 			opts.Logger.Info("elasticsearch: the local server runs again", slog.String("url", addr))
 		}
 	}
+}
+
+// healthy is [Healthy] bounded by 5 s.
+func healthy(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return Healthy(ctx, url)
 }
 
 // SharedURL returns the URL of the shared server of cacheDir if it runs

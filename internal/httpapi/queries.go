@@ -394,7 +394,7 @@ type SearchStatus interface {
 func searchProjectionView(ctx context.Context, ss SearchStatus, last uint64) projections.View {
 	st, err := ss.Status(ctx, last)
 	if err != nil {
-		return search.UnavailableView(last)
+		return search.UnavailableView(last, err)
 	}
 	return st.View(last)
 }

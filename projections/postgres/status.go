@@ -53,7 +53,7 @@ type Status struct {
 func (st Status) View() projections.View {
 	v := projections.View{
 		Name: st.Name, State: st.State, StreamLastSeq: st.StreamLastSeq, Version: st.Live.Version,
-		Checkpoint: st.Live.Checkpoint, Lag: st.Live.Lag,
+		Checkpoint: st.Live.Checkpoint, Lag: projections.Lag(st.Live.Lag),
 		Versions: make([]projections.VersionView, 0, len(st.Versions)), Leases: make([]projections.LeaseView, 0, len(st.Leases)),
 	}
 	for _, ver := range st.Versions {

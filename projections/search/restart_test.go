@@ -18,12 +18,47 @@ import (
 // load, as a crash would, and checks the same after recovery.
 func TestConvergesAfterElasticsearchRestartsDuringLoad(t *testing.T) {
 	e := newEnv(t, 4)
-	opts := esserver.Options{Dir: t.TempDir(), CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: testLogger(t)}
-	srv, err := esserver.Start(e.ctx, opts)
+	// A generous bound on each start: the machine may be loaded, and
+	// only a start that never ends should fail the test.
+	opts := esserver.Options{Dir: t.TempDir(), CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: testLogger(t), StartTimeout: 5 * time.Minute}
+	// start starts the private server on port (0: any) and stops it when
+	// the test ends. Each cleanup stops the server of its own start: a
+	// later start that fails leaves no nil behind for them.
+	start := func(port int) (*esserver.Server, error) {
+		t.Helper()
+		o := opts
+		o.Port = port
+		s, err := esserver.Start(e.ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { _ = s.Stop() })
+		return s, nil
+	}
+	// again starts the server again on the port it had. The test does not
+	// hold that port while the server is down: if something took it, the
+	// server comes back on another and the store follows it there.
+	again := func(was *esserver.Server) *esserver.Server {
+		t.Helper()
+		s, err := start(was.Port())
+		if err == nil {
+			return s
+		}
+		t.Logf("cannot start again on port %d (%v); taking another", was.Port(), err)
+		if s, err = start(0); err != nil {
+			t.Fatal(err)
+		}
+		c, err := search.NewClient(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.st.SetClient(c)
+		return s
+	}
+	srv, err := start(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Stop() })
 	e.st = e.open(srv.URL())
 
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -49,12 +84,7 @@ func TestConvergesAfterElasticsearchRestartsDuringLoad(t *testing.T) {
 	if _, err := e.st.Search(e.ctx, search.Query{Text: "x"}); !search.IsUnavailable(err) {
 		t.Errorf("search while down: %v, want unavailable", err)
 	}
-	opts.Port = portOf(t, srv.URL())
-	srv, err = esserver.Start(e.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv = again(srv)
 	e.place(300, 100, 4, nil)
 	e.waitConverged(e.st, 2*time.Minute)
 
@@ -79,11 +109,7 @@ func TestConvergesAfterElasticsearchRestartsDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-placed
-	srv, err = esserver.Start(e.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	again(srv)
 	if cps, err := e.st.Checkpoints(e.ctx); err == nil {
 		t.Logf("checkpoints before the crash's load %v, after recovery %v", before, cps)
 	}
@@ -91,19 +117,4 @@ func TestConvergesAfterElasticsearchRestartsDuringLoad(t *testing.T) {
 	e.waitConverged(e.st, 2*time.Minute)
 	cancel()
 	<-done
-}
-
-func portOf(t *testing.T, url string) int {
-	t.Helper()
-	var port int
-	for i := len(url) - 1; i >= 0; i-- {
-		if url[i] == ':' {
-			for _, c := range url[i+1:] {
-				port = port*10 + int(c-'0')
-			}
-			return port
-		}
-	}
-	t.Fatalf("no port in %s", url)
-	return 0
 }

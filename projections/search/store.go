@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
@@ -68,7 +69,9 @@ type Options struct {
 // rebuild. It is safe for concurrent use. New does no I/O: the index is
 // set up on first use, so Ordo starts while Elasticsearch is down.
 type Store struct {
-	es    *elasticsearch.Client
+	// es is the client every request goes through; [Store.SetClient]
+	// replaces it when the server moves.
+	es    atomic.Pointer[elasticsearch.Client]
 	opts  Options
 	log   *slog.Logger
 	dec   *orderlog.Decoder
@@ -112,7 +115,24 @@ func New(es *elasticsearch.Client, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{es: es, opts: opts, log: opts.Logger, dec: orderlog.NewDecoder(reg), alias: opts.Prefix + "orders"}, nil
+	s := &Store{opts: opts, log: opts.Logger, dec: orderlog.NewDecoder(reg), alias: opts.Prefix + "orders"}
+	s.es.Store(es)
+	return s, nil
+}
+
+// SetClient sends every later request through es: the Elasticsearch
+// the store uses moved to another address (go-elasticsearch cannot
+// change a client's addresses, so the whole client is replaced).
+// Requests in flight finish on the former client. The index is checked
+// again on the next use, in case the server there is not the same.
+func (s *Store) SetClient(es *elasticsearch.Client) {
+	if es == nil {
+		return
+	}
+	s.es.Store(es)
+	s.mu.Lock()
+	s.ready = false
+	s.mu.Unlock()
 }
 
 // Alias returns the alias searches read: it points at the live index.
@@ -163,7 +183,7 @@ func (s *Store) do(ctx context.Context, method, path string, body, out any) erro
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := s.es.Perform(req)
+	resp, err := s.es.Load().Perform(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -464,7 +484,7 @@ type Status struct {
 // one version, and Elasticsearch holds no leases.
 func (st Status) View(streamLast uint64) projections.View {
 	v := projections.View{
-		Name: Name, State: st.State, StreamLastSeq: streamLast, Version: st.Version, Checkpoint: st.Checkpoint, Lag: st.Lag,
+		Name: Name, State: st.State, StreamLastSeq: streamLast, Version: st.Version, Checkpoint: st.Checkpoint, Lag: projections.Lag(st.Lag),
 		Versions:   []projections.VersionView{{Version: st.Version, State: "live", Checkpoint: st.Checkpoint, Lag: st.Lag, Checkpoints: st.Checkpoints}},
 		Leases:     []projections.LeaseView{},
 		Quarantine: st.Quarantine,
@@ -474,10 +494,16 @@ func (st Status) View(streamLast uint64) projections.View {
 }
 
 // UnavailableView is the search projection's view when its status
-// cannot be read (Elasticsearch unreachable): state "unavailable".
-func UnavailableView(streamLast uint64) projections.View {
-	return projections.View{Name: Name, State: "unavailable", StreamLastSeq: streamLast, Versions: []projections.VersionView{}, Leases: []projections.LeaseView{},
-		Quarantine: []projections.QuarantineView{}}
+// cannot be read (Elasticsearch unreachable, or the index refused):
+// state "unavailable", the lag unknown (nil, not 0) and err as the
+// reason.
+func UnavailableView(streamLast uint64, err error) projections.View {
+	reason := "the status could not be read"
+	if err != nil {
+		reason = err.Error()
+	}
+	return projections.View{Name: Name, State: "unavailable", StreamLastSeq: streamLast, Reason: reason,
+		Versions: []projections.VersionView{}, Leases: []projections.LeaseView{}, Quarantine: []projections.QuarantineView{}}
 }
 
 // Status returns the live index, its checkpoints and its lag behind
