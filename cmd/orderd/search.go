@@ -15,6 +15,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/esserver"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
@@ -182,7 +183,7 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	if err := localdir.WriteFile(a.cfg.DataDir, elasticsearchPrefixFile, []byte(prefix+"\n")); err != nil {
 		a.log.Warn("search: write elasticsearch.prefix", slog.Any("err", err))
 	}
-	a.log.Info("search configured", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
+	a.log.Info("search configured", slog.String("elasticsearch", pgserver.Redacted(url)), slog.String("alias", st.Alias()))
 	return st, nil
 }
 
