@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -27,7 +28,7 @@ type quarantineSink struct {
 	quarantined []projections.Quarantined
 }
 
-func (s *quarantineSink) Commit(ctx context.Context, p int, from, to uint64, recs []streams.Record) error {
+func (s *quarantineSink) Commit(ctx context.Context, p int, from, to uint64, recs []eventlog.Record) error {
 	s.mu.Lock()
 	for _, r := range recs {
 		if s.bad[r.Seq] {
@@ -60,18 +61,18 @@ func (s *quarantineSink) Quarantine(_ context.Context, from, to uint64, q projec
 // path: a message that is not a commit does not decode.
 type decodingQuarantineSink struct{ *quarantineSink }
 
-func (d decodingQuarantineSink) Decode(rec streams.RawRecord) (string, any, error) {
+func (d decodingQuarantineSink) Decode(rec eventlog.RawRecord) (string, any, error) {
 	c, err := events.Unmarshal(rec.Data)
 	if err != nil {
 		return "", nil, err
 	}
-	return c.AggregateID, streams.Record{Stream: "ORDERS", Seq: rec.Seq, Commit: c}, nil
+	return c.AggregateID, eventlog.Record{Stream: "ORDERS", Seq: rec.Seq, Commit: c}, nil
 }
 
 func (d decodingQuarantineSink) CommitDecoded(ctx context.Context, p int, from, to uint64, recs []projections.Decoded) error {
-	out := make([]streams.Record, len(recs))
+	out := make([]eventlog.Record, len(recs))
 	for i, r := range recs {
-		rec, ok := r.Value.(streams.Record)
+		rec, ok := r.Value.(eventlog.Record)
 		if !ok {
 			d.t.Errorf("seq %d handed to CommitDecoded as %T", r.Seq, r.Value)
 			return errors.New("not decoded")
@@ -111,7 +112,7 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		subj, err := log.Subject(streams.TypeOrder, "garbage-1")
+		subj, err := log.Subject(eventlog.TypeOrder, "garbage-1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +127,7 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 
 	sink := &quarantineSink{memSink: newMemSink(t, log), bad: map[uint64]bool{}, tries: map[uint64]int{}}
 	want := map[int][]uint64{}
-	expect := func(r streams.Record) error {
+	expect := func(r eventlog.Record) error {
 		if r.Seq%13 == 0 { // poison for the sink
 			sink.bad[r.Seq] = true
 			wantQuarantined[r.Seq] = r.Commit.AggregateID
@@ -137,9 +138,9 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 		return nil
 	}
 	// Replay stops at the garbage: read what follows it on its own.
-	err = log.Replay(ctx, streams.TypeOrder, 0, expect)
+	err = log.Replay(ctx, eventlog.TypeOrder, 0, expect)
 	if decoding && err != nil {
-		err = log.Replay(ctx, streams.TypeOrder, garbageSeq+1, expect)
+		err = log.Replay(ctx, eventlog.TypeOrder, garbageSeq+1, expect)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 			t.Error(err)
 		}
 	})
-	last, err := log.LastSeq(ctx, streams.TypeOrder)
+	last, err := log.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		t.Fatal(err)
 	}

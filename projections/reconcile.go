@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ordo-shop/ordo/streams"
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // Kinds of [Drift].
@@ -112,7 +112,7 @@ const replayBatch = 1000
 // ReadLog reads an aggregate type's stream from sequence 1 up to until,
 // gap-free, in batches in log order, and hands each batch to fn; it
 // fails if the stream ends before until.
-func ReadLog(ctx context.Context, src RawSource, aggType string, until uint64, fn func([]streams.RawRecord) error) error {
+func ReadLog(ctx context.Context, src RawSource, aggType string, until uint64, fn func([]eventlog.RawRecord) error) error {
 	for next := uint64(1); next <= until; {
 		recs, err := src.FetchRaw(ctx, aggType, next, int(min(until-next+1, replayBatch)))
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ordo-shop/ordo/streams"
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // ErrCheckpointMoved is returned by [Sink.Commit] when the partition's
@@ -23,7 +23,7 @@ type Source interface {
 	Partitions() int
 	Partition(id string) int
 	LastSeq(ctx context.Context, aggType string) (uint64, error)
-	Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]streams.Record, error)
+	Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.Record, error)
 	Watch(ctx context.Context, aggType string, fn func(partition int, seq uint64)) (func(), error)
 }
 
@@ -37,13 +37,13 @@ type Sink interface {
 	// in log order (possibly none), and moves the checkpoint from from to
 	// to, all in one transaction. It returns [ErrCheckpointMoved], having
 	// applied nothing, if the checkpoint is not from.
-	Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error
+	Commit(ctx context.Context, partition int, from, to uint64, recs []eventlog.Record) error
 }
 
 // RawSource is a [Source] that can also return the stream's commits
 // undecoded; *streams.Store implements it ([streams.Store.FetchRaw]).
 type RawSource interface {
-	FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]streams.RawRecord, error)
+	FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.RawRecord, error)
 }
 
 // DecodingSink is a [Sink] that decodes the stream's commits itself,
@@ -57,7 +57,7 @@ type DecodingSink interface {
 	// Decode decodes one commit and returns its aggregate id (which
 	// picks its partition) and the value CommitDecoded gets. Calls come
 	// one at a time, but not always from the same goroutine.
-	Decode(rec streams.RawRecord) (aggregateID string, value any, err error)
+	Decode(rec eventlog.RawRecord) (aggregateID string, value any, err error)
 	// CommitDecoded is [Sink.Commit] for decoded commits: recs are the
 	// partition's commits with from < seq <= to, in log order.
 	CommitDecoded(ctx context.Context, partition int, from, to uint64, recs []Decoded) error
@@ -92,7 +92,7 @@ const (
 
 // Options tune a [Runner]. Zero values take the defaults.
 type Options struct {
-	// AggType is the stream to read (default streams.TypeOrder).
+	// AggType is the stream to read (default eventlog.TypeOrder).
 	AggType string
 	// BatchSize is the most commits applied in one transaction (default
 	// 500). The stream is read in chunks of twice that.
@@ -134,7 +134,7 @@ func New(src Source, sink Sink, leases Leases, opts Options) (*Runner, error) {
 		return nil, errors.New("projections: source and sink are required")
 	}
 	if opts.AggType == "" {
-		opts.AggType = streams.TypeOrder
+		opts.AggType = eventlog.TypeOrder
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
@@ -283,7 +283,7 @@ func withWorkers(ctx context.Context, n int) context.Context {
 }
 
 // path is how a pipeline reads and applies the stream: decoded
-// [streams.Record]s through [Sink.Commit], or [Decoded] values through a
+// [eventlog.Record]s through [Sink.Commit], or [Decoded] values through a
 // [DecodingSink].
 type path[R any] struct {
 	fetch     func(ctx context.Context, from uint64, max int) ([]R, error)
@@ -296,15 +296,15 @@ type path[R any] struct {
 	commit func(ctx context.Context, partition int, from, to uint64, recs []R) error
 }
 
-func (r *Runner) recordPath() path[streams.Record] {
-	return path[streams.Record]{
-		fetch: func(ctx context.Context, from uint64, max int) ([]streams.Record, error) {
+func (r *Runner) recordPath() path[eventlog.Record] {
+	return path[eventlog.Record]{
+		fetch: func(ctx context.Context, from uint64, max int) ([]eventlog.Record, error) {
 			return r.src.Fetch(ctx, r.opts.AggType, from, max)
 		},
-		seq:       func(rec streams.Record) uint64 { return rec.Seq },
-		part:      func(rec streams.Record) int { return r.src.Partition(rec.Commit.AggregateID) },
-		aggregate: func(rec streams.Record) string { return rec.Commit.AggregateID },
-		bad:       func(streams.Record) error { return nil },
+		seq:       func(rec eventlog.Record) uint64 { return rec.Seq },
+		part:      func(rec eventlog.Record) int { return r.src.Partition(rec.Commit.AggregateID) },
+		aggregate: func(rec eventlog.Record) string { return rec.Commit.AggregateID },
+		bad:       func(eventlog.Record) error { return nil },
 		commit:    r.sink.Commit,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -37,7 +38,7 @@ func (m *memSink) Checkpoint(_ context.Context, p int) (uint64, error) {
 	return m.cp[p], nil
 }
 
-func (m *memSink) Commit(_ context.Context, p int, from, to uint64, recs []streams.Record) error {
+func (m *memSink) Commit(_ context.Context, p int, from, to uint64, recs []eventlog.Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cp[p] != from {
@@ -64,18 +65,18 @@ func (m *memSink) Commit(_ context.Context, p int, from, to uint64, recs []strea
 // belongs to the partition and sequence the runner hands it with.
 type decodingMemSink struct{ *memSink }
 
-func (d decodingMemSink) Decode(rec streams.RawRecord) (string, any, error) {
+func (d decodingMemSink) Decode(rec eventlog.RawRecord) (string, any, error) {
 	c, err := events.Unmarshal(rec.Data)
 	if err != nil {
 		return "", nil, err
 	}
-	return c.AggregateID, streams.Record{Stream: "ORDERS", Seq: rec.Seq, Commit: c}, nil
+	return c.AggregateID, eventlog.Record{Stream: "ORDERS", Seq: rec.Seq, Commit: c}, nil
 }
 
 func (d decodingMemSink) CommitDecoded(ctx context.Context, p int, from, to uint64, recs []projections.Decoded) error {
-	out := make([]streams.Record, len(recs))
+	out := make([]eventlog.Record, len(recs))
 	for i, r := range recs {
-		rec := r.Value.(streams.Record)
+		rec := r.Value.(eventlog.Record)
 		if rec.Seq != r.Seq || r.Partition != p {
 			d.t.Errorf("decoded seq %d partition %d handed over as seq %d partition %d", rec.Seq, p, r.Seq, r.Partition)
 		}
@@ -112,7 +113,7 @@ func appendCommits(t *testing.T, log *streams.Store, ids []string, perID int) {
 			var seq uint64
 			prev := ""
 			for v := 1; v <= perID; v++ {
-				c := &events.Commit{CommitID: fmt.Sprintf("%s-%d", id, v), AggregateType: streams.TypeOrder, AggregateID: id, Version: uint64(v),
+				c := &events.Commit{CommitID: fmt.Sprintf("%s-%d", id, v), AggregateType: eventlog.TypeOrder, AggregateID: id, Version: uint64(v),
 					Events:   []events.Event{{Type: "test.happened", SchemaVersion: 1, Data: json.RawMessage(`{}`)}},
 					Metadata: events.Metadata{RecordedAt: time.Unix(0, 0).UTC()}}
 				if err := c.Seal(prev); err != nil {
@@ -166,7 +167,7 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections
 	// More while they run.
 	more := []string{"d", "e", "f", "g", "h"}
 	appendCommits(t, log, more, 30)
-	last, err := log.LastSeq(ctx, streams.TypeOrder)
+	last, err := log.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections
 	wg.Wait()
 
 	want := map[int][]uint64{}
-	if err := log.Replay(ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+	if err := log.Replay(ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := log.Partition(r.Commit.AggregateID)
 		want[p] = append(want[p], r.Seq)
 		return nil

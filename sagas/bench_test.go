@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
@@ -107,7 +108,7 @@ func benchPlaceToPaid(b *testing.B) {
 	var paid atomic.Int64
 	done := make(chan struct{})
 	target := int64(b.N)
-	sub, err := e.store.Subscribe(context.Background(), streams.TypeOrder, streams.SubscribeOptions{}, func(_ context.Context, r streams.Record) error {
+	sub, err := e.store.Subscribe(context.Background(), eventlog.TypeOrder, streams.SubscribeOptions{}, func(_ context.Context, r eventlog.Record) error {
 		for _, ev := range r.Commit.Events {
 			if ev.Type == "order.paid" && paid.Add(1) == target {
 				close(done)

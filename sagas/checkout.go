@@ -12,10 +12,10 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // CheckoutName is the checkout process manager's name: its consumers are
@@ -45,12 +45,12 @@ const (
 
 // TimerScheduler stores durable timers; *streams.Store is one.
 type TimerScheduler interface {
-	ScheduleTimer(ctx context.Context, t streams.Timer) error
+	ScheduleTimer(ctx context.Context, t eventlog.Timer) error
 }
 
 // AggregateLog reads an aggregate's commits; *streams.Store is one.
 type AggregateLog interface {
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
 }
 
 // CheckoutConfig is what the checkout needs.
@@ -137,7 +137,7 @@ func (c *Checkout) Name() string { return CheckoutName }
 
 // Sources implements [ProcessManager].
 func (c *Checkout) Sources() []string {
-	return []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment}
+	return []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}
 }
 
 // cause identifies what made the checkout act: a commit's event or a
@@ -485,7 +485,7 @@ func (c *Checkout) setTimer(ctx context.Context, kind, key string, d timerData) 
 	if err != nil {
 		return err
 	}
-	return c.cfg.Timers.ScheduleTimer(ctx, streams.Timer{Owner: CheckoutName, Kind: kind, Key: key, At: d.Due, Data: body})
+	return c.cfg.Timers.ScheduleTimer(ctx, eventlog.Timer{Owner: CheckoutName, Kind: kind, Key: key, At: d.Due, Data: body})
 }
 
 func (c *Checkout) onTimer(ctx context.Context, m Message) error {

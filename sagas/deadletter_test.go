@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ordo-shop/ordo/streams"
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // A message whose handler failed because the event store was electing a
@@ -13,8 +13,8 @@ import (
 // outlasts the in-place retries.
 func TestLeaderFailuresAreNotDeadLettered(t *testing.T) {
 	for _, err := range []error{
-		fmt.Errorf("reserve: load inventory x: %w", streams.ErrLeaderUnavailable),
-		fmt.Errorf("request payment: append: %w", streams.ErrOutcomeUnknown),
+		fmt.Errorf("reserve: load inventory x: %w", eventlog.ErrLeaderUnavailable),
+		fmt.Errorf("request payment: append: %w", eventlog.ErrOutcomeUnknown),
 	} {
 		if shouldDeadLetter(err) {
 			t.Errorf("%v would be dead-lettered", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
@@ -24,7 +25,7 @@ type flaky struct {
 }
 
 func (f *flaky) Name() string      { return "flaky" }
-func (f *flaky) Sources() []string { return []string{streams.TypeOrder} }
+func (f *flaky) Sources() []string { return []string{eventlog.TypeOrder} }
 func (f *flaky) Handle(_ context.Context, m sagas.Message) error {
 	for _, ev := range m.Events {
 		placed, ok := ev.(events.OrderPlaced)
@@ -130,7 +131,7 @@ func TestUndecodableCommitIsDeadLetteredAndTheCheckoutGoesOn(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.putSKU("TEA", 1999, 10)
 	before := e.place("cust-1", "k1", line{"TEA", 1})
-	subj, err := e.store.Subject(streams.TypeOrder, "ord_garbage")
+	subj, err := e.store.Subject(eventlog.TypeOrder, "ord_garbage")
 	if err != nil {
 		t.Fatal(err)
 	}

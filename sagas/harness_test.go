@@ -22,6 +22,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
@@ -361,15 +362,15 @@ func load[S, C any](e *env, d interface {
 }
 
 func (e *env) order(id string) (order.State, []*events.Commit) {
-	return load[order.State, order.Command](e, order.Decider(), order.Initial(id), streams.TypeOrder, id)
+	return load[order.State, order.Command](e, order.Decider(), order.Initial(id), eventlog.TypeOrder, id)
 }
 
 func (e *env) sku(id string) (inventory.State, []*events.Commit) {
-	return load[inventory.State, inventory.Command](e, inventory.Decider(), inventory.Initial(id), streams.TypeInventory, id)
+	return load[inventory.State, inventory.Command](e, inventory.Decider(), inventory.Initial(id), eventlog.TypeInventory, id)
 }
 
 func (e *env) payment(id string) (payment.State, []*events.Commit) {
-	return load[payment.State, payment.Command](e, payment.Decider(), payment.Initial(id), streams.TypePayment, id)
+	return load[payment.State, payment.Command](e, payment.Decider(), payment.Initial(id), eventlog.TypePayment, id)
 }
 
 // waitOrder waits until the order reaches one of the statuses. The
@@ -420,7 +421,7 @@ func eventTypes(cs []*events.Commit) []string {
 func (e *env) seqs() string {
 	e.t.Helper()
 	var out []uint64
-	for _, typ := range []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment} {
+	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
 		s, err := e.store.LastSeq(context.Background(), typ)
 		if err != nil {
 			e.t.Fatal(err)

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // appendRaw appends a commit with the given events to an aggregate,
@@ -53,14 +53,14 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 	e := newEnv(t, envOptions{noRuntime: true})
 	cny := func(n int64) events.Money { return events.Money{Amount: n, Currency: "CNY"} }
 	place := func(id string, sku string, qty int64) {
-		e.appendRaw(streams.TypeOrder, id, "place-"+id, "", "customer:c", events.OrderPlaced{
+		e.appendRaw(eventlog.TypeOrder, id, "place-"+id, "", "customer:c", events.OrderPlaced{
 			OrderID: id, CustomerID: "c", Customer: events.Customer{Name: "A", Email: "a@example.com"},
 			Lines:           []events.OrderLine{{SKU: sku, Qty: qty, UnitPrice: cny(100)}},
 			ShippingAddress: events.Address{Line1: "1 Rd", City: "X", Country: "CN"}, Total: cny(100 * qty),
 		})
 	}
 	adjust := func(sku string, delta, onHand int64) {
-		e.appendRaw(streams.TypeInventory, sku, "adj-"+sku+"-"+time.Now().Format(time.RFC3339Nano), "", "admin:ops",
+		e.appendRaw(eventlog.TypeInventory, sku, "adj-"+sku+"-"+time.Now().Format(time.RFC3339Nano), "", "admin:ops",
 			events.InventoryStockAdjusted{SKU: sku, Delta: delta, OnHand: onHand})
 	}
 	const checkout = "sagas:checkout"
@@ -71,8 +71,8 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 	place("ord-a", "SKU-A", 3)
 	place("ord-b", "SKU-A", 3)
 	adjust("SKU-A", 5, 5)
-	e.appendRaw(streams.TypeInventory, "SKU-A", "r1", "place-ord-a", checkout, events.InventoryReserved{SKU: "SKU-A", OrderID: "ord-a", Qty: 3})
-	e.appendRaw(streams.TypeInventory, "SKU-A", "r2", "place-ord-b", checkout, events.InventoryReserved{SKU: "SKU-A", OrderID: "ord-b", Qty: 3})
+	e.appendRaw(eventlog.TypeInventory, "SKU-A", "r1", "place-ord-a", checkout, events.InventoryReserved{SKU: "SKU-A", OrderID: "ord-a", Qty: 3})
+	e.appendRaw(eventlog.TypeInventory, "SKU-A", "r2", "place-ord-b", checkout, events.InventoryReserved{SKU: "SKU-A", OrderID: "ord-b", Qty: 3})
 
 	// SKU-B: the test put in 10 but the adjustments add up to 12
 	// (stock.adjustments), and its on-hand after an adjustment disagrees
@@ -81,20 +81,20 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 	// the same cause (command.applied_twice).
 	adjust("SKU-B", 12, 11)
 	place("ord-c", "SKU-B", 1)
-	e.appendRaw(streams.TypeInventory, "SKU-B", "r3", "place-ord-c", checkout, events.InventoryReserved{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
-	e.appendRaw(streams.TypeInventory, "SKU-B", "c3", "ship-ord-c", checkout, events.InventoryCommitted{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
-	e.appendRaw(streams.TypeInventory, "SKU-B", "r4", "place-ord-c", checkout, events.InventoryReserved{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
-	e.appendRaw(streams.TypeInventory, "SKU-B", "x4", "place-ord-c", checkout, events.InventoryReleased{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
-	e.appendRaw(streams.TypeOrder, "ord-c", "cancel-c", "", "customer:c", events.OrderCancelled{OrderID: "ord-c", Reason: "x", CancelledBy: "customer"})
+	e.appendRaw(eventlog.TypeInventory, "SKU-B", "r3", "place-ord-c", checkout, events.InventoryReserved{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
+	e.appendRaw(eventlog.TypeInventory, "SKU-B", "c3", "ship-ord-c", checkout, events.InventoryCommitted{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
+	e.appendRaw(eventlog.TypeInventory, "SKU-B", "r4", "place-ord-c", checkout, events.InventoryReserved{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
+	e.appendRaw(eventlog.TypeInventory, "SKU-B", "x4", "place-ord-c", checkout, events.InventoryReleased{SKU: "SKU-B", OrderID: "ord-c", Qty: 1})
+	e.appendRaw(eventlog.TypeOrder, "ord-c", "cancel-c", "", "customer:c", events.OrderCancelled{OrderID: "ord-c", Reason: "x", CancelledBy: "customer"})
 
 	// pay-d: captured for ord-d, which is cancelled, and never refunded
 	// (payment.kept); its causation names nothing (command.causation).
 	place("ord-d", "SKU-B", 1)
-	e.appendRaw(streams.TypeOrder, "ord-d", "cancel-d", "", "customer:c", events.OrderCancelled{OrderID: "ord-d", Reason: "x", CancelledBy: "customer"})
-	e.appendRaw(streams.TypePayment, "pay-d", "p1", "no-such-cause", checkout, events.PaymentRequested{PaymentID: "pay-d", OrderID: "ord-d", Amount: cny(100), Provider: "sim", IntentID: "pi_d"})
-	e.appendRaw(streams.TypePayment, "pay-d", "p2", "psp-event:evt_1", "psp:sim", events.PaymentCaptured{PaymentID: "pay-d", Amount: cny(100)})
+	e.appendRaw(eventlog.TypeOrder, "ord-d", "cancel-d", "", "customer:c", events.OrderCancelled{OrderID: "ord-d", Reason: "x", CancelledBy: "customer"})
+	e.appendRaw(eventlog.TypePayment, "pay-d", "p1", "no-such-cause", checkout, events.PaymentRequested{PaymentID: "pay-d", OrderID: "ord-d", Amount: cny(100), Provider: "sim", IntentID: "pi_d"})
+	e.appendRaw(eventlog.TypePayment, "pay-d", "p2", "psp-event:evt_1", "psp:sim", events.PaymentCaptured{PaymentID: "pay-d", Amount: cny(100)})
 	// pay-e: left requested (payment.pending).
-	e.appendRaw(streams.TypePayment, "pay-e", "p3", "place-ord-a", checkout, events.PaymentRequested{PaymentID: "pay-e", OrderID: "ord-a", Amount: cny(300), Provider: "sim", IntentID: "pi_e"})
+	e.appendRaw(eventlog.TypePayment, "pay-e", "p3", "place-ord-a", checkout, events.PaymentRequested{PaymentID: "pay-e", OrderID: "ord-a", Amount: cny(300), Provider: "sim", IntentID: "pi_e"})
 
 	res := checkLog(t, e, theWorld{
 		ids:            []string{"ord-a", "ord-b", "ord-c", "ord-d", "ord-never-written"}, // order.missing

@@ -13,10 +13,10 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // PaymentIDFor returns the id of the payment of an order. It is derived
@@ -55,7 +55,7 @@ type PaymentSync struct {
 // Apply refuses (the DLQ stream's dlq.refused.psp subject); Load reads a
 // payment the handler's cache does not know yet.
 type PaymentLog interface {
-	AddRefusedReport(ctx context.Context, r streams.RefusedReport) (uint64, error)
+	AddRefusedReport(ctx context.Context, r eventlog.RefusedReport) (uint64, error)
 	AggregateLog
 }
 
@@ -99,7 +99,7 @@ type Applied struct {
 // cannot be stored, Apply returns that error instead, so the reporter
 // retries.
 func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (Applied, error) {
-	if in.Reference == "" || !streams.ValidID(in.Reference) {
+	if in.Reference == "" || !events.ValidID(in.Reference) {
 		return Applied{}, fmt.Errorf("%w: reference %q", ErrUnknownPayment, in.Reference)
 	}
 	cur, err := p.payments.State(ctx, in.Reference)
@@ -135,7 +135,7 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 		if err != nil {
 			return Applied{Payment: st}, err
 		}
-		if _, err := p.store.AddRefusedReport(ctx, streams.RefusedReport{
+		if _, err := p.store.AddRefusedReport(ctx, eventlog.RefusedReport{
 			Source: "psp", Cause: cause, AggregateType: payment.AggregateType, AggregateID: st.ID,
 			Report: report, Reason: mismatch.Error(), RefusedAt: time.Now().UTC(), Correlated: st.OrderID,
 		}); err != nil {

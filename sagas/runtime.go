@@ -18,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -29,10 +30,10 @@ import (
 // the message. Wrap an error with [Permanent] to skip the retries.
 type ProcessManager interface {
 	// Name names the process manager in consumer names, timers and dead
-	// letters; it must satisfy streams.ValidID.
+	// letters; it must satisfy events.ValidID.
 	Name() string
 	// Sources lists the aggregate types whose commits it handles
-	// (streams.TypeOrder, ...).
+	// (eventlog.TypeOrder, ...).
 	Sources() []string
 	// Handle handles one message.
 	Handle(ctx context.Context, m Message) error
@@ -49,7 +50,7 @@ type Message struct {
 	Commit *events.Commit
 	Events []events.Payload
 	// Timer is set for a fired timer.
-	Timer *streams.FiredTimer
+	Timer *eventlog.FiredTimer
 	// Redelivered is true when the message was delivered before, or is
 	// the redrive of a dead letter.
 	Redelivered bool
@@ -168,7 +169,7 @@ func NewRuntime(store *streams.Store, registry *events.Registry, opts Options, p
 	}
 	seen := map[string]bool{}
 	for _, pm := range pms {
-		if !streams.ValidID(pm.Name()) || seen[pm.Name()] {
+		if !events.ValidID(pm.Name()) || seen[pm.Name()] {
 			return nil, fmt.Errorf("sagas: process manager name %q is invalid or used twice", pm.Name())
 		}
 		seen[pm.Name()] = true
@@ -326,7 +327,7 @@ const (
 // leader answers.
 func shouldDeadLetter(err error) bool {
 	return !errors.Is(err, errStopping) && !errors.Is(err, context.Canceled) &&
-		!errors.Is(err, streams.ErrLeaderUnavailable) && !errors.Is(err, streams.ErrOutcomeUnknown)
+		!errors.Is(err, eventlog.ErrLeaderUnavailable) && !errors.Is(err, eventlog.ErrOutcomeUnknown)
 }
 
 // stopGuard turns the failure of a message whose subscription is ending

@@ -16,11 +16,11 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/sagas"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // TestRandomizedCheckoutKeepsItsInvariants places at least 200 orders over
@@ -362,8 +362,8 @@ func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
 		commitIDs = map[string]string{}
 		nCommits  int
 	)
-	for _, typ := range []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment} {
-		err := e.store.Replay(ctx, typ, 0, func(r streams.Record) error {
+	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
+		err := e.store.Replay(ctx, typ, 0, func(r eventlog.Record) error {
 			nCommits++
 			cm := r.Commit
 			if prev, ok := commitIDs[cm.CommitID]; ok {
@@ -417,7 +417,7 @@ func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
 	statusCount := map[order.Status]int{}
 	for _, k := range keys {
 		a := byAgg[k]
-		if a.typ != streams.TypeOrder {
+		if a.typ != eventlog.TypeOrder {
 			continue
 		}
 		s := order.Initial(a.id)
@@ -450,7 +450,7 @@ func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
 	var skuCount, unitsOnHand, unitsSold, unitsReserved, unitsAdjusted int64
 	for _, k := range keys {
 		a := byAgg[k]
-		if a.typ != streams.TypeInventory {
+		if a.typ != eventlog.TypeInventory {
 			continue
 		}
 		skuCount++
@@ -523,7 +523,7 @@ func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
 	everCaptured, refundedInFull := 0, 0
 	for _, k := range keys {
 		a := byAgg[k]
-		if a.typ != streams.TypePayment {
+		if a.typ != eventlog.TypePayment {
 			continue
 		}
 		s := payment.Initial(a.id)

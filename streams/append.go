@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 )
 
@@ -18,16 +19,6 @@ const (
 	hdrMsgID           = "Nats-Msg-Id"
 	hdrExpectedSubjSeq = "Nats-Expected-Last-Subject-Sequence"
 )
-
-// AppendResult says where a commit was stored.
-type AppendResult struct {
-	// Stream and Seq are the commit's position in the log.
-	Stream string
-	Seq    uint64
-	// Duplicate is true when the commit had already been stored by an
-	// earlier append with the same commit id; Seq is that append's.
-	Duplicate bool
-}
 
 // Append stores a commit as one message on its aggregate's subject, if and
 // only if the aggregate's last commit is still at stream sequence
@@ -41,7 +32,7 @@ type AppendResult struct {
 // on every conflict Append reads the aggregate's last commit and, if that
 // is this commit, reports the duplicate. A retry after another commit has
 // followed this one (or after the duplicate window) is reported as
-// [ErrConflict]; callers that reload will find their commit in the
+// [eventlog.ErrConflict]; callers that reload will find their commit in the
 // history.
 //
 // On a replicated stream a retry can also arrive while the first attempt
@@ -52,25 +43,25 @@ type AppendResult struct {
 // for up to the store's leader wait, so a planned leader change goes
 // unnoticed; then it gives up rather than wait out ctx.
 //
-// Errors: the commit's own [events.ErrInvalidCommit], [ErrUnknownType],
-// [ErrInvalidID], [ErrConflict] (wrapping the server's error),
-// [ErrLeaderUnavailable] when nothing was stored, [ErrOutcomeUnknown] when
+// Errors: the commit's own [events.ErrInvalidCommit], [eventlog.ErrUnknownType],
+// [eventlog.ErrInvalidID], [eventlog.ErrConflict] (wrapping the server's error),
+// [eventlog.ErrLeaderUnavailable] when nothing was stored, [eventlog.ErrOutcomeUnknown] when
 // an attempt was sent and not acknowledged (retry with the same commit),
 // or another answer of the server.
-func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (AppendResult, error) {
+func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (eventlog.AppendResult, error) {
 	if c == nil {
-		return AppendResult{}, fmt.Errorf("append: %w: nil commit", events.ErrInvalidCommit)
+		return eventlog.AppendResult{}, fmt.Errorf("append: %w: nil commit", events.ErrInvalidCommit)
 	}
 	if err := c.Validate(); err != nil {
-		return AppendResult{}, fmt.Errorf("append %s: %w", c.CommitID, err)
+		return eventlog.AppendResult{}, fmt.Errorf("append %s: %w", c.CommitID, err)
 	}
 	stream, subj, err := s.locate(c.AggregateType, c.AggregateID)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("append %s: %w", c.CommitID, err)
+		return eventlog.AppendResult{}, fmt.Errorf("append %s: %w", c.CommitID, err)
 	}
 	data, err := events.Marshal(c)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("append %s: %w", subj, err)
+		return eventlog.AppendResult{}, fmt.Errorf("append %s: %w", subj, err)
 	}
 	msg := &nats.Msg{
 		Subject: subj,
@@ -83,27 +74,27 @@ func (s *Store) Append(ctx context.Context, c *events.Commit, expectedSeq uint64
 	}
 	ack, err := s.publish(ctx, stream, msg)
 	if err == nil {
-		return AppendResult{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		return eventlog.AppendResult{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 	}
 	if !isConflict(err) {
-		return AppendResult{}, fmt.Errorf("append %s: %w", subj, err)
+		return eventlog.AppendResult{}, fmt.Errorf("append %s: %w", subj, err)
 	}
 	// A conflict may be our own earlier append of this very commit.
 	last, ok, lerr := s.lastFromLeader(ctx, stream, subj)
 	if lerr != nil {
-		return AppendResult{}, fmt.Errorf("append %s at expected seq %d: %w: %w (reading the last commit: %w)", subj, expectedSeq, ErrConflict, err, lerr)
+		return eventlog.AppendResult{}, fmt.Errorf("append %s at expected seq %d: %w: %w (reading the last commit: %w)", subj, expectedSeq, eventlog.ErrConflict, err, lerr)
 	}
 	if ok && last.Commit.CommitID == c.CommitID {
-		return AppendResult{Stream: last.Stream, Seq: last.Seq, Duplicate: true}, nil
+		return eventlog.AppendResult{Stream: last.Stream, Seq: last.Seq, Duplicate: true}, nil
 	}
-	return AppendResult{}, fmt.Errorf("append %s at expected seq %d: %w: %w", subj, expectedSeq, ErrConflict, err)
+	return eventlog.AppendResult{}, fmt.Errorf("append %s at expected seq %d: %w: %w", subj, expectedSeq, eventlog.ErrConflict, err)
 }
 
 // publish sends msg until the stream leader answers it. No responders (no
 // leader holds the stream's subjects) and "in process" (an earlier attempt
 // is still being replicated) are asked again after a pause, until the
 // leader wait ends. An attempt that got no answer at all may have been
-// stored: that is [ErrOutcomeUnknown], as is the end of the wait after
+// stored: that is [eventlog.ErrOutcomeUnknown], as is the end of the wait after
 // such an attempt or after "in process".
 func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jetstream.PubAck, error) {
 	giveUp := time.Now().Add(s.leaderWait)
@@ -129,11 +120,11 @@ func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jet
 		default:
 			// Sent and not answered (the wait or ctx ended, the
 			// connection broke): the leader may have stored it.
-			return nil, fmt.Errorf("%w: %s sent, not acknowledged: %v", ErrOutcomeUnknown, msg.Subject, err)
+			return nil, fmt.Errorf("%w: %s sent, not acknowledged: %v", eventlog.ErrOutcomeUnknown, msg.Subject, err)
 		}
 		if time.Until(giveUp) < pause || sleepCtx(ctx, pause) != nil {
 			if sent {
-				return nil, fmt.Errorf("%w: %s: an earlier attempt is still unacknowledged after %s: %v", ErrOutcomeUnknown, msg.Subject, s.leaderWait, err)
+				return nil, fmt.Errorf("%w: %s: an earlier attempt is still unacknowledged after %s: %v", eventlog.ErrOutcomeUnknown, msg.Subject, s.leaderWait, err)
 			}
 			return nil, s.noLeader(stream, err)
 		}

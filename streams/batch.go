@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 )
 
@@ -23,7 +24,7 @@ const fetchMaxBytes = 8 << 20
 // sequence has seen every commit before it, whichever replica answered.
 //
 // It uses one direct batch get, which needs no consumer.
-func (s *Store) Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]Record, error) {
+func (s *Store) Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.Record, error) {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -41,7 +42,7 @@ func (s *Store) Fetch(ctx context.Context, aggType string, fromSeq uint64, max i
 // replicated stream a follower can lag the leader by a little. The
 // server scans past the other partitions' commits to find this one's, so
 // reading every partition this way costs more than one [Store.Fetch].
-func (s *Store) FetchPartition(ctx context.Context, aggType string, partition int, fromSeq uint64, max int) (recs []Record, more bool, err error) {
+func (s *Store) FetchPartition(ctx context.Context, aggType string, partition int, fromSeq uint64, max int) (recs []eventlog.Record, more bool, err error) {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return nil, false, fmt.Errorf("fetch: %w", err)
@@ -55,7 +56,7 @@ func (s *Store) FetchPartition(ctx context.Context, aggType string, partition in
 
 // fetch reads one batch of stream, only subjects matching filter (a
 // partition's wildcard) if it is not empty.
-func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64, max int) (recs []Record, more bool, err error) {
+func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64, max int) (recs []eventlog.Record, more bool, err error) {
 	what := stream
 	if filter != "" {
 		what = filter
@@ -80,7 +81,7 @@ func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64
 			if err != nil {
 				return fmt.Errorf("seq %d: %w", seq, err)
 			}
-			recs = append(recs, Record{Stream: stream, Seq: seq, Commit: c})
+			recs = append(recs, eventlog.Record{Stream: stream, Seq: seq, Commit: c})
 			return nil
 		},
 	}

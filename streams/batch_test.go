@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -22,7 +23,7 @@ func TestFetchAndFetchPartition(t *testing.T) {
 			want[p] = append(want[p], r.Seq)
 		}
 	}
-	last, err := s.LastSeq(ctx, streams.TypeOrder)
+	last, err := s.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestFetchAndFetchPartition(t *testing.T) {
 		var got []uint64
 		from := uint64(0)
 		for {
-			recs, more, err := s.FetchPartition(ctx, streams.TypeOrder, p, from, 7)
+			recs, more, err := s.FetchPartition(ctx, eventlog.TypeOrder, p, from, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +59,7 @@ func TestFetchAndFetchPartition(t *testing.T) {
 	// The whole stream, gap-free, in batches.
 	var all []uint64
 	for from := uint64(1); ; {
-		recs, err := s.Fetch(ctx, streams.TypeOrder, from, 13)
+		recs, err := s.Fetch(ctx, eventlog.TypeOrder, from, 13)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,10 +74,10 @@ func TestFetchAndFetchPartition(t *testing.T) {
 	if len(all) != int(last) || all[0] != 1 || all[len(all)-1] != last {
 		t.Fatalf("fetched %d commits of %d", len(all), last)
 	}
-	if recs, more, err := s.FetchPartition(ctx, streams.TypeOrder, 0, last+1, 10); err != nil || more || len(recs) != 0 {
+	if recs, more, err := s.FetchPartition(ctx, eventlog.TypeOrder, 0, last+1, 10); err != nil || more || len(recs) != 0 {
 		t.Fatalf("past the end: %d records, more %v, %v", len(recs), more, err)
 	}
-	if _, _, err := s.FetchPartition(ctx, streams.TypeOrder, 4, 0, 10); err == nil {
+	if _, _, err := s.FetchPartition(ctx, eventlog.TypeOrder, 4, 0, 10); err == nil {
 		t.Fatal("partition out of range accepted")
 	}
 }
@@ -88,7 +89,7 @@ func TestWatchReportsNewCommits(t *testing.T) {
 	var mu sync.Mutex
 	got := map[uint64]int{}
 	seen := make(chan struct{}, 100)
-	stop, err := s.Watch(ctx, streams.TypeOrder, func(p int, seq uint64) {
+	stop, err := s.Watch(ctx, eventlog.TypeOrder, func(p int, seq uint64) {
 		mu.Lock()
 		got[seq] = p
 		mu.Unlock()

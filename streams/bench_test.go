@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -59,7 +60,7 @@ func benchCommit(b *testing.B, id string, version uint64, prevHash string) *even
 	data := fmt.Sprintf(`{"customer_id":"cus-%s","lines":[{"sku":"TEA-250","qty":2,"unit_price":{"amount":1999,"currency":"CNY"}},{"sku":"CUP-01","qty":1,"unit_price":{"amount":4999,"currency":"CNY"}}],"total":{"amount":8997,"currency":"CNY"},"n":%d}`, id, version)
 	c := &events.Commit{
 		CommitID:      fmt.Sprintf("%s-v%d", id, version),
-		AggregateType: streams.TypeOrder,
+		AggregateType: eventlog.TypeOrder,
 		AggregateID:   id,
 		Version:       version,
 		Events:        []events.Event{{Type: "order.placed", SchemaVersion: 1, Data: json.RawMessage(data)}},
@@ -267,7 +268,7 @@ func BenchmarkLoad(b *testing.B) {
 		return func(b *testing.B) {
 			i := 0
 			for b.Loop() {
-				recs, err := s.Load(ctx, streams.TypeOrder, id(i), 0)
+				recs, err := s.Load(ctx, eventlog.TypeOrder, id(i), 0)
 				if err != nil || len(recs) != commits {
 					b.Fatalf("load: %d records, %v", len(recs), err)
 				}
@@ -280,7 +281,7 @@ func BenchmarkLoad(b *testing.B) {
 		return func(b *testing.B) {
 			i := 0
 			for b.Loop() {
-				subj, err := s.Subject(streams.TypeOrder, id(i))
+				subj, err := s.Subject(eventlog.TypeOrder, id(i))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -317,7 +318,7 @@ func BenchmarkLoad(b *testing.B) {
 	b.Run("last", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
-			if _, ok, err := s.Last(ctx, streams.TypeOrder, interleaved(i)); err != nil || !ok {
+			if _, ok, err := s.Last(ctx, eventlog.TypeOrder, interleaved(i)); err != nil || !ok {
 				b.Fatalf("last: %v %v", ok, err)
 			}
 			i++
@@ -353,10 +354,10 @@ func BenchmarkDecisionReads(b *testing.B) {
 			if _, err := s.Append(ctx, benchCommit(b, "one", 1, ""), 0); err != nil {
 				b.Fatal(err)
 			}
-			loads := map[string]func(context.Context, string, string, uint64) ([]streams.Record, error){
+			loads := map[string]func(context.Context, string, string, uint64) ([]eventlog.Record, error){
 				"leader": s.Load, "replica": s.LoadFromReplica,
 			}
-			lasts := map[string]func(context.Context, string, string) (streams.Record, bool, error){
+			lasts := map[string]func(context.Context, string, string) (eventlog.Record, bool, error){
 				"leader": s.Last, "replica": s.LastFromReplica,
 			}
 			for _, path := range []string{"replica", "leader"} {
@@ -366,7 +367,7 @@ func BenchmarkDecisionReads(b *testing.B) {
 				b.Run("nonew/"+path, func(b *testing.B) { benchLoad(b, load, "ten", lastSeq, 0) })
 				b.Run("last/"+path, func(b *testing.B) {
 					for b.Loop() {
-						if _, ok, err := last(ctx, streams.TypeOrder, "ten"); err != nil || !ok {
+						if _, ok, err := last(ctx, eventlog.TypeOrder, "ten"); err != nil || !ok {
 							b.Fatalf("last: %v %v", ok, err)
 						}
 					}
@@ -410,10 +411,10 @@ func decisionStore(b *testing.B, replicas int) *streams.Store {
 	return s
 }
 
-func benchLoad(b *testing.B, load func(context.Context, string, string, uint64) ([]streams.Record, error), id string, after uint64, want int) {
+func benchLoad(b *testing.B, load func(context.Context, string, string, uint64) ([]eventlog.Record, error), id string, after uint64, want int) {
 	ctx := context.Background()
 	for b.Loop() {
-		recs, err := load(ctx, streams.TypeOrder, id, after)
+		recs, err := load(ctx, eventlog.TypeOrder, id, after)
 		if err != nil || len(recs) != want {
 			b.Fatalf("load: %d records, %v; want %d", len(recs), err, want)
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // ConsumerOptions configures a durable consumer made by
@@ -26,7 +28,7 @@ type ConsumerOptions struct {
 
 func (o ConsumerOptions) config(filter string) (jetstream.ConsumerConfig, error) {
 	if !ValidID(o.Durable) {
-		return jetstream.ConsumerConfig{}, fmt.Errorf("%w: durable name %q", ErrInvalidID, truncate(o.Durable))
+		return jetstream.ConsumerConfig{}, fmt.Errorf("%w: durable name %q", eventlog.ErrInvalidID, truncate(o.Durable))
 	}
 	if o.AckWait < 0 || o.MaxAckPending < 0 {
 		return jetstream.ConsumerConfig{}, errors.New("negative AckWait or MaxAckPending")
@@ -101,7 +103,7 @@ func (s *Store) checkAux(ctx context.Context, name string, check func(jetstream.
 	st, err := s.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("streams: %w: the log has no stream %s: it was deleted, or the log predates it: "+
-			"run `orderctl init` (for a log without an id it adds the stream; for one with an id it says what was lost)", ErrStreamMissing, name)
+			"run `orderctl init` (for a log without an id it adds the stream; for one with an id it says what was lost)", eventlog.ErrStreamMissing, name)
 	}
 	if err != nil {
 		return fmt.Errorf("streams: open %s: %w", name, err)
@@ -111,7 +113,7 @@ func (s *Store) checkAux(ctx context.Context, name string, check func(jetstream.
 		return err
 	}
 	if id := sc.Metadata[LogIDKey]; id != s.info.ID {
-		return fmt.Errorf("streams: %w: stream %s carries log id %q, the log is %q", ErrLogMismatch, name, id, s.info.ID)
+		return fmt.Errorf("streams: %w: stream %s carries log id %q, the log is %q", eventlog.ErrLogMismatch, name, id, s.info.ID)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // DLQStream holds the messages process managers gave up on, and requests
@@ -20,7 +22,7 @@ import (
 //
 //	dlq.dead.<owner>      one [DeadLetter] per message a handler failed on
 //	dlq.redrive.<owner>   a dead letter an operator sent back to its owner
-//	dlq.refused.<source>  one [RefusedReport] per outside report Ordo refused
+//	dlq.refused.<source>  one [eventlog.RefusedReport] per outside report Ordo refused
 //	                      (a PSP webhook whose intent does not match its
 //	                      payment), kept for the audit; never redriven
 //
@@ -57,32 +59,12 @@ type DeadLetter struct {
 	RedriveOf uint64 `json:"redrive_of,omitempty"`
 }
 
-// RefusedReport is a report from outside (such as a payment provider's
-// webhook) that was authentic but contradicted the log, so it was refused
-// and changed nothing. It is kept so an auditor or operator can see it.
-type RefusedReport struct {
-	// ID is the report's sequence in the DLQ stream, set when read back.
-	ID uint64 `json:"id"`
-	// Source names where it came from ("psp"); Cause identifies the
-	// report (such as "psp-event:evt_123").
-	Source string `json:"source"`
-	Cause  string `json:"cause"`
-	// AggregateType and AggregateID name what the report was about.
-	AggregateType string `json:"aggregate_type,omitempty"`
-	AggregateID   string `json:"aggregate_id,omitempty"`
-	// Report is the refused content (JSON); Reason says why.
-	Report     json.RawMessage `json:"report"`
-	Reason     string          `json:"reason"`
-	RefusedAt  time.Time       `json:"refused_at"`
-	Correlated string          `json:"correlation_id,omitempty"`
-}
-
 // AddRefusedReport stores a refused report and returns its id. The same
 // report (source, cause and content) refused again within the duplicate
 // window is stored once. Call [Store.OpenDLQ] first.
-func (s *Store) AddRefusedReport(ctx context.Context, r RefusedReport) (uint64, error) {
+func (s *Store) AddRefusedReport(ctx context.Context, r eventlog.RefusedReport) (uint64, error) {
 	if !ValidID(r.Source) {
-		return 0, fmt.Errorf("add refused report: %w: source %q", ErrInvalidID, truncate(r.Source))
+		return 0, fmt.Errorf("add refused report: %w: source %q", eventlog.ErrInvalidID, truncate(r.Source))
 	}
 	r.ID = 0
 	body, err := json.Marshal(r)
@@ -101,10 +83,10 @@ func (s *Store) AddRefusedReport(ctx context.Context, r RefusedReport) (uint64, 
 }
 
 // RefusedReports returns every refused report, oldest first.
-func (s *Store) RefusedReports(ctx context.Context) ([]RefusedReport, error) {
-	var out []RefusedReport
+func (s *Store) RefusedReports(ctx context.Context) ([]eventlog.RefusedReport, error) {
+	var out []eventlog.RefusedReport
 	err := s.readDLQ(ctx, "dlq.refused.>", func(seq uint64, data []byte) error {
-		var r RefusedReport
+		var r eventlog.RefusedReport
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("refused report %d: %w", seq, err)
 		}
@@ -120,7 +102,7 @@ func (s *Store) RefusedReports(ctx context.Context) ([]RefusedReport, error) {
 
 // OpenDLQ checks that the log has its DLQ stream, as it should: [Init]
 // creates it with the log. It creates nothing: a missing DLQ is
-// [ErrStreamMissing], since dead letters were lost with it.
+// [eventlog.ErrStreamMissing], since dead letters were lost with it.
 func (s *Store) OpenDLQ(ctx context.Context) error {
 	return s.checkAux(ctx, DLQStream, checkDLQ)
 }
@@ -129,7 +111,7 @@ func (s *Store) OpenDLQ(ctx context.Context) error {
 // empty, makes a retried store within the duplicate window a no-op.
 func (s *Store) AddDeadLetter(ctx context.Context, dl DeadLetter, msgID string) (uint64, error) {
 	if !ValidID(dl.Owner) {
-		return 0, fmt.Errorf("add dead letter: %w: owner %q", ErrInvalidID, truncate(dl.Owner))
+		return 0, fmt.Errorf("add dead letter: %w: owner %q", eventlog.ErrInvalidID, truncate(dl.Owner))
 	}
 	dl.ID = 0
 	body, err := json.Marshal(dl)
@@ -169,7 +151,7 @@ func (s *Store) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 // readDLQ calls f for every message of the DLQ stream on subjects
 // matching filter, oldest first. A log from before log ids that has no
 // DLQ yet has no messages; a log with an id always has one, and a missing
-// DLQ is [ErrStreamMissing].
+// DLQ is [eventlog.ErrStreamMissing].
 func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, data []byte) error) error {
 	st, err := s.js.Stream(ctx, DLQStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -287,7 +269,7 @@ func isNotFoundAPI(err error) bool {
 // requests for owner; each message is a JSON [DeadLetter].
 func (s *Store) RedriveConsumer(ctx context.Context, owner string, opts ConsumerOptions) (jetstream.Consumer, error) {
 	if !ValidID(owner) {
-		return nil, fmt.Errorf("redrive consumer: %w: owner %q", ErrInvalidID, truncate(owner))
+		return nil, fmt.Errorf("redrive consumer: %w: owner %q", eventlog.ErrInvalidID, truncate(owner))
 	}
 	cfg, err := opts.config("dlq.redrive." + owner)
 	if err != nil {

@@ -24,7 +24,7 @@
 // a commit is atomic by construction. [Store.Append] publishes it with the
 // commit id as Nats-Msg-Id (idempotent retries) and the aggregate's last
 // known stream sequence as Nats-Expected-Last-Subject-Sequence (optimistic
-// concurrency: [ErrConflict] means reload and decide again).
+// concurrency: [eventlog.ErrConflict] means reload and decide again).
 //
 // # Reading
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -39,17 +40,17 @@ func TestLeaderlessStreamAnswersPromptly(t *testing.T) {
 		}
 	}
 
-	if err := timedAppend(t, store, "stranded"); !errors.Is(err, streams.ErrOutcomeUnknown) {
-		t.Fatalf("append to a leader without quorum: %v, want %v", err, streams.ErrOutcomeUnknown)
+	if err := timedAppend(t, store, "stranded"); !errors.Is(err, eventlog.ErrOutcomeUnknown) {
+		t.Fatalf("append to a leader without quorum: %v, want %v", err, eventlog.ErrOutcomeUnknown)
 	}
 	waitUnheld(t, leader, "order.0.probe")
 	err := timedAppend(t, store, "unled")
-	if !errors.Is(err, streams.ErrLeaderUnavailable) || errors.Is(err, streams.ErrOutcomeUnknown) {
-		t.Fatalf("append without a leader: %v, want only %v", err, streams.ErrLeaderUnavailable)
+	if !errors.Is(err, eventlog.ErrLeaderUnavailable) || errors.Is(err, eventlog.ErrOutcomeUnknown) {
+		t.Fatalf("append without a leader: %v, want only %v", err, eventlog.ErrLeaderUnavailable)
 	}
-	_, err = store.Load(testCtx(t), streams.TypeOrder, "before", 0)
-	if !errors.Is(err, streams.ErrLeaderUnavailable) {
-		t.Fatalf("load without a leader: %v, want %v", err, streams.ErrLeaderUnavailable)
+	_, err = store.Load(testCtx(t), eventlog.TypeOrder, "before", 0)
+	if !errors.Is(err, eventlog.ErrLeaderUnavailable) {
+		t.Fatalf("load without a leader: %v, want %v", err, eventlog.ErrLeaderUnavailable)
 	}
 }
 

@@ -8,14 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// RawRecord is one stored commit as the log holds it, not decoded: its
-// stream sequence and the envelope's JSON (see [events.Unmarshal]).
-type RawRecord struct {
-	Seq  uint64
-	Data []byte
-}
+	"github.com/ordo-shop/ordo/eventlog"
+)
 
 // rawGetRequest is a direct batch get that asks for payloads only.
 type rawGetRequest struct {
@@ -39,7 +34,7 @@ type rawGetRequest struct {
 // is exactly fromSeq .. fromSeq+n-1 (replies come in increasing order).
 // Otherwise (the stream starts after fromSeq) the batch is read again
 // with headers.
-func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]RawRecord, error) {
+func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.RawRecord, error) {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -97,8 +92,8 @@ func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, ma
 // arrived in one go, cheaper than a channel receive per message) until a
 // status message ends the batch; it returns the payloads, numbered from
 // fromSeq, and that status message.
-func (s *Store) rawBatch(ctx context.Context, stream string, body []byte, fromSeq uint64, max int) ([]RawRecord, *nats.Msg, error) {
-	recs := make([]RawRecord, 0, max)
+func (s *Store) rawBatch(ctx context.Context, stream string, body []byte, fromSeq uint64, max int) ([]eventlog.RawRecord, *nats.Msg, error) {
+	recs := make([]eventlog.RawRecord, 0, max)
 	var end *nats.Msg
 	done := make(chan struct{})
 	inbox := s.nc.NewInbox()
@@ -107,7 +102,7 @@ func (s *Store) rawBatch(ctx context.Context, stream string, body []byte, fromSe
 			return
 		}
 		if len(m.Data) > 0 && m.Header == nil {
-			recs = append(recs, RawRecord{Seq: fromSeq + uint64(len(recs)), Data: m.Data})
+			recs = append(recs, eventlog.RawRecord{Seq: fromSeq + uint64(len(recs)), Data: m.Data})
 			return
 		}
 		end = m
@@ -130,7 +125,7 @@ func (s *Store) rawBatch(ctx context.Context, stream string, body []byte, fromSe
 
 // fetchRawWithSeqs reads one batch again, asking for headers to learn
 // each message's sequence.
-func (s *Store) fetchRawWithSeqs(ctx context.Context, stream string, fromSeq uint64, max int) ([]RawRecord, error) {
+func (s *Store) fetchRawWithSeqs(ctx context.Context, stream string, fromSeq uint64, max int) ([]eventlog.RawRecord, error) {
 	body, err := json.Marshal(directGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes})
 	if err != nil {
 		return nil, err
@@ -145,7 +140,7 @@ func (s *Store) fetchRawWithSeqs(ctx context.Context, stream string, fromSeq uin
 	if err := s.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+stream, inbox, body); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", stream, err)
 	}
-	var recs []RawRecord
+	var recs []eventlog.RawRecord
 	for {
 		var m *nats.Msg
 		select {
@@ -165,6 +160,6 @@ func (s *Store) fetchRawWithSeqs(ctx context.Context, stream string, fromSeq uin
 		if err != nil || seq < fromSeq || (len(recs) > 0 && seq <= recs[len(recs)-1].Seq) {
 			return nil, fmt.Errorf("fetch %s: sequence %q out of order", stream, m.Header.Get(hdrSequence))
 		}
-		recs = append(recs, RawRecord{Seq: seq, Data: m.Data})
+		recs = append(recs, eventlog.RawRecord{Seq: seq, Data: m.Data})
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -19,11 +20,11 @@ func checkFetchRaw(t *testing.T, s *streams.Store, last uint64) {
 	ctx := testCtx(t)
 	for from := uint64(0); from <= last+1; from++ {
 		for _, max := range []int{1, 3, 100} {
-			want, err := s.Fetch(ctx, streams.TypeOrder, from, max)
+			want, err := s.Fetch(ctx, eventlog.TypeOrder, from, max)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.FetchRaw(ctx, streams.TypeOrder, from, max)
+			got, err := s.FetchRaw(ctx, eventlog.TypeOrder, from, max)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +83,7 @@ func TestFetchRawOnAStreamStartingLater(t *testing.T) {
 	for i := range 3 {
 		appendChain(t, s, fmt.Sprintf("o-%d", i), 2)
 	}
-	got, err := s.FetchRaw(ctx, streams.TypeOrder, 1, 3)
+	got, err := s.FetchRaw(ctx, eventlog.TypeOrder, 1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // A log is Ordo's five streams: ORDERS, INVENTORY and PAYMENTS (the
@@ -39,21 +41,10 @@ const (
 	SignedFromKey = "ordo.signed_from"
 )
 
-// Errors about the log as a whole. Check them with [errors.Is].
-var (
-	// ErrNoLog means the server has none of the log's streams: nobody
-	// created a log there yet (or every stream of one was deleted). Open
-	// never creates one; [Init] does (orderctl init).
-	ErrNoLog = errors.New("no Ordo log on this NATS server")
-	// ErrLogMismatch means the streams do not belong to the log expected
-	// ([Config.LogID]), or to one log: their ids differ, or some lack one.
-	ErrLogMismatch = errors.New("the streams are not the expected log")
-)
-
 // logStreams are the names of the log's streams in the order they are
 // created: ORDERS first, so that two Inits racing on an empty server meet
 // on it and one of them gives way before creating anything.
-var logStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS", DLQStream, TimersStream}
+var logStreams = []string{eventlog.StreamOrders, eventlog.StreamInventory, eventlog.StreamPayments, DLQStream, TimersStream}
 
 // LogStreams returns the names of the log's streams: ORDERS, INVENTORY,
 // PAYMENTS, DLQ, TIMERS.
@@ -181,7 +172,7 @@ func (v survey) checkConfigs() (int, error) {
 
 // info describes the log the survey found (ids already checked).
 func (v survey) info(partitions int) LogInfo {
-	orders := v.configs[kinds[TypeOrder].stream]
+	orders := v.configs[kinds[eventlog.TypeOrder].stream]
 	li := LogInfo{ID: orders.Metadata[LogIDKey], Partitions: partitions, Replicas: max(orders.Replicas, 1)}
 	if t, err := time.Parse(time.RFC3339, orders.Metadata[CreatedKey]); err == nil {
 		li.Created = t
@@ -220,16 +211,16 @@ func idError(ids, without []string, expect string) error {
 	switch {
 	case len(ids) > 1:
 		return fmt.Errorf("streams: %w: the streams carry different log ids (%s): they come from different logs",
-			ErrLogMismatch, strings.Join(ids, ", "))
+			eventlog.ErrLogMismatch, strings.Join(ids, ", "))
 	case len(ids) == 1 && len(without) > 0:
 		return fmt.Errorf("streams: %w: streams %s have no log id while the others carry %s: "+
-			"giving the log its id was interrupted; run `orderctl init` to finish it", ErrLogMismatch, strings.Join(without, ", "), ids[0])
+			"giving the log its id was interrupted; run `orderctl init` to finish it", eventlog.ErrLogMismatch, strings.Join(without, ", "), ids[0])
 	case expect != "" && len(ids) == 0:
 		return fmt.Errorf("streams: %w: expected log %s, but the streams carry no log id (a log from before log ids: run `orderctl init` to give it one)",
-			ErrLogMismatch, expect)
+			eventlog.ErrLogMismatch, expect)
 	case expect != "" && ids[0] != expect:
 		return fmt.Errorf("streams: %w: expected log %s, the streams are log %s: this NATS holds another log "+
-			"(a wrong ORDO_NATS_URL, or the log was destroyed and created anew)", ErrLogMismatch, expect, ids[0])
+			"(a wrong ORDO_NATS_URL, or the log was destroyed and created anew)", eventlog.ErrLogMismatch, expect, ids[0])
 	}
 	return nil
 }
@@ -237,10 +228,10 @@ func idError(ids, without []string, expect string) error {
 func noLogError(expect string) error {
 	if expect != "" {
 		return fmt.Errorf("streams: %w (expected log %s: none of its streams %s exists; it was destroyed, or this is the wrong server)",
-			ErrNoLog, expect, strings.Join(logStreams, ", "))
+			eventlog.ErrNoLog, expect, strings.Join(logStreams, ", "))
 	}
 	return fmt.Errorf("streams: %w (none of the streams %s exists): create one with `orderctl init`",
-		ErrNoLog, strings.Join(logStreams, ", "))
+		eventlog.ErrNoLog, strings.Join(logStreams, ", "))
 }
 
 // missingError names the streams a destroyed log lacks.
@@ -252,7 +243,7 @@ func missingError(missing []string, v survey) error {
 	}
 	return fmt.Errorf("streams: %w: the server has no stream %s of %s while its other streams exist: "+
 		"the log was destroyed (in part); restore it from a backup. Streams are created only with the log, never in place of a lost one",
-		ErrStreamMissing, strings.Join(missing, ", "), which)
+		eventlog.ErrStreamMissing, strings.Join(missing, ", "), which)
 }
 
 // Init creates a log on nc's server, or checks and completes the one it
@@ -265,14 +256,14 @@ func missingError(missing []string, v survey) error {
 // replicas, direct gets and no limits; the commit streams also cfg's
 // duplicate window, deny deletes and purges, and record cfg.Partitions
 // in the metadata key "ordo.partitions". With cfg.LogID set Init creates
-// nothing and fails with [ErrNoLog]: that log was expected to exist.
+// nothing and fails with [eventlog.ErrNoLog]: that log was expected to exist.
 //
 // On a server with a log it checks every stream as Open does, and is
 // idempotent: a log with an id is left as it is. An older log without one
 // is adopted: it gets a new id (and "ordo.signed_from" set to each commit
 // stream's next sequence) by metadata-only stream updates, and its DLQ
 // and TIMERS are created if it has none yet. A log with an id that lacks
-// its DLQ or TIMERS is refused with [ErrStreamMissing] (dead letters and
+// its DLQ or TIMERS is refused with [eventlog.ErrStreamMissing] (dead letters and
 // timers were lost) unless cfg.RecreateLost is set. A log missing a
 // commit stream is always refused.
 func Init(ctx context.Context, nc *nats.Conn, cfg Config) (LogInfo, error) {
@@ -322,7 +313,7 @@ func Init(ctx context.Context, nc *nats.Conn, cfg Config) (LogInfo, error) {
 	id, created := "", time.Now().UTC().Truncate(time.Second)
 	if len(ids) == 1 {
 		id = ids[0]
-		if t, err := time.Parse(time.RFC3339, v.configs[kinds[TypeOrder].stream].Metadata[CreatedKey]); err == nil {
+		if t, err := time.Parse(time.RFC3339, v.configs[kinds[eventlog.TypeOrder].stream].Metadata[CreatedKey]); err == nil {
 			created = t
 		}
 	} else if id, err = newLogID(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -77,14 +78,14 @@ func TestOpenWithoutALog(t *testing.T) {
 	_, nc := testkit.NATS(t)
 	ctx := testCtx(t)
 	_, err := streams.Open(ctx, nc, streams.Config{})
-	if !errors.Is(err, streams.ErrNoLog) || !strings.Contains(err.Error(), "orderctl init") {
+	if !errors.Is(err, eventlog.ErrNoLog) || !strings.Contains(err.Error(), "orderctl init") {
 		t.Fatalf("Open on an empty server: %v, want ErrNoLog naming orderctl init", err)
 	}
 	if names := streamNames(t, nc); len(names) > 0 {
 		t.Fatalf("Open created %v", names)
 	}
 	// Init told which log to expect creates none either.
-	if _, err := streams.Init(ctx, nc, streams.Config{LogID: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, streams.ErrNoLog) {
+	if _, err := streams.Init(ctx, nc, streams.Config{LogID: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, eventlog.ErrNoLog) {
 		t.Fatalf("Init expecting a log on an empty server: %v, want ErrNoLog", err)
 	}
 	if names := streamNames(t, nc); len(names) > 0 {
@@ -136,9 +137,9 @@ func TestDestroyedLogIsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := streams.ErrStreamMissing
+			want := eventlog.ErrStreamMissing
 			if tc.noLog {
-				want = streams.ErrNoLog
+				want = eventlog.ErrNoLog
 			}
 			_, err = streams.Open(ctx, nc, streams.Config{})
 			if !errors.Is(err, want) || !tc.noLog && !strings.Contains(err.Error(), tc.deleted[0]) {
@@ -153,11 +154,11 @@ func TestDestroyedLogIsRefused(t *testing.T) {
 				t.Fatalf("Init expecting the log: %v, want %v", err, want)
 			}
 			if !tc.noLog {
-				if _, err := streams.Init(ctx, nc, streams.Config{}); !errors.Is(err, streams.ErrStreamMissing) {
+				if _, err := streams.Init(ctx, nc, streams.Config{}); !errors.Is(err, eventlog.ErrStreamMissing) {
 					t.Fatalf("Init: %v, want ErrStreamMissing", err)
 				}
 			}
-			if err := s.CheckLog(ctx); !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), tc.deleted[0]) {
+			if err := s.CheckLog(ctx); !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), tc.deleted[0]) {
 				t.Fatalf("CheckLog of the open store: %v, want ErrStreamMissing naming %s", err, tc.deleted[0])
 			}
 			for _, n := range tc.deleted {
@@ -181,7 +182,7 @@ func TestInitRecreatesLostAuxStreamsOnlyWhenTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = streams.Init(ctx, nc, streams.Config{})
-	if !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "--recreate-lost") {
+	if !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), "--recreate-lost") {
 		t.Fatalf("Init without DLQ: %v, want ErrStreamMissing naming --recreate-lost", err)
 	}
 	got, err := streams.Init(ctx, nc, streams.Config{RecreateLost: true})
@@ -209,11 +210,11 @@ func TestLogIDMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := "ffffffffffffffffffffffffffffffff"
-	if _, err := streams.Open(ctx, nc, streams.Config{LogID: other}); !errors.Is(err, streams.ErrLogMismatch) ||
+	if _, err := streams.Open(ctx, nc, streams.Config{LogID: other}); !errors.Is(err, eventlog.ErrLogMismatch) ||
 		!strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), li.ID) {
 		t.Fatalf("Open expecting another log: %v, want ErrLogMismatch naming both ids", err)
 	}
-	if _, err := streams.Init(ctx, nc, streams.Config{LogID: other}); !errors.Is(err, streams.ErrLogMismatch) {
+	if _, err := streams.Init(ctx, nc, streams.Config{LogID: other}); !errors.Is(err, eventlog.ErrLogMismatch) {
 		t.Fatalf("Init expecting another log: %v, want ErrLogMismatch", err)
 	}
 	// One stream relabelled as another log's.
@@ -222,7 +223,7 @@ func TestLogIDMismatch(t *testing.T) {
 		"Open": func() error { _, err := streams.Open(ctx, nc, streams.Config{}); return err },
 		"Init": func() error { _, err := streams.Init(ctx, nc, streams.Config{}); return err },
 	} {
-		if err := call(); !errors.Is(err, streams.ErrLogMismatch) || !strings.Contains(err.Error(), other) {
+		if err := call(); !errors.Is(err, eventlog.ErrLogMismatch) || !strings.Contains(err.Error(), other) {
 			t.Errorf("%s over streams of two logs: %v, want ErrLogMismatch", name, err)
 		}
 	}
@@ -274,7 +275,7 @@ func TestInitAdoptsALogWithoutIdentity(t *testing.T) {
 		t.Fatalf("old log: %+v", old.Log())
 	}
 	appendChain(t, old, "o-1", 3)
-	if _, err := streams.Open(ctx, nc, streams.Config{LogID: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, streams.ErrLogMismatch) {
+	if _, err := streams.Open(ctx, nc, streams.Config{LogID: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, eventlog.ErrLogMismatch) {
 		t.Fatalf("Open of a log without identity expecting an id: %v, want ErrLogMismatch", err)
 	}
 
@@ -308,7 +309,7 @@ func TestInitAdoptsALogWithoutIdentity(t *testing.T) {
 	// An adoption cut short (one stream updated, the others not) is
 	// refused by Open and finished by Init with the same id.
 	setMetadata(t, nc, "PAYMENTS", streams.LogIDKey, "")
-	if _, err := streams.Open(ctx, nc, streams.Config{}); !errors.Is(err, streams.ErrLogMismatch) || !strings.Contains(err.Error(), "PAYMENTS") {
+	if _, err := streams.Open(ctx, nc, streams.Config{}); !errors.Is(err, eventlog.ErrLogMismatch) || !strings.Contains(err.Error(), "PAYMENTS") {
 		t.Fatalf("Open of a half-adopted log: %v", err)
 	}
 	if fin, err := streams.Init(ctx, nc, streams.Config{}); err != nil || fin.ID != li.ID || !fin.Adopted {
@@ -365,13 +366,13 @@ func TestCallsOnADeletedStream(t *testing.T) {
 	if err := jsOf(t, nc).DeleteStream(ctx, "ORDERS"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(ctx, streams.TypeOrder, "o-1", 0); !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "ORDERS") {
+	if _, err := s.Load(ctx, eventlog.TypeOrder, "o-1", 0); !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), "ORDERS") {
 		t.Errorf("Load: %v, want ErrStreamMissing naming ORDERS", err)
 	}
-	if _, _, err := s.Last(ctx, streams.TypeOrder, "o-1"); !errors.Is(err, streams.ErrStreamMissing) {
+	if _, _, err := s.Last(ctx, eventlog.TypeOrder, "o-1"); !errors.Is(err, eventlog.ErrStreamMissing) {
 		t.Errorf("Last: %v, want ErrStreamMissing", err)
 	}
-	if _, err := s.Append(ctx, sealed(t, "o-2", "c-o-2", 1, ""), 0); !errors.Is(err, streams.ErrStreamMissing) {
+	if _, err := s.Append(ctx, sealed(t, "o-2", "c-o-2", 1, ""), 0); !errors.Is(err, eventlog.ErrStreamMissing) {
 		t.Errorf("Append: %v, want ErrStreamMissing", err)
 	}
 	if got, _ := told.Load().(string); got != "ORDERS" {

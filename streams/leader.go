@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // codeClusterNotAvail is JSClusterNotAvailErr, "JetStream system
@@ -48,7 +50,7 @@ type leaderMsg struct {
 // It asks again when no answer comes within the attempt budget (the
 // leader may have died, and its successor answers the next request) and,
 // after a pause, when the stream has no leader yet or nobody listens. It
-// gives up with [ErrLeaderUnavailable] once no leader has answered for the
+// gives up with [eventlog.ErrLeaderUnavailable] once no leader has answered for the
 // store's leader wait, or when ctx is done.
 func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest) (*leaderMsg, bool, error) {
 	req.NoHeaders = true
@@ -88,12 +90,12 @@ func leaderless(err error) bool {
 
 // noLeader is the error of a call that waited the leader wait in vain;
 // last is what the last attempt got, kept as text so that the caller's
-// checks see [ErrLeaderUnavailable] and not a deadline of the store's own.
+// checks see [eventlog.ErrLeaderUnavailable] and not a deadline of the store's own.
 func (s *Store) noLeader(stream string, last error) error {
 	if err := s.streamGone(stream, last); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: stream %s: no leader answered within %s (last attempt: %v)", ErrLeaderUnavailable, stream, s.leaderWait, last)
+	return fmt.Errorf("%w: stream %s: no leader answered within %s (last attempt: %v)", eventlog.ErrLeaderUnavailable, stream, s.leaderWait, last)
 }
 
 // askLeader sends one STREAM.MSG.GET and waits at most budget for the
@@ -122,7 +124,7 @@ func (s *Store) askLeader(ctx context.Context, stream string, body []byte, budge
 	return r.Message, true, nil
 }
 
-// streamGone returns [ErrStreamMissing] naming stream, wrapping cause, if
+// streamGone returns [eventlog.ErrStreamMissing] naming stream, wrapping cause, if
 // the server says the stream does not exist (one stream info request,
 // made only after a call failed in a way a deleted stream would make it
 // fail: nobody answers on its subjects), and tells [Config.OnStreamMissing].
@@ -139,5 +141,5 @@ func (s *Store) streamGone(stream string, cause error) error {
 		s.onMissing(stream)
 	}
 	return fmt.Errorf("%w: stream %s of the log is gone: the log was destroyed (in part); restore it from a backup (last error: %v)",
-		ErrStreamMissing, stream, cause)
+		eventlog.ErrStreamMissing, stream, cause)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -49,8 +50,8 @@ func checkReadsSeeWrites(t *testing.T, nc *nats.Conn, writer, reader *streams.St
 	ctx := testCtx(t)
 	appendChain(t, writer, "seed", 1)
 	appendChain(t, writer, "probe", 1)
-	keep, _ := writer.Subject(streams.TypeOrder, "seed")
-	probe, _ := writer.Subject(streams.TypeOrder, "probe")
+	keep, _ := writer.Subject(eventlog.TypeOrder, "seed")
+	probe, _ := writer.Subject(eventlog.TypeOrder, "probe")
 	testkit.LaggingMirrors(t, nc, "ORDERS", keep, probe, 2)
 
 	for i := range staleRounds {
@@ -59,10 +60,10 @@ func checkReadsSeeWrites(t *testing.T, nc *nats.Conn, writer, reader *streams.St
 		if err != nil {
 			t.Fatal(err)
 		}
-		if recs, err := reader.Load(ctx, streams.TypeOrder, id, 0); err != nil || len(recs) != 1 {
+		if recs, err := reader.Load(ctx, eventlog.TypeOrder, id, 0); err != nil || len(recs) != 1 {
 			t.Fatalf("round %d: load of a new order: %d records, %v; want 1", i, len(recs), err)
 		}
-		if last, ok, err := reader.Last(ctx, streams.TypeOrder, id); err != nil || !ok || last.Seq != first.Seq {
+		if last, ok, err := reader.Last(ctx, eventlog.TypeOrder, id); err != nil || !ok || last.Seq != first.Seq {
 			t.Fatalf("round %d: last of a new order: %v at %d, %v; want seq %d", i, ok, last.Seq, err, first.Seq)
 		}
 		c1 := sealed(t, id, id+"-1", 1, "")
@@ -70,7 +71,7 @@ func checkReadsSeeWrites(t *testing.T, nc *nats.Conn, writer, reader *streams.St
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := reader.Load(ctx, streams.TypeOrder, id, 0)
+		recs, err := reader.Load(ctx, eventlog.TypeOrder, id, 0)
 		if err != nil || len(recs) != 2 || recs[1].Seq != second.Seq {
 			t.Fatalf("round %d: load after a second commit: %d records, %v; want 2 up to seq %d", i, len(recs), err, second.Seq)
 		}
@@ -94,12 +95,12 @@ func TestReadWhoseServerDiedIsAskedAgain(t *testing.T) {
 
 	relay.Hold()
 	type loaded struct {
-		recs []streams.Record
+		recs []eventlog.Record
 		err  error
 	}
 	done := make(chan loaded, 1)
 	go func() {
-		got, err := reader.Load(testCtx(t), streams.TypeOrder, "survivor", 0)
+		got, err := reader.Load(testCtx(t), eventlog.TypeOrder, "survivor", 0)
 		done <- loaded{got, err}
 	}()
 	<-relay.Held() // the request went to the third server...

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // ListIDs returns the id of every aggregate of a type that has at least
@@ -15,7 +17,7 @@ import (
 func (s *Store) ListIDs(ctx context.Context, aggType string) ([]string, error) {
 	k, ok := kinds[aggType]
 	if !ok {
-		return nil, fmt.Errorf("list ids: %w: %q", ErrUnknownType, aggType)
+		return nil, fmt.Errorf("list ids: %w: %q", eventlog.ErrUnknownType, aggType)
 	}
 	st, err := s.js.Stream(ctx, k.stream)
 	if err != nil {

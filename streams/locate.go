@@ -3,6 +3,8 @@ package streams
 import (
 	"context"
 	"fmt"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // AggregateAt returns the aggregate whose subject the message at seq of
@@ -23,20 +25,20 @@ func (s *Store) AggregateAt(ctx context.Context, aggType string, seq uint64) (st
 }
 
 // MessageAt returns the message at seq of aggType's stream as stored.
-func (s *Store) MessageAt(ctx context.Context, aggType string, seq uint64) (StoredMsg, error) {
+func (s *Store) MessageAt(ctx context.Context, aggType string, seq uint64) (eventlog.StoredMsg, error) {
 	name, err := s.StreamName(aggType)
 	if err != nil {
-		return StoredMsg{}, err
+		return eventlog.StoredMsg{}, err
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	st, err := s.js.Stream(ctx, name)
 	if err != nil {
-		return StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
+		return eventlog.StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
 	}
 	m, err := st.GetMsg(ctx, seq)
 	if err != nil {
-		return StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
+		return eventlog.StoredMsg{}, fmt.Errorf("get %s seq %d: %w", name, seq, err)
 	}
-	return StoredMsg{Stream: name, Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Data: m.Data}, nil
+	return eventlog.StoredMsg{Stream: name, Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Data: m.Data}, nil
 }

@@ -9,15 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 )
-
-// Record is one stored commit and its position in the log.
-type Record struct {
-	Stream string
-	Seq    uint64
-	Commit *events.Commit
-}
 
 const (
 	// defaultRequestTimeout bounds one request when the caller's context
@@ -77,14 +71,14 @@ type directGetRequest struct {
 // yet applied the latest writes (or a mirror that inherited direct gets).
 // The stream leader's last sequence on the aggregate's subject bounds the
 // read from below: what such a replica lacks is read from the leader.
-func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]Record, error) {
-	var recs []Record
-	err := s.LoadRaw(ctx, aggType, id, afterSeq, func(m StoredMsg) error {
+func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error) {
+	var recs []eventlog.Record
+	err := s.LoadRaw(ctx, aggType, id, afterSeq, func(m eventlog.StoredMsg) error {
 		c, err := events.Unmarshal(m.Data)
 		if err != nil {
 			return fmt.Errorf("load %s: %s seq %d: %w", m.Subject, m.Stream, m.Seq, err)
 		}
-		recs = append(recs, Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
+		recs = append(recs, eventlog.Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
 		return nil
 	})
 	return recs, err
@@ -93,7 +87,7 @@ func (s *Store) Load(ctx context.Context, aggType, id string, afterSeq uint64) (
 // LoadRaw is [Store.Load] without decoding: fn sees each message of one
 // aggregate's subject after afterSeq, in log order, as stored (Time is
 // not set). It stops at fn's first error and returns it.
-func (s *Store) LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64, fn func(StoredMsg) error) error {
+func (s *Store) LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64, fn func(eventlog.StoredMsg) error) error {
 	stream, subj, err := s.locate(aggType, id)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
@@ -109,7 +103,7 @@ func (s *Store) LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64
 	}
 	var fnErr error
 	each := func(seq uint64, data []byte) error {
-		fnErr = fn(StoredMsg{Stream: stream, Seq: seq, Subject: subj, Data: data})
+		fnErr = fn(eventlog.StoredMsg{Stream: stream, Seq: seq, Subject: subj, Data: data})
 		return fnErr
 	}
 	last, err := s.loadDirect(ctx, stream, subj, afterSeq, each)
@@ -184,32 +178,32 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // Last returns the aggregate's last commit, or false if it has none, as
 // the stream leader has it: a command decided against it sees every
 // acknowledged append.
-func (s *Store) Last(ctx context.Context, aggType, id string) (Record, bool, error) {
+func (s *Store) Last(ctx context.Context, aggType, id string) (eventlog.Record, bool, error) {
 	stream, subj, err := s.locate(aggType, id)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("last: %w", err)
+		return eventlog.Record{}, false, fmt.Errorf("last: %w", err)
 	}
 	rec, ok, err := s.lastFromLeader(ctx, stream, subj)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("last %s: %w", subj, err)
+		return eventlog.Record{}, false, fmt.Errorf("last %s: %w", subj, err)
 	}
 	return rec, ok, nil
 }
 
 // lastFromLeader reads and decodes a subject's last message through the
 // stream leader.
-func (s *Store) lastFromLeader(ctx context.Context, stream, subj string) (Record, bool, error) {
+func (s *Store) lastFromLeader(ctx context.Context, stream, subj string) (eventlog.Record, bool, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	m, ok, err := s.leaderGet(ctx, stream, msgGetRequest{LastFor: subj})
 	if err != nil || !ok {
-		return Record{}, false, err
+		return eventlog.Record{}, false, err
 	}
 	c, err := events.Unmarshal(m.Data)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("%s seq %d: %w", stream, m.Seq, err)
+		return eventlog.Record{}, false, fmt.Errorf("%s seq %d: %w", stream, m.Seq, err)
 	}
-	return Record{Stream: stream, Seq: m.Seq, Commit: c}, true, nil
+	return eventlog.Record{Stream: stream, Seq: m.Seq, Commit: c}, true, nil
 }
 
 // LastSeq returns the last sequence of an aggregate type's stream (0 if
@@ -248,32 +242,20 @@ func (s *Store) Identity(ctx context.Context, aggType string) (string, error) {
 // Replay was called, in log order, through an ordered consumer. It stops
 // at fn's first error and returns it. A commit that does not decode is an
 // error too: the log is meant to hold only valid commits.
-func (s *Store) Replay(ctx context.Context, aggType string, fromSeq uint64, fn func(Record) error) error {
-	return s.ReplayRaw(ctx, aggType, fromSeq, func(m StoredMsg) error {
+func (s *Store) Replay(ctx context.Context, aggType string, fromSeq uint64, fn func(eventlog.Record) error) error {
+	return s.ReplayRaw(ctx, aggType, fromSeq, func(m eventlog.StoredMsg) error {
 		c, err := events.Unmarshal(m.Data)
 		if err != nil {
 			return fmt.Errorf("replay %s seq %d: %w", m.Stream, m.Seq, err)
 		}
-		return fn(Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
+		return fn(eventlog.Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
 	})
-}
-
-// StoredMsg is one message of a stream as stored, not decoded: for
-// readers that check or copy the log as it is (orderctl verify, export).
-type StoredMsg struct {
-	Stream  string
-	Seq     uint64
-	Subject string
-	// Time is when the server stored the message.
-	Time time.Time
-	// Data belongs to the callee only during the call.
-	Data []byte
 }
 
 // ReplayRaw is [Store.Replay] without decoding: fn sees every message of
 // the stream from fromSeq up to the last sequence when ReplayRaw was
 // called, in log order, as stored, whatever it holds.
-func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, fn func(StoredMsg) error) error {
+func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, fn func(eventlog.StoredMsg) error) error {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -313,7 +295,7 @@ func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, f
 			return fmt.Errorf("replay %s: %w", stream, err)
 		}
 		seq := md.Sequence.Stream
-		if err := fn(StoredMsg{Stream: stream, Seq: seq, Subject: m.Subject(), Time: md.Timestamp, Data: m.Data()}); err != nil {
+		if err := fn(eventlog.StoredMsg{Stream: stream, Seq: seq, Subject: m.Subject(), Time: md.Timestamp, Data: m.Data()}); err != nil {
 			return err
 		}
 		// NumPending 0: nothing after this message, even when the stream's

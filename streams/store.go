@@ -13,15 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-)
-
-// Aggregate types, as they appear in [events.Commit.AggregateType] and in
-// every Store method that takes an aggType.
-const (
-	TypeOrder     = "order"
-	TypeInventory = "inventory"
-	TypePayment   = "payment"
 )
 
 // Defaults applied by [Open] to zero [Config] fields.
@@ -39,40 +32,12 @@ const MaxPartitions = 1024
 // count the stream was created with.
 const partitionsKey = "ordo.partitions"
 
-// Errors returned by the [Store]. Check them with [errors.Is].
-var (
-	// ErrConflict means the aggregate has moved past the expected sequence:
-	// another commit won. Reload the aggregate and decide again. The error
-	// also wraps the server's error.
-	ErrConflict = errors.New("concurrency conflict")
-	// ErrInvalidID means an aggregate id is not 1 to 128 characters of
-	// [A-Za-z0-9_-]; see [ValidID].
-	ErrInvalidID = errors.New("invalid aggregate id")
-	// ErrUnknownType means an aggregate type is not one of the Type
-	// constants.
-	ErrUnknownType = errors.New("unknown aggregate type")
-	// ErrStreamMissing means the server answered that some of the log's
-	// streams do not exist while others do, or that a stream of the log
-	// a Store was opened on is gone: the log was destroyed (in part).
-	// [Open] and [Init] refuse it instead of creating an empty stream in
-	// its place; a Store's reads and appends on a deleted stream fail
-	// with it.
-	ErrStreamMissing = errors.New("stream missing from the log")
-	// ErrStreamConfig means a stream of the log has a configuration
-	// that would lose what it holds or break the store (limits, deletes
-	// or purges allowed, other subjects, memory storage): someone
-	// changed it. [Open] and [Init] refuse it.
-	ErrStreamConfig = errors.New("stream configuration changed")
-	// ErrLeaderUnavailable means no stream leader answered within
-	// [Config.LeaderWait] (one is being elected, or the cluster lost its
-	// quorum) and nothing was stored: the call may be retried as is.
-	ErrLeaderUnavailable = errors.New("no stream leader")
-	// ErrOutcomeUnknown means an append reached the server but no
-	// acknowledgement came back (the leader died with it, or it did not
-	// answer within [Config.LeaderWait]): the commit may or may not be
-	// stored. Retry the same commit: a stored one answers as a duplicate.
-	ErrOutcomeUnknown = errors.New("append outcome unknown")
-)
+// ErrStreamConfig means a stream of the log has a configuration that
+// would lose what it holds or break the store (limits, deletes or purges
+// allowed, other subjects, memory storage): someone changed it. [Open]
+// and [Init] refuse it. The other errors of the Store are those of the
+// port, package eventlog.
+var ErrStreamConfig = errors.New("stream configuration changed")
 
 // Config configures the event store. The zero value is valid: every field
 // has a documented default.
@@ -94,8 +59,8 @@ type Config struct {
 	DuplicateWindow time.Duration
 
 	// LeaderWait bounds how long one call waits for a stream leader that
-	// does not answer before it gives up with [ErrLeaderUnavailable] or
-	// [ErrOutcomeUnknown] (default 2s). A planned leader change completes
+	// does not answer before it gives up with [eventlog.ErrLeaderUnavailable] or
+	// [eventlog.ErrOutcomeUnknown] (default 2s). A planned leader change completes
 	// within it, so callers see nothing; a crashed leader is replaced only
 	// after nats-server's election timeout (4-9 s, not configurable), and
 	// callers are told so promptly instead of waiting out their deadline.
@@ -103,7 +68,7 @@ type Config struct {
 
 	// LogID, if set, is the id the log must have (ORDO_LOG_ID, or the
 	// local default's marker): [Open] and [Init] refuse a log with
-	// another id or none with [ErrLogMismatch], and Init creates no new
+	// another id or none with [eventlog.ErrLogMismatch], and Init creates no new
 	// log in its place.
 	LogID string
 
@@ -114,7 +79,7 @@ type Config struct {
 
 	// OnStreamMissing, if set, is called when a call of the Store finds
 	// one of the log's streams gone (its error is then
-	// [ErrStreamMissing]). It must not block. orderd uses it to check
+	// [eventlog.ErrStreamMissing]). It must not block. orderd uses it to check
 	// the whole log at once for its /readyz.
 	OnStreamMissing func(stream string)
 
@@ -166,13 +131,13 @@ type aggKind struct {
 }
 
 var kinds = map[string]aggKind{
-	TypeOrder:     {stream: "ORDERS", prefix: "order"},
-	TypeInventory: {stream: "INVENTORY", prefix: "sku"},
-	TypePayment:   {stream: "PAYMENTS", prefix: "payment"},
+	eventlog.TypeOrder:     {stream: eventlog.StreamOrders, prefix: "order"},
+	eventlog.TypeInventory: {stream: eventlog.StreamInventory, prefix: "sku"},
+	eventlog.TypePayment:   {stream: eventlog.StreamPayments, prefix: "payment"},
 }
 
 // kindOrder fixes the order streams are provisioned in.
-var kindOrder = []string{TypeOrder, TypeInventory, TypePayment}
+var kindOrder = []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}
 
 // Store is Ordo's event store on JetStream: one stream per aggregate type,
 // one subject per aggregate, one message per commit. It is the only
@@ -193,11 +158,11 @@ type Store struct {
 // Open opens the log on nc's server (see [Init], which creates it) and
 // returns a Store on nc. It creates nothing.
 //
-// It fails with [ErrNoLog] when the server has none of the log's
-// streams, with [ErrStreamMissing] when it lacks some (the log was
+// It fails with [eventlog.ErrNoLog] when the server has none of the log's
+// streams, with [eventlog.ErrStreamMissing] when it lacks some (the log was
 // destroyed in part; DLQ and TIMERS may be missing only from a log made
 // before logs had an id, whose process managers created them when first
-// needed), and with [ErrLogMismatch] when the streams carry different log
+// needed), and with [eventlog.ErrLogMismatch] when the streams carry different log
 // ids, or not cfg.LogID when that is set. It fails too if a stream would
 // break the store: other subjects, memory storage, no direct gets,
 // deletes or purges allowed on a commit stream, retention limits, a
@@ -242,14 +207,14 @@ func (s *Store) CheckLog(ctx context.Context) error {
 		return err
 	}
 	if len(v.configs) == 0 {
-		return fmt.Errorf("streams: %w: every stream of the log %s is gone (%s)", ErrStreamMissing, s.info.ID, strings.Join(logStreams, ", "))
+		return fmt.Errorf("streams: %w: every stream of the log %s is gone (%s)", eventlog.ErrStreamMissing, s.info.ID, strings.Join(logStreams, ", "))
 	}
 	li, err := openLog(v, s.info.ID)
 	if err != nil {
 		return err
 	}
 	if li.Partitions != s.info.Partitions {
-		return fmt.Errorf("streams: %w: the log now records %d partitions, it had %d", ErrLogMismatch, li.Partitions, s.info.Partitions)
+		return fmt.Errorf("streams: %w: the log now records %d partitions, it had %d", eventlog.ErrLogMismatch, li.Partitions, s.info.Partitions)
 	}
 	return nil
 }
@@ -322,23 +287,7 @@ func (s *Store) Partitions() int { return s.partitions }
 // Partition returns the partition token of an aggregate id: FNV-1a (32
 // bit) of the id modulo the partition count.
 func (s *Store) Partition(id string) int {
-	return partitionOf(id, s.partitions)
-}
-
-// FNV-1a (32 bit) parameters, as in hash/fnv; inlined to keep the append
-// path free of allocations.
-const (
-	fnvOffset32 = 2166136261
-	fnvPrime32  = 16777619
-)
-
-func partitionOf(id string, partitions int) int {
-	h := uint32(fnvOffset32)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= fnvPrime32
-	}
-	return int(h % uint32(partitions))
+	return eventlog.Partition(id, s.partitions)
 }
 
 // StreamName returns the stream that holds an aggregate type's commits.
@@ -349,7 +298,7 @@ func (s *Store) StreamName(aggType string) (string, error) { return StreamOf(agg
 func StreamOf(aggType string) (string, error) {
 	k, ok := kinds[aggType]
 	if !ok {
-		return "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+		return "", fmt.Errorf("%w: %q", eventlog.ErrUnknownType, aggType)
 	}
 	return k.stream, nil
 }
@@ -364,15 +313,15 @@ func (s *Store) Subject(aggType, id string) (string, error) {
 func (s *Store) locate(aggType, id string) (stream, subject string, err error) {
 	k, ok := kinds[aggType]
 	if !ok {
-		return "", "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+		return "", "", fmt.Errorf("%w: %q", eventlog.ErrUnknownType, aggType)
 	}
 	if !ValidID(id) {
-		return "", "", fmt.Errorf("%w: %q", ErrInvalidID, truncate(id))
+		return "", "", fmt.Errorf("%w: %q", eventlog.ErrInvalidID, truncate(id))
 	}
 	b := make([]byte, 0, len(k.prefix)+len(id)+6)
 	b = append(b, k.prefix...)
 	b = append(b, '.')
-	b = strconv.AppendInt(b, int64(partitionOf(id, s.partitions)), 10)
+	b = strconv.AppendInt(b, int64(eventlog.Partition(id, s.partitions)), 10)
 	b = append(b, '.')
 	b = append(b, id...)
 	return k.stream, string(b), nil
@@ -382,7 +331,7 @@ func (s *Store) locate(aggType, id string) (stream, subject string, err error) {
 func (s *Store) partitionFilter(aggType string, p int) (string, error) {
 	k, ok := kinds[aggType]
 	if !ok {
-		return "", fmt.Errorf("%w: %q", ErrUnknownType, aggType)
+		return "", fmt.Errorf("%w: %q", eventlog.ErrUnknownType, aggType)
 	}
 	if p < 0 || p >= s.partitions {
 		return "", fmt.Errorf("streams: partition %d not in 0..%d", p, s.partitions-1)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -43,7 +44,7 @@ func sealed(t *testing.T, id, commitID string, version uint64, prevHash string) 
 	t.Helper()
 	c := &events.Commit{
 		CommitID:      commitID,
-		AggregateType: streams.TypeOrder,
+		AggregateType: eventlog.TypeOrder,
 		AggregateID:   id,
 		Version:       version,
 		Events:        []events.Event{{Type: "test.happened", SchemaVersion: 1, Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, version))}},
@@ -56,13 +57,13 @@ func sealed(t *testing.T, id, commitID string, version uint64, prevHash string) 
 }
 
 // appendChain appends n commits to one order and returns their records.
-func appendChain(t *testing.T, s *streams.Store, id string, n int) []streams.Record {
+func appendChain(t *testing.T, s *streams.Store, id string, n int) []eventlog.Record {
 	t.Helper()
 	ctx := testCtx(t)
 	var (
 		prev string
 		seq  uint64
-		recs []streams.Record
+		recs []eventlog.Record
 	)
 	for v := 1; v <= n; v++ {
 		c := sealed(t, id, fmt.Sprintf("%s-%d", id, v), uint64(v), prev)
@@ -71,7 +72,7 @@ func appendChain(t *testing.T, s *streams.Store, id string, n int) []streams.Rec
 			t.Fatalf("append %s v%d: %v", id, v, err)
 		}
 		seq, prev = res.Seq, c.Hash
-		recs = append(recs, streams.Record{Stream: res.Stream, Seq: res.Seq, Commit: c})
+		recs = append(recs, eventlog.Record{Stream: res.Stream, Seq: res.Seq, Commit: c})
 	}
 	return recs
 }
@@ -120,14 +121,14 @@ func TestR3(t *testing.T) {
 		for i := range 20 {
 			id := fmt.Sprintf("inflight-%d-%d", time.Now().UnixNano(), i)
 			first := sealed(t, id, id+"-first", 1, "")
-			subj, _ := s.Subject(streams.TypeOrder, id)
+			subj, _ := s.Subject(eventlog.TypeOrder, id)
 			data, _ := events.Marshal(first)
 			paf, err := js.PublishAsync(subj, data, jetstream.WithMsgID(first.CommitID), jetstream.WithExpectLastSequencePerSubject(0))
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = s.Append(ctx, sealed(t, id, id+"-second", 1, ""), 0)
-			if !errors.Is(err, streams.ErrConflict) {
+			if !errors.Is(err, eventlog.ErrConflict) {
 				t.Fatalf("second new commit on %s: %v, want ErrConflict", id, err)
 			}
 			var apiErr *jetstream.APIError
@@ -154,7 +155,7 @@ func TestR3(t *testing.T) {
 		for i := range 20 {
 			id := fmt.Sprintf("inflight-retry-%d-%d", time.Now().UnixNano(), i)
 			c := sealed(t, id, id+"-c1", 1, "")
-			subj, _ := s.Subject(streams.TypeOrder, id)
+			subj, _ := s.Subject(eventlog.TypeOrder, id)
 			data, _ := events.Marshal(c)
 			paf, err := js.PublishAsync(subj, data, jetstream.WithMsgID(c.CommitID), jetstream.WithExpectLastSequencePerSubject(0))
 			if err != nil {
@@ -212,7 +213,7 @@ func retryRaw(t *testing.T, s *streams.Store, js jetstream.JetStream) rawRetry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj, err := s.Subject(streams.TypeOrder, id)
+	subj, err := s.Subject(eventlog.TypeOrder, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func retryRaw(t *testing.T, s *streams.Store, js jetstream.JetStream) rawRetry {
 	if err != nil || !again.Duplicate || again.Seq != res.Seq {
 		t.Fatalf("store retry at its own seq: %+v, %v; want duplicate at %d", again, err, res.Seq)
 	}
-	recs, err := s.Load(ctx, streams.TypeOrder, id, 0)
+	recs, err := s.Load(ctx, eventlog.TypeOrder, id, 0)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("load after retries: %d records, %v; want 1", len(recs), err)
 	}
@@ -265,7 +266,7 @@ func checkConflictCode(t *testing.T, s *streams.Store, code jetstream.ErrorCode)
 	recs := appendChain(t, s, id, 2)
 	stale := sealed(t, id, id+"-stale", 2, recs[0].Commit.Hash)
 	_, err := s.Append(testCtx(t), stale, recs[0].Seq)
-	if !errors.Is(err, streams.ErrConflict) {
+	if !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("stale append: %v, want ErrConflict", err)
 	}
 	var apiErr *jetstream.APIError
@@ -289,7 +290,7 @@ func TestPartitionTokenStable(t *testing.T) {
 		"01JABCDXYZ": "order.15.01JABCDXYZ",
 	}
 	for id, want := range golden {
-		got, err := s.Subject(streams.TypeOrder, id)
+		got, err := s.Subject(eventlog.TypeOrder, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,9 +299,9 @@ func TestPartitionTokenStable(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ typ, prefix, stream string }{
-		{streams.TypeOrder, "order", "ORDERS"},
-		{streams.TypeInventory, "sku", "INVENTORY"},
-		{streams.TypePayment, "payment", "PAYMENTS"},
+		{eventlog.TypeOrder, "order", "ORDERS"},
+		{eventlog.TypeInventory, "sku", "INVENTORY"},
+		{eventlog.TypePayment, "payment", "PAYMENTS"},
 	} {
 		for i := range 200 {
 			id := fmt.Sprintf("id-%d", i)
@@ -329,18 +330,18 @@ func TestInvalidIDsAndTypes(t *testing.T) {
 		if streams.ValidID(id) {
 			t.Errorf("ValidID(%q) = true", id)
 		}
-		if _, err := s.Subject(streams.TypeOrder, id); !errors.Is(err, streams.ErrInvalidID) {
+		if _, err := s.Subject(eventlog.TypeOrder, id); !errors.Is(err, eventlog.ErrInvalidID) {
 			t.Errorf("Subject(order, %q): %v, want ErrInvalidID", id, err)
 		}
-		if _, err := s.Load(ctx, streams.TypeOrder, id, 0); !errors.Is(err, streams.ErrInvalidID) {
+		if _, err := s.Load(ctx, eventlog.TypeOrder, id, 0); !errors.Is(err, eventlog.ErrInvalidID) {
 			t.Errorf("Load(order, %q): %v, want ErrInvalidID", id, err)
 		}
-		if _, _, err := s.Last(ctx, streams.TypeOrder, id); !errors.Is(err, streams.ErrInvalidID) {
+		if _, _, err := s.Last(ctx, eventlog.TypeOrder, id); !errors.Is(err, eventlog.ErrInvalidID) {
 			t.Errorf("Last(order, %q): %v, want ErrInvalidID", id, err)
 		}
 		if id != "" {
 			c := sealed(t, id, "c-1", 1, "")
-			if _, err := s.Append(ctx, c, 0); !errors.Is(err, streams.ErrInvalidID) {
+			if _, err := s.Append(ctx, c, 0); !errors.Is(err, eventlog.ErrInvalidID) {
 				t.Errorf("Append(%q): %v, want ErrInvalidID", id, err)
 			}
 		}
@@ -351,13 +352,13 @@ func TestInvalidIDsAndTypes(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{"", "orders", "ORDER", "sku", "order.*"} {
-		if _, err := s.Subject(typ, "x"); !errors.Is(err, streams.ErrUnknownType) {
+		if _, err := s.Subject(typ, "x"); !errors.Is(err, eventlog.ErrUnknownType) {
 			t.Errorf("Subject(%q): %v, want ErrUnknownType", typ, err)
 		}
-		if _, err := s.StreamName(typ); !errors.Is(err, streams.ErrUnknownType) {
+		if _, err := s.StreamName(typ); !errors.Is(err, eventlog.ErrUnknownType) {
 			t.Errorf("StreamName(%q): %v, want ErrUnknownType", typ, err)
 		}
-		if _, err := s.LastSeq(ctx, typ); !errors.Is(err, streams.ErrUnknownType) {
+		if _, err := s.LastSeq(ctx, typ); !errors.Is(err, eventlog.ErrUnknownType) {
 			t.Errorf("LastSeq(%q): %v, want ErrUnknownType", typ, err)
 		}
 		c := sealed(t, "x", "c-1", 1, "")
@@ -372,7 +373,7 @@ func TestInvalidIDsAndTypes(t *testing.T) {
 	if _, err := s.Append(ctx, c, 0); !errors.Is(err, events.ErrInvalidCommit) {
 		t.Errorf("Append of a commit without events: %v, want ErrInvalidCommit", err)
 	}
-	if n, err := s.LastSeq(ctx, streams.TypeOrder); err != nil || n != 0 {
+	if n, err := s.LastSeq(ctx, eventlog.TypeOrder); err != nil || n != 0 {
 		t.Errorf("after refused appends ORDERS is at %d (%v), want 0", n, err)
 	}
 }
@@ -403,8 +404,8 @@ func TestOpenKeepsPartitions(t *testing.T) {
 			t.Errorf("%s config: %+v", name, cfg)
 		}
 	}
-	a, _ := first.Subject(streams.TypePayment, "p-1")
-	b, _ := second.Subject(streams.TypePayment, "p-1")
+	a, _ := first.Subject(eventlog.TypePayment, "p-1")
+	b, _ := second.Subject(eventlog.TypePayment, "p-1")
 	if a != b {
 		t.Fatalf("subjects differ between opens: %s, %s", a, b)
 	}
@@ -436,7 +437,7 @@ func TestOpenRefusesAPartlyDestroyedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := streams.Open(ctx, nc, streams.Config{})
-	if !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "PAYMENTS") {
+	if !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), "PAYMENTS") {
 		t.Fatalf("open without PAYMENTS: %v, want ErrStreamMissing naming PAYMENTS", err)
 	}
 	if _, err := js.Stream(ctx, "PAYMENTS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -461,7 +462,7 @@ func TestLoadPages(t *testing.T) {
 	const n = 600
 	want := appendChain(t, s, "long", n)
 	appendChain(t, s, "other", 3)
-	got, err := s.Load(testCtx(t), streams.TypeOrder, "long", 0)
+	got, err := s.Load(testCtx(t), eventlog.TypeOrder, "long", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,14 +501,14 @@ func TestReplayOrder(t *testing.T) {
 			all = append(all, res.Seq)
 		}
 	}
-	lastSeq, err := s.LastSeq(ctx, streams.TypeOrder)
+	lastSeq, err := s.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil || lastSeq != all[len(all)-1] {
 		t.Fatalf("LastSeq = %d, %v; want %d", lastSeq, err, all[len(all)-1])
 	}
 
 	var got []uint64
 	versions := map[string]uint64{}
-	err = s.Replay(ctx, streams.TypeOrder, 1, func(r streams.Record) error {
+	err = s.Replay(ctx, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
 		got = append(got, r.Seq)
 		if r.Commit.Version != versions[r.Commit.AggregateID]+1 {
 			return fmt.Errorf("%s: version %d after %d", r.Commit.AggregateID, r.Commit.Version, versions[r.Commit.AggregateID])
@@ -524,7 +525,7 @@ func TestReplayOrder(t *testing.T) {
 
 	// From the middle.
 	got = got[:0]
-	if err := s.Replay(ctx, streams.TypeOrder, all[30], func(r streams.Record) error {
+	if err := s.Replay(ctx, eventlog.TypeOrder, all[30], func(r eventlog.Record) error {
 		got = append(got, r.Seq)
 		return nil
 	}); err != nil {
@@ -537,7 +538,7 @@ func TestReplayOrder(t *testing.T) {
 	// fn's first error stops the replay.
 	stop := errors.New("stop")
 	n := 0
-	err = s.Replay(ctx, streams.TypeOrder, 1, func(streams.Record) error {
+	err = s.Replay(ctx, eventlog.TypeOrder, 1, func(eventlog.Record) error {
 		n++
 		if n == 5 {
 			return stop
@@ -549,10 +550,10 @@ func TestReplayOrder(t *testing.T) {
 	}
 
 	// Past the end and on an empty stream: nothing, no error.
-	if err := s.Replay(ctx, streams.TypeOrder, lastSeq+1, func(streams.Record) error { return errors.New("called") }); err != nil {
+	if err := s.Replay(ctx, eventlog.TypeOrder, lastSeq+1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Replay(ctx, streams.TypePayment, 1, func(streams.Record) error { return errors.New("called") }); err != nil {
+	if err := s.Replay(ctx, eventlog.TypePayment, 1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -570,7 +571,7 @@ func newCollector(fail map[string]int) *collector {
 	return &collector{seen: map[string]int{}, done: map[string]bool{}, fails: fail, ch: make(chan struct{}, 100)}
 }
 
-func (c *collector) handle(_ context.Context, r streams.Record) error {
+func (c *collector) handle(_ context.Context, r eventlog.Record) error {
 	c.mu.Lock()
 	defer func() {
 		c.mu.Unlock()
@@ -616,7 +617,7 @@ func TestSubscribeDurableRedelivers(t *testing.T) {
 	ids := []string{recs[0].Commit.CommitID, recs[1].Commit.CommitID, recs[2].Commit.CommitID}
 
 	col := newCollector(map[string]int{ids[1]: 2})
-	sub, err := s.Subscribe(ctx, streams.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col.handle)
+	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +637,7 @@ func TestSubscribeDurableRedelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	col2 := newCollector(nil)
-	sub2, err := s.Subscribe(ctx, streams.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col2.handle)
+	sub2, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col2.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +684,7 @@ func TestSubscribePartitionsAndEphemeral(t *testing.T) {
 	// The first delivery of a's first commit fails: an ephemeral
 	// subscription retries it in place.
 	col := newCollector(map[string]int{ra[0].Commit.CommitID: 1})
-	sub, err := s.Subscribe(ctx, streams.TypeOrder, streams.SubscribeOptions{Partitions: []int{s.Partition(a)}}, col.handle)
+	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Partitions: []int{s.Partition(a)}}, col.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +701,7 @@ func TestSubscribePartitionsAndEphemeral(t *testing.T) {
 		t.Errorf("ephemeral retry: first commit seen %d times, want 2", col.seen[ra[0].Commit.CommitID])
 	}
 
-	if _, err := s.Subscribe(ctx, streams.TypeOrder, streams.SubscribeOptions{Partitions: []int{4}}, col.handle); err == nil {
+	if _, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Partitions: []int{4}}, col.handle); err == nil {
 		t.Error("subscribe to partition 4 of 4 succeeded")
 	}
 }
@@ -711,7 +712,7 @@ func TestSubscribeStopsWithContext(t *testing.T) {
 	block := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	appendChain(t, s, "ctx-1", 1)
-	sub, err := s.Subscribe(ctx, streams.TypeOrder, streams.SubscribeOptions{Durable: "ctx"}, func(hctx context.Context, _ streams.Record) error {
+	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "ctx"}, func(hctx context.Context, _ eventlog.Record) error {
 		entered <- struct{}{}
 		select {
 		case <-hctx.Done():

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 )
 
@@ -91,7 +92,7 @@ func (s *Subscription) Stop() {
 // commit is logged and dropped (terminated).
 //
 // fn must be idempotent: a message can be delivered more than once.
-func (s *Store) Subscribe(ctx context.Context, aggType string, opts SubscribeOptions, fn func(context.Context, Record) error) (*Subscription, error) {
+func (s *Store) Subscribe(ctx context.Context, aggType string, opts SubscribeOptions, fn func(context.Context, eventlog.Record) error) (*Subscription, error) {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -167,7 +168,7 @@ type handler struct {
 	stream     string
 	durable    bool
 	maxDeliver int
-	fn         func(context.Context, Record) error
+	fn         func(context.Context, eventlog.Record) error
 	log        *slog.Logger
 
 	// mu is held while a message is handled; Stop takes it to wait for
@@ -195,7 +196,7 @@ func (h *handler) handle(m jetstream.Msg) {
 		h.term(m, "not a commit")
 		return
 	}
-	rec := Record{Stream: h.stream, Seq: seq, Commit: c}
+	rec := eventlog.Record{Stream: h.stream, Seq: seq, Commit: c}
 
 	if !h.durable {
 		for attempt := 1; ; attempt++ {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // TimersStream holds durable timers: JetStream message schedules and the
@@ -29,35 +31,17 @@ const (
 	hdrScheduler      = "Nats-Scheduler"
 )
 
-// Timer is a message to be delivered to its owner at a time.
-type Timer struct {
-	// Owner is the process manager that handles the timer, such as
-	// "checkout"; Kind and Key say what it is about ("payment_timeout",
-	// an order id). Each must satisfy [ValidID].
-	Owner, Kind, Key string
-	// At is when the timer fires. A time in the past fires at once.
-	At time.Time
-	// Data is the timer's body, delivered unchanged.
-	Data []byte
-}
-
-// FiredTimer is a timer the server fired, as a consumer receives it.
-type FiredTimer struct {
-	Owner, Kind, Key string
-	Data             []byte
-}
-
 // OpenTimers checks that the log has its TIMERS stream, as it should:
 // [Init] creates it with the log. It creates nothing: a missing TIMERS
-// is [ErrStreamMissing], since pending timers were lost with it.
+// is [eventlog.ErrStreamMissing], since pending timers were lost with it.
 func (s *Store) OpenTimers(ctx context.Context) error {
 	return s.checkAux(ctx, TimersStream, checkTimers)
 }
 
-func timerSubjects(t Timer) (sched, fire string, err error) {
+func timerSubjects(t eventlog.Timer) (sched, fire string, err error) {
 	for _, p := range []string{t.Owner, t.Kind, t.Key} {
 		if !ValidID(p) {
-			return "", "", fmt.Errorf("%w: timer part %q", ErrInvalidID, truncate(p))
+			return "", "", fmt.Errorf("%w: timer part %q", eventlog.ErrInvalidID, truncate(p))
 		}
 	}
 	tail := t.Owner + "." + t.Kind + "." + t.Key
@@ -68,7 +52,7 @@ func timerSubjects(t Timer) (sched, fire string, err error) {
 // t.Owner at t.At. Scheduling the same owner, kind and key again replaces
 // a pending schedule. The schedule is a message in the TIMERS stream, so
 // it is as durable as the log; call [Store.OpenTimers] first.
-func (s *Store) ScheduleTimer(ctx context.Context, t Timer) error {
+func (s *Store) ScheduleTimer(ctx context.Context, t eventlog.Timer) error {
 	sched, fire, err := timerSubjects(t)
 	if err != nil {
 		return fmt.Errorf("schedule timer: %w", err)
@@ -94,7 +78,7 @@ func (s *Store) ScheduleTimer(ctx context.Context, t Timer) error {
 // fired for owner. Decode its messages with [ParseFiredTimer].
 func (s *Store) TimerConsumer(ctx context.Context, owner string, opts ConsumerOptions) (jetstream.Consumer, error) {
 	if !ValidID(owner) {
-		return nil, fmt.Errorf("timer consumer: %w: owner %q", ErrInvalidID, truncate(owner))
+		return nil, fmt.Errorf("timer consumer: %w: owner %q", eventlog.ErrInvalidID, truncate(owner))
 	}
 	cfg, err := opts.config("timer.fire." + owner + ".>")
 	if err != nil {
@@ -108,14 +92,14 @@ func (s *Store) TimerConsumer(ctx context.Context, owner string, opts ConsumerOp
 }
 
 // ParseFiredTimer decodes a message from a [Store.TimerConsumer].
-func ParseFiredTimer(subject string, data []byte) (FiredTimer, error) {
+func ParseFiredTimer(subject string, data []byte) (eventlog.FiredTimer, error) {
 	var parts [5]string
 	n := 0
 	start := 0
 	for i := 0; i <= len(subject); i++ {
 		if i == len(subject) || subject[i] == '.' {
 			if n == len(parts) {
-				return FiredTimer{}, fmt.Errorf("fired timer subject %q has too many tokens", subject)
+				return eventlog.FiredTimer{}, fmt.Errorf("fired timer subject %q has too many tokens", subject)
 			}
 			parts[n] = subject[start:i]
 			n++
@@ -123,7 +107,7 @@ func ParseFiredTimer(subject string, data []byte) (FiredTimer, error) {
 		}
 	}
 	if n != 5 || parts[0] != "timer" || parts[1] != "fire" {
-		return FiredTimer{}, fmt.Errorf("%q is not a fired timer subject", subject)
+		return eventlog.FiredTimer{}, fmt.Errorf("%q is not a fired timer subject", subject)
 	}
-	return FiredTimer{Owner: parts[2], Kind: parts[3], Key: parts[4], Data: data}, nil
+	return eventlog.FiredTimer{Owner: parts[2], Kind: parts[3], Key: parts[4], Data: data}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -27,7 +28,7 @@ type brokenPM struct {
 }
 
 func (b *brokenPM) Name() string      { return "audit" }
-func (b *brokenPM) Sources() []string { return []string{streams.TypeOrder} }
+func (b *brokenPM) Sources() []string { return []string{eventlog.TypeOrder} }
 func (b *brokenPM) Handle(context.Context, sagas.Message) error {
 	if b.broken.Load() {
 		return errors.New("audit sink unavailable")
@@ -160,7 +161,7 @@ func TestDLQListAndRetry(t *testing.T) {
 	if code, out, _ := orderctl(t, env, "dlq", "refused"); code != 0 || !strings.Contains(out, "no refused reports") {
 		t.Fatalf("dlq refused before any refusal: exit %d %q", code, out)
 	}
-	rid, err := store.AddRefusedReport(ctx, streams.RefusedReport{
+	rid, err := store.AddRefusedReport(ctx, eventlog.RefusedReport{
 		Source: "psp", Cause: "psp-event:evt_1", AggregateType: "payment", AggregateID: "pay_1",
 		Report: []byte(`{"id":"pi_1","amount":{"amount":1,"currency":"CNY"}}`), Reason: "intent does not match the payment", RefusedAt: time.Now(),
 	})

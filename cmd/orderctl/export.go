@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -47,7 +48,7 @@ func exportStream(ctx context.Context, store *streams.Store, aggType string, aft
 	var n exportCount
 	n.last = after
 	var line []byte
-	err := store.ReplayRaw(ctx, aggType, after+1, func(m streams.StoredMsg) error {
+	err := store.ReplayRaw(ctx, aggType, after+1, func(m eventlog.StoredMsg) error {
 		n.last = m.Seq
 		bar.add(1)
 		data := m.Data

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -224,7 +225,7 @@ func BenchmarkExport(b *testing.B) {
 		start = time.Now()
 		var sink countingWriter
 		w := bufio.NewWriterSize(&sink, 256<<10)
-		n, err := exportStream(ctx, log, streams.TypeOrder, 0, exportFilter{}, w, nil)
+		n, err := exportStream(ctx, log, eventlog.TypeOrder, 0, exportFilter{}, w, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -278,7 +279,7 @@ func benchVerify(b *testing.B, signed bool) {
 
 		start = time.Now()
 		v := newVerifier(log, reg, keys, nil)
-		if err := v.verifyStream(ctx, streams.TypeOrder, nil); err != nil {
+		if err := v.verifyStream(ctx, eventlog.TypeOrder, nil); err != nil {
 			b.Fatal(err)
 		}
 		verifyTotal += time.Since(start)
@@ -310,7 +311,7 @@ func benchOrderLog(b *testing.B, signer *events.Ed25519Signer) (*streams.Store, 
 	if err := testkit.RunOrders(ctx, h, "o", commits*100/383, 1000, 16); err != nil {
 		b.Fatal(err)
 	}
-	last, err := log.LastSeq(ctx, streams.TypeOrder)
+	last, err := log.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,11 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
 )
 
-var aggregateTypes = map[string]bool{streams.TypeOrder: true, streams.TypeInventory: true, streams.TypePayment: true}
+var aggregateTypes = map[string]bool{eventlog.TypeOrder: true, eventlog.TypeInventory: true, eventlog.TypePayment: true}
 
 // aggregateArg reads the <type> <id> arguments of history and state.
 func aggregateArg(pos []string) (typ, id string, err error) {
@@ -33,7 +34,7 @@ func aggregateArg(pos []string) (typ, id string, err error) {
 
 // loadAggregate reads all of one aggregate's commits from the log; an
 // aggregate without any is an error.
-func (l *logFlags) loadAggregate(ctx context.Context, typ, id string) ([]streams.Record, error) {
+func (l *logFlags) loadAggregate(ctx context.Context, typ, id string) ([]eventlog.Record, error) {
 	store, closeStore, err := l.openStore(ctx)
 	if err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func (l *logFlags) loadAggregate(ctx context.Context, typ, id string) ([]streams
 func typesArg(typ string) ([]string, error) {
 	switch {
 	case typ == "":
-		return []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment}, nil
+		return []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}, nil
 	case aggregateTypes[typ]:
 		return []string{typ}, nil
 	default:
@@ -193,7 +194,7 @@ func printSignatures(e env, typ, id string, statuses []string, issues []signatur
 	}
 }
 
-func printHistory(e env, typ, id string, recs []streams.Record, breaks []events.ChainBreak, statuses []string) {
+func printHistory(e env, typ, id string, recs []eventlog.Record, breaks []events.ChainBreak, statuses []string) {
 	fmt.Fprintf(e.stdout, "%s %s: %d commit(s)\n\n", typ, id, len(recs))
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSEQ\tRECORDED AT\tACTOR\tCORRELATION\tCAUSATION\tSIGNATURE\tEVENTS")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -60,7 +61,7 @@ func cmdInit(ctx context.Context, e env, args []string) error {
 	defer cancel()
 	li, err := streams.Init(ctx, nc, cfg)
 	if err != nil {
-		if errors.Is(err, streams.ErrStreamMissing) || errors.Is(err, streams.ErrLogMismatch) || errors.Is(err, streams.ErrStreamConfig) {
+		if errors.Is(err, eventlog.ErrStreamMissing) || errors.Is(err, eventlog.ErrLogMismatch) || errors.Is(err, streams.ErrStreamConfig) {
 			return fmt.Errorf("%w: %w", errCheckFailed, err)
 		}
 		return err

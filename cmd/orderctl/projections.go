@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
@@ -152,7 +153,7 @@ func cmdProjections(ctx context.Context, e env, args []string) error {
 			postgres.Name, res.To, res.From, res.Checkpoint, res.Took.Round(time.Millisecond), res.Held.Round(time.Millisecond))
 		return nil
 	}
-	last, err := store.LastSeq(ctx, streams.TypeOrder)
+	last, err := store.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
@@ -292,7 +293,7 @@ func TestReconcileWhileTheProjectorsRun(t *testing.T) {
 		t.Logf("reconciliation %d:\n%s", i, out)
 	}
 	// Caught up, the same again, with every order.
-	last, err := d.log.LastSeq(d.ctx, streams.TypeOrder)
+	last, err := d.log.LastSeq(d.ctx, eventlog.TypeOrder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
@@ -82,7 +83,7 @@ func cmdRebuildSearch(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logID, err := store.Identity(ctx, streams.TypeOrder)
+	logID, err := store.Identity(ctx, eventlog.TypeOrder)
 	if err != nil {
 		return err
 	}

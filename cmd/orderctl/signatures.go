@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/streams"
@@ -146,7 +147,7 @@ func streamSigningRule(ctx context.Context, store *streams.Store, aggType string
 		return r, problem, err
 	}
 	sigKey, keyKey := []byte(`"sig"`), []byte(`"key_id"`)
-	err = store.ReplayRaw(ctx, aggType, 1, func(m streams.StoredMsg) error {
+	err = store.ReplayRaw(ctx, aggType, 1, func(m eventlog.StoredMsg) error {
 		if r.signedFrom != 0 && m.Seq >= r.signedFrom {
 			return errFoundSigned
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -62,15 +63,15 @@ func forge(t testing.TB, store *streams.Store, id string, sign events.CommitSign
 
 // forgery makes forge's commit and returns it with the order's last
 // record.
-func forgery(t testing.TB, store *streams.Store, id string, sign events.CommitSigner) (*events.Commit, streams.Record) {
+func forgery(t testing.TB, store *streams.Store, id string, sign events.CommitSigner) (*events.Commit, eventlog.Record) {
 	t.Helper()
-	last, ok, err := store.Last(context.Background(), streams.TypeOrder, id)
+	last, ok, err := store.Last(context.Background(), eventlog.TypeOrder, id)
 	if err != nil || !ok {
 		t.Fatalf("last commit of %s: %v %v", id, ok, err)
 	}
 	data, _ := json.Marshal(events.OrderPaid{OrderID: id, PaymentID: "pay_forged", Amount: events.Money{Amount: 4498, Currency: "CNY"}})
 	c := &events.Commit{
-		CommitID: "forged-" + id, AggregateType: streams.TypeOrder, AggregateID: id, Version: last.Commit.LastVersion() + 1,
+		CommitID: "forged-" + id, AggregateType: eventlog.TypeOrder, AggregateID: id, Version: last.Commit.LastVersion() + 1,
 		Events:   []events.Event{{Type: "order.paid", SchemaVersion: 1, Data: data}},
 		Metadata: events.Metadata{Actor: "psp", RecordedAt: last.Commit.Metadata.RecordedAt},
 	}
@@ -211,7 +212,7 @@ func (k keyIDThief) KeyID() string { return k.id }
 // knownKeyID returns the key id of o-3's signed commits.
 func knownKeyID(t *testing.T, store *streams.Store) string {
 	t.Helper()
-	last, _, err := store.Last(context.Background(), streams.TypeOrder, "o-3")
+	last, _, err := store.Last(context.Background(), eventlog.TypeOrder, "o-3")
 	if err != nil || last.Commit.KeyID == "" {
 		t.Fatalf("o-3's key: %+v %v", last.Commit, err)
 	}
@@ -326,7 +327,7 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject, err := store.Subject(streams.TypeOrder, "a-5")
+	subject, err := store.Subject(eventlog.TypeOrder, "a-5")
 	if err != nil {
 		t.Fatal(err)
 	}

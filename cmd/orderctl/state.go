@@ -12,8 +12,8 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // stateView is what `state` prints: an aggregate's state after the
@@ -92,9 +92,9 @@ func cmdState(ctx context.Context, e env, args []string) error {
 	}
 	var view stateView
 	switch typ {
-	case streams.TypeOrder:
+	case eventlog.TypeOrder:
 		view, err = replayState(order.Decider(), reg, id, recs, stop)
-	case streams.TypeInventory:
+	case eventlog.TypeInventory:
 		view, err = replayState(inventory.Decider(), reg, id, recs, stop)
 	default:
 		view, err = replayState(payment.Decider(), reg, id, recs, stop)
@@ -121,7 +121,7 @@ func cmdState(ctx context.Context, e env, args []string) error {
 
 // replayState folds an aggregate's commits, in log order, up to stop.
 // A stop by version may end inside a commit: its first events apply.
-func replayState[S, C any](d aggregates.Decider[S, C], reg *events.Registry, id string, recs []streams.Record, stop stopAt) (stateView, error) {
+func replayState[S, C any](d aggregates.Decider[S, C], reg *events.Registry, id string, recs []eventlog.Record, stop stopAt) (stateView, error) {
 	last := recs[len(recs)-1].Commit.LastVersion()
 	view := stateView{Type: d.Type, ID: id, LastVersion: last}
 	if stop.version > last {

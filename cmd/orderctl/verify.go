@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -85,7 +86,7 @@ func (v *verifier) add(f finding) {
 // checked against that hash and its events decoded by the registry.
 // Workers make these in parallel.
 type decoded struct {
-	msg       streams.StoredMsg
+	msg       eventlog.StoredMsg
 	commit    *events.Commit
 	decodeErr error
 	hash      string
@@ -94,7 +95,7 @@ type decoded struct {
 	eventErrs []error // one per event, nil when it decodes
 }
 
-func decodeMsg(reg *events.Registry, keys *events.Keyring, m streams.StoredMsg) decoded {
+func decodeMsg(reg *events.Registry, keys *events.Keyring, m eventlog.StoredMsg) decoded {
 	d := decoded{msg: m}
 	d.commit, d.decodeErr = events.Unmarshal(m.Data)
 	if d.decodeErr != nil {
@@ -116,7 +117,7 @@ func decodeMsg(reg *events.Registry, keys *events.Keyring, m streams.StoredMsg) 
 }
 
 // check verifies one stored message of aggType's stream.
-func (v *verifier) check(aggType string, m streams.StoredMsg, wholeStream bool) {
+func (v *verifier) check(aggType string, m eventlog.StoredMsg, wholeStream bool) {
 	v.checkDecoded(aggType, decodeMsg(v.reg, v.keys, m), wholeStream)
 }
 
@@ -189,7 +190,7 @@ const verifyBatch = 256
 // checker takes the batches back in log order to check the links.
 func (v *verifier) verifyStream(ctx context.Context, aggType string, bar *progress) error {
 	type batch struct {
-		msgs []streams.StoredMsg
+		msgs []eventlog.StoredMsg
 		out  []decoded
 		done chan struct{}
 	}
@@ -228,7 +229,7 @@ func (v *verifier) verifyStream(ctx context.Context, aggType string, bar *progre
 		work <- cur
 		cur = &batch{}
 	}
-	err := v.store.ReplayRaw(ctx, aggType, 1, func(m streams.StoredMsg) error {
+	err := v.store.ReplayRaw(ctx, aggType, 1, func(m eventlog.StoredMsg) error {
 		m.Data = slices.Clone(m.Data)
 		cur.msgs = append(cur.msgs, m)
 		if len(cur.msgs) == verifyBatch {
@@ -345,7 +346,7 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 			if a, ok := anchors[t][*id]; ok {
 				v.anchors[*id] = a
 			}
-			if err := store.LoadRaw(ctx, t, *id, 0, func(m streams.StoredMsg) error {
+			if err := store.LoadRaw(ctx, t, *id, 0, func(m eventlog.StoredMsg) error {
 				v.check(t, m, false)
 				return nil
 			}); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -19,15 +20,15 @@ import (
 
 // orderMessages writes the lives of n orders (interleaved) into a fresh
 // log and returns the ORDERS stream's messages as stored.
-func orderMessages(t *testing.T, n int) []streams.StoredMsg {
+func orderMessages(t *testing.T, n int) []eventlog.StoredMsg {
 	t.Helper()
 	ctx := context.Background()
 	log, h := testkit.OrderLog(t, 16)
 	if err := testkit.RunOrders(ctx, h, "o", n, 3, 4); err != nil {
 		t.Fatal(err)
 	}
-	var msgs []streams.StoredMsg
-	if err := log.ReplayRaw(ctx, streams.TypeOrder, 1, func(m streams.StoredMsg) error {
+	var msgs []eventlog.StoredMsg
+	if err := log.ReplayRaw(ctx, eventlog.TypeOrder, 1, func(m eventlog.StoredMsg) error {
 		m.Data = slices.Clone(m.Data)
 		msgs = append(msgs, m)
 		return nil
@@ -42,7 +43,7 @@ func orderMessages(t *testing.T, n int) []streams.StoredMsg {
 // that a test may have doctored. The copy's messages at the sequences in
 // deleteSeqs are then deleted from the stream, which only an operator
 // who first allowed deletes could do.
-func copyLog(t *testing.T, msgs []streams.StoredMsg, deleteSeqs ...uint64) string {
+func copyLog(t *testing.T, msgs []eventlog.StoredMsg, deleteSeqs ...uint64) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -88,7 +89,7 @@ func copyLog(t *testing.T, msgs []streams.StoredMsg, deleteSeqs ...uint64) strin
 }
 
 // commitAt finds the message of order id at version v.
-func commitAt(t *testing.T, msgs []streams.StoredMsg, id string, v uint64) int {
+func commitAt(t *testing.T, msgs []eventlog.StoredMsg, id string, v uint64) int {
 	t.Helper()
 	for i, m := range msgs {
 		c, err := events.Unmarshal(m.Data)
@@ -100,7 +101,7 @@ func commitAt(t *testing.T, msgs []streams.StoredMsg, id string, v uint64) int {
 	return -1
 }
 
-func rewrite(t *testing.T, m *streams.StoredMsg, change func(c *events.Commit)) {
+func rewrite(t *testing.T, m *eventlog.StoredMsg, change func(c *events.Commit)) {
 	t.Helper()
 	c, err := events.Unmarshal(m.Data)
 	if err != nil {
@@ -115,8 +116,8 @@ func rewrite(t *testing.T, m *streams.StoredMsg, change func(c *events.Commit)) 
 func TestVerifyNamesEveryDoctoredCommit(t *testing.T) {
 	orig := orderMessages(t, 12)
 	const victim = "o-1" // delivered: six commits
-	clone := func() []streams.StoredMsg {
-		out := make([]streams.StoredMsg, len(orig))
+	clone := func() []eventlog.StoredMsg {
+		out := make([]eventlog.StoredMsg, len(orig))
 		for i, m := range orig {
 			m.Data = slices.Clone(m.Data)
 			out[i] = m
@@ -146,18 +147,18 @@ func TestVerifyNamesEveryDoctoredCommit(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		doctor func([]streams.StoredMsg) []streams.StoredMsg
+		doctor func([]eventlog.StoredMsg) []eventlog.StoredMsg
 		// want are substrings of one finding line each.
 		want []string
 	}{
-		{"deleted", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"deleted", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			return slices.Delete(ms, commitAt(t, ms, victim, 3), commitAt(t, ms, victim, 3)+1)
 		}, []string{"order o-1 v4: version gap (expected 3, found 4)", "order o-1 v4: prev_hash does not link"}},
-		{"altered", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"altered", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			rewrite(t, &ms[commitAt(t, ms, victim, 2)], func(c *events.Commit) { c.Metadata.Actor = "mallory" })
 			return ms
 		}, []string{"order o-1 v2: hash does not match content"}},
-		{"altered and resealed", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"altered and resealed", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			rewrite(t, &ms[commitAt(t, ms, victim, 2)], func(c *events.Commit) {
 				c.Events[0].Data = json.RawMessage(`[]`)
 				if err := c.Seal(c.PrevHash); err != nil {
@@ -166,20 +167,20 @@ func TestVerifyNamesEveryDoctoredCommit(t *testing.T) {
 			})
 			return ms
 		}, []string{"order o-1 v3: prev_hash does not link", "order o-1 v2: event does not decode"}},
-		{"reordered", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"reordered", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			i, j := commitAt(t, ms, victim, 4), commitAt(t, ms, victim, 5)
 			ms[i], ms[j] = ms[j], ms[i]
 			return ms
 		}, []string{"order o-1 v5: version gap (expected 4, found 5)", "order o-1 v4: version gap (expected 6, found 4)"}},
-		{"unknown schema version", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"unknown schema version", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			rewrite(t, &ms[commitAt(t, ms, victim, 6)], func(c *events.Commit) { c.Events[0].SchemaVersion = 9 })
 			return ms
 		}, []string{"order o-1 v6: event does not decode", "order o-1 v6: hash does not match"}},
-		{"garbage", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"garbage", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			ms[commitAt(t, ms, victim, 1)].Data = []byte("not a commit")
 			return ms
 		}, []string{"order o-1 v1: commit does not decode", "order o-1 v2: version gap (expected 1, found 2)"}},
-		{"moved to another subject", func(ms []streams.StoredMsg) []streams.StoredMsg {
+		{"moved to another subject", func(ms []eventlog.StoredMsg) []eventlog.StoredMsg {
 			ms[commitAt(t, ms, victim, 2)].Subject = "order.0.o-2"
 			return ms
 		}, []string{"order o-2 v2: stored under a subject that is not its aggregate's", "order o-2 v2: commit names another aggregate",
@@ -280,7 +281,7 @@ func TestSavedHeadsRevealACutOrRewrittenHistory(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		msgs []streams.StoredMsg
+		msgs []eventlog.StoredMsg
 		want string
 	}{
 		{"cut short", cut, "order o-1 v6: history ends before the head an earlier verify saved"},

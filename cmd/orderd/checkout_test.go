@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -232,7 +233,7 @@ func timeoutAcrossRestart(t *testing.T, external bool) {
 	}
 }
 
-func commitsOf(recs []streams.Record) []*events.Commit {
+func commitsOf(recs []eventlog.Record) []*events.Commit {
 	out := make([]*events.Commit, len(recs))
 	for i, r := range recs {
 		out[i] = r.Commit

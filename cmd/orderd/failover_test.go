@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/config"
@@ -465,7 +466,7 @@ type logFacts struct {
 func readOrders(ctx context.Context, store *streams.Store) (*logFacts, error) {
 	f := &logFacts{placed: map[string]int{}, cancelled: map[string]int{}, rejected: map[string]int{},
 		commitIDs: map[string]int{}, settled: map[string]bool{}, reserved: map[string]bool{}, lastEvent: map[string]string{}}
-	err := store.Replay(ctx, streams.TypeOrder, 1, func(r streams.Record) error {
+	err := store.Replay(ctx, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
 		c := r.Commit
 		f.commitIDs[c.CommitID]++
 		for _, e := range c.Events {
@@ -489,7 +490,7 @@ func readOrders(ctx context.Context, store *streams.Store) (*logFacts, error) {
 }
 
 func (f *logFacts) readInventory(ctx context.Context, store *streams.Store) error {
-	return store.Replay(ctx, streams.TypeInventory, 1, func(r streams.Record) error {
+	return store.Replay(ctx, eventlog.TypeInventory, 1, func(r eventlog.Record) error {
 		for _, e := range r.Commit.Events {
 			switch e.Type {
 			case "inventory.reserved":
@@ -603,7 +604,7 @@ func (l *loadRun) reconciled(ctx context.Context) int {
 		if err != nil {
 			l.t.Fatalf("reconcile: %v", err)
 		}
-		last, err := a.store.LastSeq(ctx, streams.TypeOrder)
+		last, err := a.store.LastSeq(ctx, eventlog.TypeOrder)
 		if err != nil {
 			l.t.Fatal(err)
 		}

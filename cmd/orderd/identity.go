@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/streams"
@@ -122,7 +123,7 @@ func readLogMarker(dir string) (string, error) {
 // explainLogError adds to an error of opening the log what it means and
 // what to do; marker is the log id the local default's data dir recorded.
 func (a *app) explainLogError(err error, marker string) error {
-	lost := errors.Is(err, streams.ErrStreamMissing) || errors.Is(err, streams.ErrNoLog) || errors.Is(err, streams.ErrLogMismatch)
+	lost := errors.Is(err, eventlog.ErrStreamMissing) || errors.Is(err, eventlog.ErrNoLog) || errors.Is(err, eventlog.ErrLogMismatch)
 	switch {
 	case !lost:
 		return err
@@ -134,7 +135,7 @@ func (a *app) explainLogError(err error, marker string) error {
 			"  - to start a new, empty log deliberately: stop here, move %s and %s aside, and start orderd again "+
 			"(the read model in PostgreSQL still describes the old log: rebuild it with `orderctl projections rebuild order_status`)",
 			marker, a.markerPath(), err, a.cfg.DataDir, a.markerPath(), store)
-	case a.cfg.NATSURL != "" && errors.Is(err, streams.ErrNoLog) && a.cfg.LogID == "":
+	case a.cfg.NATSURL != "" && errors.Is(err, eventlog.ErrNoLog) && a.cfg.LogID == "":
 		return fmt.Errorf("%w\norderd never creates a log on an external NATS: run `orderctl init` (with ORDO_NATS_URL=%s) once for a new deployment, "+
 			"then start orderd with ORDO_LOG_ID set to the id it prints. If this deployment had a log, it was destroyed: restore the streams from a backup", err, a.cfg.NATSURL)
 	case a.cfg.NATSURL != "":
@@ -208,9 +209,9 @@ func (w *logWatch) update(err error) {
 	var p *httpapi.Problem
 	switch {
 	case err == nil:
-	case errors.Is(err, streams.ErrStreamMissing), errors.Is(err, streams.ErrNoLog):
+	case errors.Is(err, eventlog.ErrStreamMissing), errors.Is(err, eventlog.ErrNoLog):
 		p = &httpapi.Problem{Code: "stream_missing", Component: "log", Message: err.Error()}
-	case errors.Is(err, streams.ErrLogMismatch):
+	case errors.Is(err, eventlog.ErrLogMismatch):
 		p = &httpapi.Problem{Code: "log_mismatch", Component: "log", Message: err.Error()}
 	case errors.Is(err, streams.ErrStreamConfig):
 		p = &httpapi.Problem{Code: "stream_changed", Component: "log", Message: err.Error()}

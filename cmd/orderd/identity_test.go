@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
@@ -105,7 +106,7 @@ func TestLocalDefaultRefusesADestroyedLog(t *testing.T) {
 					t.Errorf("the refusal does not say %q: %v", want, err)
 				}
 			}
-			if !errors.Is(err, streams.ErrStreamMissing) && !errors.Is(err, streams.ErrNoLog) {
+			if !errors.Is(err, eventlog.ErrStreamMissing) && !errors.Is(err, eventlog.ErrNoLog) {
 				t.Fatalf("start on a destroyed log: %v", err)
 			}
 			t.Logf("refusal: %v", err)
@@ -243,7 +244,7 @@ func TestClusterLogIsMadeByInitAndNeverRecreated(t *testing.T) {
 		c.Replicas = 3
 	}
 	_, err := start(context.Background(), testConfig(t, cluster), slog.New(slog.DiscardHandler))
-	if !errors.Is(err, streams.ErrNoLog) || !strings.Contains(err.Error(), "orderctl init") || !strings.Contains(err.Error(), "ORDO_LOG_ID") {
+	if !errors.Is(err, eventlog.ErrNoLog) || !strings.Contains(err.Error(), "orderctl init") || !strings.Contains(err.Error(), "ORDO_LOG_ID") {
 		t.Fatalf("start without a log: %v, want ErrNoLog naming orderctl init and ORDO_LOG_ID", err)
 	}
 	js, err := jetstream.New(nc)
@@ -258,7 +259,7 @@ func TestClusterLogIsMadeByInitAndNeverRecreated(t *testing.T) {
 	// Told to serve another log, orderd refuses this one.
 	other := strings.Repeat("0", 32)
 	_, err = start(context.Background(), testConfig(t, cluster, func(c *config.Config) { c.LogID = other }), slog.New(slog.DiscardHandler))
-	if !errors.Is(err, streams.ErrLogMismatch) || !strings.Contains(err.Error(), li.ID) {
+	if !errors.Is(err, eventlog.ErrLogMismatch) || !strings.Contains(err.Error(), li.ID) {
 		t.Fatalf("start expecting another log: %v, want ErrLogMismatch", err)
 	}
 	serving := cluster
@@ -278,7 +279,7 @@ func TestClusterLogIsMadeByInitAndNeverRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = start(context.Background(), testConfig(t, withID), slog.New(slog.DiscardHandler))
-	if !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "PAYMENTS") || !strings.Contains(err.Error(), "backup") {
+	if !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), "PAYMENTS") || !strings.Contains(err.Error(), "backup") {
 		t.Fatalf("start after PAYMENTS was deleted: %v, want ErrStreamMissing naming it", err)
 	}
 	t.Logf("refusal: %v", err)

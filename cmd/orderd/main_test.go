@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/testkit"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 const testSecret = "test-secret-test-secret-test-secret!"
@@ -174,7 +174,7 @@ func line(sku string, qty any) map[string]any { return map[string]any{"sku": sku
 func (ta *testApp) seqs() map[string]uint64 {
 	ta.t.Helper()
 	out := map[string]uint64{}
-	for _, typ := range []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment} {
+	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
 		s, err := ta.store.LastSeq(context.Background(), typ)
 		if err != nil {
 			ta.t.Fatal(err)
@@ -186,7 +186,7 @@ func (ta *testApp) seqs() map[string]uint64 {
 
 func (ta *testApp) history(id string) []*events.Commit {
 	ta.t.Helper()
-	recs, err := ta.store.Load(context.Background(), streams.TypeOrder, id, 0)
+	recs, err := ta.store.Load(context.Background(), eventlog.TypeOrder, id, 0)
 	if err != nil {
 		ta.t.Fatal(err)
 	}

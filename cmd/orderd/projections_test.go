@@ -19,12 +19,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // openReadModel opens the order-status read model in database url with
@@ -70,7 +70,7 @@ func (ta *testApp) snapshot(s *postgres.Store) postgres.Snapshot {
 func (ta *testApp) orderEvents() int {
 	ta.t.Helper()
 	n := 0
-	if err := ta.store.Replay(context.Background(), streams.TypeOrder, 0, func(r streams.Record) error {
+	if err := ta.store.Replay(context.Background(), eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		n += len(r.Commit.Events)
 		return nil
 	}); err != nil {
@@ -83,7 +83,7 @@ func (ta *testApp) orderEvents() int {
 // stream.
 func (ta *testApp) waitCaughtUp(s *postgres.Store) {
 	ta.t.Helper()
-	last, err := ta.store.LastSeq(context.Background(), streams.TypeOrder)
+	last, err := ta.store.LastSeq(context.Background(), eventlog.TypeOrder)
 	if err != nil {
 		ta.t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestRebuildDuringLoad(t *testing.T) {
 	// long the load takes on this machine; it fails only if the log stops
 	// growing.
 	began := time.Now()
-	if err := waitGrowth(func() (uint64, error) { return ta.store.LastSeq(context.Background(), streams.TypeOrder) }, 8000, time.Minute); err != nil {
+	if err := waitGrowth(func() (uint64, error) { return ta.store.LastSeq(context.Background(), eventlog.TypeOrder) }, 8000, time.Minute); err != nil {
 		close(stop)
 		wait()
 		qwg.Wait()

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // appendPlaced stores an order.placed commit straight in the log, past
@@ -31,7 +31,7 @@ func (ta *testApp) appendPlaced(id string, customer events.Customer) {
 	if err != nil {
 		ta.t.Fatal(err)
 	}
-	c := &events.Commit{CommitID: "old-" + id, AggregateType: streams.TypeOrder, AggregateID: id, Version: 1,
+	c := &events.Commit{CommitID: "old-" + id, AggregateType: eventlog.TypeOrder, AggregateID: id, Version: 1,
 		Events: []events.Event{ev}, Metadata: events.Metadata{RecordedAt: time.Now().UTC(), Actor: "customer:cust-alice"}}
 	if err := c.Seal(""); err != nil {
 		ta.t.Fatal(err)
@@ -50,7 +50,7 @@ func (ta *testApp) publishGarbage(id string) uint64 {
 	if err != nil {
 		ta.t.Fatal(err)
 	}
-	subj, err := ta.store.Subject(streams.TypeOrder, id)
+	subj, err := ta.store.Subject(eventlog.TypeOrder, id)
 	if err != nil {
 		ta.t.Fatal(err)
 	}

@@ -12,13 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/esserver"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // elasticsearchURLFile and elasticsearchPrefixFile are where orderd
@@ -167,7 +167,7 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	}
 	idctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	logID, err := a.store.Identity(idctx, streams.TypeOrder)
+	logID, err := a.store.Identity(idctx, eventlog.TypeOrder)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func (a *app) followSearch(st *search.Store, url string) {
 func (a *app) localSearchPrefix() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tag, err := a.store.Identity(ctx, streams.TypeOrder)
+	tag, err := a.store.Identity(ctx, eventlog.TypeOrder)
 	if err != nil {
 		// The log answered at start; if it does not now, the index name
 		// must still not collide: fall back to the data dir's path.
@@ -231,7 +231,7 @@ func shortHash(s string) string {
 // ([search.Store.CheckLog]): search answers 503 until an operator
 // deletes the index or points ORDO_ELASTICSEARCH_PREFIX elsewhere.
 func (a *app) checkIndexIsOurs(ctx context.Context, st *search.Store) error {
-	last, err := a.store.LastSeq(ctx, streams.TypeOrder)
+	last, err := a.store.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -21,9 +22,9 @@ import (
 func checkSigned(t *testing.T, store *streams.Store, keys *events.Keyring) map[string]int {
 	t.Helper()
 	byKey := map[string]int{}
-	for _, typ := range []string{streams.TypeOrder, streams.TypeInventory, streams.TypePayment} {
+	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
 		links := map[string]*events.ChainLink{}
-		err := store.Replay(context.Background(), typ, 1, func(r streams.Record) error {
+		err := store.Replay(context.Background(), typ, 1, func(r eventlog.Record) error {
 			c := r.Commit
 			link := links[c.AggregateID]
 			if link == nil {

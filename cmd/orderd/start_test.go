@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
@@ -180,7 +181,7 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if !errors.Is(err, streams.ErrStreamMissing) || !strings.Contains(err.Error(), "INVENTORY") {
+	if !errors.Is(err, eventlog.ErrStreamMissing) || !strings.Contains(err.Error(), "INVENTORY") {
 		t.Fatalf("start without INVENTORY: %v, want ErrStreamMissing naming it", err)
 	}
 	// Nothing was created in its place.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -146,7 +147,7 @@ func (a *app) connectNATS(ctx context.Context) error {
 // answer that waiting cannot change: no log, a missing or incompatible
 // stream, another log's streams.
 func jetStreamNotReady(err error) bool {
-	for _, e := range []error{streams.ErrNoLog, streams.ErrStreamMissing, streams.ErrLogMismatch, streams.ErrStreamConfig} {
+	for _, e := range []error{eventlog.ErrNoLog, eventlog.ErrStreamMissing, eventlog.ErrLogMismatch, streams.ErrStreamConfig} {
 		if errors.Is(err, e) {
 			return false
 		}

@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Store is what a Handler needs of the event store.
 type Store interface {
-	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (streams.AppendResult, error)
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
-	Last(ctx context.Context, aggType, id string) (streams.Record, bool, error)
+	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (eventlog.AppendResult, error)
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
+	Last(ctx context.Context, aggType, id string) (eventlog.Record, bool, error)
 }
 
 // Request is one command for one aggregate.
@@ -286,7 +286,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 			h.cache.put(req.AggregateID, next)
 			return Result[S]{State: next.state, Version: next.version, Stream: next.stream, Seq: next.seq, Events: evs}, nil
 		}
-		if !errors.Is(err, streams.ErrConflict) {
+		if !errors.Is(err, eventlog.ErrConflict) {
 			// The append may or may not have landed: forget the cached
 			// state so the next command reads the log.
 			h.cache.remove(req.AggregateID)
@@ -311,7 +311,7 @@ func (h *Handler[S, C]) handle(ctx context.Context, req Request[C], conflicts *i
 // the log has, not the events just decided. That state must include the
 // earlier commit (at res.Seq): a checkout that read a reservation's state
 // without it would think the SKU short and reject the order.
-func (h *Handler[S, C]) duplicate(ctx context.Context, id string, e *entry[S], res streams.AppendResult) (Result[S], error) {
+func (h *Handler[S, C]) duplicate(ctx context.Context, id string, e *entry[S], res eventlog.AppendResult) (Result[S], error) {
 	e, err := h.catchUp(ctx, id, e)
 	if err == nil && e.seq < res.Seq {
 		err = fmt.Errorf("load %s %s: read up to seq %d, but the command's commit is at seq %d", h.decider.Type, id, e.seq, res.Seq)
@@ -406,7 +406,7 @@ func (h *Handler[S, C]) commit(req Request[C], e *entry[S], evs []events.Payload
 	return c, nil
 }
 
-func (h *Handler[S, C]) advance(e *entry[S], c *events.Commit, evs []events.Payload, res streams.AppendResult) *entry[S] {
+func (h *Handler[S, C]) advance(e *entry[S], c *events.Commit, evs []events.Payload, res eventlog.AppendResult) *entry[S] {
 	next := *e
 	next.recent = append([]string(nil), e.recent...)
 	next.state = h.decider.Fold(e.state, evs)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -27,15 +28,15 @@ type countingStore struct {
 	loads, appends, conflicts atomic.Int64
 }
 
-func (c *countingStore) Load(ctx context.Context, typ, id string, after uint64) ([]streams.Record, error) {
+func (c *countingStore) Load(ctx context.Context, typ, id string, after uint64) ([]eventlog.Record, error) {
 	c.loads.Add(1)
 	return c.Store.Load(ctx, typ, id, after)
 }
 
-func (c *countingStore) Append(ctx context.Context, commit *events.Commit, expected uint64) (streams.AppendResult, error) {
+func (c *countingStore) Append(ctx context.Context, commit *events.Commit, expected uint64) (eventlog.AppendResult, error) {
 	c.appends.Add(1)
 	res, err := c.Store.Append(ctx, commit, expected)
-	if errors.Is(err, streams.ErrConflict) {
+	if errors.Is(err, eventlog.ErrConflict) {
 		c.conflicts.Add(1)
 	}
 	return res, err
@@ -90,7 +91,7 @@ func restock(h *command.Handler[inventory.State, inventory.Command], sku string)
 
 func checkLog(t *testing.T, store *streams.Store, sku string, wantEvents int) {
 	t.Helper()
-	recs, err := store.Load(context.Background(), streams.TypeInventory, sku, 0)
+	recs, err := store.Load(context.Background(), eventlog.TypeInventory, sku, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestDomainErrorsAndNoOpsWriteNothing(t *testing.T) {
 		t.Fatalf("no-op release: %+v %v", res, err)
 	}
 	_, err = h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: "a.b", Command: inventory.Restock{Qty: 1}})
-	if !errors.Is(err, streams.ErrInvalidID) {
+	if !errors.Is(err, eventlog.ErrInvalidID) {
 		t.Fatalf("invalid id: %v", err)
 	}
 	_, err = h.Handle(context.Background(), command.Request[inventory.Command]{
@@ -251,7 +252,7 @@ type gatedStore struct {
 	gate    chan struct{}
 }
 
-func (g *gatedStore) Append(ctx context.Context, c *events.Commit, expected uint64) (streams.AppendResult, error) {
+func (g *gatedStore) Append(ctx context.Context, c *events.Commit, expected uint64) (eventlog.AppendResult, error) {
 	g.entered <- struct{}{}
 	<-g.gate
 	return g.Store.Append(ctx, c, expected)
@@ -324,7 +325,7 @@ func TestAssumeNewOnAnExistingAggregate(t *testing.T) {
 func TestBrokenHistoryIsRefused(t *testing.T) {
 	f := newFixture(t)
 	define(t, f.handler(t, f.store), "SKU-7", 3)
-	last, ok, err := f.store.Last(context.Background(), streams.TypeInventory, "SKU-7")
+	last, ok, err := f.store.Last(context.Background(), eventlog.TypeInventory, "SKU-7")
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}

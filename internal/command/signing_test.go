@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 func testSigner(tb testing.TB) *events.Ed25519Signer {
@@ -61,7 +61,7 @@ func TestHandlerSignsEveryCommit(t *testing.T) {
 	wg.Wait()
 	checkLog(t, f.store, "SKU-S", 1+20)
 
-	recs, err := f.store.Load(context.Background(), streams.TypeInventory, "SKU-S", 0)
+	recs, err := f.store.Load(context.Background(), eventlog.TypeInventory, "SKU-S", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

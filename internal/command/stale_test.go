@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // staleRounds is how many fresh SKUs each stale-replica test uses. With
@@ -26,8 +26,8 @@ func staleFixture(t *testing.T) fixture {
 	h := f.handler(t, f.store)
 	define(t, h, "seed", 1)
 	define(t, h, "probe", 1)
-	keep, _ := f.store.Subject(streams.TypeInventory, "seed")
-	probe, _ := f.store.Subject(streams.TypeInventory, "probe")
+	keep, _ := f.store.Subject(eventlog.TypeInventory, "seed")
+	probe, _ := f.store.Subject(eventlog.TypeInventory, "probe")
 	testkit.LaggingMirrors(t, f.nc, "INVENTORY", keep, probe, 2)
 	return f
 }

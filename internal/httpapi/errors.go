@@ -9,9 +9,9 @@ import (
 	"net/http"
 
 	"github.com/ordo-shop/ordo/aggregates"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // apiError is an error with its HTTP status and stable code, and the
@@ -75,18 +75,18 @@ func classify(err error) *apiError {
 		return &apiError{Status: status, Code: de.Code, Message: de.Message}
 	}
 	switch {
-	case errors.Is(err, streams.ErrStreamMissing), errors.Is(err, streams.ErrNoLog), errors.Is(err, streams.ErrLogMismatch):
+	case errors.Is(err, eventlog.ErrStreamMissing), errors.Is(err, eventlog.ErrNoLog), errors.Is(err, eventlog.ErrLogMismatch):
 		return errorf(http.StatusServiceUnavailable, "log_unavailable", "the event log is not whole (a stream of it is missing); nothing was stored and an operator has been alerted (GET /readyz names what is missing)")
-	case errors.Is(err, streams.ErrInvalidID):
+	case errors.Is(err, eventlog.ErrInvalidID):
 		return errorf(http.StatusBadRequest, "invalid_id", "%v", err)
 	case errors.Is(err, command.ErrCorruptHistory):
 		return errorf(http.StatusInternalServerError, "history_corrupt", "the history of this resource fails its integrity check; an operator has been alerted (orderctl history names the break)")
 	case errors.Is(err, command.ErrRetriesExhausted):
 		return errorf(http.StatusConflict, "concurrent_modification", "the resource is changing too fast; retry the request")
-	case errors.Is(err, streams.ErrOutcomeUnknown):
+	case errors.Is(err, eventlog.ErrOutcomeUnknown):
 		// Checked before the deadline: an append cut short by it was sent.
 		return errorf(http.StatusServiceUnavailable, "outcome_unknown", "the command was sent to the event store but not acknowledged (its leader is changing); it may have taken effect: retry it with the same Idempotency-Key to learn its outcome")
-	case errors.Is(err, streams.ErrLeaderUnavailable):
+	case errors.Is(err, eventlog.ErrLeaderUnavailable):
 		return errorf(http.StatusServiceUnavailable, "leader_unavailable", "the event store is electing a leader and nothing was stored; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "timeout", "the request did not complete in time; retry it with the same Idempotency-Key")

@@ -9,7 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/ordo-shop/ordo/streams"
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // While the event store changes leaders, commands answer 503 with
@@ -20,10 +20,10 @@ func TestFailoverErrorsSayWhetherTheOutcomeIsKnown(t *testing.T) {
 		err  error
 		code string
 	}{
-		{fmt.Errorf("append order x: %w: no leader answered within 2s (last attempt: %v)", streams.ErrLeaderUnavailable, context.DeadlineExceeded), "leader_unavailable"},
-		{fmt.Errorf("load order x: %w", fmt.Errorf("%w: stream ORDERS", streams.ErrLeaderUnavailable)), "leader_unavailable"},
+		{fmt.Errorf("append order x: %w: no leader answered within 2s (last attempt: %v)", eventlog.ErrLeaderUnavailable, context.DeadlineExceeded), "leader_unavailable"},
+		{fmt.Errorf("load order x: %w", fmt.Errorf("%w: stream ORDERS", eventlog.ErrLeaderUnavailable)), "leader_unavailable"},
 		// The append was cut short by the request's deadline: it was sent.
-		{fmt.Errorf("append order x: %w: %w", streams.ErrOutcomeUnknown, context.DeadlineExceeded), "outcome_unknown"},
+		{fmt.Errorf("append order x: %w: %w", eventlog.ErrOutcomeUnknown, context.DeadlineExceeded), "outcome_unknown"},
 		{fmt.Errorf("append: %w", context.DeadlineExceeded), "timeout"},
 		{errors.New("nats: connection closed"), "unavailable"},
 	}

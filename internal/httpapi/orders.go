@@ -13,7 +13,6 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 type placeRequest struct {
@@ -188,7 +187,7 @@ func checkSKU(sku string, i int) error {
 	if sku == "" {
 		return fieldErrorf("missing_field", field, "%s is required", field)
 	}
-	if !streams.ValidID(sku) {
+	if !events.ValidID(sku) {
 		return fieldErrorf("invalid_id", field, "%s %q is not a valid SKU", field, truncateText(sku))
 	}
 	return nil

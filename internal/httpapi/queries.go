@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Queries is the read side the query routes serve; *postgres.Store
@@ -184,7 +184,7 @@ func (s *Server) awaitRead(r *http.Request, what string, wait func(ctx context.C
 	// A position the log has not reached was not returned by the command
 	// API: waiting for it could only end in a timeout.
 	if s.Log != nil {
-		if last, err := s.Log.LastSeq(r.Context(), streams.TypeOrder); err == nil && seq > last {
+		if last, err := s.Log.LastSeq(r.Context(), eventlog.TypeOrder); err == nil && seq > last {
 			return errorf(http.StatusBadRequest, "invalid_position", "position %s is beyond the end of the log (%s)", pos, position(ordersStream, last))
 		}
 	}
@@ -364,7 +364,7 @@ func (s *Server) listProjections(w http.ResponseWriter, r *http.Request, _ auth.
 	var last uint64
 	if s.Log != nil {
 		var err error
-		if last, err = s.Log.LastSeq(r.Context(), streams.TypeOrder); err != nil {
+		if last, err = s.Log.LastSeq(r.Context(), eventlog.TypeOrder); err != nil {
 			return err
 		}
 	}

@@ -6,10 +6,10 @@ import (
 	"sort"
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 type skuRequest struct {
@@ -51,7 +51,7 @@ func viewSKU(r command.Result[inventory.State]) skuView {
 
 func pathID(r *http.Request, name string) (string, error) {
 	id := r.PathValue(name)
-	if !streams.ValidID(id) {
+	if !events.ValidID(id) {
 		return "", errorf(http.StatusBadRequest, "invalid_id", "%s %q must be 1-128 characters of letters, digits, '-' and '_'", name, id)
 	}
 	return id, nil
@@ -106,7 +106,7 @@ func (s *Server) getSKU(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 }
 
 func (s *Server) listSKUs(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
-	ids, err := s.Catalog.ListIDs(r.Context(), streams.TypeInventory)
+	ids, err := s.Catalog.ListIDs(r.Context(), eventlog.TypeInventory)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Commit is one commit of the ORDERS stream as the projections fold it:
@@ -60,7 +60,7 @@ func NewDecoder(reg *events.Registry) *Decoder {
 // FromRecord decodes the events of a commit [streams.Store.Fetch] read,
 // with the registry. An event type the registry does not know gets a nil
 // payload.
-func (d *Decoder) FromRecord(rec streams.Record) (*Commit, error) {
+func (d *Decoder) FromRecord(rec eventlog.Record) (*Commit, error) {
 	c := rec.Commit
 	oc := &Commit{
 		Seq: rec.Seq, CommitID: c.CommitID, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
@@ -81,7 +81,7 @@ func (d *Decoder) FromRecord(rec streams.Record) (*Commit, error) {
 // Decode decodes a commit as stored ([streams.Store.FetchRaw]): with the
 // fast path when it can read the commit, else with events.Unmarshal and
 // the registry, which refuse what is malformed.
-func (d *Decoder) Decode(rec streams.RawRecord) (*Commit, error) {
+func (d *Decoder) Decode(rec eventlog.RawRecord) (*Commit, error) {
 	if c, ok := decodeFast(d.fast, rec.Seq, rec.Data); ok {
 		return c, nil
 	}
@@ -89,7 +89,7 @@ func (d *Decoder) Decode(rec streams.RawRecord) (*Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", rec.Seq, err)
 	}
-	return d.FromRecord(streams.Record{Seq: rec.Seq, Commit: c})
+	return d.FromRecord(eventlog.Record{Seq: rec.Seq, Commit: c})
 }
 
 // eventTypeNames interns the event type names decodeFast reads.

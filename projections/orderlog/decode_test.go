@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // samplePayloads has every order event, with strings that need escaping
@@ -61,7 +61,7 @@ func sampleCommits(t testing.TB) [][]byte {
 			}
 			evs = append(evs, ev)
 		}
-		c := &events.Commit{CommitID: "cmd-" + strings.Repeat("x", i), AggregateType: streams.TypeOrder, AggregateID: "o-1",
+		c := &events.Commit{CommitID: "cmd-" + strings.Repeat("x", i), AggregateType: eventlog.TypeOrder, AggregateID: "o-1",
 			Version: uint64(i + 1), Events: evs,
 			Metadata: events.Metadata{CorrelationID: "corr", CausationID: "cause", Actor: "customer:c-1", RecordedAt: at, Traceparent: "00-abc-def-01"}}
 		if i%2 == 0 {
@@ -99,7 +99,7 @@ func slowDecode(t testing.TB, reg *events.Registry, data []byte) (*Commit, error
 	if err != nil {
 		return nil, err
 	}
-	return NewDecoder(reg).FromRecord(streams.Record{Seq: 7, Commit: c})
+	return NewDecoder(reg).FromRecord(eventlog.Record{Seq: 7, Commit: c})
 }
 
 // sameCommit compares everything but the idempotency key and request
@@ -195,7 +195,7 @@ func TestDecodeFastLeavesTheUnusualToTheRegistry(t *testing.T) {
 			t.Errorf("%s: the fast path accepted %s", name, doc)
 		}
 		// Whatever the slow path makes of it is what Decode returns.
-		got, gerr := NewDecoder(reg).Decode(streams.RawRecord{Seq: 7, Data: []byte(doc)})
+		got, gerr := NewDecoder(reg).Decode(eventlog.RawRecord{Seq: 7, Data: []byte(doc)})
 		want, werr := slowDecode(t, reg, []byte(doc))
 		if (gerr == nil) != (werr == nil) || (gerr == nil && !sameCommit(got, want)) {
 			t.Errorf("%s: Decode %v %v, slow path %v %v", name, got, gerr, want, werr)

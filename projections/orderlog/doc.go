@@ -1,7 +1,7 @@
 // Package orderlog decodes the commits of the ORDERS stream for the
 // projections that fold them (projections/postgres, projections/search):
-// a [Decoder] turns a stored commit ([streams.RawRecord]) or a decoded
-// one ([streams.Record]) into a [Commit] whose events carry their
+// a [Decoder] turns a stored commit ([eventlog.RawRecord]) or a decoded
+// one ([eventlog.Record]) into a [Commit] whose events carry their
 // payloads from the [events.Registry].
 //
 // The decoder reads the commits events.Marshal writes with a hand-written

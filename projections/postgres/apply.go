@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Payment states of the read model, as far as the order's own events
@@ -120,7 +120,7 @@ func scanOrderRows(rows pgx.Rows, out map[string]*orderRow) error {
 
 // decodeAll decodes a batch of records with the registry (the slow
 // path; [orderlog.Decoder.Decode] is the fast one).
-func decodeAll(dec *orderlog.Decoder, recs []streams.Record) ([]*orderlog.Commit, error) {
+func decodeAll(dec *orderlog.Decoder, recs []eventlog.Record) ([]*orderlog.Commit, error) {
 	out := make([]*orderlog.Commit, len(recs))
 	for i, rec := range recs {
 		c, err := dec.FromRecord(rec)
@@ -143,7 +143,7 @@ func fold(recs []*orderlog.Commit, existing map[string]*orderRow) (*change, erro
 	ch := &change{orders: make([]*orderRow, 0, len(recs)), lines: make([]lineRow, 0, len(recs)), timeline: make([]timelineRow, 0, nev)}
 	rows := make(map[string]*orderRow, len(recs))
 	for _, c := range recs {
-		if c.AggregateType != streams.TypeOrder {
+		if c.AggregateType != eventlog.TypeOrder {
 			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 		}
 		row, touched := rows[c.AggregateID]

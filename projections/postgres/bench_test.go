@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -44,7 +45,7 @@ func benchLog(b *testing.B) (*streams.Store, int) {
 		b.Fatal(err)
 	}
 	n := 0
-	if err := log.Replay(ctx, streams.TypeOrder, 0, func(r streams.Record) error { n += len(r.Commit.Events); return nil }); err != nil {
+	if err := log.Replay(ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error { n += len(r.Commit.Events); return nil }); err != nil {
 		b.Fatal(err)
 	}
 	return log, n
@@ -132,7 +133,7 @@ func rawBatches(b *testing.B, log *streams.Store) [][]rawBatch {
 		rows := map[string]*orderRow{}
 		from := uint64(1)
 		for {
-			recs, more, err := log.FetchPartition(context.Background(), streams.TypeOrder, p, from, benchBatch)
+			recs, more, err := log.FetchPartition(context.Background(), eventlog.TypeOrder, p, from, benchBatch)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -426,7 +427,7 @@ func BenchmarkReadLog(b *testing.B) {
 					var last uint64
 					var got int
 					if mode == "fetch" {
-						recs, err := log.Fetch(ctx, streams.TypeOrder, from, 1000)
+						recs, err := log.Fetch(ctx, eventlog.TypeOrder, from, 1000)
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -434,7 +435,7 @@ func BenchmarkReadLog(b *testing.B) {
 							last = recs[got-1].Seq
 						}
 					} else {
-						recs, err := log.FetchRaw(ctx, streams.TypeOrder, from, 1000)
+						recs, err := log.FetchRaw(ctx, eventlog.TypeOrder, from, 1000)
 						if err != nil {
 							b.Fatal(err)
 						}

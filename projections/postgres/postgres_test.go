@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -105,7 +106,7 @@ func (e *env) snapshot(s *postgres.Store) postgres.Snapshot {
 func (e *env) logEvents() int {
 	e.t.Helper()
 	n := 0
-	if err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		n += len(r.Commit.Events)
 		return nil
 	}); err != nil {
@@ -227,7 +228,7 @@ func TestReadModelFollowsEveryPath(t *testing.T) {
 }
 
 func (e *env) mustLast() uint64 {
-	last, err := e.log.LastSeq(e.ctx, streams.TypeOrder)
+	last, err := e.log.LastSeq(e.ctx, eventlog.TypeOrder)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func (e *env) mustLast() uint64 {
 func TestCommitRefusesAMovedCheckpoint(t *testing.T) {
 	e := newEnv(t, 1)
 	e.place("o", 2, 1)
-	recs, _, err := e.log.FetchPartition(e.ctx, streams.TypeOrder, 0, 1, 100)
+	recs, _, err := e.log.FetchPartition(e.ctx, eventlog.TypeOrder, 0, 1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestCommitRefusesAMovedCheckpoint(t *testing.T) {
 func TestCommitWritesNothingWhenTheCheckpointMoved(t *testing.T) {
 	e := newEnv(t, 1)
 	e.place("o", 1, 1)
-	recs, _, err := e.log.FetchPartition(e.ctx, streams.TypeOrder, 0, 1, 100)
+	recs, _, err := e.log.FetchPartition(e.ctx, eventlog.TypeOrder, 0, 1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

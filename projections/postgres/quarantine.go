@@ -11,9 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 var _ projections.Quarantiner = (*Sink)(nil)
@@ -205,8 +206,8 @@ func (s *Store) Acknowledge(ctx context.Context, seq uint64, note string) error 
 // OrderLog is what [Store.Retry] reads the log through;
 // *streams.Store implements it.
 type OrderLog interface {
-	LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64, fn func(streams.StoredMsg) error) error
-	MessageAt(ctx context.Context, aggType string, seq uint64) (streams.StoredMsg, error)
+	LoadRaw(ctx context.Context, aggType, id string, afterSeq uint64, fn func(eventlog.StoredMsg) error) error
+	MessageAt(ctx context.Context, aggType string, seq uint64) (eventlog.StoredMsg, error)
 	SubjectID(aggType, subject string) (string, bool)
 }
 
@@ -270,11 +271,11 @@ func (s *Store) isLive(ctx context.Context, v int) bool {
 // locate returns the order whose commit (or whose subject) the message
 // at seq is, "" if neither names one.
 func locate(ctx context.Context, log OrderLog, seq uint64) (string, error) {
-	m, err := log.MessageAt(ctx, streams.TypeOrder, seq)
+	m, err := log.MessageAt(ctx, eventlog.TypeOrder, seq)
 	if err != nil {
 		return "", fmt.Errorf("order status: retry %d: %w", seq, err)
 	}
-	if id, _ := log.SubjectID(streams.TypeOrder, m.Subject); streams.ValidID(id) {
+	if id, _ := log.SubjectID(eventlog.TypeOrder, m.Subject); events.ValidID(id) {
 		return id, nil
 	}
 	return "", nil
@@ -285,8 +286,8 @@ func locate(ctx context.Context, log OrderLog, seq uint64) (string, error) {
 // commits up to there.
 func (s *Store) reproject(ctx context.Context, log OrderLog, v int, id string) error {
 	var commits []*orderlog.Commit
-	if err := log.LoadRaw(ctx, streams.TypeOrder, id, 0, func(m streams.StoredMsg) error {
-		c, err := s.decoder.Decode(streams.RawRecord{Seq: m.Seq, Data: m.Data})
+	if err := log.LoadRaw(ctx, eventlog.TypeOrder, id, 0, func(m eventlog.StoredMsg) error {
+		c, err := s.decoder.Decode(eventlog.RawRecord{Seq: m.Seq, Data: m.Data})
 		if err != nil {
 			return fmt.Errorf("seq %d: %w", m.Seq, err)
 		}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // ErrRebuildRunning is returned by [Store.Rebuild] while another rebuild
@@ -121,7 +121,7 @@ func (s *Store) Rebuild(ctx context.Context, src projections.Source, opts Rebuil
 		if err := runner.CatchUp(ctx, opts.Workers); err != nil {
 			return RebuildResult{}, fmt.Errorf("order status: rebuild: %w", err)
 		}
-		last, err := src.LastSeq(ctx, streams.TypeOrder)
+		last, err := src.LastSeq(ctx, eventlog.TypeOrder)
 		if err != nil {
 			return RebuildResult{}, err
 		}

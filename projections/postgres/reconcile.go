@@ -14,9 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // ReconcileOptions tune [Store.Reconcile].
@@ -297,7 +297,7 @@ func (r *reconciler) timelineSum(t *timelineRow) uint64 {
 // the log says it holds, checking the lines and timeline rows against
 // the stored digests as they come.
 func (r *reconciler) foldLog(ctx context.Context) error {
-	last, err := r.src.LastSeq(ctx, streams.TypeOrder)
+	last, err := r.src.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func (r *reconciler) foldLog(ctx context.Context) error {
 	}
 	r.orders = map[string]*orderRow{}
 	batch := make([]*orderlog.Commit, 0, 1000)
-	err = projections.ReadLog(ctx, r.src, streams.TypeOrder, until, func(recs []streams.RawRecord) error {
+	err = projections.ReadLog(ctx, r.src, eventlog.TypeOrder, until, func(recs []eventlog.RawRecord) error {
 		batch = batch[:0]
 		for _, rec := range recs {
 			if r.quarantined[rec.Seq] {

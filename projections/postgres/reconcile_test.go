@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 func (e *env) reconcile(s *postgres.Store) projections.Reconciliation {
@@ -31,7 +31,7 @@ func (e *env) exec(sql string, args ...any) {
 func (e *env) commitCount() int {
 	e.t.Helper()
 	n := 0
-	if err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(streams.Record) error { n++; return nil }); err != nil {
+	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(eventlog.Record) error { n++; return nil }); err != nil {
 		e.t.Fatal(err)
 	}
 	return n
@@ -132,8 +132,8 @@ func TestReconcileFoldsOnlyWhatTheCheckpointsCover(t *testing.T) {
 	e := newEnv(t, 4)
 	e.place("o", 40, 4)
 	last := e.mustLast()
-	var byPart [4][]streams.Record
-	if err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+	var byPart [4][]eventlog.Record
+	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := e.log.Partition(r.Commit.AggregateID)
 		byPart[p] = append(byPart[p], r)
 		return nil

@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Name is the projection's name in the registry, in orderctl and in
@@ -227,7 +227,7 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 // Commit implements [projections.Sink]: one transaction that moves the
 // checkpoint from from to to (only if it is still from, and for the live
 // sink only while its version is live), then applies recs.
-func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
+func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []eventlog.Record) error {
 	commits, err := decodeAll(k.st.decoder, recs)
 	if err != nil {
 		return projections.Poison(fmt.Errorf("order status: partition %d: %w", partition, err))
@@ -238,7 +238,7 @@ func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs 
 // Decode implements [projections.DecodingSink]: it reads what the read
 // model needs of a commit, without encoding/json where it can (see
 // [orderlog.Decoder]). The result is a *orderlog.Commit.
-func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
+func (k *Sink) Decode(rec eventlog.RawRecord) (string, any, error) {
 	c, err := k.st.decoder.Decode(rec)
 	if err != nil {
 		return "", nil, fmt.Errorf("order status: %w", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -31,7 +32,7 @@ func benchLog(b *testing.B) (*streams.Store, int) {
 	if err := testkit.RunOrders(ctx, h, "ord", benchOrders, 97, 8); err != nil {
 		b.Fatal(err)
 	}
-	last, err := log.LastSeq(ctx, streams.TypeOrder)
+	last, err := log.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 var _ projections.DecodingSink = (*Sink)(nil)
@@ -19,7 +19,7 @@ var _ projections.DecodingSink = (*Sink)(nil)
 // leaves decoding the commit to [Sink.CommitDecoded], which the
 // partitions' committers run in parallel (with [orderlog.Decoder]). A
 // commit whose id it cannot read that way is decoded here.
-func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
+func (k *Sink) Decode(rec eventlog.RawRecord) (string, any, error) {
 	if id, ok := envelopeAggregateID(rec.Data); ok {
 		return id, &undecoded{id: id, rec: rec}, nil
 	}
@@ -34,7 +34,7 @@ func (k *Sink) Decode(rec streams.RawRecord) (string, any, error) {
 // and the stored bytes.
 type undecoded struct {
 	id  string
-	rec streams.RawRecord
+	rec eventlog.RawRecord
 }
 
 // CommitDecoded implements [projections.DecodingSink].

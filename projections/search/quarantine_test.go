@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -46,7 +47,7 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &events.Commit{CommitID: "huge-1", AggregateType: streams.TypeOrder, AggregateID: "ord-huge", Version: 1,
+	c := &events.Commit{CommitID: "huge-1", AggregateType: eventlog.TypeOrder, AggregateID: "ord-huge", Version: 1,
 		Events: []events.Event{ev}, Metadata: events.Metadata{RecordedAt: time.Now().UTC()}}
 	if err := c.Seal(""); err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj, err := e.log.Subject(streams.TypeOrder, orderID(3))
+	subj, err := e.log.Subject(eventlog.TypeOrder, orderID(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestRefusedAndUndecodableCommitsAreQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cn := &events.Commit{CommitID: "nul-1", AggregateType: streams.TypeOrder, AggregateID: "ord-nul", Version: 1,
+	cn := &events.Commit{CommitID: "nul-1", AggregateType: eventlog.TypeOrder, AggregateID: "ord-nul", Version: 1,
 		Events: []events.Event{nul}, Metadata: events.Metadata{RecordedAt: time.Now().UTC()}}
 	if err := cn.Seal(""); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // ReconcileOptions tune [Store.Reconcile].
@@ -118,7 +118,7 @@ func (r *reconciler) run(ctx context.Context) error {
 	}
 	// Then the log, to its end now: every document read names a commit
 	// at or below it.
-	last, err := r.src.LastSeq(ctx, streams.TypeOrder)
+	last, err := r.src.LastSeq(ctx, eventlog.TypeOrder)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (r *reconciler) run(ctx context.Context) error {
 				Kind: projections.DriftDiffers, Log: "the log ends at " + strconv.FormatUint(last, 10), Store: strconv.FormatUint(cp, 10)})
 		}
 	}
-	err = projections.ReadLog(ctx, r.src, streams.TypeOrder, last, func(recs []streams.RawRecord) error {
+	err = projections.ReadLog(ctx, r.src, eventlog.TypeOrder, last, func(recs []eventlog.RawRecord) error {
 		for _, rec := range recs {
 			if err := r.commit(rec); err != nil {
 				return err
@@ -148,7 +148,7 @@ func (r *reconciler) run(ctx context.Context) error {
 
 // commit takes one commit of the log into account: it is decoded only
 // if its order's document is still to be compared.
-func (r *reconciler) commit(rec streams.RawRecord) error {
+func (r *reconciler) commit(rec eventlog.RawRecord) error {
 	if r.quarantined[rec.Seq] {
 		r.res.Quarantined++
 		return nil
@@ -190,7 +190,7 @@ func (r *reconciler) commit(rec streams.RawRecord) error {
 	if c.AggregateID != id {
 		return fmt.Errorf("seq %d: aggregate id %q, but the envelope was read as %q", rec.Seq, c.AggregateID, id)
 	}
-	if c.AggregateType != streams.TypeOrder {
+	if c.AggregateType != eventlog.TypeOrder {
 		return fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 	}
 	if st.fold, err = apply(st.fold, c); err != nil {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 func (e *env) reconcile(st *search.Store) projections.Reconciliation {
@@ -96,7 +96,7 @@ func TestReconcileNamesEveryCorruption(t *testing.T) {
 	}
 	seqs := e.lastSeqs()
 	commits := 0
-	if err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(streams.Record) error { commits++; return nil }); err != nil {
+	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(eventlog.Record) error { commits++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	index := e.liveIndex()
@@ -142,7 +142,7 @@ func TestReconcileNamesEveryCorruption(t *testing.T) {
 
 func (e *env) mustLast() uint64 {
 	e.t.Helper()
-	last, err := e.log.LastSeq(e.ctx, streams.TypeOrder)
+	last, err := e.log.LastSeq(e.ctx, eventlog.TypeOrder)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -165,8 +165,8 @@ func TestReconcileFollowsTheCheckpoints(t *testing.T) {
 	e := newEnv(t, 4)
 	e.place(0, 40, 4, nil)
 	last := e.mustLast()
-	var byPart [4][]streams.Record
-	if err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+	var byPart [4][]eventlog.Record
+	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := e.log.Partition(r.Commit.AggregateID)
 		byPart[p] = append(byPart[p], r)
 		return nil

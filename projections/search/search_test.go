@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -162,7 +163,7 @@ func (e *env) runOrder(i int, custom func(*order.Place)) error {
 func (e *env) lastSeqs() map[string][2]uint64 {
 	e.t.Helper()
 	out := map[string][2]uint64{}
-	err := e.log.Replay(e.ctx, streams.TypeOrder, 0, func(r streams.Record) error {
+	err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		out[r.Commit.AggregateID] = [2]uint64{r.Seq, r.Commit.Version + uint64(len(r.Commit.Events)) - 1}
 		return nil
 	})
@@ -448,7 +449,7 @@ func TestWaitForSeesAPosition(t *testing.T) {
 		if err := e.runOrder(i, nil); err != nil {
 			t.Fatal(err)
 		}
-		last, err := e.log.LastSeq(e.ctx, streams.TypeOrder)
+		last, err := e.log.LastSeq(e.ctx, eventlog.TypeOrder)
 		if err != nil {
 			t.Fatal(err)
 		}

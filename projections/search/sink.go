@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Sink applies commits to one index; see [projections.Sink]. The live
@@ -159,7 +159,7 @@ func (k *Sink) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 }
 
 // Commit implements [projections.Sink].
-func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []streams.Record) error {
+func (k *Sink) Commit(ctx context.Context, partition int, from, to uint64, recs []eventlog.Record) error {
 	cs := make([]*orderlog.Commit, len(recs))
 	for i, r := range recs {
 		c, err := k.st.dec.FromRecord(r)
@@ -248,7 +248,7 @@ func (k *Sink) fold(ctx context.Context, index string, recs []*orderlog.Commit, 
 	var need []string
 	var order []string
 	for _, c := range recs {
-		if c.AggregateType != streams.TypeOrder {
+		if c.AggregateType != eventlog.TypeOrder {
 			return nil, fmt.Errorf("seq %d: a %s commit in the order stream", c.Seq, c.AggregateType)
 		}
 		id := c.AggregateID
@@ -298,7 +298,7 @@ func (s *Store) heal(ctx context.Context, id string, seq uint64, have *Document)
 	if s.opts.Loader == nil {
 		return nil, projections.Poison(fmt.Errorf("%w: order %s at seq %d (no loader to rebuild it)", errOutOfStep, id, seq))
 	}
-	recs, err := s.opts.Loader.Load(ctx, streams.TypeOrder, id, 0)
+	recs, err := s.opts.Loader.Load(ctx, eventlog.TypeOrder, id, 0)
 	if err != nil {
 		return nil, fmt.Errorf("search: load order %s: %w", id, err)
 	}

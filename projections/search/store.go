@@ -19,10 +19,10 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // Name is the projection's name in orderctl.
@@ -43,7 +43,7 @@ var ErrBadQuery = errors.New("search: bad query")
 // projection uses it to rebuild a document that is out of step with the
 // log (which a lost or restored index can cause).
 type Loader interface {
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
 }
 
 // Options configure [New].

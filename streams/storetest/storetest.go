@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // EventStore is the part of an event store the suite checks.
 type EventStore interface {
-	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (streams.AppendResult, error)
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]streams.Record, error)
-	Last(ctx context.Context, aggType, id string) (streams.Record, bool, error)
+	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (eventlog.AppendResult, error)
+	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
+	Last(ctx context.Context, aggType, id string) (eventlog.Record, bool, error)
 }
 
 // Sizes of the concurrency case: racers goroutines append commits to one
@@ -70,7 +70,7 @@ func commit(t *testing.T, id, commitID string, version uint64, n int, prevHash s
 	t.Helper()
 	c := &events.Commit{
 		CommitID:      commitID,
-		AggregateType: streams.TypeOrder,
+		AggregateType: eventlog.TypeOrder,
 		AggregateID:   id,
 		Version:       version,
 		Metadata: events.Metadata{
@@ -92,7 +92,7 @@ func commit(t *testing.T, id, commitID string, version uint64, n int, prevHash s
 	return c
 }
 
-func mustAppend(t *testing.T, s EventStore, c *events.Commit, expected uint64) streams.AppendResult {
+func mustAppend(t *testing.T, s EventStore, c *events.Commit, expected uint64) eventlog.AppendResult {
 	t.Helper()
 	res, err := s.Append(testCtx(t), c, expected)
 	if err != nil {
@@ -107,16 +107,16 @@ func mustAppend(t *testing.T, s EventStore, c *events.Commit, expected uint64) s
 	return res
 }
 
-func mustLoad(t *testing.T, s EventStore, id string, after uint64) []streams.Record {
+func mustLoad(t *testing.T, s EventStore, id string, after uint64) []eventlog.Record {
 	t.Helper()
-	recs, err := s.Load(testCtx(t), streams.TypeOrder, id, after)
+	recs, err := s.Load(testCtx(t), eventlog.TypeOrder, id, after)
 	if err != nil {
 		t.Fatalf("load %s after %d: %v", id, after, err)
 	}
 	return recs
 }
 
-func commitsOf(recs []streams.Record) []*events.Commit {
+func commitsOf(recs []eventlog.Record) []*events.Commit {
 	cs := make([]*events.Commit, len(recs))
 	for i, r := range recs {
 		cs[i] = r.Commit
@@ -131,7 +131,7 @@ func testAppendNewAndLoad(t *testing.T, s EventStore) {
 	if recs := mustLoad(t, s, id, 0); len(recs) != 0 {
 		t.Fatalf("load of a new aggregate: %d records, want 0", len(recs))
 	}
-	if _, ok, err := s.Last(ctx, streams.TypeOrder, id); err != nil || ok {
+	if _, ok, err := s.Last(ctx, eventlog.TypeOrder, id); err != nil || ok {
 		t.Fatalf("last of a new aggregate: ok=%v err=%v, want none", ok, err)
 	}
 
@@ -148,7 +148,7 @@ func testAppendNewAndLoad(t *testing.T, s EventStore) {
 		t.Fatalf("load: %d records, want 2", len(recs))
 	}
 	for i, want := range []struct {
-		res streams.AppendResult
+		res eventlog.AppendResult
 		c   *events.Commit
 	}{{r1, c1}, {r2, c2}} {
 		got := recs[i]
@@ -166,7 +166,7 @@ func testAppendNewAndLoad(t *testing.T, s EventStore) {
 		t.Errorf("chain: %v", breaks)
 	}
 
-	last, ok, err := s.Last(ctx, streams.TypeOrder, id)
+	last, ok, err := s.Last(ctx, eventlog.TypeOrder, id)
 	if err != nil || !ok {
 		t.Fatalf("last: ok=%v err=%v", ok, err)
 	}
@@ -183,19 +183,19 @@ func testExpectedSeqConflict(t *testing.T, s EventStore) {
 
 	// A second "new" aggregate with the same id must be refused.
 	other := commit(t, id, id+"-other", 1, 1, "")
-	if _, err := s.Append(ctx, other, 0); !errors.Is(err, streams.ErrConflict) {
+	if _, err := s.Append(ctx, other, 0); !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("append to an existing aggregate expecting none: %v, want ErrConflict", err)
 	}
 	// So must a stale expected sequence, once the aggregate moved on.
 	c2 := commit(t, id, id+"-c2", 2, 1, c1.Hash)
 	mustAppend(t, s, c2, r1.Seq)
 	stale := commit(t, id, id+"-stale", 2, 1, c1.Hash)
-	if _, err := s.Append(ctx, stale, r1.Seq); !errors.Is(err, streams.ErrConflict) {
+	if _, err := s.Append(ctx, stale, r1.Seq); !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("append at a stale expected seq: %v, want ErrConflict", err)
 	}
 	// A sequence in the future is a conflict too.
 	future := commit(t, id, id+"-future", 3, 1, c2.Hash)
-	if _, err := s.Append(ctx, future, r1.Seq+1000); !errors.Is(err, streams.ErrConflict) {
+	if _, err := s.Append(ctx, future, r1.Seq+1000); !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("append at a future expected seq: %v, want ErrConflict", err)
 	}
 
@@ -340,7 +340,7 @@ func testRace(t *testing.T, s EventStore) {
 					errc <- fmt.Errorf("writer %d: %w", w, ctx.Err())
 					return
 				}
-				last, ok, err := s.Last(ctx, streams.TypeOrder, id)
+				last, ok, err := s.Last(ctx, eventlog.TypeOrder, id)
 				if err != nil {
 					errc <- fmt.Errorf("writer %d: last: %w", w, err)
 					return
@@ -355,7 +355,7 @@ func testRace(t *testing.T, s EventStore) {
 				}
 				c := &events.Commit{
 					CommitID:      fmt.Sprintf("%s-w%d-a%d", id, w, attempt),
-					AggregateType: streams.TypeOrder,
+					AggregateType: eventlog.TypeOrder,
 					AggregateID:   id,
 					Version:       version,
 					Events:        []events.Event{{Type: "test.happened", SchemaVersion: 1, Data: json.RawMessage(fmt.Sprintf(`{"n":%d,"writer":%d}`, version, w))}},
@@ -366,7 +366,7 @@ func testRace(t *testing.T, s EventStore) {
 					return
 				}
 				res, err := s.Append(ctx, c, expected)
-				if errors.Is(err, streams.ErrConflict) {
+				if errors.Is(err, eventlog.ErrConflict) {
 					conflicts.Add(1)
 					continue
 				}
