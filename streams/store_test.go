@@ -15,10 +15,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
-	"github.com/ordo-shop/ordo/streams/storetest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -78,7 +78,7 @@ func appendChain(t *testing.T, s *streams.Store, id string, n int) []eventlog.Re
 }
 
 func TestAcceptanceR1(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.EventStore {
+	logtest.Run(t, func(t *testing.T) eventlog.Log {
 		s, _ := openR1(t, streams.Config{})
 		return s
 	})
@@ -104,7 +104,7 @@ func TestR3(t *testing.T) {
 	}
 
 	t.Run("Acceptance", func(t *testing.T) {
-		storetest.Run(t, func(*testing.T) storetest.EventStore { return s })
+		logtest.Run(t, func(*testing.T) eventlog.Log { return s })
 	})
 	t.Run("ConflictCode", func(t *testing.T) {
 		// Against a commit already applied, a replicated stream reports

@@ -1,4 +1,4 @@
-package storetest
+package logtest
 
 import (
 	"context"
@@ -14,13 +14,6 @@ import (
 	"github.com/ordo-shop/ordo/events"
 )
 
-// EventStore is the part of an event store the suite checks.
-type EventStore interface {
-	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (eventlog.AppendResult, error)
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
-	Last(ctx context.Context, aggType, id string) (eventlog.Record, bool, error)
-}
-
 // Sizes of the concurrency case: racers goroutines append commits to one
 // aggregate until it has raceCommits of them.
 const (
@@ -28,13 +21,13 @@ const (
 	raceCommits = 64
 )
 
-// Run runs the acceptance suite as subtests. newStore is called once per
-// subtest and must return an empty store (or one whose aggregates the
-// suite cannot collide with: every subtest uses fresh ids).
-func Run(t *testing.T, newStore func(t *testing.T) EventStore) {
+// Run runs the acceptance suite as subtests. newLog is called once per
+// subtest; it may return the same log each time (every subtest uses
+// fresh ids and checks only the commits it appended).
+func Run(t *testing.T, newLog func(t *testing.T) eventlog.Log) {
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, s EventStore)
+		fn   func(t *testing.T, s eventlog.Log)
 	}{
 		{"AppendNewAndLoad", testAppendNewAndLoad},
 		{"ExpectedSeqConflict", testExpectedSeqConflict},
@@ -42,10 +35,16 @@ func Run(t *testing.T, newStore func(t *testing.T) EventStore) {
 		{"LoadAfterSeq", testLoadAfterSeq},
 		{"InterleavedAggregatesKeepOrder", testInterleaved},
 		{"ConcurrentWritersOneAggregate", testRace},
+		{"InvalidIDsAndTypes", testInvalid},
+		{"StreamsAreSeparateAndGapFree", testStreams},
+		{"FetchRawIsFetchUndecoded", testFetchRaw},
+		{"PartitionsAreStable", testPartitions},
+		{"WatchReportsNewCommits", testWatch},
+		{"ListIDs", testListIDs},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.fn(t, newStore(t))
+			c.fn(t, newLog(t))
 		})
 	}
 }
@@ -92,7 +91,7 @@ func commit(t *testing.T, id, commitID string, version uint64, n int, prevHash s
 	return c
 }
 
-func mustAppend(t *testing.T, s EventStore, c *events.Commit, expected uint64) eventlog.AppendResult {
+func mustAppend(t *testing.T, s eventlog.Log, c *events.Commit, expected uint64) eventlog.AppendResult {
 	t.Helper()
 	res, err := s.Append(testCtx(t), c, expected)
 	if err != nil {
@@ -107,7 +106,7 @@ func mustAppend(t *testing.T, s EventStore, c *events.Commit, expected uint64) e
 	return res
 }
 
-func mustLoad(t *testing.T, s EventStore, id string, after uint64) []eventlog.Record {
+func mustLoad(t *testing.T, s eventlog.Log, id string, after uint64) []eventlog.Record {
 	t.Helper()
 	recs, err := s.Load(testCtx(t), eventlog.TypeOrder, id, after)
 	if err != nil {
@@ -124,7 +123,7 @@ func commitsOf(recs []eventlog.Record) []*events.Commit {
 	return cs
 }
 
-func testAppendNewAndLoad(t *testing.T, s EventStore) {
+func testAppendNewAndLoad(t *testing.T, s eventlog.Log) {
 	ctx := testCtx(t)
 	id := newID("new")
 
@@ -175,7 +174,7 @@ func testAppendNewAndLoad(t *testing.T, s EventStore) {
 	}
 }
 
-func testExpectedSeqConflict(t *testing.T, s EventStore) {
+func testExpectedSeqConflict(t *testing.T, s eventlog.Log) {
 	ctx := testCtx(t)
 	id := newID("conflict")
 	c1 := commit(t, id, id+"-c1", 1, 1, "")
@@ -205,7 +204,7 @@ func testExpectedSeqConflict(t *testing.T, s EventStore) {
 	}
 }
 
-func testRetryAfterSuccess(t *testing.T, s EventStore) {
+func testRetryAfterSuccess(t *testing.T, s eventlog.Log) {
 	ctx := testCtx(t)
 	id := newID("retry")
 	c1 := commit(t, id, id+"-c1", 1, 1, "")
@@ -236,7 +235,7 @@ func testRetryAfterSuccess(t *testing.T, s EventStore) {
 	}
 }
 
-func testLoadAfterSeq(t *testing.T, s EventStore) {
+func testLoadAfterSeq(t *testing.T, s eventlog.Log) {
 	id, noise := newID("after"), newID("noise")
 	var (
 		prev, noisePrev string
@@ -275,7 +274,7 @@ func testLoadAfterSeq(t *testing.T, s EventStore) {
 	}
 }
 
-func testInterleaved(t *testing.T, s EventStore) {
+func testInterleaved(t *testing.T, s eventlog.Log) {
 	const aggregates, commits = 8, 6
 	ids := make([]string, aggregates)
 	prev := make([]string, aggregates)
@@ -322,7 +321,7 @@ func testInterleaved(t *testing.T, s EventStore) {
 // testRace has many writers fight over one aggregate with the optimistic
 // loop every command handler runs; the log must come out as exactly one
 // commit per version with an unbroken hash chain.
-func testRace(t *testing.T, s EventStore) {
+func testRace(t *testing.T, s eventlog.Log) {
 	ctx := testCtx(t)
 	id := newID("race")
 
