@@ -164,7 +164,9 @@ type StreamReader interface {
 	LastSeq(ctx context.Context, aggType string) (uint64, error)
 	// Fetch returns up to max commits from sequence fromSeq (0 counts as
 	// 1) on, in log order and gap-free; none when the stream ends before
-	// fromSeq.
+	// fromSeq. It may return fewer than the stream holds (on JetStream a
+	// replica that lags the leader may answer): a reader that must reach
+	// a position asks again from where the batch ended.
 	Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]Record, error)
 	// FetchRaw is Fetch without decoding.
 	FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]RawRecord, error)

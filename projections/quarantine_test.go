@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -138,9 +139,9 @@ func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
 		return nil
 	}
 	// Replay stops at the garbage: read what follows it on its own.
-	err = log.Replay(ctx, eventlog.TypeOrder, 0, expect)
+	err = logtest.Replay(ctx, log, eventlog.TypeOrder, 0, expect)
 	if decoding && err != nil {
-		err = log.Replay(ctx, eventlog.TypeOrder, garbageSeq+1, expect)
+		err = logtest.Replay(ctx, log, eventlog.TypeOrder, garbageSeq+1, expect)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -180,7 +181,7 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections
 	wg.Wait()
 
 	want := map[int][]uint64{}
-	if err := log.Replay(ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	if err := logtest.Replay(ctx, log, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := log.Partition(r.Commit.AggregateID)
 		want[p] = append(want[p], r.Seq)
 		return nil

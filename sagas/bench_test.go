@@ -16,7 +16,6 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/sagas"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 // BenchmarkCheckout measures complete checkouts per second, from the
@@ -108,18 +107,26 @@ func benchPlaceToPaid(b *testing.B) {
 	var paid atomic.Int64
 	done := make(chan struct{})
 	target := int64(b.N)
-	sub, err := e.store.Subscribe(context.Background(), eventlog.TypeOrder, streams.SubscribeOptions{}, func(_ context.Context, r eventlog.Record) error {
-		for _, ev := range r.Commit.Events {
-			if ev.Type == "order.paid" && paid.Add(1) == target {
-				close(done)
+	follow, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	go func() {
+		// Read the stream as it grows (Fetch, pausing when at its end).
+		for next := uint64(1); follow.Err() == nil; {
+			recs, err := e.store.Fetch(follow, eventlog.TypeOrder, next, 500)
+			if err != nil || len(recs) == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			for _, r := range recs {
+				for _, ev := range r.Commit.Events {
+					if ev.Type == "order.paid" && paid.Add(1) == target {
+						close(done)
+					}
+				}
+				next = r.Seq + 1
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Stop()
+	}()
 	const shoppers = 16
 	tokens := make([]string, shoppers)
 	for i := range tokens {

@@ -17,6 +17,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -363,7 +364,7 @@ func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
 		nCommits  int
 	)
 	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
-		err := e.store.Replay(ctx, typ, 0, func(r eventlog.Record) error {
+		err := logtest.Replay(ctx, e.store, typ, 0, func(r eventlog.Record) error {
 			nCommits++
 			cm := r.Commit
 			if prev, ok := commitIDs[cm.CommitID]; ok {

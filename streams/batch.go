@@ -13,7 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 )
 
-// fetchMaxBytes bounds the payload of one [Store.FetchPartition] reply;
+// fetchMaxBytes bounds the payload of one [Store.Fetch] reply;
 // a batch that reaches it ends early and reports more.
 const fetchMaxBytes = 8 << 20
 
@@ -29,54 +29,19 @@ func (s *Store) Fetch(ctx context.Context, aggType string, fromSeq uint64, max i
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	recs, _, err := s.fetch(ctx, stream, "", fromSeq, max)
-	return recs, err
-}
-
-// FetchPartition returns up to max commits of one partition of an
-// aggregate type's stream (the subjects <prefix>.<partition>.*), starting
-// at stream sequence fromSeq (0 counts as 1), in log order. more reports
-// whether the partition held further commits when the batch was read.
-//
-// It uses one direct batch get, which any replica may answer: on a
-// replicated stream a follower can lag the leader by a little. The
-// server scans past the other partitions' commits to find this one's, so
-// reading every partition this way costs more than one [Store.Fetch].
-func (s *Store) FetchPartition(ctx context.Context, aggType string, partition int, fromSeq uint64, max int) (recs []eventlog.Record, more bool, err error) {
-	stream, err := s.StreamName(aggType)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch: %w", err)
-	}
-	filter, err := s.partitionFilter(aggType, partition)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch: %w", err)
-	}
-	return s.fetch(ctx, stream, filter, fromSeq, max)
-}
-
-// fetch reads one batch of stream, only subjects matching filter (a
-// partition's wildcard) if it is not empty.
-func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64, max int) (recs []eventlog.Record, more bool, err error) {
-	what := stream
-	if filter != "" {
-		what = filter
-	}
 	if max < 1 {
-		return nil, false, fmt.Errorf("fetch %s: batch size %d", what, max)
+		return nil, fmt.Errorf("fetch %s: batch size %d", stream, max)
 	}
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	prefix := strings.TrimSuffix(filter, "*")
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	var recs []eventlog.Record
 	b := &directBatch{
 		stream: stream,
-		req:    directGetRequest{Seq: fromSeq, NextFor: filter, Batch: max, MaxBytes: fetchMaxBytes},
-		fn: func(seq uint64, subj string, data []byte) error {
-			if !strings.HasPrefix(subj, prefix) {
-				return fmt.Errorf("got subject %q", subj)
-			}
+		req:    directGetRequest{Seq: fromSeq, Batch: max, MaxBytes: fetchMaxBytes},
+		fn: func(seq uint64, _ string, data []byte) error {
 			c, err := events.Unmarshal(data)
 			if err != nil {
 				return fmt.Errorf("seq %d: %w", seq, err)
@@ -86,9 +51,9 @@ func (s *Store) fetch(ctx context.Context, stream, filter string, fromSeq uint64
 		},
 	}
 	if err := s.getBatch(ctx, b); err != nil {
-		return nil, false, fmt.Errorf("fetch %s: %w", what, err)
+		return nil, fmt.Errorf("fetch %s: %w", stream, err)
 	}
-	return recs, b.more, nil
+	return recs, nil
 }
 
 // Watch calls fn with the partition and stream sequence of every commit

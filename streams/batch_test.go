@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/streams"
 )
 
-// TestFetchAndFetchPartition appends to orders in several
-// partitions and reads each partition back in batches.
-func TestFetchAndFetchPartition(t *testing.T) {
+// TestFetchInBatches appends to orders in several partitions and reads
+// the stream back in batches, whole and partition by partition.
+func TestFetchInBatches(t *testing.T) {
 	s, _ := openR1(t, streams.Config{Partitions: 4})
 	ctx := testCtx(t)
 	want := map[int][]uint64{}
@@ -31,7 +32,7 @@ func TestFetchAndFetchPartition(t *testing.T) {
 		var got []uint64
 		from := uint64(0)
 		for {
-			recs, more, err := s.FetchPartition(ctx, eventlog.TypeOrder, p, from, 7)
+			recs, err := logtest.FetchPartition(ctx, s, eventlog.TypeOrder, p, from, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,11 +46,8 @@ func TestFetchAndFetchPartition(t *testing.T) {
 				got = append(got, r.Seq)
 				from = r.Seq + 1
 			}
-			if !more {
-				break
-			}
 			if len(recs) == 0 {
-				t.Fatal("more with an empty batch")
+				break
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want[p]) {
@@ -74,11 +72,8 @@ func TestFetchAndFetchPartition(t *testing.T) {
 	if len(all) != int(last) || all[0] != 1 || all[len(all)-1] != last {
 		t.Fatalf("fetched %d commits of %d", len(all), last)
 	}
-	if recs, more, err := s.FetchPartition(ctx, eventlog.TypeOrder, 0, last+1, 10); err != nil || more || len(recs) != 0 {
-		t.Fatalf("past the end: %d records, more %v, %v", len(recs), more, err)
-	}
-	if _, _, err := s.FetchPartition(ctx, eventlog.TypeOrder, 4, 0, 10); err == nil {
-		t.Fatal("partition out of range accepted")
+	if recs, err := s.Fetch(ctx, eventlog.TypeOrder, last+1, 10); err != nil || len(recs) != 0 {
+		t.Fatalf("past the end: %d records, %v", len(recs), err)
 	}
 }
 

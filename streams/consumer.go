@@ -55,9 +55,8 @@ func (o ConsumerOptions) config(filter string) (jetstream.ConsumerConfig, error)
 
 // DurableConsumer creates (or updates) a durable pull consumer over every
 // commit of an aggregate type's stream, with explicit acks, and returns it
-// for the caller to consume. It is the raw form of [Store.Subscribe] for
-// runtimes that drive acknowledgements themselves, such as the process
-// managers in package sagas. A new consumer starts at the beginning of the
+// for the caller to consume, for runtimes that drive acknowledgements
+// themselves, such as the process managers' runtime in package sagas. A new consumer starts at the beginning of the
 // stream; an existing one resumes where it stopped.
 func (s *Store) DurableConsumer(ctx context.Context, aggType string, opts ConsumerOptions) (jetstream.Consumer, error) {
 	stream, err := s.StreamName(aggType)

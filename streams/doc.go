@@ -1,5 +1,10 @@
 // Package streams is Ordo's event store on NATS JetStream, and the only
-// package that knows subjects.
+// package that knows subjects. It implements the log's port, package
+// eventlog (whose acceptance suite, eventlog/logtest, it passes on one
+// server and on a replicated cluster), and adds what only the JetStream
+// log has: the log's identity, its dead-letter and timer streams, durable
+// consumers for the process managers' runtime, and raw reads for
+// auditors.
 //
 // # Layout
 //
@@ -12,10 +17,9 @@
 //
 // p is FNV-1a (32 bit) of the id modulo the partition count, which is
 // fixed when the streams are created (default 16) and recorded in their
-// metadata under "ordo.partitions". The token lets several instances
-// share a projection or process manager by partition (see
-// [SubscribeOptions.Partitions]) while each aggregate's commits stay in
-// order. Ids are restricted by [ValidID] so that no id can inject subject
+// metadata under "ordo.partitions" ([eventlog.Partition]). The token
+// lets several instances share a projection by partition while each
+// aggregate's commits stay in order. Ids are restricted by [ValidID] so that no id can inject subject
 // tokens or wildcards.
 //
 // # Writing
@@ -33,11 +37,11 @@
 // answers); Load asks the leader for the aggregate's last sequence, reads
 // up to it with the server's direct batch get, which needs no consumer
 // and which any replica may answer, and reads from the leader what a
-// lagging replica lacked. [Store.Fetch] and [Store.FetchPartition] are
-// plain direct gets, for readers that track positions themselves;
-// [Store.Replay] reads a whole stream through an ordered consumer;
-// [Store.Subscribe] runs durable, acknowledged consumers for process
-// managers. A read whose server stops answering (it died with the
+// lagging replica lacked. [Store.Fetch] and [Store.FetchRaw] are plain
+// direct gets, for readers that track positions themselves;
+// [Store.ReplayRaw] reads a whole stream as stored through an ordered
+// consumer; [Store.DurableConsumer] makes the durable, acknowledged
+// consumers the process managers' runtime drives. A read whose server stops answering (it died with the
 // request) is asked again at once instead of waiting out its deadline.
 //
 // # Concurrency

@@ -237,24 +237,11 @@ func (s *Store) Identity(ctx context.Context, aggType string) (string, error) {
 	return hex.EncodeToString(sum[:4]), nil
 }
 
-// Replay calls fn for every commit of an aggregate type's stream from
-// sequence fromSeq (0 counts as 1) up to the stream's last sequence when
-// Replay was called, in log order, through an ordered consumer. It stops
-// at fn's first error and returns it. A commit that does not decode is an
-// error too: the log is meant to hold only valid commits.
-func (s *Store) Replay(ctx context.Context, aggType string, fromSeq uint64, fn func(eventlog.Record) error) error {
-	return s.ReplayRaw(ctx, aggType, fromSeq, func(m eventlog.StoredMsg) error {
-		c, err := events.Unmarshal(m.Data)
-		if err != nil {
-			return fmt.Errorf("replay %s seq %d: %w", m.Stream, m.Seq, err)
-		}
-		return fn(eventlog.Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
-	})
-}
-
-// ReplayRaw is [Store.Replay] without decoding: fn sees every message of
-// the stream from fromSeq up to the last sequence when ReplayRaw was
-// called, in log order, as stored, whatever it holds.
+// ReplayRaw calls fn for every message of an aggregate type's stream
+// from sequence fromSeq (0 counts as 1) up to the stream's last sequence
+// when ReplayRaw was called, in log order, as stored, whatever it holds,
+// through an ordered consumer. It stops at fn's first error and returns
+// it.
 func (s *Store) ReplayRaw(ctx context.Context, aggType string, fromSeq uint64, fn func(eventlog.StoredMsg) error) error {
 	stream, err := s.StreamName(aggType)
 	if err != nil {

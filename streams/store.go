@@ -327,18 +327,6 @@ func (s *Store) locate(aggType, id string) (stream, subject string, err error) {
 	return k.stream, string(b), nil
 }
 
-// partitionFilter returns the filter subject of one partition of a type.
-func (s *Store) partitionFilter(aggType string, p int) (string, error) {
-	k, ok := kinds[aggType]
-	if !ok {
-		return "", fmt.Errorf("%w: %q", eventlog.ErrUnknownType, aggType)
-	}
-	if p < 0 || p >= s.partitions {
-		return "", fmt.Errorf("streams: partition %d not in 0..%d", p, s.partitions-1)
-	}
-	return k.prefix + "." + strconv.Itoa(p) + ".*", nil
-}
-
 func truncate(id string) string {
 	if len(id) > 40 {
 		return id[:40] + "..."

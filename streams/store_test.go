@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -483,6 +482,18 @@ func TestLoadPages(t *testing.T) {
 	}
 }
 
+// replay reads a stream through [streams.Store.ReplayRaw], decoding each
+// commit.
+func replay(ctx context.Context, s *streams.Store, aggType string, from uint64, fn func(eventlog.Record) error) error {
+	return s.ReplayRaw(ctx, aggType, from, func(m eventlog.StoredMsg) error {
+		c, err := events.Unmarshal(m.Data)
+		if err != nil {
+			return err
+		}
+		return fn(eventlog.Record{Stream: m.Stream, Seq: m.Seq, Commit: c})
+	})
+}
+
 func TestReplayOrder(t *testing.T) {
 	s, _ := openR1(t, streams.Config{})
 	ctx := testCtx(t)
@@ -508,7 +519,7 @@ func TestReplayOrder(t *testing.T) {
 
 	var got []uint64
 	versions := map[string]uint64{}
-	err = s.Replay(ctx, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
+	err = replay(ctx, s, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
 		got = append(got, r.Seq)
 		if r.Commit.Version != versions[r.Commit.AggregateID]+1 {
 			return fmt.Errorf("%s: version %d after %d", r.Commit.AggregateID, r.Commit.Version, versions[r.Commit.AggregateID])
@@ -525,7 +536,7 @@ func TestReplayOrder(t *testing.T) {
 
 	// From the middle.
 	got = got[:0]
-	if err := s.Replay(ctx, eventlog.TypeOrder, all[30], func(r eventlog.Record) error {
+	if err := replay(ctx, s, eventlog.TypeOrder, all[30], func(r eventlog.Record) error {
 		got = append(got, r.Seq)
 		return nil
 	}); err != nil {
@@ -538,7 +549,7 @@ func TestReplayOrder(t *testing.T) {
 	// fn's first error stops the replay.
 	stop := errors.New("stop")
 	n := 0
-	err = s.Replay(ctx, eventlog.TypeOrder, 1, func(eventlog.Record) error {
+	err = replay(ctx, s, eventlog.TypeOrder, 1, func(eventlog.Record) error {
 		n++
 		if n == 5 {
 			return stop
@@ -550,182 +561,10 @@ func TestReplayOrder(t *testing.T) {
 	}
 
 	// Past the end and on an empty stream: nothing, no error.
-	if err := s.Replay(ctx, eventlog.TypeOrder, lastSeq+1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
+	if err := replay(ctx, s, eventlog.TypeOrder, lastSeq+1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Replay(ctx, eventlog.TypePayment, 1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
+	if err := replay(ctx, s, eventlog.TypePayment, 1, func(eventlog.Record) error { return errors.New("called") }); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// collector records what a subscription handler saw.
-type collector struct {
-	mu    sync.Mutex
-	seen  map[string]int // commit id -> deliveries
-	done  map[string]bool
-	fails map[string]int // commit id -> failures still to inject
-	ch    chan struct{}
-}
-
-func newCollector(fail map[string]int) *collector {
-	return &collector{seen: map[string]int{}, done: map[string]bool{}, fails: fail, ch: make(chan struct{}, 100)}
-}
-
-func (c *collector) handle(_ context.Context, r eventlog.Record) error {
-	c.mu.Lock()
-	defer func() {
-		c.mu.Unlock()
-		c.ch <- struct{}{}
-	}()
-	id := r.Commit.CommitID
-	c.seen[id]++
-	if c.fails[id] > 0 {
-		c.fails[id]--
-		return errors.New("injected failure")
-	}
-	c.done[id] = true
-	return nil
-}
-
-// wait waits until every id is done.
-func (c *collector) wait(t *testing.T, ctx context.Context, ids ...string) {
-	t.Helper()
-	for {
-		c.mu.Lock()
-		all := true
-		for _, id := range ids {
-			all = all && c.done[id]
-		}
-		c.mu.Unlock()
-		if all {
-			return
-		}
-		select {
-		case <-c.ch:
-		case <-ctx.Done():
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			t.Fatalf("waiting for %v: seen %v", ids, c.seen)
-		}
-	}
-}
-
-func TestSubscribeDurableRedelivers(t *testing.T) {
-	s, nc := openR1(t, streams.Config{})
-	ctx := testCtx(t)
-	recs := appendChain(t, s, "sub-1", 3)
-	ids := []string{recs[0].Commit.CommitID, recs[1].Commit.CommitID, recs[2].Commit.CommitID}
-
-	col := newCollector(map[string]int{ids[1]: 2})
-	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	col.wait(t, ctx, ids...)
-	sub.Stop()
-	sub.Stop() // idempotent
-
-	col.mu.Lock()
-	if col.seen[ids[0]] != 1 || col.seen[ids[1]] != 3 || col.seen[ids[2]] != 1 {
-		t.Errorf("deliveries %v, want 1, 3 (two failures), 1", col.seen)
-	}
-	col.mu.Unlock()
-
-	// The durable resumes after what it acked.
-	more := sealed(t, "sub-1", "sub-1-4", 4, recs[2].Commit.Hash)
-	if _, err := s.Append(ctx, more, recs[2].Seq); err != nil {
-		t.Fatal(err)
-	}
-	col2 := newCollector(nil)
-	sub2, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "pm-test", AckWait: 5 * time.Second}, col2.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub2.Stop()
-	col2.wait(t, ctx, "sub-1-4")
-	col2.mu.Lock()
-	for _, id := range ids {
-		if col2.seen[id] > 0 {
-			t.Errorf("acked commit %s delivered again after resubscribe", id)
-		}
-	}
-	col2.mu.Unlock()
-
-	info, err := jsOf(t, nc).Consumer(ctx, "ORDERS", "pm-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := info.CachedInfo().Config; c.AckPolicy != jetstream.AckExplicitPolicy || c.Durable != "pm-test" {
-		t.Errorf("consumer config %+v", c)
-	}
-}
-
-func TestSubscribePartitionsAndEphemeral(t *testing.T) {
-	s, _ := openR1(t, streams.Config{Partitions: 4})
-	ctx := testCtx(t)
-	// Find two ids in different partitions.
-	a, b := "", ""
-	for i := 0; b == ""; i++ {
-		id := fmt.Sprintf("part-%d", i)
-		switch {
-		case a == "":
-			a = id
-		case s.Partition(id) != s.Partition(a):
-			b = id
-		}
-	}
-	ra := appendChain(t, s, a, 2)
-	rb := appendChain(t, s, b, 2)
-	a3 := sealed(t, a, a+"-3", 3, ra[1].Commit.Hash)
-	if _, err := s.Append(ctx, a3, ra[1].Seq); err != nil {
-		t.Fatal(err)
-	}
-
-	// The first delivery of a's first commit fails: an ephemeral
-	// subscription retries it in place.
-	col := newCollector(map[string]int{ra[0].Commit.CommitID: 1})
-	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Partitions: []int{s.Partition(a)}}, col.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Log order is a1 a2 b1 b2 a3 and delivery is in order: once a3 is
-	// handled, b's commits would have been seen had the filter let them in.
-	col.wait(t, ctx, ra[0].Commit.CommitID, ra[1].Commit.CommitID, a3.CommitID)
-	sub.Stop()
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	if col.seen[rb[0].Commit.CommitID] > 0 || col.seen[rb[1].Commit.CommitID] > 0 {
-		t.Errorf("partition filter let %s through: %v", b, col.seen)
-	}
-	if col.seen[ra[0].Commit.CommitID] != 2 {
-		t.Errorf("ephemeral retry: first commit seen %d times, want 2", col.seen[ra[0].Commit.CommitID])
-	}
-
-	if _, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Partitions: []int{4}}, col.handle); err == nil {
-		t.Error("subscribe to partition 4 of 4 succeeded")
-	}
-}
-
-func TestSubscribeStopsWithContext(t *testing.T) {
-	s, _ := openR1(t, streams.Config{})
-	ctx, cancel := context.WithCancel(testCtx(t))
-	block := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	appendChain(t, s, "ctx-1", 1)
-	sub, err := s.Subscribe(ctx, eventlog.TypeOrder, streams.SubscribeOptions{Durable: "ctx"}, func(hctx context.Context, _ eventlog.Record) error {
-		entered <- struct{}{}
-		select {
-		case <-hctx.Done():
-			return hctx.Err()
-		case <-block:
-			return nil
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-	cancel() // must cancel the handler's context and stop the subscription
-	sub.Stop()
-	close(block)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/config"
@@ -466,7 +467,7 @@ type logFacts struct {
 func readOrders(ctx context.Context, store *streams.Store) (*logFacts, error) {
 	f := &logFacts{placed: map[string]int{}, cancelled: map[string]int{}, rejected: map[string]int{},
 		commitIDs: map[string]int{}, settled: map[string]bool{}, reserved: map[string]bool{}, lastEvent: map[string]string{}}
-	err := store.Replay(ctx, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
+	err := logtest.Replay(ctx, store, eventlog.TypeOrder, 1, func(r eventlog.Record) error {
 		c := r.Commit
 		f.commitIDs[c.CommitID]++
 		for _, e := range c.Events {
@@ -490,7 +491,7 @@ func readOrders(ctx context.Context, store *streams.Store) (*logFacts, error) {
 }
 
 func (f *logFacts) readInventory(ctx context.Context, store *streams.Store) error {
-	return store.Replay(ctx, eventlog.TypeInventory, 1, func(r eventlog.Record) error {
+	return logtest.Replay(ctx, store, eventlog.TypeInventory, 1, func(r eventlog.Record) error {
 		for _, e := range r.Commit.Events {
 			switch e.Type {
 			case "inventory.reserved":

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -70,7 +71,7 @@ func (ta *testApp) snapshot(s *postgres.Store) postgres.Snapshot {
 func (ta *testApp) orderEvents() int {
 	ta.t.Helper()
 	n := 0
-	if err := ta.store.Replay(context.Background(), eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	if err := logtest.Replay(context.Background(), ta.store, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		n += len(r.Commit.Events)
 		return nil
 	}); err != nil {

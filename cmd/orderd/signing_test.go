@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -24,7 +25,7 @@ func checkSigned(t *testing.T, store *streams.Store, keys *events.Keyring) map[s
 	byKey := map[string]int{}
 	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
 		links := map[string]*events.ChainLink{}
-		err := store.Replay(context.Background(), typ, 1, func(r eventlog.Record) error {
+		err := logtest.Replay(context.Background(), store, typ, 1, func(r eventlog.Record) error {
 			c := r.Commit
 			link := links[c.AggregateID]
 			if link == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -45,7 +46,7 @@ func benchLog(b *testing.B) (*streams.Store, int) {
 		b.Fatal(err)
 	}
 	n := 0
-	if err := log.Replay(ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error { n += len(r.Commit.Events); return nil }); err != nil {
+	if err := logtest.Replay(ctx, log, eventlog.TypeOrder, 0, func(r eventlog.Record) error { n += len(r.Commit.Events); return nil }); err != nil {
 		b.Fatal(err)
 	}
 	return log, n
@@ -133,7 +134,7 @@ func rawBatches(b *testing.B, log *streams.Store) [][]rawBatch {
 		rows := map[string]*orderRow{}
 		from := uint64(1)
 		for {
-			recs, more, err := log.FetchPartition(context.Background(), eventlog.TypeOrder, p, from, benchBatch)
+			recs, err := logtest.FetchPartition(context.Background(), log, eventlog.TypeOrder, p, from, benchBatch)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -154,9 +155,6 @@ func rawBatches(b *testing.B, log *streams.Store) [][]rawBatch {
 			}
 			out[p] = append(out[p], rawBatch{p, int64(recs[len(recs)-1].Seq), ch})
 			from = recs[len(recs)-1].Seq + 1
-			if !more {
-				break
-			}
 		}
 	}
 	return out

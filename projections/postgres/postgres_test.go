@@ -17,6 +17,7 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -106,7 +107,7 @@ func (e *env) snapshot(s *postgres.Store) postgres.Snapshot {
 func (e *env) logEvents() int {
 	e.t.Helper()
 	n := 0
-	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	if err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		n += len(r.Commit.Events)
 		return nil
 	}); err != nil {
@@ -238,7 +239,7 @@ func (e *env) mustLast() uint64 {
 func TestCommitRefusesAMovedCheckpoint(t *testing.T) {
 	e := newEnv(t, 1)
 	e.place("o", 2, 1)
-	recs, _, err := e.log.FetchPartition(e.ctx, eventlog.TypeOrder, 0, 1, 100)
+	recs, err := logtest.FetchPartition(e.ctx, e.log, eventlog.TypeOrder, 0, 1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func TestCommitRefusesAMovedCheckpoint(t *testing.T) {
 func TestCommitWritesNothingWhenTheCheckpointMoved(t *testing.T) {
 	e := newEnv(t, 1)
 	e.place("o", 1, 1)
-	recs, _, err := e.log.FetchPartition(e.ctx, eventlog.TypeOrder, 0, 1, 100)
+	recs, err := logtest.FetchPartition(e.ctx, e.log, eventlog.TypeOrder, 0, 1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 )
@@ -31,7 +32,7 @@ func (e *env) exec(sql string, args ...any) {
 func (e *env) commitCount() int {
 	e.t.Helper()
 	n := 0
-	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(eventlog.Record) error { n++; return nil }); err != nil {
+	if err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(eventlog.Record) error { n++; return nil }); err != nil {
 		e.t.Fatal(err)
 	}
 	return n
@@ -133,7 +134,7 @@ func TestReconcileFoldsOnlyWhatTheCheckpointsCover(t *testing.T) {
 	e.place("o", 40, 4)
 	last := e.mustLast()
 	var byPart [4][]eventlog.Record
-	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	if err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := e.log.Partition(r.Commit.AggregateID)
 		byPart[p] = append(byPart[p], r)
 		return nil

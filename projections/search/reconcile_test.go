@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 )
@@ -96,7 +97,7 @@ func TestReconcileNamesEveryCorruption(t *testing.T) {
 	}
 	seqs := e.lastSeqs()
 	commits := 0
-	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(eventlog.Record) error { commits++; return nil }); err != nil {
+	if err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(eventlog.Record) error { commits++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	index := e.liveIndex()
@@ -166,7 +167,7 @@ func TestReconcileFollowsTheCheckpoints(t *testing.T) {
 	e.place(0, 40, 4, nil)
 	last := e.mustLast()
 	var byPart [4][]eventlog.Record
-	if err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	if err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		p := e.log.Partition(r.Commit.AggregateID)
 		byPart[p] = append(byPart[p], r)
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -163,7 +164,7 @@ func (e *env) runOrder(i int, custom func(*order.Place)) error {
 func (e *env) lastSeqs() map[string][2]uint64 {
 	e.t.Helper()
 	out := map[string][2]uint64{}
-	err := e.log.Replay(e.ctx, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
+	err := logtest.Replay(e.ctx, e.log, eventlog.TypeOrder, 0, func(r eventlog.Record) error {
 		out[r.Commit.AggregateID] = [2]uint64{r.Seq, r.Commit.Version + uint64(len(r.Commit.Events)) - 1}
 		return nil
 	})
