@@ -43,16 +43,6 @@ const (
 	DefaultReconcileAfter = 2 * time.Minute
 )
 
-// TimerScheduler stores durable timers; *streams.Store is one.
-type TimerScheduler interface {
-	ScheduleTimer(ctx context.Context, t eventlog.Timer) error
-}
-
-// AggregateLog reads an aggregate's commits; *streams.Store is one.
-type AggregateLog interface {
-	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
-}
-
 // CheckoutConfig is what the checkout needs.
 type CheckoutConfig struct {
 	Orders    *command.Handler[order.State, order.Command]
@@ -62,12 +52,7 @@ type CheckoutConfig struct {
 	PSP  psp.Client
 	Sync *PaymentSync
 	// Timers stores the payment timeouts and reconciliation checks.
-	Timers TimerScheduler
-	// Log and Registry read an aggregate straight from the log when the
-	// handler's cached state is older than the commit being handled; see
-	// [Checkout.Handle].
-	Log      AggregateLog
-	Registry *events.Registry
+	Timers eventlog.TimerScheduler
 	// PaymentTimeout is how long an order waits for its payment before
 	// it is cancelled (default 15 min).
 	PaymentTimeout time.Duration
@@ -113,9 +98,8 @@ type Checkout struct {
 
 // NewCheckout returns the checkout process manager.
 func NewCheckout(cfg CheckoutConfig) (*Checkout, error) {
-	if cfg.Orders == nil || cfg.Inventory == nil || cfg.Payments == nil || cfg.PSP == nil || cfg.Sync == nil || cfg.Timers == nil ||
-		cfg.Log == nil || cfg.Registry == nil {
-		return nil, errors.New("sagas: checkout needs order, inventory and payment handlers, a PSP, a payment sync, timers, the log and the registry")
+	if cfg.Orders == nil || cfg.Inventory == nil || cfg.Payments == nil || cfg.PSP == nil || cfg.Sync == nil || cfg.Timers == nil {
+		return nil, errors.New("sagas: checkout needs order, inventory and payment handlers, a PSP, a payment sync and timers")
 	}
 	if cfg.PaymentTimeout <= 0 {
 		cfg.PaymentTimeout = DefaultPaymentTimeout
@@ -224,42 +208,42 @@ func ended(s order.Status) bool {
 	return s == order.StatusRejected || s == order.StatusCancelled || s == order.StatusRefunded
 }
 
+// order returns the order's state as the orders handler knows it
+// ([command.Cached]): a read of an aggregate other than the one whose
+// commit is handled, whose answer only picks the next command (which the
+// handler decides again on the log's state) or reads fields that never
+// change (lines, total).
 func (c *Checkout) order(ctx context.Context, id string) (order.State, error) {
-	res, err := c.cfg.Orders.State(ctx, id)
+	res, err := c.cfg.Orders.State(ctx, id, command.Cached)
 	return res.State, err
 }
 
 // orderAt returns the order's state, at least as new as the commit being
 // handled when that commit is the order's.
 func (c *Checkout) orderAt(ctx context.Context, z cause, id string) (order.State, error) {
-	return stateAt(ctx, c, c.cfg.Orders, order.Decider(), z, order.AggregateType, id)
+	res, err := c.cfg.Orders.State(ctx, id, z.freshness(order.AggregateType, id))
+	return res.State, err
 }
 
 // paymentAt returns the payment's state, at least as new as the commit
 // being handled when that commit is the payment's.
 func (c *Checkout) paymentAt(ctx context.Context, z cause, id string) (payment.State, error) {
-	return stateAt(ctx, c, c.cfg.Payments, payment.Decider(), z, payment.AggregateType, id)
+	res, err := c.cfg.Payments.State(ctx, id, z.freshness(payment.AggregateType, id))
+	return res.State, err
 }
 
-// stateAt reads an aggregate's state through its handler's cache. The
-// cache can be older than the commit being handled: the handler puts a
-// command's result into its cache after the append, and JetStream can
-// deliver the commit to a consumer before that (the checkout then saw a
-// payment "not captured" while handling its payment.captured, and the
-// order was never marked paid); and a commit appended by another instance
-// never reaches this cache by itself. When the cached state is behind the
-// commit being handled, stateAt folds the aggregate from the log instead.
-func stateAt[S, C any](ctx context.Context, c *Checkout, h *command.Handler[S, C], d aggregates.Decider[S, C], z cause, aggType, id string) (S, error) {
-	res, err := h.State(ctx, id)
-	if err != nil || z.aggType != aggType || z.aggID != id || res.Seq >= z.seq {
-		return res.State, err
+// freshness is how new a read of an aggregate must be while handling z:
+// the aggregate of the commit being handled includes that commit (the
+// log can deliver a commit before the command that appended it has
+// updated the handler's cache, and another instance's commit never
+// reaches the cache by itself: the checkout then saw a payment "not
+// captured" while handling its payment.captured, and the order was never
+// marked paid); any other is read as the handler knows it.
+func (z cause) freshness(aggType, id string) command.Freshness {
+	if z.aggType == aggType && z.aggID == id {
+		return command.Includes(z.seq)
 	}
-	s, err := foldLog(ctx, c.cfg.Log, c.cfg.Registry, d, aggType, id)
-	if err != nil {
-		return res.State, err
-	}
-	c.log.Debug("cached state behind the commit handled: read the log", "type", aggType, "id", id, "cached_seq", res.Seq, "commit_seq", z.seq)
-	return s, nil
+	return command.Cached
 }
 
 func (c *Checkout) orderCmd(ctx context.Context, z cause, step, id string, cmd order.Command) (command.Result[order.State], error) {
@@ -283,23 +267,6 @@ func (c *Checkout) paymentCmd(ctx context.Context, z cause, step, orderID, pid s
 // holds reports whether a SKU holds (or has sold) stock for an order.
 func holds(s inventory.State, orderID string) bool {
 	return s.Reservations.Has(orderID) || s.Committed.Has(orderID)
-}
-
-// foldLog reads an aggregate's state straight from the log.
-func foldLog[S, C any](ctx context.Context, log AggregateLog, reg *events.Registry, d aggregates.Decider[S, C], aggType, id string) (S, error) {
-	s := d.Initial(id)
-	recs, err := log.Load(ctx, aggType, id, 0)
-	if err != nil {
-		return s, err
-	}
-	for _, r := range recs {
-		evs, err := reg.DecodeAll(r.Commit)
-		if err != nil {
-			return s, err
-		}
-		s = d.Fold(s, evs)
-	}
-	return s, nil
 }
 
 // reserve reserves every line of a placed order in line order and stops
@@ -446,7 +413,7 @@ func (c *Checkout) requestPayment(ctx context.Context, z cause, orderID string) 
 // find that same intent instead of creating another.
 func (c *Checkout) recordIntent(ctx context.Context, z cause, o order.State) (payment.State, error) {
 	pid := PaymentIDFor(o.ID)
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
 	if err != nil || cur.State.Exists {
 		return cur.State, err
 	}
@@ -523,7 +490,7 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 	} else if outcome == "" {
 		// No pending payment: if it was settled already (a capture
 		// recorded before its order.paid), its events decide.
-		cur, err := c.cfg.Payments.State(ctx, pid)
+		cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
 		if err != nil {
 			return err
 		}
@@ -563,7 +530,7 @@ func (c *Checkout) onReconcile(ctx context.Context, z cause, d timerData) error 
 // reconcile applies the PSP's view of a pending payment and returns the
 // intent's status ("" if there is no pending payment).
 func (c *Checkout) reconcile(ctx context.Context, z cause, pid string) (psp.Status, error) {
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
 	if err != nil {
 		return "", err
 	}
@@ -589,7 +556,7 @@ func (c *Checkout) reconcile(ctx context.Context, z cause, pid string) (psp.Stat
 // capture is recorded and its refund follows), a captured one refunded.
 func (c *Checkout) settlePayment(ctx context.Context, z cause, orderID string) error {
 	pid := PaymentIDFor(orderID)
-	cur, err := c.cfg.Payments.State(ctx, pid)
+	cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := store.OpenDLQ(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.sync, err = sagas.NewPaymentSync(e.payments, store, reg, "sim", log); err != nil {
+	if e.sync, err = sagas.NewPaymentSync(e.payments, store, "sim", log); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,7 +173,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if apiSync, err = sagas.NewPaymentSync(apiPayments, store, reg, "sim", log); err != nil {
+		if apiSync, err = sagas.NewPaymentSync(apiPayments, store, "sim", log); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,7 +221,7 @@ func (e *env) startRuntime() {
 	}
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
-		PSP: client, Sync: e.sync, Timers: e.store, Log: e.store, Registry: e.reg,
+		PSP: client, Sync: e.sync, Timers: e.store,
 		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
 	})
 	if err != nil {

@@ -44,33 +44,24 @@ var (
 // another missed. It is safe for concurrent use.
 type PaymentSync struct {
 	payments *command.Handler[payment.State, payment.Command]
-	store    PaymentLog
-	registry *events.Registry
+	refusals eventlog.RefusalLog
 	provider string
 	log      *slog.Logger
 }
 
-// PaymentLog is what [PaymentSync] needs of the event store;
-// *streams.Store is one. AddRefusedReport keeps the provider reports
-// Apply refuses (the DLQ stream's dlq.refused.psp subject); Load reads a
-// payment the handler's cache does not know yet.
-type PaymentLog interface {
-	AddRefusedReport(ctx context.Context, r eventlog.RefusedReport) (uint64, error)
-	AggregateLog
-}
-
 // NewPaymentSync returns a PaymentSync over the payment command handler.
-// store keeps every refused report (a report that contradicts the log
-// must leave a trace beyond a log line) and reads payments; provider
-// names the PSP in commit metadata.
-func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], store PaymentLog, registry *events.Registry, provider string, log *slog.Logger) (*PaymentSync, error) {
-	if payments == nil || store == nil || registry == nil {
-		return nil, errors.New("sagas: payment sync needs the payment handler, the store and the registry")
+// refusals keeps every report Apply refuses (a report that contradicts
+// the log must leave a trace beyond a log line; on JetStream the DLQ
+// stream's dlq.refused.psp subject); provider names the PSP in commit
+// metadata.
+func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], refusals eventlog.RefusalLog, provider string, log *slog.Logger) (*PaymentSync, error) {
+	if payments == nil || refusals == nil {
+		return nil, errors.New("sagas: payment sync needs the payment handler and a refusal log")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PaymentSync{payments: payments, store: store, registry: registry, provider: provider, log: log}, nil
+	return &PaymentSync{payments: payments, refusals: refusals, provider: provider, log: log}, nil
 }
 
 // Applied says what [PaymentSync.Apply] did.
@@ -102,19 +93,15 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 	if in.Reference == "" || !events.ValidID(in.Reference) {
 		return Applied{}, fmt.Errorf("%w: reference %q", ErrUnknownPayment, in.Reference)
 	}
-	cur, err := p.payments.State(ctx, in.Reference)
+	// The fields checked below never change once a payment exists, so
+	// the handler's state will do; a payment it does not know is asked of
+	// the log (the handler caches no absent aggregate), so "unknown" is
+	// the log's answer, not a stale cache's.
+	cur, err := p.payments.State(ctx, in.Reference, command.Cached)
 	if err != nil {
 		return Applied{}, err
 	}
 	st := cur.State
-	if !st.Exists {
-		// The handler caches what it read, also that a payment did not
-		// exist; another instance (or a command in flight) may have
-		// recorded it since: ask the log before answering unknown.
-		if st, err = foldLog(ctx, p.store, p.registry, payment.Decider(), payment.AggregateType, in.Reference); err != nil {
-			return Applied{}, err
-		}
-	}
 	if !st.Exists {
 		return Applied{}, fmt.Errorf("%w: %s", ErrUnknownPayment, in.Reference)
 	}
@@ -135,7 +122,7 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 		if err != nil {
 			return Applied{Payment: st}, err
 		}
-		if _, err := p.store.AddRefusedReport(ctx, eventlog.RefusedReport{
+		if _, err := p.refusals.AddRefusedReport(ctx, eventlog.RefusedReport{
 			Source: "psp", Cause: cause, AggregateType: payment.AggregateType, AggregateID: st.ID,
 			Report: report, Reason: mismatch.Error(), RefusedAt: time.Now().UTC(), Correlated: st.OrderID,
 		}); err != nil {
@@ -171,7 +158,7 @@ func (p *PaymentSync) Apply(ctx context.Context, in psp.Intent, cause string) (A
 		if errors.As(err, &de) && de.Kind == aggregates.KindRule {
 			// The payment moved past what this report says: an
 			// out-of-order or contradicting report changes nothing.
-			cur, serr := p.payments.State(ctx, st.ID)
+			cur, serr := p.payments.State(ctx, st.ID, command.Cached)
 			if serr == nil {
 				out.Payment = cur.State
 			}

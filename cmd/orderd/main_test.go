@@ -375,7 +375,7 @@ func TestConcurrentCancelsAppendOneCancellation(t *testing.T) {
 func (ta *testApp) driveToPaid(id string) {
 	ta.t.Helper()
 	ctx := context.Background()
-	st, err := ta.orders.State(ctx, id)
+	st, err := ta.orders.State(ctx, id, command.Cached)
 	if err != nil {
 		ta.t.Fatal(err)
 	}

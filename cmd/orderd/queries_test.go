@@ -174,7 +174,7 @@ func (ta *testApp) total(id string) (m struct {
 	Amount   int64  `json:"amount"`
 	Currency string `json:"currency"`
 }) {
-	st, err := ta.orders.State(context.Background(), id)
+	st, err := ta.orders.State(context.Background(), id, command.Cached)
 	if err != nil {
 		ta.t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	if err := a.store.OpenDLQ(context.Background()); err != nil {
 		return err
 	}
-	p.sync, err = sagas.NewPaymentSync(p.handler, a.store, registry, p.client.Provider(), a.log.With("component", "payments"))
+	p.sync, err = sagas.NewPaymentSync(p.handler, a.store, p.client.Provider(), a.log.With("component", "payments"))
 	return err
 }
 
@@ -110,7 +110,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 	}
 	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
 		Orders: a.orders, Inventory: a.stock, Payments: p.handler,
-		PSP: p.client, Sync: p.sync, Timers: a.store, Log: a.store, Registry: registry,
+		PSP: p.client, Sync: p.sync, Timers: a.store,
 		PaymentTimeout: a.cfg.PaymentTimeout, ReconcileAfter: a.cfg.PSPReconcileAfter,
 		Logger: a.log,
 	})

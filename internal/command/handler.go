@@ -14,7 +14,9 @@ import (
 	"github.com/ordo-shop/ordo/events"
 )
 
-// Store is what a Handler needs of the event store.
+// Store is what a Handler needs of the log: the methods of
+// [eventlog.AggregateLog], which *streams.Store (JetStream) and
+// *memlog.Log (in memory) have.
 type Store interface {
 	Append(ctx context.Context, c *events.Commit, expectedSeq uint64) (eventlog.AppendResult, error)
 	Load(ctx context.Context, aggType, id string, afterSeq uint64) ([]eventlog.Record, error)
@@ -143,47 +145,79 @@ func NewHandler[S, C any](d aggregates.Decider[S, C], store Store, registry *eve
 // Type is the aggregate type this Handler serves.
 func (h *Handler[S, C]) Type() string { return h.decider.Type }
 
-// State returns an aggregate's current state, its version and the stream
-// sequence of its last commit. An aggregate without events has version 0.
-//
-// A cached state is returned without waiting for commands in flight on
-// the same aggregate (it is the state after the last appended command), so
-// reading a hot SKU's price never queues behind its reservations.
-func (h *Handler[S, C]) State(ctx context.Context, id string) (Result[S], error) {
-	if e, ok := h.cache.get(id); ok {
-		return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
-	}
-	unlock := h.locks.lock(id)
-	defer unlock()
-	e, err := h.current(ctx, id)
-	if err != nil {
-		return Result[S]{}, err
-	}
-	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+// Freshness says how new a state [Handler.State] must be. There are
+// three: [Cached], [Current] and [Includes].
+type Freshness struct {
+	atLeast uint64 // the aggregate's commits up to this stream sequence
+	current bool   // everything the log had acknowledged when the call began
 }
 
-// Latest returns an aggregate's state as of the log's last commit: like
-// [Handler.State], but a cached state is first checked against the log
-// (one read of the aggregate's last message from the stream leader) and
-// caught up if another instance appended since. Reads that other
-// processes must agree with (the catalog a shop administrator looks at, a
-// process manager acting on a commit it just received) use Latest; State
-// is for reads where the last state this instance wrote is good enough.
-func (h *Handler[S, C]) Latest(ctx context.Context, id string) (Result[S], error) {
-	if e, ok := h.cache.get(id); ok {
+var (
+	// Cached asks for the newest state this handler knows: the state
+	// after the last command it appended on the aggregate, or read of
+	// it. It does not ask the log about an aggregate it has cached, and
+	// does not wait for a command in flight on it, so reading a hot SKU's
+	// price does not queue behind its reservations; what another
+	// instance appended since may be missing. An aggregate it has not
+	// cached is read from the log, as [Current] reads it: "not found" is
+	// always the log's answer.
+	Cached = Freshness{}
+	// Current asks for every commit of the aggregate the log had
+	// acknowledged when the call began, whoever appended it: a cached
+	// state costs one read of the aggregate's last commit and is caught
+	// up if it is behind. For reads that other processes must agree
+	// with, such as the catalog an administrator looks at.
+	Current = Freshness{current: true}
+)
+
+// Includes asks for a state that includes the aggregate's commit at
+// stream sequence seq and every commit before it. A process manager
+// handling a commit reads its aggregate with it: the log can deliver a
+// commit before the command that appended it has updated this handler's
+// cache, and a commit appended by another instance never reaches this
+// cache by itself. A cached state older than seq waits for a command in
+// flight on the aggregate in this process, then is caught up from the
+// log (everything the log had acknowledged when it is read, so at least
+// seq when seq is a position of the aggregate). A cached state at or
+// after seq is answered as [Cached] answers it.
+func Includes(seq uint64) Freshness { return Freshness{atLeast: seq} }
+
+// State returns an aggregate's state as new as f asks, its version and
+// the stream sequence of its last commit. An aggregate without events
+// has version 0.
+//
+// Whatever f says, a command decided by [Handler.Handle] is never
+// decided on a stale state (an append on one conflicts; a refusal or
+// no-op on one is checked against the log first): freshness matters to
+// callers that act on a state read without a command, such as a process
+// manager choosing which command to send, or a query.
+func (h *Handler[S, C]) State(ctx context.Context, id string, f Freshness) (Result[S], error) {
+	if e, ok := h.cache.get(id); ok && e.seq >= f.atLeast {
+		if !f.current {
+			return e.result(), nil
+		}
 		last, found, err := h.store.Last(ctx, h.decider.Type, id)
 		if err != nil {
 			return Result[S]{}, fmt.Errorf("check %s %s is current: %w", h.decider.Type, id, err)
 		}
 		if !found || last.Seq <= e.seq {
-			return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+			return e.result(), nil
 		}
 	}
 	unlock := h.locks.lock(id)
 	defer unlock()
-	e, err := h.current(ctx, id)
-	if err != nil {
-		return Result[S]{}, err
+	e, cached := h.cache.get(id)
+	if !cached {
+		// Read from the log: as current as f can ask.
+		e, err := h.current(ctx, id)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		return e.result(), nil
+	}
+	if !f.current && e.seq >= f.atLeast {
+		// A command in flight while we waited brought it this far.
+		return e.result(), nil
 	}
 	next, err := h.behind(ctx, id, e)
 	if err != nil {
@@ -193,7 +227,11 @@ func (h *Handler[S, C]) Latest(ctx context.Context, id string) (Result[S], error
 		h.cache.put(id, next)
 		e = next
 	}
-	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}, nil
+	return e.result(), nil
+}
+
+func (e *entry[S]) result() Result[S] {
+	return Result[S]{State: e.state, Version: e.version, Stream: e.stream, Seq: e.seq}
 }
 
 // Handle decides req.Command against the aggregate's current state and

@@ -26,8 +26,8 @@ func staleFixture(t *testing.T) fixture {
 	h := f.handler(t, f.store)
 	define(t, h, "seed", 1)
 	define(t, h, "probe", 1)
-	keep, _ := f.store.Subject(eventlog.TypeInventory, "seed")
-	probe, _ := f.store.Subject(eventlog.TypeInventory, "probe")
+	keep, _ := f.js.Subject(eventlog.TypeInventory, "seed")
+	probe, _ := f.js.Subject(eventlog.TypeInventory, "probe")
 	testkit.LaggingMirrors(t, f.nc, "INVENTORY", keep, probe, 2)
 	return f
 }
@@ -55,11 +55,11 @@ func TestAbsentIsNotCached(t *testing.T) {
 	other, this := f.handler(t, f.store), f.handler(t, f.store)
 	for i := range staleRounds {
 		sku := fmt.Sprintf("later-%d", i)
-		if res, err := this.State(context.Background(), sku); err != nil || res.State.Exists {
+		if res, err := this.State(context.Background(), sku, command.Cached); err != nil || res.State.Exists {
 			t.Fatalf("round %d: state before it exists: %+v, %v", i, res.State, err)
 		}
 		define(t, other, sku, 5)
-		res, err := this.State(context.Background(), sku)
+		res, err := this.State(context.Background(), sku, command.Cached)
 		if err != nil || !res.State.Exists {
 			t.Fatalf("round %d: state after the other instance defined it: exists %v, %v", i, res.State.Exists, err)
 		}
@@ -76,7 +76,7 @@ func TestDuplicateAnswersWithItsOwnCommit(t *testing.T) {
 	for i := range staleRounds {
 		sku := fmt.Sprintf("dup-%d", i)
 		define(t, other, sku, 5)
-		if _, err := this.State(context.Background(), sku); err != nil { // cache it before the reservation
+		if _, err := this.State(context.Background(), sku, command.Cached); err != nil { // cache it before the reservation
 			t.Fatal(err)
 		}
 		req := command.Request[inventory.Command]{AggregateID: sku, CommandID: "reserve-" + sku, Command: inventory.Reserve{OrderID: "o-" + sku, Qty: 2}}

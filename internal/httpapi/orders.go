@@ -109,7 +109,7 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 		if err := checkSKU(l.SKU, i); err != nil {
 			return err
 		}
-		item, err := s.Inventory.State(r.Context(), l.SKU)
+		item, err := s.Inventory.State(r.Context(), l.SKU, command.Cached)
 		if err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (s *Server) loadOwned(r *http.Request, c auth.Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	res, err := s.Orders.State(r.Context(), id)
+	res, err := s.Orders.State(r.Context(), id, command.Cached)
 	if err != nil {
 		return "", err
 	}

@@ -94,7 +94,7 @@ func (s *Server) getSKU(w http.ResponseWriter, r *http.Request, _ auth.Claims) e
 	if err != nil {
 		return err
 	}
-	res, err := s.Inventory.Latest(r.Context(), sku)
+	res, err := s.Inventory.State(r.Context(), sku, command.Current)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (s *Server) listSKUs(w http.ResponseWriter, r *http.Request, _ auth.Claims)
 	sort.Strings(ids)
 	out := skuList{SKUs: make([]skuView, 0, len(ids))}
 	for _, id := range ids {
-		res, err := s.Inventory.Latest(r.Context(), id)
+		res, err := s.Inventory.State(r.Context(), id, command.Current)
 		if err != nil {
 			return err
 		}
