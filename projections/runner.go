@@ -18,7 +18,8 @@ import (
 // writer applied it (or the read model was swapped). Nothing was applied.
 var ErrCheckpointMoved = errors.New("projections: checkpoint moved")
 
-// Source is the log a [Runner] reads; *streams.Store implements it.
+// Source is the log a [Runner] reads ([eventlog.StreamReader] less
+// FetchRaw); *streams.Store and *memlog.Log implement it.
 type Source interface {
 	Partitions() int
 	Partition(id string) int

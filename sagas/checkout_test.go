@@ -18,7 +18,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
-	"github.com/ordo-shop/ordo/sagas"
+	"github.com/ordo-shop/ordo/process"
 )
 
 func TestPlacedOrderIsReservedPaidShippedAndDelivered(t *testing.T) {
@@ -33,7 +33,7 @@ func TestPlacedOrderIsReservedPaidShippedAndDelivered(t *testing.T) {
 	if got := eventTypes(commits); !reflect.DeepEqual(got, want) {
 		t.Fatalf("order events %v, want %v", got, want)
 	}
-	pid := sagas.PaymentIDFor(id)
+	pid := process.PaymentIDFor(id)
 	if o.PaymentID != pid || o.CheckoutURL == "" {
 		t.Fatalf("order payment %q %q, want %s and a checkout URL", o.PaymentID, o.CheckoutURL, pid)
 	}
@@ -107,7 +107,7 @@ func TestCancelledOrderCannotBeShipped(t *testing.T) {
 	}
 	waitFor(t, "stock released and payment voided", func() bool {
 		s, _ := e.sku("TEA")
-		p, _ := e.payment(sagas.PaymentIDFor(id))
+		p, _ := e.payment(process.PaymentIDFor(id))
 		return s.Reserved == 0 && p.Status == payment.StatusVoided
 	})
 	before := e.seqs()
@@ -156,7 +156,7 @@ func TestAPIAndSagasOnSeparateInstances(t *testing.T) {
 		t.Fatalf("deliver: %d %s", r.status, r.raw)
 	}
 	e.waitOrder(kept, order.StatusDelivered)
-	p, _ := e.payment(sagas.PaymentIDFor(back))
+	p, _ := e.payment(process.PaymentIDFor(back))
 	if in, err := e.client.Intent(t.Context(), p.IntentID); err != nil || in.Status != psp.StatusRefunded || in.Refunded != in.Amount.Amount {
 		t.Fatalf("intent of the cancelled order: %+v %v, want refunded in full", in, err)
 	}
@@ -169,7 +169,7 @@ func TestShortOrderIsRejectedAndReleasesWhatItHeld(t *testing.T) {
 	id := e.place("cust-1", "k1", line{"TEA", 4}, line{"CUP", 2})
 
 	o := e.waitOrder(id, order.StatusRejected)
-	if o.RejectReason != sagas.ReasonOutOfStock {
+	if o.RejectReason != process.ReasonOutOfStock {
 		t.Fatalf("reject reason %q", o.RejectReason)
 	}
 	_, commits := e.order(id)
@@ -196,7 +196,7 @@ func TestShortOrderIsRejectedAndReleasesWhatItHeld(t *testing.T) {
 	if got := eventTypes(teaCommits); !slices.Contains(got, "inventory.reserved") || !slices.Contains(got, "inventory.released") {
 		t.Fatalf("TEA events %v: want a reservation and its release", got)
 	}
-	if p, _ := e.payment(sagas.PaymentIDFor(id)); p.Exists {
+	if p, _ := e.payment(process.PaymentIDFor(id)); p.Exists {
 		t.Fatalf("a rejected order has payment %+v", p)
 	}
 }
@@ -208,8 +208,8 @@ func TestPaymentTimeoutCancelsReleasesAndVoids(t *testing.T) {
 	e.waitOrder(id, order.StatusPaymentPending)
 
 	o := e.waitOrder(id, order.StatusCancelled)
-	if o.CancelReason != sagas.ReasonPaymentTimeout {
-		t.Fatalf("cancel reason %q, want %q", o.CancelReason, sagas.ReasonPaymentTimeout)
+	if o.CancelReason != process.ReasonPaymentTimeout {
+		t.Fatalf("cancel reason %q, want %q", o.CancelReason, process.ReasonPaymentTimeout)
 	}
 	waitFor(t, "payment voided and stock released", func() bool {
 		p, _ := e.payment(o.PaymentID)
@@ -253,7 +253,7 @@ func TestTimeoutSurvivesRuntimeRestart(t *testing.T) {
 	}
 	e.startRuntime()
 	o := e.waitOrder(id, order.StatusCancelled)
-	if o.CancelReason != sagas.ReasonPaymentTimeout {
+	if o.CancelReason != process.ReasonPaymentTimeout {
 		t.Fatalf("cancel reason %q", o.CancelReason)
 	}
 	waitFor(t, "payment voided and stock released", func() bool {
@@ -310,7 +310,7 @@ func TestDeclinedPaymentCancelsAndReleases(t *testing.T) {
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 2})
 	o := e.waitOrder(id, order.StatusCancelled)
-	if o.CancelReason != sagas.ReasonPaymentFailed {
+	if o.CancelReason != process.ReasonPaymentFailed {
 		t.Fatalf("cancel reason %q", o.CancelReason)
 	}
 	waitFor(t, "stock released", func() bool { s, _ := e.sku("TEA"); return s.Reserved == 0 })
@@ -443,7 +443,7 @@ func TestLostWebhooksHealByReconciliation(t *testing.T) {
 		t.Fatalf("sim stats %+v: the webhook should have been lost", st)
 	}
 	// The capture was recorded by the reconciliation timer asking the PSP.
-	_, pcommits := e.payment(sagas.PaymentIDFor(id))
+	_, pcommits := e.payment(process.PaymentIDFor(id))
 	if got := eventTypes(pcommits); !reflect.DeepEqual(got, []string{"payment.requested", "payment.captured"}) {
 		t.Fatalf("payment events %v", got)
 	}
@@ -497,7 +497,7 @@ func TestIntentMadeButNotRecordedIsSettled(t *testing.T) {
 	id = e.place("cust-1", "k1", line{"TEA", 1})
 	e.startRuntime()
 
-	pid := sagas.PaymentIDFor(id)
+	pid := process.PaymentIDFor(id)
 	waitFor(t, "the payment to be settled", func() bool {
 		p, _ := e.payment(pid)
 		return p.Status == payment.StatusRefunded || p.Status == payment.StatusVoided

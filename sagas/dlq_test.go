@@ -11,6 +11,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -26,7 +27,7 @@ type flaky struct {
 
 func (f *flaky) Name() string      { return "flaky" }
 func (f *flaky) Sources() []string { return []string{eventlog.TypeOrder} }
-func (f *flaky) Handle(_ context.Context, m sagas.Message) error {
+func (f *flaky) Handle(_ context.Context, m process.Message) error {
 	for _, ev := range m.Events {
 		placed, ok := ev.(events.OrderPlaced)
 		if !ok {
@@ -65,7 +66,7 @@ func TestFailingHandlerIsDeadLetteredAndRedrivenOnceFixed(t *testing.T) {
 	f := &flaky{done: map[string]int{}}
 	f.broken.Store(1)
 	const retries = 2
-	e := newEnv(t, envOptions{extra: []sagas.ProcessManager{f}, runtime: sagas.Options{MaxRetries: retries}})
+	e := newEnv(t, envOptions{extra: []process.Manager{f}, runtime: sagas.Options{MaxRetries: retries}})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 1})
 
@@ -113,7 +114,7 @@ func TestFailingHandlerIsDeadLetteredAndRedrivenOnceFixed(t *testing.T) {
 func TestPanickingHandlerIsDeadLettered(t *testing.T) {
 	f := &flaky{done: map[string]int{}}
 	f.broken.Store(2)
-	e := newEnv(t, envOptions{extra: []sagas.ProcessManager{f}, runtime: sagas.Options{MaxRetries: 1}})
+	e := newEnv(t, envOptions{extra: []process.Manager{f}, runtime: sagas.Options{MaxRetries: 1}})
 	e.putSKU("TEA", 1999, 10)
 	e.place("cust-1", "k1", line{"TEA", 1})
 	waitFor(t, "a dead letter", func() bool { return len(deadLetters(t, e)) == 1 })

@@ -1,9 +1,11 @@
-// Package sagas runs Ordo's process managers: long-running processes that
-// react to events by sending commands, such as the checkout ([Checkout]).
+// Package sagas is the runtime that runs Ordo's process managers (package
+// process: the checkout) on the JetStream log: it delivers commits, fired
+// timers and redriven dead letters to each process manager through
+// watermill's router, retries, and dead-letters what keeps failing.
 //
 // # Runtime
 //
-// A [Runtime] drives each [ProcessManager] with watermill's
+// A [Runtime] drives each process.Manager with watermill's
 // message.Router over durable JetStream consumers (one per process
 // manager and stream: its aggregate streams, its fired timers and its
 // redrive requests; see streams.ConsumerOptions). The router's middleware,
@@ -22,16 +24,8 @@
 // could not finish (it was stopped or killed) is not acknowledged and the
 // server delivers it again after the consumer's AckWait.
 //
-// # Idempotency
-//
-// Handlers run at least once per message. Every command a process manager
-// sends carries a deterministic id derived from the event that caused it
-// ([CommandID]), so a redelivered event produces commands the command
-// handler recognises as already applied; beyond that, the aggregates
-// decide idempotently (reserving twice for one order, cancelling a
-// cancelled order, capturing a captured payment produce nothing).
-// Calls to the payment provider carry idempotency keys derived from the
-// payment id.
+// Handlers run at least once per message; process managers make that
+// harmless (see package process).
 //
 // # Dead letters
 //

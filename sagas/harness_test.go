@@ -30,6 +30,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -51,7 +52,7 @@ type env struct {
 	orders   *command.Handler[order.State, order.Command]
 	stock    *command.Handler[inventory.State, inventory.Command]
 	payments *command.Handler[payment.State, payment.Command]
-	sync     *sagas.PaymentSync
+	sync     *process.PaymentSync
 	sim      *sim.Sim
 	client   psp.Client
 	base     string // the API
@@ -76,7 +77,7 @@ type envOptions struct {
 	paymentTimeout time.Duration
 	reconcile      time.Duration
 	runtime        sagas.Options
-	extra          []sagas.ProcessManager
+	extra          []process.Manager
 	noRuntime      bool
 	// separateAPI gives the HTTP API (and the webhook) command handlers of
 	// their own, as when the api and sagas roles run on different
@@ -154,7 +155,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := store.OpenDLQ(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.sync, err = sagas.NewPaymentSync(e.payments, store, "sim", log); err != nil {
+	if e.sync, err = process.NewPaymentSync(e.payments, store, "sim", log); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,7 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if apiSync, err = sagas.NewPaymentSync(apiPayments, store, "sim", log); err != nil {
+		if apiSync, err = process.NewPaymentSync(apiPayments, store, "sim", log); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -219,7 +220,7 @@ func (e *env) startRuntime() {
 	if e.opts.pspWrap != nil {
 		client = e.opts.pspWrap(client)
 	}
-	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
+	checkout, err := process.NewCheckout(process.CheckoutConfig{
 		Orders: e.orders, Inventory: e.stock, Payments: e.payments,
 		PSP: client, Sync: e.sync, Timers: e.store,
 		PaymentTimeout: e.opts.paymentTimeout, ReconcileAfter: e.opts.reconcile, Logger: e.log,
@@ -229,7 +230,7 @@ func (e *env) startRuntime() {
 	}
 	opts := e.opts.runtime
 	opts.Logger = e.log
-	pms := append([]sagas.ProcessManager{checkout}, e.opts.extra...)
+	pms := append([]process.Manager{checkout}, e.opts.extra...)
 	rt, err := sagas.NewRuntime(e.store, e.reg, opts, pms...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -387,7 +388,7 @@ func (e *env) waitOrder(id string, want ...order.Status) order.State {
 		}
 		if time.Now().After(deadline) {
 			_, commits := e.order(id)
-			_, pcommits := e.payment(sagas.PaymentIDFor(id))
+			_, pcommits := e.payment(process.PaymentIDFor(id))
 			e.t.Fatalf("order %s is %q, want one of %v; events %v; payment events %v; PSP %+v; consumers:\n%s",
 				id, s.Status, want, eventTypes(commits), eventTypes(pcommits), e.sim.Stats(), e.consumers())
 		}

@@ -2,8 +2,6 @@ package sagas
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,74 +18,13 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/streams"
 )
-
-// ProcessManager reacts to commits and timers by sending commands. Handle
-// is called at least once per message, concurrently for messages of
-// different aggregates: it must be idempotent and safe for concurrent
-// use. An error fails the attempt: the runtime retries, then dead-letters
-// the message. Wrap an error with [Permanent] to skip the retries.
-type ProcessManager interface {
-	// Name names the process manager in consumer names, timers and dead
-	// letters; it must satisfy events.ValidID.
-	Name() string
-	// Sources lists the aggregate types whose commits it handles
-	// (eventlog.TypeOrder, ...).
-	Sources() []string
-	// Handle handles one message.
-	Handle(ctx context.Context, m Message) error
-}
-
-// Message is one commit or one fired timer, as a process manager sees it.
-type Message struct {
-	// Stream, Seq and Subject locate the message in JetStream.
-	Stream  string
-	Seq     uint64
-	Subject string
-	// Commit and Events are set for a commit: the envelope and its
-	// decoded events, in order.
-	Commit *events.Commit
-	Events []events.Payload
-	// Timer is set for a fired timer.
-	Timer *eventlog.FiredTimer
-	// Redelivered is true when the message was delivered before, or is
-	// the redrive of a dead letter.
-	Redelivered bool
-}
-
-// permanentError marks an error retrying cannot fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-// Permanent wraps err so the runtime dead-letters the message at once
-// instead of retrying it.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
 
 // errStopping marks a failure caused by the runtime stopping: the message
 // is neither retried nor dead-lettered, and the server redelivers it.
 var errStopping = errors.New("process manager runtime stopping")
-
-// CommandID returns the deterministic id of a command a process manager
-// sends: the same process manager, cause (the causing commit id, or a
-// timer's id), event index, step and target aggregate always give the same
-// id, so a redelivered event's commands are recognised as already
-// applied.
-func CommandID(pm, cause string, index int, step, aggType, aggID string) string {
-	h := sha256.New()
-	for _, s := range []string{pm, cause, strconv.Itoa(index), step, aggType, aggID} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return pm + "-" + hex.EncodeToString(h.Sum(nil)[:16])
-}
 
 // Options tune a [Runtime]. Zero values take the defaults.
 type Options struct {
@@ -148,7 +85,7 @@ func (o Options) withDefaults() Options {
 type Runtime struct {
 	store    *streams.Store
 	registry *events.Registry
-	pms      []ProcessManager
+	pms      []process.Manager
 	opts     Options
 	log      *slog.Logger
 
@@ -160,7 +97,7 @@ type Runtime struct {
 
 // NewRuntime returns a runtime for pms over store. Start it with
 // [Runtime.Start].
-func NewRuntime(store *streams.Store, registry *events.Registry, opts Options, pms ...ProcessManager) (*Runtime, error) {
+func NewRuntime(store *streams.Store, registry *events.Registry, opts Options, pms ...process.Manager) (*Runtime, error) {
 	if store == nil || registry == nil {
 		return nil, errors.New("sagas: store and registry are required")
 	}
@@ -217,8 +154,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		RandomizationFactor: 0.2,
 		ResetContextOnRetry: true,
 		ShouldRetry: func(p middleware.RetryParams) bool {
-			var perm permanentError
-			return !errors.Is(p.Err, errStopping) && !errors.As(p.Err, &perm)
+			return !errors.Is(p.Err, errStopping) && !process.IsPermanent(p.Err)
 		},
 		Logger: wlog,
 	}
@@ -270,7 +206,7 @@ func (r *Runtime) Close() error {
 
 // addHandlers adds one router handler per source of pm, one for its
 // timers and one for its redrives.
-func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, pm ProcessManager) error {
+func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, pm process.Manager) error {
 	name := pm.Name()
 	dlq, err := middleware.PoisonQueueWithFilter(&dlqPublisher{store: r.store, owner: name, log: r.log}, "dlq."+name, shouldDeadLetter)
 	if err != nil {
@@ -367,19 +303,19 @@ func (r *Runtime) location(msg *message.Message) (stream, subject string, seq ui
 	return msg.Metadata.Get(mdStream), msg.Metadata.Get(mdSubject), seq, d > 1
 }
 
-func (r *Runtime) decodeCommit(stream, subject string, seq uint64, data []byte) (Message, error) {
+func (r *Runtime) decodeCommit(stream, subject string, seq uint64, data []byte) (process.Message, error) {
 	c, err := events.Unmarshal(data)
 	if err != nil {
-		return Message{}, Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
+		return process.Message{}, process.Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
 	}
 	evs, err := r.registry.DecodeAll(c)
 	if err != nil {
-		return Message{}, Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
+		return process.Message{}, process.Permanent(fmt.Errorf("%s seq %d: %w", stream, seq, err))
 	}
-	return Message{Stream: stream, Seq: seq, Subject: subject, Commit: c, Events: evs}, nil
+	return process.Message{Stream: stream, Seq: seq, Subject: subject, Commit: c, Events: evs}, nil
 }
 
-func (r *Runtime) commitHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+func (r *Runtime) commitHandler(pm process.Manager) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		stream, subject, seq, redelivered := r.location(msg)
 		m, err := r.decodeCommit(stream, subject, seq, msg.Payload)
@@ -396,15 +332,15 @@ func (r *Runtime) commitHandler(pm ProcessManager) message.NoPublishHandlerFunc 
 	}
 }
 
-func (r *Runtime) timerHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+func (r *Runtime) timerHandler(pm process.Manager) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		stream, subject, seq, redelivered := r.location(msg)
 		t, err := streams.ParseFiredTimer(subject, msg.Payload)
 		if err != nil {
-			return Permanent(err)
+			return process.Permanent(err)
 		}
 		middleware.SetCorrelationID(t.Key, msg)
-		return pm.Handle(msg.Context(), Message{Stream: stream, Seq: seq, Subject: subject, Timer: &t, Redelivered: redelivered})
+		return pm.Handle(msg.Context(), process.Message{Stream: stream, Seq: seq, Subject: subject, Timer: &t, Redelivered: redelivered})
 	}
 }
 
@@ -413,11 +349,11 @@ func (r *Runtime) timerHandler(pm ProcessManager) message.NoPublishHandlerFunc {
 // the dead-letter publisher replaces it with the new failure. The
 // watermill message keeps the dead letter as its payload (retries run
 // this handler again on the same message).
-func (r *Runtime) redriveHandler(pm ProcessManager) message.NoPublishHandlerFunc {
+func (r *Runtime) redriveHandler(pm process.Manager) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		var dl streams.DeadLetter
 		if err := json.Unmarshal(msg.Payload, &dl); err != nil {
-			return Permanent(fmt.Errorf("redrive request is not a dead letter: %w", err))
+			return process.Permanent(fmt.Errorf("redrive request is not a dead letter: %w", err))
 		}
 		// From here on a failure is a failure of the original message.
 		msg.Metadata.Set(mdStream, dl.Stream)
@@ -427,13 +363,13 @@ func (r *Runtime) redriveHandler(pm ProcessManager) message.NoPublishHandlerFunc
 		if dl.CorrelationID != "" {
 			middleware.SetCorrelationID(dl.CorrelationID, msg)
 		}
-		var m Message
+		var m process.Message
 		if dl.Stream == streams.TimersStream {
 			t, err := streams.ParseFiredTimer(dl.Subject, dl.Data)
 			if err != nil {
-				return Permanent(err)
+				return process.Permanent(err)
 			}
-			m = Message{Stream: dl.Stream, Seq: dl.Seq, Subject: dl.Subject, Timer: &t}
+			m = process.Message{Stream: dl.Stream, Seq: dl.Seq, Subject: dl.Subject, Timer: &t}
 		} else {
 			var err error
 			if m, err = r.decodeCommit(dl.Stream, dl.Subject, dl.Seq, dl.Data); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 )
 
@@ -194,7 +195,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 			if intermediate(o.Status) {
 				return false
 			}
-			p, _ := e.payment(sagas.PaymentIDFor(id))
+			p, _ := e.payment(process.PaymentIDFor(id))
 			if p.Exists && (p.Status == payment.StatusRequested || p.Status == payment.StatusAuthorized) {
 				return false
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -29,7 +30,7 @@ type brokenPM struct {
 
 func (b *brokenPM) Name() string      { return "audit" }
 func (b *brokenPM) Sources() []string { return []string{eventlog.TypeOrder} }
-func (b *brokenPM) Handle(context.Context, sagas.Message) error {
+func (b *brokenPM) Handle(context.Context, process.Message) error {
 	if b.broken.Load() {
 		return errors.New("audit sink unavailable")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 )
 
@@ -39,7 +40,7 @@ const pspSimAddrFile = "psp-sim.addr"
 type payments struct {
 	handler *command.Handler[payment.State, payment.Command]
 	client  psp.Client
-	sync    *sagas.PaymentSync
+	sync    *process.PaymentSync
 	secret  []byte
 	sim     *sim.Sim
 	runtime *sagas.Runtime
@@ -94,7 +95,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	if err := a.store.OpenDLQ(context.Background()); err != nil {
 		return err
 	}
-	p.sync, err = sagas.NewPaymentSync(p.handler, a.store, p.client.Provider(), a.log.With("component", "payments"))
+	p.sync, err = process.NewPaymentSync(p.handler, a.store, p.client.Provider(), a.log.With("component", "payments"))
 	return err
 }
 
@@ -108,7 +109,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 	if !a.cfg.HasRole("sagas") {
 		return nil
 	}
-	checkout, err := sagas.NewCheckout(sagas.CheckoutConfig{
+	checkout, err := process.NewCheckout(process.CheckoutConfig{
 		Orders: a.orders, Inventory: a.stock, Payments: p.handler,
 		PSP: p.client, Sync: p.sync, Timers: a.store,
 		PaymentTimeout: a.cfg.PaymentTimeout, ReconcileAfter: a.cfg.PSPReconcileAfter,

@@ -10,15 +10,15 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/sagas"
+	"github.com/ordo-shop/ordo/process"
 )
 
 // PaymentWebhooks records what the payment provider reports about an
-// intent on its payment; *sagas.PaymentSync is one. It returns
-// sagas.ErrUnknownPayment and sagas.ErrIntentMismatch without changing
+// intent on its payment; *process.PaymentSync is one. It returns
+// process.ErrUnknownPayment and process.ErrIntentMismatch without changing
 // anything.
 type PaymentWebhooks interface {
-	Apply(ctx context.Context, in psp.Intent, cause string) (sagas.Applied, error)
+	Apply(ctx context.Context, in psp.Intent, cause string) (process.Applied, error)
 }
 
 // webhookAck answers an accepted webhook, including a duplicate or a stale
@@ -60,9 +60,9 @@ func (s *Server) pspWebhook(w http.ResponseWriter, r *http.Request, _ auth.Claim
 	}
 	res, err := s.Payments.Apply(r.Context(), ev.Intent, "psp-event:"+ev.ID)
 	switch {
-	case errors.Is(err, sagas.ErrUnknownPayment):
+	case errors.Is(err, process.ErrUnknownPayment):
 		return errorf(http.StatusNotFound, "payment_not_found", "%v", err)
-	case errors.Is(err, sagas.ErrIntentMismatch):
+	case errors.Is(err, process.ErrIntentMismatch):
 		s.log.WarnContext(r.Context(), "psp webhook refused: intent mismatch", "event", ev.ID, "type", ev.Type, "err", err)
 		return errorf(http.StatusUnprocessableEntity, "intent_mismatch", "%v", err)
 	case err != nil:

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/projections"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 var _ projections.Quarantiner = (*Sink)(nil)
@@ -210,8 +210,8 @@ func (s *Store) reindex(ctx context.Context, index, id string, seq uint64) error
 	return err
 }
 
-// ensure the Loader's records are what heal reads.
-var _ Loader = (*streams.Store)(nil)
+// ensure the Loader's records are what heal reads: the port's.
+var _ Loader = eventlog.AggregateReader(nil)
 
 // degradedOrders caches which orders of the live index have quarantined
 // commits, so search hits can say so without a query of their own each:

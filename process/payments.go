@@ -1,4 +1,4 @@
-package sagas
+package process
 
 import (
 	"context"
@@ -56,7 +56,7 @@ type PaymentSync struct {
 // metadata.
 func NewPaymentSync(payments *command.Handler[payment.State, payment.Command], refusals eventlog.RefusalLog, provider string, log *slog.Logger) (*PaymentSync, error) {
 	if payments == nil || refusals == nil {
-		return nil, errors.New("sagas: payment sync needs the payment handler and a refusal log")
+		return nil, errors.New("process: payment sync needs the payment handler and a refusal log")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

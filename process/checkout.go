@@ -1,4 +1,4 @@
-package sagas
+package process
 
 import (
 	"context"
@@ -99,7 +99,7 @@ type Checkout struct {
 // NewCheckout returns the checkout process manager.
 func NewCheckout(cfg CheckoutConfig) (*Checkout, error) {
 	if cfg.Orders == nil || cfg.Inventory == nil || cfg.Payments == nil || cfg.PSP == nil || cfg.Sync == nil || cfg.Timers == nil {
-		return nil, errors.New("sagas: checkout needs order, inventory and payment handlers, a PSP, a payment sync and timers")
+		return nil, errors.New("process: checkout needs order, inventory and payment handlers, a PSP, a payment sync and timers")
 	}
 	if cfg.PaymentTimeout <= 0 {
 		cfg.PaymentTimeout = DefaultPaymentTimeout
@@ -116,10 +116,10 @@ func NewCheckout(cfg CheckoutConfig) (*Checkout, error) {
 	return &Checkout{cfg: cfg, log: cfg.Logger.With("pm", CheckoutName)}, nil
 }
 
-// Name implements [ProcessManager].
+// Name implements [Manager].
 func (c *Checkout) Name() string { return CheckoutName }
 
-// Sources implements [ProcessManager].
+// Sources implements [Manager].
 func (c *Checkout) Sources() []string {
 	return []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}
 }
@@ -156,7 +156,7 @@ type timerData struct {
 	Due       time.Time `json:"due"`
 }
 
-// Handle implements [ProcessManager].
+// Handle implements [Manager].
 func (c *Checkout) Handle(ctx context.Context, m Message) error {
 	if m.Timer != nil {
 		return c.onTimer(ctx, m)
