@@ -98,6 +98,9 @@ func TestPoisonCommitsAreQuarantined(t *testing.T) {
 }
 
 func poisonCommitsAreQuarantined(t *testing.T, decoding bool) {
+	if testing.Short() {
+		t.Skip("poison commits are stored on JetStream: not under -short")
+	}
 	_, nc := testkit.NATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

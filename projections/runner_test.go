@@ -11,6 +11,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/eventlog/logtest"
+	"github.com/ordo-shop/ordo/eventlog/memlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -22,14 +23,14 @@ import (
 // once.
 type memSink struct {
 	t       *testing.T
-	log     *streams.Store
+	log     eventlog.Log
 	mu      sync.Mutex
 	cp      map[int]uint64
 	applied map[int][]uint64
 	commits int
 }
 
-func newMemSink(t *testing.T, log *streams.Store) *memSink {
+func newMemSink(t *testing.T, log eventlog.Log) *memSink {
 	return &memSink{t: t, log: log, cp: map[int]uint64{}, applied: map[int][]uint64{}}
 }
 
@@ -86,12 +87,47 @@ func (d decodingMemSink) CommitDecoded(ctx context.Context, p int, from, to uint
 	return d.memSink.Commit(ctx, p, from, to, out)
 }
 
-// sinks runs a test with a plain Sink and with a DecodingSink.
-func sinks(t *testing.T, test func(t *testing.T, wrap func(*memSink) projections.Sink)) {
-	t.Run("records", func(t *testing.T) { test(t, func(m *memSink) projections.Sink { return m }) })
-	t.Run("decoding", func(t *testing.T) {
-		test(t, func(m *memSink) projections.Sink { return decodingMemSink{m} })
-	})
+// opener opens an empty log of some partitions.
+type opener func(t *testing.T, ctx context.Context, partitions int) eventlog.Log
+
+// sinks runs a test with a plain Sink and with a DecodingSink, each on the
+// in-memory log and, unless -short, on an in-process JetStream server.
+func sinks(t *testing.T, test func(t *testing.T, open opener, wrap func(*memSink) projections.Sink)) {
+	for _, l := range []struct {
+		name string
+		open opener
+	}{{"memlog", openMemlog}, {"jetstream", openJetStream}} {
+		t.Run(l.name, func(t *testing.T) {
+			t.Run("records", func(t *testing.T) { test(t, l.open, func(m *memSink) projections.Sink { return m }) })
+			t.Run("decoding", func(t *testing.T) {
+				test(t, l.open, func(m *memSink) projections.Sink { return decodingMemSink{m} })
+			})
+		})
+	}
+}
+
+func openMemlog(t *testing.T, _ context.Context, partitions int) eventlog.Log {
+	t.Helper()
+	log, err := memlog.New(memlog.Options{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
+}
+
+// openJetStream opens a log on an in-process JetStream server; it skips
+// the test under -short, which starts no server.
+func openJetStream(t *testing.T, ctx context.Context, partitions int) eventlog.Log {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("JetStream: not under -short")
+	}
+	_, nc := testkit.NATS(t)
+	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
 }
 
 func (m *memSink) min() uint64 {
@@ -106,7 +142,7 @@ func (m *memSink) min() uint64 {
 	return low
 }
 
-func appendCommits(t *testing.T, log *streams.Store, ids []string, perID int) {
+func appendCommits(t *testing.T, log eventlog.Log, ids []string, perID int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for _, id := range ids {
@@ -139,14 +175,10 @@ func appendCommits(t *testing.T, log *streams.Store, ids []string, perID int) {
 // every partition's checkpoint must reach the end of the stream.
 func TestTwoRunnersApplyEachCommitOnce(t *testing.T) { sinks(t, twoRunnersApplyEachCommitOnce) }
 
-func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections.Sink) {
-	_, nc := testkit.NATS(t)
+func twoRunnersApplyEachCommitOnce(t *testing.T, open opener, wrap func(*memSink) projections.Sink) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := open(t, ctx, 4)
 	// Only partitions of these ids get commits; the others stay empty
 	// and must still follow the stream.
 	ids := []string{"a", "b", "c"}
@@ -199,14 +231,10 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, wrap func(*memSink) projections
 // that an idle partition's checkpoint follows the stream too.
 func TestCatchUpReachesTheEnd(t *testing.T) { sinks(t, catchUpReachesTheEnd) }
 
-func catchUpReachesTheEnd(t *testing.T, wrap func(*memSink) projections.Sink) {
-	_, nc := testkit.NATS(t)
+func catchUpReachesTheEnd(t *testing.T, open opener, wrap func(*memSink) projections.Sink) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	log, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := open(t, ctx, 8)
 	appendCommits(t, log, []string{"only-one"}, 25)
 	sink := newMemSink(t, log)
 	r, err := projections.New(log, wrap(sink), nil, projections.Options{BatchSize: 10})

@@ -97,6 +97,9 @@ func testLogger() *slog.Logger {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("the checkout on JetStream: not under -short (package process tests its decisions on the in-memory log)")
+	}
 	if o.paymentTimeout == 0 {
 		o.paymentTimeout = time.Minute
 	}
