@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,16 +28,26 @@ type source struct {
 // jsSubscriber is a watermill message.Subscriber over durable JetStream
 // pull consumers (watermill-nats publishes to the stream name and creates
 // ephemeral consumers, so Ordo drives JetStream itself). Each topic names
-// a source. Messages are spread over workers by subject, so one
+// a source, a durable consumer: subscribers of one topic share it, as a
+// consumer group. Messages are spread over workers by subject, so one
 // aggregate's messages are handled one at a time in order while different
-// aggregates proceed in parallel. A JetStream message is acked when its
+// aggregates proceed in parallel, and a worker takes its next message only
+// once the last is acked or nacked. A JetStream message is acked when its
 // watermill message is acked, nacked with backoff when it is nacked, and
 // left alone when the subscription ends first (the server redelivers it
 // after AckWait).
+//
+// A watermill message's UUID is the JetStream message's id (Nats-Msg-Id:
+// a commit's id), or stream:sequence without one; its metadata holds the
+// message's headers other than the server's (Nats-*) and the runtime's
+// keys (mdStream, ...); its context ends when it is acked or nacked, or
+// when its subscription ends. It passes watermill's universal Pub/Sub
+// tests (pubsub_test.go).
 type jsSubscriber struct {
 	workers int
 	log     *slog.Logger
-	sources map[string]source // set before Subscribe is called
+	// source returns the consumer a topic reads.
+	source func(topic string) (source, bool)
 
 	mu     sync.Mutex
 	closed bool
@@ -46,7 +57,7 @@ type jsSubscriber struct {
 
 // Subscribe implements message.Subscriber.
 func (s *jsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	src, ok := s.sources[topic]
+	src, ok := s.source(topic)
 	if !ok {
 		return nil, fmt.Errorf("sagas: no source for topic %q", topic)
 	}
@@ -120,30 +131,52 @@ func (s *jsSubscriber) work(ctx context.Context, stream string, q <-chan jetstre
 			continue
 		}
 		seq := md.Sequence.Stream
-		wm := message.NewMessage(stream+":"+strconv.FormatUint(seq, 10), m.Data())
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		if id == "" {
+			id = stream + ":" + strconv.FormatUint(seq, 10)
+		}
+		wm := message.NewMessage(id, m.Data())
+		for k, vs := range m.Headers() {
+			if len(vs) > 0 && !strings.HasPrefix(k, "Nats-") {
+				wm.Metadata.Set(k, vs[0])
+			}
+		}
 		wm.Metadata.Set(mdStream, stream)
 		wm.Metadata.Set(mdSeq, strconv.FormatUint(seq, 10))
 		wm.Metadata.Set(mdSubject, m.Subject())
 		wm.Metadata.Set(mdDelivered, strconv.FormatUint(md.NumDelivered, 10))
-		wm.SetContext(ctx)
-		select {
-		case out <- wm:
-		case <-ctx.Done():
+		mctx, done := context.WithCancel(ctx)
+		wm.SetContext(mctx)
+		if !s.deliver(ctx, m, wm, seq, md.NumDelivered, out, log) {
+			done()
 			return
 		}
-		select {
-		case <-wm.Acked():
-			if err := m.Ack(); err != nil {
-				log.Warn("ack failed", "seq", seq, "err", err)
-			}
-		case <-wm.Nacked():
-			if err := m.NakWithDelay(nakDelay(int(md.NumDelivered))); err != nil {
-				log.Warn("nak failed", "seq", seq, "err", err)
-			}
-		case <-ctx.Done():
-			return
-		}
+		done()
 	}
+}
+
+// deliver hands wm to the router and settles m as wm is: acked, nacked
+// with backoff, or left to the server's redelivery if ctx ends first
+// (then it reports false).
+func (s *jsSubscriber) deliver(ctx context.Context, m jetstream.Msg, wm *message.Message, seq, delivered uint64, out chan<- *message.Message, log *slog.Logger) bool {
+	select {
+	case out <- wm:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-wm.Acked():
+		if err := m.Ack(); err != nil {
+			log.Warn("ack failed", "seq", seq, "err", err)
+		}
+	case <-wm.Nacked():
+		if err := m.NakWithDelay(nakDelay(int(delivered))); err != nil {
+			log.Warn("nak failed", "seq", seq, "err", err)
+		}
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // pullExpiry is how long one pull request waits at the server. The

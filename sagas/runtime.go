@@ -140,9 +140,13 @@ func (r *Runtime) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sagas: %w", err)
 	}
-	sub := &jsSubscriber{workers: r.opts.Workers, log: r.log, sources: map[string]source{}}
+	sources := map[string]source{} // filled before the router runs
+	sub := &jsSubscriber{workers: r.opts.Workers, log: r.log, source: func(topic string) (source, bool) {
+		src, ok := sources[topic]
+		return src, ok
+	}}
 	for _, pm := range r.pms {
-		if err := r.addHandlers(router, sub, pm); err != nil {
+		if err := r.addHandlers(router, sub, sources, pm); err != nil {
 			return err
 		}
 	}
@@ -206,7 +210,7 @@ func (r *Runtime) Close() error {
 
 // addHandlers adds one router handler per source of pm, one for its
 // timers and one for its redrives.
-func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, pm process.Manager) error {
+func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, sources map[string]source, pm process.Manager) error {
 	name := pm.Name()
 	dlq, err := middleware.PoisonQueueWithFilter(&dlqPublisher{store: r.store, owner: name, log: r.log}, "dlq."+name, shouldDeadLetter)
 	if err != nil {
@@ -216,7 +220,7 @@ func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, pm proc
 		return streams.ConsumerOptions{Durable: name + "-" + suffix, AckWait: r.opts.AckWait, MaxAckPending: 4 * r.opts.Workers}
 	}
 	add := func(topic string, src source, fn message.NoPublishHandlerFunc) {
-		sub.sources[topic] = src
+		sources[topic] = src
 		h := router.AddConsumerHandler(topic, topic, sub, fn)
 		h.AddMiddleware(dlq)
 	}
