@@ -74,7 +74,7 @@ func commit(t *testing.T, id, commitID string, version uint64, n int, prevHash s
 		Version:       version,
 		Metadata: events.Metadata{
 			CorrelationID: "corr-" + commitID,
-			Actor:         "storetest",
+			Actor:         "logtest",
 			RecordedAt:    time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		},
 	}
