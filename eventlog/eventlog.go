@@ -173,7 +173,7 @@ type StreamReader interface {
 	// Watch calls fn with the partition and sequence of commits stored
 	// from now on, until stop is called or ctx ends, to wake readers that
 	// then fetch. A notification may be missed: readers poll now and
-	// then too. fn must not block for long.
+	// then too. fn must not block for long, nor call stop.
 	Watch(ctx context.Context, aggType string, fn func(partition int, seq uint64)) (stop func(), err error)
 }
 

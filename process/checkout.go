@@ -29,7 +29,9 @@ const (
 	timerReconcile      = "payment_reconcile" // key: payment id
 )
 
-// Reasons and actors the checkout writes into commands.
+// Reasons and actors the checkout writes into commands. The actor keeps
+// the name of the package the checkout began in: every commit it ever
+// appended carries it.
 const (
 	ReasonOutOfStock     = "out_of_stock"
 	ReasonPaymentTimeout = "payment_timeout"

@@ -3,6 +3,7 @@ package sagas
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,7 @@ func TestSubscriberPassesWatermillsPubSubTests(t *testing.T) {
 		ForceShort:                          true,
 	}
 	log := slog.New(slog.DiscardHandler)
+	ts := &topicStreams{js: js, created: map[string]bool{}}
 	newSub := func(group string) message.Subscriber {
 		return &jsSubscriber{workers: 4, log: log, source: func(topic string) (source, bool) {
 			durable := topic
@@ -72,7 +74,7 @@ func TestSubscriberPassesWatermillsPubSubTests(t *testing.T) {
 				durable = group + "-" + topic
 			}
 			return source{stream: topicStream(topic), open: func(ctx context.Context) (jetstream.Consumer, error) {
-				if err := ensureStream(ctx, js, topic); err != nil {
+				if err := ts.ensure(ctx, topic); err != nil {
 					return nil, err
 				}
 				return js.CreateOrUpdateConsumer(ctx, topicStream(topic), jetstream.ConsumerConfig{
@@ -89,10 +91,10 @@ func TestSubscriberPassesWatermillsPubSubTests(t *testing.T) {
 	}
 	tests.TestPubSub(t, features,
 		func(t *testing.T) (message.Publisher, message.Subscriber) {
-			return &testPublisher{js: js}, newSub("")
+			return &testPublisher{js: js, streams: ts}, newSub("")
 		},
 		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-			return &testPublisher{js: js}, newSub(group)
+			return &testPublisher{js: js, streams: ts}, newSub(group)
 		},
 	)
 }
@@ -101,20 +103,42 @@ func TestSubscriberPassesWatermillsPubSubTests(t *testing.T) {
 // "wm." + topic.
 func topicStream(topic string) string { return "WM_" + topic }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, topic string) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+// topicStreams creates each topic's stream once. (Creating or updating
+// it on every publish and subscribe, concurrently with consumers being
+// added, trips a data race inside nats-server v2.15.2 under -race:
+// filestore.go UpdateConfig against ConsumerStore.)
+type topicStreams struct {
+	js      jetstream.JetStream
+	mu      sync.Mutex
+	created map[string]bool
+}
+
+func (ts *topicStreams) ensure(ctx context.Context, topic string) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.created[topic] {
+		return nil
+	}
+	_, err := ts.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: topicStream(topic), Subjects: []string{"wm." + topic}, Storage: jetstream.FileStorage, Duplicates: time.Minute,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	ts.created[topic] = true
+	return nil
 }
 
 // testPublisher publishes watermill messages on a topic's subject.
-type testPublisher struct{ js jetstream.JetStream }
+type testPublisher struct {
+	js      jetstream.JetStream
+	streams *topicStreams
+}
 
 func (p *testPublisher) Publish(topic string, msgs ...*message.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := ensureStream(ctx, p.js, topic); err != nil {
+	if err := p.streams.ensure(ctx, topic); err != nil {
 		return err
 	}
 	for _, m := range msgs {
