@@ -32,6 +32,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -179,6 +180,7 @@ func (a *app) init(ctx context.Context) (err error) {
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:       a.ready.Load,
 		Unavailable: a.unavailable,
+		Outage:      outage.Is,
 		Payments:    a.pay.sync, PSPWebhookSecret: a.pay.secret,
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,

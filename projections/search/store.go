@@ -162,7 +162,8 @@ func statusOf(err error) int {
 
 // do sends one request. body is marshalled as JSON unless it is already
 // []byte; out, if set, receives a 2xx answer. Connection failures and
-// server errors wrap [ErrUnavailable]; other error answers are *esError.
+// server errors (and 429, too many requests) wrap [ErrUnavailable]; other
+// error answers are *esError.
 func (s *Store) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	switch b := body.(type) {
@@ -207,7 +208,9 @@ func (s *Store) do(ctx context.Context, method, path string, body, out any) erro
 		} else {
 			e.Reason = string(raw)
 		}
-		if resp.StatusCode >= 500 {
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			// 429: Elasticsearch sheds load (a full queue, a circuit
+			// breaker): as unavailable as a 503.
 			return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, path, e)
 		}
 		return e
