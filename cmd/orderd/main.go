@@ -34,6 +34,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -99,7 +100,7 @@ type app struct {
 	readModel *postgres.Store
 	// search is the customer-service search, nil without Elasticsearch
 	// (search.go).
-	search *searchIndex
+	search *search.Slot
 }
 
 // start brings orderd up; on error everything started so far is stopped.

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // state is what the shared server's state file records.
@@ -50,7 +53,7 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	if st, ok := readState(dir); ok && Healthy(ctx, st.URL) == nil {
 		return st.URL, nil
 	}
-	unlock, err := lockWait(ctx, sharedLock(dir))
+	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return "", err
 	}
@@ -65,10 +68,8 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 			if Healthy(ctx, st.URL) == nil {
 				return st.URL, nil
 			}
-			select {
-			case <-ctx.Done():
-				return "", fmt.Errorf("esserver: waiting for the shared server to become healthy: %w", ctx.Err())
-			case <-time.After(500 * time.Millisecond):
+			if err := pause.For(ctx, 500*time.Millisecond); err != nil {
+				return "", fmt.Errorf("esserver: waiting for the shared server to become healthy: %w", err)
 			}
 		}
 		stopLauncher(st.Pid)
@@ -198,7 +199,7 @@ func StopShared(ctx context.Context, opts Options) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir := sharedDir(opts)
-	unlock, err := lockWait(ctx, sharedLock(dir))
+	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
 	"github.com/ordo-shop/ordo/streams"
@@ -425,33 +426,20 @@ func (s *Store) WaitFor(ctx context.Context, seq uint64) (bool, error) {
 	if err := s.EnsureIndex(ctx); err != nil {
 		return false, err
 	}
-	wait := time.Millisecond
-	for {
+	err := pause.Until(ctx, time.Millisecond, 20*time.Millisecond, func() (bool, error) {
 		cps, _, err := s.checkpoints(ctx, s.alias)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, nil
-			}
+		if err != nil || minOf(cps) < seq {
 			return false, err
 		}
-		if minOf(cps) >= seq {
-			if err := s.Refresh(ctx); err != nil {
-				if ctx.Err() != nil {
-					return false, nil
-				}
-				return false, err
-			}
-			return true, nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, nil
-		case <-t.C:
-		}
-		wait = min(wait*2, 20*time.Millisecond)
+		return true, s.Refresh(ctx)
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, nil
 	}
+	return false, err
 }
 
 func minOf(xs []uint64) uint64 {
