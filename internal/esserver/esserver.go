@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // Version is the Elasticsearch release this package runs. See
@@ -379,11 +380,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			opts.Logger.Info("elasticsearch: ready", slog.String("url", s.url))
 			return s, nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || pause.For(ctx, 250*time.Millisecond) != nil {
 			_ = s.Stop()
 			return nil, fmt.Errorf("esserver: elasticsearch not ready in %s:\n%s", opts.StartTimeout, readFrom(filepath.Join(dir, "stdout.log"), logStart))
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -542,14 +542,12 @@ func stopPidFile(path string, log *slog.Logger) {
 	}
 	log.Warn("elasticsearch: stopping a node left running", slog.Int("pid", pid))
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if !isNode(pid) {
-			return
-		}
+	gone := func() bool { return !isNode(pid) }
+	if pause.Within(30*time.Second, 100*time.Millisecond, gone) {
+		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && isNode(pid); time.Sleep(100 * time.Millisecond) {
-	}
+	pause.Within(10*time.Second, 100*time.Millisecond, gone)
 }
 
 func isNode(pid int) bool {

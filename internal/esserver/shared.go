@@ -234,10 +234,8 @@ func stopLauncher(pid int) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if !alive(pid) {
-			return
-		}
+	if pause.Within(45*time.Second, 100*time.Millisecond, func() bool { return !alive(pid) }) {
+		return
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }

@@ -45,3 +45,12 @@ func Until(ctx context.Context, first, longest time.Duration, cond func() (done 
 		wait = min(2*wait, longest)
 	}
 }
+
+// Within checks cond every interval, from at once, until it holds or d
+// has passed, and reports whether it held: a bounded wait for something
+// outside Ordo (a process to exit) that no context governs.
+func Within(d, every time.Duration, cond func() bool) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return Until(ctx, every, every, func() (bool, error) { return cond(), nil }) == nil
+}

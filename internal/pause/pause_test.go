@@ -47,3 +47,13 @@ func TestUntil(t *testing.T) {
 		t.Fatalf("a cancelled wait: %d calls, %v", n, err)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	n := 0
+	if !Within(time.Minute, time.Microsecond, func() bool { n++; return n == 3 }) || n != 3 {
+		t.Fatalf("a condition that comes true: %d calls", n)
+	}
+	if Within(20*time.Millisecond, time.Millisecond, func() bool { return false }) {
+		t.Fatal("a condition that never holds held")
+	}
+}

@@ -792,10 +792,8 @@ func stopStale(dataDir string, log *slog.Logger) error {
 		wait time.Duration
 	}{{syscall.SIGINT, 15 * time.Second}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}} {
 		_ = syscall.Kill(pid, step.sig)
-		for end := time.Now().Add(step.wait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if !runsIn(pid, dataDir) {
-				return nil
-			}
+		if pause.Within(step.wait, 50*time.Millisecond, func() bool { return !runsIn(pid, dataDir) }) {
+			return nil
 		}
 	}
 	return fmt.Errorf("pgserver: a postgres (pid %d) still runs in %s and does not stop", pid, dataDir)
