@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
+	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -277,13 +278,13 @@ func benchVerify(b *testing.B, signed bool) {
 		rawTotal += time.Since(start)
 
 		start = time.Now()
-		v := newVerifier(log, reg, keys, nil)
-		if err := v.verifyStream(ctx, streams.TypeOrder, nil); err != nil {
+		rep, err := audit.Verify(ctx, log, audit.Options{Types: []string{streams.TypeOrder}, Registry: reg, Keys: keys}, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
 		verifyTotal += time.Since(start)
-		if v.commits != last || len(v.findings) != 0 || signed && v.sigs[sigVerified] != last {
-			b.Fatalf("verified %d of %d commits (%v), %d findings", v.commits, last, v.sigs, len(v.findings))
+		if rep.Commits != last || len(rep.Findings) != 0 || signed && rep.Signatures[audit.SigVerified] != last {
+			b.Fatalf("verified %d of %d commits (%v), %d findings", rep.Commits, last, rep.Signatures, len(rep.Findings))
 		}
 	}
 	reportAgainstRaw(b, "verify", last, rawTotal, verifyTotal)
