@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -89,7 +90,12 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 		return "", err
 	}
 	b, _ := json.Marshal(state{URL: s.URL(), Pid: s.Pid(), Version: Version})
-	if err := os.WriteFile(filepath.Join(dir, stateFile), b, 0o644); err != nil {
+	// Atomically: orderd instances read it without the lock to follow
+	// the server (KeepShared).
+	if err := localdir.Write(filepath.Join(dir, stateFile), localdir.FileOptions{Perm: 0o644}, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}); err != nil {
 		_ = s.Stop()
 		return "", fmt.Errorf("esserver: %w", err)
 	}
