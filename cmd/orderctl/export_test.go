@@ -291,7 +291,8 @@ func benchVerify(b *testing.B, signed bool) {
 }
 
 // benchOrderLog writes about 100k commits of order lives into a fresh
-// in-process server, signed when signer is not nil, and returns the
+// in-process server's log, one that predates signing, signed when signer
+// is not nil, and returns the
 // store, a JetStream handle on the same connection and the stream's last
 // sequence.
 func benchOrderLog(b *testing.B, signer *events.Ed25519Signer) (*streams.Store, jetstream.JetStream, uint64) {
@@ -299,10 +300,9 @@ func benchOrderLog(b *testing.B, signer *events.Ed25519Signer) (*streams.Store, 
 	const commits = 100_000
 	ctx := context.Background()
 	_, nc := testkit.NATS(b)
-	log, err := testkit.OpenLog(ctx, nc, streams.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	// Unsigned commits are history from before signing began, as an
+	// older orderd wrote it: counted, not named.
+	log := logBeforeSigning(b, nc)
 	h := newHandler(b, order.Decider(), log)
 	if signer != nil {
 		h = signedHandler(b, log, signer)
