@@ -123,6 +123,12 @@ var (
 	// ErrLogMismatch means the log found is not the one expected (its
 	// id differs), or is not one log.
 	ErrLogMismatch = errors.New("the streams are not the expected log")
+	// ErrBadSignedFrom means the log's record of the sequence from which
+	// on a stream's commits must be signed (decision 016; on JetStream
+	// the stream metadata ordo.signed_from) is not a sequence. A reader
+	// then takes every commit of the stream to need a signature (an
+	// audit reports it).
+	ErrBadSignedFrom = errors.New("stream metadata ordo.signed_from is not a stream sequence")
 )
 
 // Appender stores commits.

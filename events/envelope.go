@@ -146,12 +146,15 @@ func (c *Commit) VerifyHash() error {
 		return err
 	}
 	if h != c.Hash {
-		return fmt.Errorf("%w: %s v%d: stored %s, computed %s", ErrHashMismatch, c.AggregateID, c.Version, short(c.Hash), short(h))
+		return fmt.Errorf("%w: %s v%d: stored %s, computed %s", ErrHashMismatch, c.AggregateID, c.Version, ShortHash(c.Hash), ShortHash(h))
 	}
 	return nil
 }
 
-func short(h string) string {
+// ShortHash is how a hash is shown to people: its first 12 hex digits
+// (48 bits, enough to tell the commits of a log apart by eye), or
+// "(none)" for no hash.
+func ShortHash(h string) string {
 	if len(h) > 12 {
 		return h[:12]
 	}
@@ -278,12 +281,12 @@ func (l *ChainLink) CheckHashed(c *Commit, hash string, err error) []ChainBreak 
 		add("version gap", fmt.Sprint(next), fmt.Sprint(c.Version))
 	}
 	if c.PrevHash != l.prev {
-		add("prev_hash does not link to the previous commit", short(l.prev), short(c.PrevHash))
+		add("prev_hash does not link to the previous commit", ShortHash(l.prev), ShortHash(c.PrevHash))
 	}
 	if err != nil {
 		add("commit cannot be encoded", "encodable commit", err.Error())
 	} else if hash != c.Hash {
-		add("hash does not match content", short(hash), short(c.Hash))
+		add("hash does not match content", ShortHash(hash), ShortHash(c.Hash))
 	}
 	l.next = c.LastVersion() + 1
 	l.prev = c.Hash

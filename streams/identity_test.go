@@ -407,3 +407,35 @@ func BenchmarkCheckLog(b *testing.B) {
 		})
 	}
 }
+
+// SignedFrom reads a stream's ordo.signed_from; metadata that is not a
+// sequence answers 1 (everything must be signed) with the port's
+// ErrBadSignedFrom, which the audit checks without importing streams.
+func TestSignedFromMetadataThatIsNoSequence(t *testing.T) {
+	_, nc := testkit.NATS(t)
+	ctx := testCtx(t)
+	s, err := testkit.OpenLog(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := s.SignedFrom(ctx, eventlog.TypeOrder); err != nil || seq != 1 {
+		t.Fatalf("a new log's ORDERS: signed from %d, %v; want 1", seq, err)
+	}
+	js := jsOf(t, nc)
+	st, err := js.Stream(ctx, eventlog.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Metadata[streams.SignedFromKey] = "soon"
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := s.SignedFrom(ctx, eventlog.TypeOrder)
+	if seq != 1 || !errors.Is(err, eventlog.ErrBadSignedFrom) || !strings.Contains(err.Error(), `"soon"`) {
+		t.Fatalf("metadata %q: signed from %d, %v; want 1 and ErrBadSignedFrom", "soon", seq, err)
+	}
+	if !strings.Contains(eventlog.ErrBadSignedFrom.Error(), streams.SignedFromKey) {
+		t.Errorf("%q does not name the metadata key %s", eventlog.ErrBadSignedFrom, streams.SignedFromKey)
+	}
+}

@@ -2,9 +2,10 @@ package streams
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/ordo-shop/ordo/eventlog"
 )
 
 // [SignedFromKey] (identity.go) records the stream sequence from which on
@@ -13,14 +14,11 @@ import (
 // unsigned commit off as history from before signing began. Stream
 // metadata is changed only with the admin's rights, not the service's.
 
-// ErrBadSignedFrom means a stream's [SignedFromKey] metadata is not a
-// stream sequence.
-var ErrBadSignedFrom = errors.New("stream metadata " + SignedFromKey + " is not a stream sequence")
-
 // SignedFrom returns the stream sequence from which on every commit of
 // aggType's stream must be signed, as the stream's metadata records it,
 // or 0 when it records none. A value that is not a sequence returns 1
-// (everything must be signed) with an error wrapping [ErrBadSignedFrom].
+// (everything must be signed) with an error wrapping
+// [eventlog.ErrBadSignedFrom].
 func (s *Store) SignedFrom(ctx context.Context, aggType string) (uint64, error) {
 	stream, err := s.StreamName(aggType)
 	if err != nil {
@@ -36,7 +34,7 @@ func (s *Store) SignedFrom(ctx context.Context, aggType string) (uint64, error) 
 	}
 	seq, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || seq == 0 {
-		return 1, fmt.Errorf("%s: %w: %q", stream, ErrBadSignedFrom, v)
+		return 1, fmt.Errorf("%s: %w: %q", stream, eventlog.ErrBadSignedFrom, v)
 	}
 	return seq, nil
 }

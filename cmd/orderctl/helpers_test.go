@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -9,12 +10,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 // startDataDir runs the NATS server of a local default's data dir
@@ -67,4 +70,37 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 		lines = append(lines, m)
 	}
 	return lines
+}
+
+// logBeforeSigning makes the log on nc's server as orderd did before it
+// signed commits: the streams with an identity but without the
+// ordo.signed_from a new log records (signing began with its first
+// commit), so that a test can write the unsigned history an older orderd
+// wrote, and signed commits after it. It returns the store opened on it.
+func logBeforeSigning(t testing.TB, nc *nats.Conn) *streams.Store {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := streams.Init(ctx, nc, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ORDERS", "INVENTORY", "PAYMENTS"} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := st.CachedInfo().Config
+		delete(sc.Metadata, streams.SignedFromKey)
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := streams.Open(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

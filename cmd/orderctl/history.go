@@ -10,12 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/streams"
 )
-
-var aggregateTypes = map[string]bool{eventlog.TypeOrder: true, eventlog.TypeInventory: true, eventlog.TypePayment: true}
 
 // aggregateArg reads the <type> <id> arguments of history and state.
 func aggregateArg(pos []string) (typ, id string, err error) {
@@ -23,10 +21,10 @@ func aggregateArg(pos []string) (typ, id string, err error) {
 		return "", "", usagef("want <type> <id>, got %d arguments", len(pos))
 	}
 	typ, id = pos[0], pos[1]
-	if !aggregateTypes[typ] {
+	if !audit.ValidType(typ) {
 		return "", "", usagef("unknown type %q (want order, inventory or payment)", typ)
 	}
-	if !streams.ValidID(id) {
+	if !events.ValidID(id) {
 		return "", "", usagef("invalid id %q", id)
 	}
 	return typ, id, nil
@@ -55,8 +53,8 @@ func (l *logFlags) loadAggregate(ctx context.Context, typ, id string) ([]eventlo
 func typesArg(typ string) ([]string, error) {
 	switch {
 	case typ == "":
-		return []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}, nil
-	case aggregateTypes[typ]:
+		return audit.Types, nil
+	case audit.ValidType(typ):
 		return []string{typ}, nil
 	default:
 		return nil, usagef("unknown type %q (want order, inventory or payment)", typ)
@@ -69,14 +67,8 @@ type historyLine struct {
 	Seq    uint64 `json:"seq"`
 	*events.Commit
 	ChainOK bool `json:"chain_ok"`
-	// Signature is the commit's signature status (signatures.go).
-	Signature string `json:"signature"`
-}
-
-// signatureIssue is a commit whose signature history names.
-type signatureIssue struct {
-	version                          uint64
-	problem, expected, found, status string
+	// Signature is the commit's signature status.
+	Signature audit.SignatureStatus `json:"signature"`
 }
 
 func cmdHistory(ctx context.Context, e env, args []string) error {
@@ -103,40 +95,14 @@ func cmdHistory(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeStore()
-	recs, err := store.Load(ctx, typ, id, 0)
+	check, err := audit.CheckAggregate(ctx, store, typ, id, keys)
 	if err != nil {
 		return err
 	}
-	if len(recs) == 0 {
-		return fmt.Errorf("no commits for %s %s", typ, id)
-	}
-	rule, metaProblem, err := streamSigningRule(ctx, store, typ)
-	if err != nil {
-		return err
-	}
-	commits := make([]*events.Commit, len(recs))
-	for i, r := range recs {
-		commits[i] = r.Commit
-	}
-	breaks := events.VerifyChain(commits)
+	recs, breaks, statuses, issues, metaProblem := check.Records, check.Breaks, check.Statuses, check.Issues, check.MetaProblem
 	broken := map[uint64]bool{}
 	for _, b := range breaks {
 		broken[b.Version] = true
-	}
-	// Signatures, by the rule verify applies to the whole stream.
-	statuses := make([]string, len(recs))
-	var issues []signatureIssue
-	for i, r := range recs {
-		c := r.Commit
-		hash, hashErr := c.ComputeHash()
-		var sigErr error
-		if hashErr == nil {
-			sigErr = c.VerifySignature(hash, keys)
-		}
-		statuses[i] = rule.judge(c, r.Seq, sigErr, hashErr)
-		if problem, expected, found, ok := rule.sigProblem(statuses[i], c, sigErr); ok {
-			issues = append(issues, signatureIssue{c.Version, problem, expected, found, statuses[i]})
-		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -164,24 +130,24 @@ func cmdHistory(ctx context.Context, e env, args []string) error {
 }
 
 // sigColumn is a commit's SIGNATURE column in history's table.
-func sigColumn(status string, c *events.Commit) string {
+func sigColumn(status audit.SignatureStatus, c *events.Commit) string {
 	switch status {
-	case sigVerified:
+	case audit.SigVerified:
 		return "verified " + c.KeyID
-	case sigUnsigned:
+	case audit.SigUnsigned:
 		return "unsigned (before signing began)"
-	case sigMissing:
+	case audit.SigMissing:
 		return "MISSING"
-	case sigUnknownKey:
+	case audit.SigUnknownKey:
 		return "UNKNOWN KEY " + c.KeyID
-	case sigBad:
+	case audit.SigBad:
 		return "FORGED OR ALTERED"
 	}
 	return "not checked (hash not computable)"
 }
 
-func printSignatures(e env, typ, id string, statuses []string, issues []signatureIssue, metaProblem, keyring string) {
-	n := map[string]uint64{}
+func printSignatures(e env, typ, id string, statuses []audit.SignatureStatus, issues []audit.SignatureIssue, metaProblem, keyring string) {
+	n := map[audit.SignatureStatus]uint64{}
 	for _, s := range statuses {
 		n[s]++
 	}
@@ -190,11 +156,11 @@ func printSignatures(e env, typ, id string, statuses []string, issues []signatur
 		fmt.Fprintf(e.stdout, "  %s\n", metaProblem)
 	}
 	for _, is := range issues {
-		fmt.Fprintf(e.stdout, "  %s %s v%d: %s (expected %s, found %s)\n", typ, id, is.version, is.problem, is.expected, is.found)
+		fmt.Fprintf(e.stdout, "  %s %s v%d: %s (expected %s, found %s)\n", typ, id, is.Version, is.Problem, is.Expected, is.Found)
 	}
 }
 
-func printHistory(e env, typ, id string, recs []eventlog.Record, breaks []events.ChainBreak, statuses []string) {
+func printHistory(e env, typ, id string, recs []eventlog.Record, breaks []events.ChainBreak, statuses []audit.SignatureStatus) {
 	fmt.Fprintf(e.stdout, "%s %s: %d commit(s)\n\n", typ, id, len(recs))
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSEQ\tRECORDED AT\tACTOR\tCORRELATION\tCAUSATION\tSIGNATURE\tEVENTS")
@@ -220,7 +186,7 @@ func printHistory(e env, typ, id string, recs []eventlog.Record, breaks []events
 	}
 	fmt.Fprintln(e.stdout)
 	if len(breaks) == 0 {
-		fmt.Fprintf(e.stdout, "hash chain: verified (%d commits, head %s)\n", len(recs), shortHash(recs[len(recs)-1].Commit.Hash))
+		fmt.Fprintf(e.stdout, "hash chain: verified (%d commits, head %s)\n", len(recs), events.ShortHash(recs[len(recs)-1].Commit.Hash))
 		return
 	}
 	fmt.Fprintf(e.stdout, "hash chain: BROKEN\n")
@@ -234,13 +200,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func shortHash(h string) string {
-	if len(h) > 16 {
-		return h[:16]
-	}
-	return h
 }
 
 func compact(raw json.RawMessage) string {

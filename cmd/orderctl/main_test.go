@@ -12,8 +12,6 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/testkit"
-	"github.com/ordo-shop/ordo/streams"
 )
 
 const testSecret = "test-secret-test-secret-test-secret!"
@@ -26,7 +24,8 @@ func orderctl(t *testing.T, env map[string]string, args ...string) (code int, st
 }
 
 // seedDataDir writes one order with three commits into a local default's
-// data dir the way orderd does, and leaves the store stopped. With live,
+// data dir the way orderd did before it signed commits, and leaves the
+// store stopped. With live,
 // the server keeps running as a live orderd would, holding the lock and
 // advertising nats.url.
 func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
@@ -38,10 +37,9 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	}
 	ns, nc, stop := startDataDir(t, dir, live)
 	ctx := context.Background()
-	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Unsigned commits, as an orderd before commit signing wrote them:
+	// commands that read the log need no keyring for them.
+	store := logBeforeSigning(t, nc)
 	h := newHandler(t, order.Decider(), store)
 	orderID = "ord_test1"
 	price := events.Money{Amount: 1999, Currency: "CNY"}

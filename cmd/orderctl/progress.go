@@ -5,7 +5,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
+
+	"github.com/ordo-shop/ordo/audit"
 )
 
 // progress draws a one-line progress bar on stderr for long runs
@@ -73,8 +77,40 @@ func (p *progress) draw(now time.Time) {
 	p.drawn = true
 }
 
-// isTerminal reports whether f is a character device such as a terminal.
+// progressBars returns a callback for an audit's progress that draws one
+// bar per stream, labelled prefix and the aggregate type; it draws
+// nothing when e's stderr is not a terminal.
+func progressBars(e env, prefix string) func(audit.Progress) {
+	if !e.tty {
+		return nil
+	}
+	var bar *progress
+	return func(p audit.Progress) {
+		if bar == nil || bar.label != prefix+p.Type {
+			bar = newProgress(e, prefix+p.Type, p.Total)
+		}
+		bar.add(p.Done - bar.done)
+		if p.Finished {
+			bar.finish()
+			bar = nil
+		}
+	}
+}
+
+// isTerminal reports whether f is a terminal: whether the terminal
+// driver answers TCGETS (as isatty(3) asks), which other character
+// devices such as /dev/null do not.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		var t syscall.Termios
+		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	}); err != nil {
+		return false
+	}
+	return errno == 0
 }

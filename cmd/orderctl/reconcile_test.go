@@ -246,7 +246,7 @@ func TestReconcileNamesEveryDrift(t *testing.T) {
 	}
 	// So is the elasticsearch.url of a live orderd that points nowhere.
 	delete(env, "ORDO_ELASTICSEARCH_URL")
-	if err := localdir.WriteFile(env["ORDO_DATA_DIR"], elasticsearchURLFile, []byte("http://127.0.0.1:1\n")); err != nil {
+	if err := localdir.WriteFile(env["ORDO_DATA_DIR"], localdir.ElasticsearchURL, []byte("http://127.0.0.1:1\n")); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, errOut = orderctl(t, env, "reconcile"); code != exitError || !strings.Contains(errOut, "127.0.0.1:1") {

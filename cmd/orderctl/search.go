@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
@@ -25,10 +26,6 @@ func isSearchRebuild(args []string) bool {
 	return i >= 0 && i+1 < len(args) && args[i+1] == search.Name
 }
 
-// elasticsearchURLFile is where a live orderd writes the URL of its
-// Elasticsearch in its data dir.
-const elasticsearchURLFile = "elasticsearch.url"
-
 // elasticsearchTarget finds Elasticsearch and the index prefix:
 // --elasticsearch-url (ORDO_ELASTICSEARCH_URL) with
 // --elasticsearch-prefix (ORDO_ELASTICSEARCH_PREFIX; empty: the
@@ -38,18 +35,16 @@ func elasticsearchTarget(flagURL, flagPrefix, dataDir string) (url, prefix strin
 	if flagURL != "" {
 		return flagURL, flagPrefix, nil
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, elasticsearchURLFile))
+	b, err := os.ReadFile(filepath.Join(dataDir, localdir.ElasticsearchURL))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, elasticsearchURLFile))
+		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, localdir.ElasticsearchURL))
 	}
 	if err != nil {
 		return "", "", err
 	}
 	url, prefix = strings.TrimSpace(string(b)), flagPrefix
 	if prefix == "" {
-		if p, err := os.ReadFile(filepath.Join(dataDir, "elasticsearch.prefix")); err == nil {
-			prefix = strings.TrimSpace(string(p))
-		}
+		prefix = localdir.ReadTrimmed(dataDir, localdir.ElasticsearchPrefix)
 	}
 	return url, prefix, nil
 }

@@ -92,10 +92,7 @@ func signedLog(t *testing.T, doctor func(store *streams.Store)) string {
 	dir := t.TempDir()
 	_, nc, stop := startDataDir(t, dir, false)
 	defer stop()
-	store, err := streams.Open(ctx, nc, streams.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := logBeforeSigning(t, nc)
 	// order lives of testkit: o-0 cancelled (2 commits), o-1 delivered (6).
 	if err := testkit.RunOrders(ctx, newHandler(t, order.Decider(), store), "o", 2, 2, 1); err != nil {
 		t.Fatal(err)
@@ -243,10 +240,7 @@ func TestSignedFromMetadata(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, nc, stop := startDataDir(t, dir, false)
-	store, err := streams.Open(ctx, nc, streams.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := logBeforeSigning(t, nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +292,7 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	}
 	ctx := context.Background()
 	servers, nc := testkit.Cluster(t, 3)
-	store, err := streams.Open(ctx, nc, streams.Config{Replicas: 3})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/testkit"
@@ -209,7 +210,7 @@ func TestVerifyNamesEveryDoctoredCommit(t *testing.T) {
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || code != exitCheck || !sum.Summary || sum.Findings != len(lines)-1 || sum.Findings < len(tc.want) {
 				t.Fatalf("json: exit %d, summary %+v (%v)\n%s", code, sum, err, out)
 			}
-			var f finding
+			var f audit.Finding
 			if err := json.Unmarshal([]byte(lines[0]), &f); err != nil || f.Stream != "ORDERS" || f.Problem == "" {
 				t.Fatalf("first finding %q: %+v %v", lines[0], f, err)
 			}
@@ -256,7 +257,7 @@ func TestSavedHeadsRevealACutOrRewrittenHistory(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("save: exit %d\n%s%s", code, out, errOut)
 	}
-	saved, err := readHeads(heads)
+	saved, err := audit.ReadHeads(heads)
 	if err != nil || len(saved["order"]) != 12 || saved["order"]["o-1"].Version != 6 {
 		t.Fatalf("saved heads %v %v", saved, err)
 	}

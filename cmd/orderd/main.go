@@ -32,7 +32,9 @@ import (
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
+	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -98,7 +100,7 @@ type app struct {
 	readModel *postgres.Store
 	// search is the customer-service search, nil without Elasticsearch
 	// (search.go).
-	search *searchIndex
+	search *search.Slot
 }
 
 // start brings orderd up; on error everything started so far is stopped.
@@ -179,6 +181,7 @@ func (a *app) init(ctx context.Context) (err error) {
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Ready:       a.ready.Load,
 		Unavailable: a.unavailable,
+		Outage:      outage.Is,
 		Payments:    a.pay.sync, PSPWebhookSecret: a.pay.secret,
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -21,18 +18,6 @@ import (
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 )
-
-// pspWebhookSecretFile holds the generated webhook secret of the local
-// default, next to auth.secret.
-const pspWebhookSecretFile = "psp-webhook.secret"
-
-// pspSimStateFile holds the in-process simulator's intents.
-const pspSimStateFile = "psp-sim.json"
-
-// pspSimAddrFile remembers where the in-process simulator listened, so a
-// restarted local default serves its pay pages at the same address and
-// the checkout_url of an order placed before the restart still works.
-const pspSimAddrFile = "psp-sim.addr"
 
 // payments is orderd's payment side: the payment aggregate's handler, the
 // provider (the in-process simulator unless ORDO_PSP_URL is set), the
@@ -58,7 +43,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	}
 	secret := a.cfg.PSPWebhookSecret
 	if secret == "" {
-		if secret, err = generatedSecret(a.cfg.DataDir, pspWebhookSecretFile); err != nil {
+		if secret, err = localdir.StoredSecret(a.cfg.DataDir, localdir.PSPWebhookSecret, true); err != nil {
 			return err
 		}
 	}
@@ -76,7 +61,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		// restarted local default can still void, refund and look up the
 		// payments it left pending.
 		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
-			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, pspSimStateFile)})
+			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, localdir.PSPSimState)})
 		if err != nil {
 			return err
 		}
@@ -135,7 +120,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 // then any free port; the address it got is recorded for next time.
 func (a *app) startSim(s *sim.Sim) (string, error) {
 	listen := a.cfg.PSPListen
-	file := filepath.Join(a.cfg.DataDir, pspSimAddrFile)
+	file := filepath.Join(a.cfg.DataDir, localdir.PSPSimAddr)
 	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {
 		if prev, err := os.ReadFile(file); err == nil {
 			if ph, pp, err := net.SplitHostPort(strings.TrimSpace(string(prev))); err == nil && ph == host {
@@ -156,7 +141,7 @@ func (a *app) startSim(s *sim.Sim) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("psp sim: its own URL %q: %w", base, err)
 	}
-	if err := os.WriteFile(file, []byte(u.Host+"\n"), 0o644); err != nil {
+	if err := localdir.WriteFile(a.cfg.DataDir, localdir.PSPSimAddr, []byte(u.Host+"\n")); err != nil {
 		return "", fmt.Errorf("record the payment simulator's address: %w", err)
 	}
 	return base, nil
@@ -173,29 +158,4 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// generatedSecret returns the secret stored in dir/name, generating and
-// storing a random one the first time.
-func generatedSecret(dir, name string) (string, error) {
-	path := filepath.Join(dir, name)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	s := base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	if err := localdir.WriteFile(dir, name, []byte(s+"\n")); err != nil {
-		return "", fmt.Errorf("store %s: %w", path, err)
-	}
-	return s, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections/search"
 )
@@ -277,11 +278,11 @@ func TestSearchRefusesAnIndexOfAnotherLog(t *testing.T) {
 	}
 	// Now the second log is longer than the index's checkpoints: only the
 	// log identity the index recorded still tells them apart.
-	st := second.search.st.Load()
+	st := second.search.Held()
 	if status, err := st.Status(t.Context(), 0); err != nil || status.Log == "" {
 		t.Fatalf("index status %+v, %v: want the first log's identity", status, err)
 	}
-	if err := second.checkIndexIsOurs(t.Context(), st); !errors.Is(err, search.ErrOtherLog) || !strings.Contains(err.Error(), "built from log") {
+	if err := st.CheckOwned(t.Context(), second.store); !errors.Is(err, search.ErrOtherLog) || !strings.Contains(err.Error(), "built from log") {
 		t.Fatalf("check of the first log's index on the longer second log: %v, want it refused by identity", err)
 	}
 }
@@ -360,7 +361,7 @@ func TestLocalSearchFollowsTheServerToAnotherPort(t *testing.T) {
 		t.Logf("search found %s after %s", id, time.Since(start).Round(100*time.Millisecond))
 	}
 	urlFile := func() string {
-		b, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, elasticsearchURLFile))
+		b, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, localdir.ElasticsearchURL))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // Version is the Elasticsearch release this package runs. See
@@ -108,7 +111,7 @@ func Install(ctx context.Context, cacheDir string, log *slog.Logger) (string, er
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("esserver: %w", err)
 	}
-	unlock, err := lockWait(ctx, filepath.Join(cacheDir, "install.lock"))
+	unlock, err := localdir.FlockWait(ctx, filepath.Join(cacheDir, "install.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -229,31 +232,26 @@ func isExecutable(p string) bool {
 }
 
 // credential returns who runs Elasticsearch: nil (the caller) unless the
-// caller is root, else name's user, created if missing.
+// caller is root, else name's user (default [DefaultUser]), created if
+// missing.
 func credential(name string, log *slog.Logger) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
 	if name == "" {
 		name = DefaultUser
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
+	cred, err := localdir.Unprivileged(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
 		out, uerr := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
 		if uerr != nil {
 			return nil, fmt.Errorf("esserver: running as root and cannot create user %s to run Elasticsearch: %v: %s", name, uerr, out)
 		}
 		log.Info("elasticsearch: created system user", slog.String("user", name))
-		if u, err = user.Lookup(name); err != nil {
-			return nil, fmt.Errorf("esserver: %w", err)
-		}
+		cred, err = localdir.Unprivileged(name)
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return nil, fmt.Errorf("esserver: user %s (uid %s) cannot run Elasticsearch", u.Username, u.Uid)
+	if err != nil {
+		return nil, fmt.Errorf("esserver: cannot run Elasticsearch: %w", err)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return cred, nil
 }
 
 // reachable gives others search permission on dir and every directory
@@ -382,11 +380,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			opts.Logger.Info("elasticsearch: ready", slog.String("url", s.url))
 			return s, nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || pause.For(ctx, 250*time.Millisecond) != nil {
 			_ = s.Stop()
 			return nil, fmt.Errorf("esserver: elasticsearch not ready in %s:\n%s", opts.StartTimeout, readFrom(filepath.Join(dir, "stdout.log"), logStart))
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -545,14 +542,12 @@ func stopPidFile(path string, log *slog.Logger) {
 	}
 	log.Warn("elasticsearch: stopping a node left running", slog.Int("pid", pid))
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if !isNode(pid) {
-			return
-		}
+	gone := func() bool { return !isNode(pid) }
+	if pause.Within(30*time.Second, 100*time.Millisecond, gone) {
+		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && isNode(pid); time.Sleep(100 * time.Millisecond) {
-	}
+	pause.Within(10*time.Second, 100*time.Millisecond, gone)
 }
 
 func isNode(pid int) bool {
@@ -573,31 +568,6 @@ func readFrom(path string, off int64) string {
 		return ""
 	}
 	return tail(b[off:])
-}
-
-// lockWait takes an exclusive flock on path, waiting for it (bounded by
-// ctx).
-func lockWait(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("esserver: lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("esserver: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // Port returns the server's HTTP port.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // state is what the shared server's state file records.
@@ -50,7 +54,7 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	if st, ok := readState(dir); ok && Healthy(ctx, st.URL) == nil {
 		return st.URL, nil
 	}
-	unlock, err := lockWait(ctx, sharedLock(dir))
+	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return "", err
 	}
@@ -65,10 +69,8 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 			if Healthy(ctx, st.URL) == nil {
 				return st.URL, nil
 			}
-			select {
-			case <-ctx.Done():
-				return "", fmt.Errorf("esserver: waiting for the shared server to become healthy: %w", ctx.Err())
-			case <-time.After(500 * time.Millisecond):
+			if err := pause.For(ctx, 500*time.Millisecond); err != nil {
+				return "", fmt.Errorf("esserver: waiting for the shared server to become healthy: %w", err)
 			}
 		}
 		stopLauncher(st.Pid)
@@ -88,7 +90,12 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 		return "", err
 	}
 	b, _ := json.Marshal(state{URL: s.URL(), Pid: s.Pid(), Version: Version})
-	if err := os.WriteFile(filepath.Join(dir, stateFile), b, 0o644); err != nil {
+	// Atomically: orderd instances read it without the lock to follow
+	// the server (KeepShared).
+	if err := localdir.Write(filepath.Join(dir, stateFile), localdir.FileOptions{Perm: 0o644}, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}); err != nil {
 		_ = s.Stop()
 		return "", fmt.Errorf("esserver: %w", err)
 	}
@@ -198,7 +205,7 @@ func StopShared(ctx context.Context, opts Options) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir := sharedDir(opts)
-	unlock, err := lockWait(ctx, sharedLock(dir))
+	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return err
 	}
@@ -233,10 +240,8 @@ func stopLauncher(pid int) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if !alive(pid) {
-			return
-		}
+	if pause.Within(45*time.Second, 100*time.Millisecond, func() bool { return !alive(pid) }) {
+		return
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }

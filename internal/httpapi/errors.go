@@ -60,8 +60,38 @@ var kindStatus = map[aggregates.Kind]int{
 	aggregates.KindConflict: http.StatusConflict,
 }
 
-// classify maps any error to what the client is told.
-func classify(err error) *apiError {
+// errInternal is what the client is told of an error nothing recognises:
+// a fault in Ordo, logged at ERROR under the request's id, which the
+// answer names so that an operator can find it.
+var errInternal = errorf(http.StatusInternalServerError, "internal", "internal error")
+
+// errUnreachable is what the client is told when the event store (or
+// another server the request needs) cannot be reached.
+var errUnreachable = errorf(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable; retry later")
+
+// classify maps an error to what the client is told: the errors this
+// package, the deciders, the command handler and the event store name,
+// each to its status and code; an outage that [Deps.Outage] recognises,
+// or any error while [Deps.Unavailable] reports the instance cannot
+// serve, to 503 unavailable; anything else to 500 internal.
+func (s *Server) classify(err error) *apiError {
+	if ae := known(err); ae != nil {
+		return ae
+	}
+	if s.Outage != nil && s.Outage(err) {
+		return errUnreachable
+	}
+	if s.Unavailable != nil {
+		if ps := s.Unavailable(); len(ps) > 0 {
+			return errorf(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable (%s); retry later", ps[0].Message)
+		}
+	}
+	return errInternal
+}
+
+// known maps the errors that have a status and code of their own; nil
+// for any other.
+func known(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
@@ -91,7 +121,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "timeout", "the request did not complete in time; retry it with the same Idempotency-Key")
 	}
-	return errorf(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable; retry later")
+	return nil
 }
 
 type errorBody struct {
@@ -103,6 +133,9 @@ type errorDetail struct {
 	// Field names the request field the error is about, if one.
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// RequestID, on a 500, is the id under which the error was logged
+	// (the X-Request-Id of the answer).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -112,12 +145,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	ae := classify(err)
+	ae := s.classify(err)
+	var rid string
 	if ae.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+		rid = r.Header.Get("X-Request-Id")
 		if ae.Status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("request_id", rid), slog.String("code", ae.Code), slog.Any("err", err))
 	}
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ordo"`)
@@ -125,5 +161,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusConflict {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Field: ae.Field, Message: ae.Message}})
+	d := errorDetail{Code: ae.Code, Field: ae.Field, Message: ae.Message}
+	if ae.Status == http.StatusInternalServerError {
+		d.RequestID = rid
+	}
+	writeJSON(w, ae.Status, errorBody{d})
 }

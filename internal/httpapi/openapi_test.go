@@ -158,3 +158,29 @@ func compareType(t *testing.T, doc map[string]any, what string, schema map[strin
 		compareType(t, doc, what+"."+name, props[name].(map[string]any), ft)
 	}
 }
+
+// TestOpenAPIDocumentsTheErrorBody: the Error schema's error object has
+// exactly errorDetail's fields, and every operation that can fail with
+// a 503 documents the 500 of a fault too.
+func TestOpenAPIDocumentsTheErrorBody(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	errSchema := doc["components"].(map[string]any)["schemas"].(map[string]any)["Error"].(map[string]any)
+	detail := errSchema["properties"].(map[string]any)["error"].(map[string]any)
+	compareSchema(t, doc, "Error.error", detail, errorDetail{})
+	for path, item := range doc["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			if method == "parameters" {
+				continue
+			}
+			responses := op.(map[string]any)["responses"].(map[string]any)
+			_, has503 := responses["503"]
+			_, has500 := responses["500"]
+			if has503 && !has500 && path != "/readyz" {
+				t.Errorf("%s %s: documents 503 but not 500 internal", strings.ToUpper(method), path)
+			}
+		}
+	}
+}

@@ -131,11 +131,11 @@ type projectionList struct {
 
 var errNoQueries = errorf(http.StatusServiceUnavailable, "queries_unavailable", "this instance serves no queries (no read model configured)")
 
-// readFailed logs why the read model could not answer and tells the
-// client to retry.
+// readFailed maps an error of the read model: an outage of PostgreSQL
+// (see [Deps.Outage]) is 503 queries_unavailable, logged; anything else
+// goes on to [Server.classify] (a fault in a query is 500 internal).
 func (s *Server) readFailed(r *http.Request, err error) error {
-	var ae *apiError
-	if errors.As(err, &ae) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if known(err) != nil || s.Outage == nil || !s.Outage(err) {
 		return err
 	}
 	s.log.ErrorContext(r.Context(), "read model query failed", slog.String("path", r.URL.Path), slog.Any("err", err))

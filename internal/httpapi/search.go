@@ -54,7 +54,9 @@ type searchHit struct {
 var errNoSearch = errorf(http.StatusServiceUnavailable, "search_unavailable", "this instance serves no search (no Elasticsearch configured)")
 
 // searchFailed maps a search error: the caller's fault is a 400,
-// anything else a 503 search_unavailable (logged), never a 500.
+// Elasticsearch unreachable (or the index refused) a 503
+// search_unavailable (logged); anything else goes on to
+// [Server.classify] (a fault is 500 internal).
 func (s *Server) searchFailed(r *http.Request, err error) error {
 	var ae *apiError
 	switch {
@@ -64,6 +66,8 @@ func (s *Server) searchFailed(r *http.Request, err error) error {
 		return errorf(http.StatusBadRequest, "invalid_query", "%s", trimPrefix(err.Error()))
 	case r.Context().Err() != nil:
 		return r.Context().Err()
+	case !search.IsUnavailable(err) && (s.Outage == nil || !s.Outage(err)):
+		return err
 	}
 	s.log.ErrorContext(r.Context(), "search failed", slog.String("path", r.URL.Path), slog.Any("err", err))
 	return errorf(http.StatusServiceUnavailable, "search_unavailable", "search is unavailable; retry later (orders and their status are still served by the other endpoints)")

@@ -52,6 +52,12 @@ type Deps struct {
 	// commands and queries now (a stream of the log missing, the NATS
 	// connection down); /readyz answers 503 naming each.
 	Unavailable func() []Problem
+	// Outage, if set, reports whether an error that has no status of its
+	// own says a server the request needed cannot be reached (orderd
+	// sets outage.Is, which knows the NATS and PostgreSQL clients'
+	// errors): such an error answers 503 unavailable, and any other 500
+	// internal, logged with the request's id.
+	Outage func(error) bool
 	// Payments and PSPWebhookSecret serve POST /v1/psp/webhook; without
 	// them the endpoint answers 503.
 	Payments         PaymentWebhooks
@@ -242,6 +248,16 @@ func (s *Server) dispatch(methods map[string]route) http.Handler {
 			r.Header.Set("X-Request-Id", rid)
 		}
 		w.Header().Set("X-Request-Id", rid)
+		defer func() {
+			// A panic is a fault like any other unrecognised error: 500
+			// internal, logged with the request id and the stack.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
 		var claims auth.Claims
 		if rt.roles != nil {
 			c, err := s.authenticate(r, rt.roles)
@@ -411,7 +427,10 @@ type Problem struct {
 
 // asProblem turns an *apiError into the problem of a component.
 func asProblem(component string, err error) Problem {
-	ae := classify(err)
+	ae := known(err)
+	if ae == nil {
+		ae = errInternal
+	}
 	return Problem{Code: ae.Code, Component: component, Message: ae.Message}
 }
 

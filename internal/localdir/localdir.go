@@ -13,23 +13,30 @@
 //	<data dir>/postgres.url its connection URL (with the password) while orderd runs
 //	<data dir>/signing.key  the generated commit-signing key (Ed25519, PEM)
 //	<data dir>/signing.keys the public keys commits were signed with (keyring)
+//	<data dir>/psp-webhook.secret  the generated payment-webhook secret
+//	<data dir>/psp-sim.json the payment simulator's intents
+//	<data dir>/psp-sim.addr the address the payment simulator last served on
+//	<data dir>/elasticsearch.url    the Elasticsearch URL orderd uses, while it runs
+//	<data dir>/elasticsearch.prefix its index prefix, while orderd runs
 //
 // [Secrets] lists every file that holds a credential or a key. Each is
 // written with mode 0600 ([WriteFile]) in directories made 0700 (when
 // orderd runs as root, the data directory and postgres/ also let others
 // search them, execute bit only, so PostgreSQL's unprivileged user
 // reaches its data; nobody else can list them or read the files).
+//
+// It also holds the file utilities the local servers share: atomic
+// writes ([Write]), generated secrets ([NewSecret], [StoredSecret]),
+// exclusive locks ([Flock], [FlockWait]) and the unprivileged user a
+// server started by root runs as ([Unprivileged]).
 package localdir
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // File names inside the data directory.
@@ -45,6 +52,14 @@ const (
 	PostgresPassword = PostgresDir + "/password"
 	SigningKey       = "signing.key"
 	SigningKeys      = "signing.keys"
+	PSPWebhookSecret = "psp-webhook.secret"
+	PSPSimState      = "psp-sim.json"
+	PSPSimAddr       = "psp-sim.addr"
+	// ElasticsearchURL and ElasticsearchPrefix are the Elasticsearch
+	// orderd uses and its index prefix, written for orderctl while
+	// orderd runs.
+	ElasticsearchURL    = "elasticsearch.url"
+	ElasticsearchPrefix = "elasticsearch.prefix"
 )
 
 // Secrets are the files in the data directory (paths relative to it)
@@ -55,87 +70,47 @@ var Secrets = []string{
 	PostgresURL,      // the private PostgreSQL's URL, password included
 	PostgresPassword, // the private PostgreSQL superuser's password
 	SigningKey,       // signs every commit orderd writes
+	PSPWebhookSecret, // signs the payment provider's webhooks
 }
 
 // ErrLocked means another live process holds the data directory.
 var ErrLocked = errors.New("the data directory is in use by another process")
 
-// Lock takes the data directory's exclusive lock without waiting, creating
-// the directory if needed. The lock dies with the process, so a SIGKILLed
-// orderd never leaves a stale lock behind.
+// Lock takes the data directory's exclusive lock ([Flock] on its LOCK
+// file) without waiting, creating the directory if needed.
 func Lock(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
+	unlock, err = Flock(filepath.Join(dir, LockFile))
+	if errors.Is(err, ErrHeld) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// WriteFile writes data to name inside dir atomically (temp file, fsync,
-// rename) with mode 0600.
-func WriteFile(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, name))
+	return unlock, err
 }
 
 // ReadURL returns the NATS URL a running orderd wrote, or "" if none.
-func ReadURL(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, NATSURL))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
+func ReadURL(dir string) string { return ReadTrimmed(dir, NATSURL) }
 
 // Secret returns the token-signing secret stored in dir; with create it
 // generates and stores a random one when there is none.
 func Secret(dir string, create bool) (string, error) {
-	path := filepath.Join(dir, AuthSecret)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
+	s, err := StoredSecret(dir, AuthSecret, create)
+	if err != nil && !create {
+		return "", fmt.Errorf("no auth secret: set ORDO_AUTH_SECRET or start orderd once to create %s: %w", filepath.Join(dir, AuthSecret), err)
 	}
-	if !errors.Is(err, os.ErrNotExist) || !create {
-		return "", fmt.Errorf("no auth secret: set ORDO_AUTH_SECRET or start orderd once to create %s: %w", path, err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	s := base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	if err := WriteFile(dir, AuthSecret, []byte(s+"\n")); err != nil {
-		return "", fmt.Errorf("store auth secret: %w", err)
+	if err != nil {
+		return "", fmt.Errorf("auth secret: %w", err)
 	}
 	return s, nil
+}
+
+// ReadTrimmed returns the content of dir/name without surrounding white
+// space, or "" if it cannot be read.
+func ReadTrimmed(dir, name string) string {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

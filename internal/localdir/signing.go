@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -55,25 +56,14 @@ func createSigningKey(dir string, priv ed25519.PrivateKey) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+SigningKey+".*")
-	if err != nil {
+	err = Write(filepath.Join(dir, SigningKey), FileOptions{Exclusive: true}, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("store signing key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store signing key: %w", err)
-	}
-	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("store signing key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), filepath.Join(dir, SigningKey)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		return fmt.Errorf("store signing key: %w", err)
-	}
-	return nil
+	return err
 }
 
 // WriteSigningKey stores priv at path (mode 0600), replacing what is

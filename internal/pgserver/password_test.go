@@ -205,7 +205,7 @@ func TestInterruptedUpgradeUsesTheStoredPassword(t *testing.T) {
 	needServer(t)
 	dir := t.TempDir()
 	legacyDataDir(t, dir)
-	pw, err := newPassword()
+	pw, err := localdir.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestWrongPasswordFileFailsStart(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	other, err := newPassword()
+	other, err := localdir.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestURLCarriesThePassword(t *testing.T) {
 		}
 	}
 	for range 100 {
-		pw, err := newPassword()
+		pw, err := localdir.NewSecret()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,16 +3,14 @@ package pgserver
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -26,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // Superuser is the role initdb creates and every URL of a Server names.
@@ -190,7 +189,7 @@ func (s *Server) launch(ctx context.Context) error {
 			return err
 		}
 		s.opts.Logger.Info("postgres: shared memory of a previous server still in use; retrying", slog.Int("attempt", attempt))
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 250*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -234,7 +233,7 @@ func (s *Server) Supervise(ctx context.Context) {
 				return
 			}
 			log.Error("postgres: restart failed; retrying", slog.Duration("retry_in", backoff), slog.Any("err", err))
-			if sleep(ctx, backoff) != nil {
+			if pause.For(ctx, backoff) != nil {
 				return
 			}
 		}
@@ -366,27 +365,18 @@ func isExecutable(p string) bool {
 }
 
 // credential returns who runs PostgreSQL: nil (the calling user) unless
-// the caller is root.
+// the caller is root; then the user name names, by default postgres or
+// else nobody.
 func credential(name string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	var u *user.User
-	var err error
+	names := []string{"postgres", "nobody"}
 	if name != "" {
-		u, err = user.Lookup(name)
-	} else if u, err = user.Lookup("postgres"); err != nil {
-		u, err = user.Lookup("nobody")
+		names = []string{name}
 	}
+	cred, err := localdir.Unprivileged(names...)
 	if err != nil {
-		return nil, fmt.Errorf("pgserver: running as root, and no unprivileged user to run PostgreSQL as: %w", err)
+		return nil, fmt.Errorf("pgserver: cannot run PostgreSQL: %w", err)
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return nil, fmt.Errorf("pgserver: user %s (uid %s) cannot run PostgreSQL", u.Username, u.Uid)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return cred, nil
 }
 
 // reachable gives the PostgreSQL user search permission on the base
@@ -428,7 +418,7 @@ func (s *Server) initdb(ctx context.Context) error {
 	}
 	pw, err := readPassword(s.passwordPath())
 	if errors.Is(err, os.ErrNotExist) {
-		if pw, err = newPassword(); err == nil {
+		if pw, err = localdir.NewSecret(); err == nil {
 			err = localdir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n"))
 		}
 	}
@@ -495,17 +485,6 @@ func (s *Server) privateCopy(pw string) (string, error) {
 
 func (s *Server) passwordPath() string { return filepath.Join(s.opts.Dir, PasswordFile) }
 
-// newPassword returns 32 random bytes in unpadded base64url: 43
-// characters that need no escaping in a URL, a connection string or an
-// SQL literal.
-func newPassword() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("pgserver: generate a password: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
 // readPassword reads a PasswordFile. An error wraps os.ErrNotExist when
 // there is none.
 func readPassword(path string) (string, error) {
@@ -554,7 +533,7 @@ func (s *Server) ensurePassword(ctx context.Context) error {
 		return nil
 	}
 	if missing {
-		if pw, err = newPassword(); err != nil {
+		if pw, err = localdir.NewSecret(); err != nil {
 			return err
 		}
 	}
@@ -618,28 +597,13 @@ func withoutTrust(hba []byte) ([]byte, bool) {
 	return []byte(strings.Join(lines, "")), found
 }
 
-// writeDataFile replaces a file in the data directory (temp file, fsync,
-// rename), owned by the server's user with mode 0600.
+// writeDataFile replaces a file in the data directory atomically, owned
+// by the server's user with mode 0600.
 func (s *Server) writeDataFile(name string, data []byte) error {
-	f, err := os.CreateTemp(s.dataDir, "."+name+".*")
-	if err != nil {
+	return localdir.Write(filepath.Join(s.dataDir, name), localdir.FileOptions{Owner: s.cred}, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && s.cred != nil {
-		err = os.Chown(f.Name(), int(s.cred.Uid), int(s.cred.Gid))
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(s.dataDir, name))
+	})
 }
 
 // single runs sql in a single-user postgres on the data directory (no
@@ -781,7 +745,7 @@ func (s *Server) run(ctx context.Context, deadline time.Time) error {
 			_ = s.shutdown(5 * time.Second)
 			return fmt.Errorf("pgserver: postgres did not accept connections in time:\n%s", readFrom(logPath, logStart))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 50*time.Millisecond); err != nil {
 			_ = s.shutdown(5 * time.Second)
 			return err
 		}
@@ -810,17 +774,6 @@ func readFrom(path string, off int64) string {
 	return string(b)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // stopStale stops a postmaster still running in dataDir. The caller holds
 // the base directory's lock, so that postmaster's owner is gone.
 func stopStale(dataDir string, log *slog.Logger) error {
@@ -839,10 +792,8 @@ func stopStale(dataDir string, log *slog.Logger) error {
 		wait time.Duration
 	}{{syscall.SIGINT, 15 * time.Second}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}} {
 		_ = syscall.Kill(pid, step.sig)
-		for end := time.Now().Add(step.wait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if !runsIn(pid, dataDir) {
-				return nil
-			}
+		if pause.Within(step.wait, 50*time.Millisecond, func() bool { return !runsIn(pid, dataDir) }) {
+			return nil
 		}
 	}
 	return fmt.Errorf("pgserver: a postgres (pid %d) still runs in %s and does not stop", pid, dataDir)

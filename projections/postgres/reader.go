@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // Order is an order as the read model shows it.
@@ -298,22 +299,14 @@ func (s *Store) Reached(ctx context.Context, seq uint64, orderID string) (bool, 
 // short backoff, and returns false if ctx ends first (the caller bounds
 // the wait with ctx's deadline).
 func (s *Store) WaitFor(ctx context.Context, seq uint64, orderID string) (bool, error) {
-	wait := time.Millisecond
-	for {
-		ok, err := s.Reached(ctx, seq, orderID)
-		if ok || (err != nil && ctx.Err() == nil) {
-			return ok, err
-		}
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, nil
-		case <-t.C:
-		}
-		wait = min(2*wait, 20*time.Millisecond)
+	err := pause.Until(ctx, time.Millisecond, 20*time.Millisecond, func() (bool, error) {
+		return s.Reached(ctx, seq, orderID)
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, nil
 	}
+	return false, err
 }

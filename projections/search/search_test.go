@@ -44,6 +44,21 @@ func newEnv(t *testing.T, partitions int) *env {
 	return e
 }
 
+// openAs opens a store on e's index prefix for a log of partitions
+// whose identity is logID.
+func (e *env) openAs(partitions int, logID string) *search.Store {
+	e.t.Helper()
+	c, err := search.NewClient(e.esURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := search.New(c, search.Options{Prefix: e.prefix, Partitions: partitions, Logger: testLogger(e.t), Log: logID})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
 func (e *env) open(url string) *search.Store {
 	e.t.Helper()
 	c, err := search.NewClient(url)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
 )
@@ -162,7 +163,8 @@ func statusOf(err error) int {
 
 // do sends one request. body is marshalled as JSON unless it is already
 // []byte; out, if set, receives a 2xx answer. Connection failures and
-// server errors wrap [ErrUnavailable]; other error answers are *esError.
+// server errors (and 429, too many requests) wrap [ErrUnavailable]; other
+// error answers are *esError.
 func (s *Store) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	switch b := body.(type) {
@@ -207,7 +209,9 @@ func (s *Store) do(ctx context.Context, method, path string, body, out any) erro
 		} else {
 			e.Reason = string(raw)
 		}
-		if resp.StatusCode >= 500 {
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			// 429: Elasticsearch sheds load (a full queue, a circuit
+			// breaker): as unavailable as a 503.
 			return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, path, e)
 		}
 		return e
@@ -422,33 +426,20 @@ func (s *Store) WaitFor(ctx context.Context, seq uint64) (bool, error) {
 	if err := s.EnsureIndex(ctx); err != nil {
 		return false, err
 	}
-	wait := time.Millisecond
-	for {
+	err := pause.Until(ctx, time.Millisecond, 20*time.Millisecond, func() (bool, error) {
 		cps, _, err := s.checkpoints(ctx, s.alias)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, nil
-			}
+		if err != nil || minOf(cps) < seq {
 			return false, err
 		}
-		if minOf(cps) >= seq {
-			if err := s.Refresh(ctx); err != nil {
-				if ctx.Err() != nil {
-					return false, nil
-				}
-				return false, err
-			}
-			return true, nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, nil
-		case <-t.C:
-		}
-		wait = min(wait*2, 20*time.Millisecond)
+		return true, s.Refresh(ctx)
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, nil
 	}
+	return false, err
 }
 
 func minOf(xs []uint64) uint64 {

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
 
@@ -297,10 +299,10 @@ func (s *Sim) save() {
 	}
 	b, err := json.Marshal(savedState{Intents: s.intents, ByKey: s.byKey, Manual: s.manual})
 	if err == nil {
-		tmp := s.cfg.StateFile + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o600); err == nil {
-			err = os.Rename(tmp, s.cfg.StateFile)
-		}
+		err = localdir.Write(s.cfg.StateFile, localdir.FileOptions{}, func(w io.Writer) error {
+			_, err := w.Write(b)
+			return err
+		})
 	}
 	if err != nil {
 		s.log.Error("psp sim: cannot save its state", "file", s.cfg.StateFile, "err", err)
@@ -467,7 +469,7 @@ func (s *Sim) get(id string) (psp.Intent, error) {
 // decide settles a new intent in auto mode: approve, or decline with the
 // configured rate.
 func (s *Sim) decide(id string) {
-	if s.cfg.Faults.Latency > 0 && !sleep(s.ctx, s.cfg.Faults.Latency) {
+	if s.cfg.Faults.Latency > 0 && pause.For(s.ctx, s.cfg.Faults.Latency) != nil {
 		return
 	}
 	if s.roll(s.cfg.Faults.Abandon) {
@@ -517,19 +519,8 @@ func (s *Sim) emit(in psp.Intent) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func (s *Sim) deliver(ev psp.Event, hold time.Duration) {
-	if !sleep(s.ctx, hold+s.cfg.Faults.Latency) {
+	if pause.For(s.ctx, hold+s.cfg.Faults.Latency) != nil {
 		return
 	}
 	body, err := json.Marshal(ev)
@@ -555,7 +546,7 @@ func (s *Sim) deliver(ev psp.Event, hold time.Duration) {
 			return
 		}
 		s.stats.retried.Add(1)
-		if !sleep(s.ctx, wait) {
+		if pause.For(s.ctx, wait) != nil {
 			return
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -640,7 +631,7 @@ func (s *Sim) Handler() http.Handler {
 
 func (s *Sim) api(f func(r *http.Request) (psp.Intent, int, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Faults.Latency > 0 && !sleep(r.Context(), s.cfg.Faults.Latency) {
+		if s.cfg.Faults.Latency > 0 && pause.For(r.Context(), s.cfg.Faults.Latency) != nil {
 			return
 		}
 		in, status, err := f(r)

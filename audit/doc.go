@@ -1,0 +1,11 @@
+// Package audit checks the event log the way an auditor would, from the
+// stored bytes up: every aggregate's hash chain, the stream sequences
+// without holes, every event decodable by its registered schema, every
+// commit's signature by the signing rule, and the heads an earlier check
+// saved (decision 010, decision 016).
+//
+// [Verify] checks whole streams or one aggregate and returns a [Report];
+// [CheckAggregate] checks one aggregate's history for a reader who wants
+// to see it. Neither prints anything: orderctl parses flags, calls them
+// and prints the findings. Progress is reported through a callback.
+package audit
