@@ -138,6 +138,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	servers, nc := testkit.Cluster(t, 3)
+	testkit.InitLog(t, servers[0].ClientURL(), streams.Config{Replicas: 3}) // orderctl init
 	priv, err := events.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
