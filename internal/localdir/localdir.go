@@ -7,6 +7,12 @@
 //	<data dir>/auth.secret  the generated token-signing secret
 //	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
 //	<data dir>/postgres.url its connection URL while orderd runs
+//	<data dir>/nats-service.nk  nkey seed orderd connects to the embedded NATS with
+//	<data dir>/nats-auditor.nk  nkey seed of orderctl's read commands
+//	<data dir>/nats-admin.nk    nkey seed of stream provisioning and orderctl's writes
+//
+// Files holding credentials and keys are written with mode 0600
+// ([WriteFile]).
 package localdir
 
 import (
@@ -28,6 +34,12 @@ const (
 	AuthSecret  = "auth.secret"
 	PostgresDir = "postgres"
 	PostgresURL = "postgres.url"
+
+	// NATS users of the embedded server (internal/natsauth): one nkey
+	// seed per user, generated on first start.
+	NATSServiceSeed = "nats-service.nk"
+	NATSAuditorSeed = "nats-auditor.nk"
+	NATSAdminSeed   = "nats-admin.nk"
 )
 
 // ErrLocked means another live process holds the data directory.
