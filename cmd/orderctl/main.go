@@ -48,6 +48,9 @@ const usage = `usage: orderctl <command> [arguments] [flags]
 
 commands:
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
+  nats-user --role ROLE --seed-file FILE       make a new nkey for one of Ordo's NATS users (service,
+                                                auditor, admin) of an external NATS: the seed goes to FILE
+                                                (mode 0600), the public key for the servers is printed
   history <type> <id> [--json]                  an aggregate's commits straight from the log,
                                                 with its hash-chain check; type: order, inventory, payment
   state <type> <id> [--at TIME | --version N] [--json]
@@ -82,6 +85,10 @@ commands:
 flags common to commands that read the log:
   --data-dir DIR   local default's data dir (ORDO_DATA_DIR, default ordo-data)
   --nats-url URL   a running deployment's NATS (ORDO_NATS_URL)
+  --nats-creds FILE  its credentials: a .creds file or an nkey seed file (ORDO_NATS_CREDS);
+                   or ORDO_NATS_USER and ORDO_NATS_PASSWORD; --nats-ca FILE (ORDO_NATS_CA)
+                   for a private CA. On the local default orderctl uses the data dir's
+                   keys: the auditor's to read, the admin's for dlq retry.
   --postgres-url URL  the read models' PostgreSQL (ORDO_POSTGRES_URL; default: the
                    postgres.url a running local orderd wrote into its data dir)
 Flags may come before or after the arguments. Exit codes: 0 ok, 1 error, 2 bad usage,
@@ -111,6 +118,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
 		"token":       cmdToken,
+		"nats-user":   cmdNATSUser,
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
 		"state":       cmdState,
@@ -152,7 +160,8 @@ func runWith(ctx context.Context, args []string, e env) int {
 // splitCommand can skip it when the flags come before the command.
 var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true,
 	"elasticsearch-url": true, "elasticsearch-prefix": true, "type": true, "id": true, "at": true, "version": true,
-	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true}
+	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true,
+	"nats-creds": true, "nats-user": true, "nats-ca": true, "seed-file": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

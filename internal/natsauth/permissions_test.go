@@ -11,11 +11,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 	"github.com/ordo-shop/ordo/streams/storetest"
 )
@@ -37,7 +37,7 @@ func startServer(t *testing.T) (*server.Server, *natsauth.Keys) {
 	admin := connect(t, s, keys, natsauth.Admin)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	store, err := streams.Open(ctx, admin.nc, streams.Config{})
+	store, err := streams.Open(ctx, admin.Conn, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,68 +50,9 @@ func startServer(t *testing.T) (*server.Server, *natsauth.Keys) {
 	return s, keys
 }
 
-// client is a connection that reports the permission violations NATS
-// sends it.
-type client struct {
-	nc     *nats.Conn
-	denied chan error
-}
-
-func connect(t *testing.T, s *server.Server, keys *natsauth.Keys, r natsauth.Role) *client {
+func connect(t *testing.T, s *server.Server, keys *natsauth.Keys, r natsauth.Role) *testkit.NATSClient {
 	t.Helper()
-	c := &client{denied: make(chan error, 64)}
-	nc, err := nats.Connect(s.ClientURL(), keys.Option(r), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) {
-			select {
-			case c.denied <- err:
-			default:
-			}
-		}
-	}))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", r, err)
-	}
-	t.Cleanup(nc.Close)
-	c.nc = nc
-	return c
-}
-
-// refused runs op and checks that NATS refused it with a permissions
-// violation (a refused request is never answered: op would wait for its
-// deadline, so it is cancelled once the violation arrives).
-func (c *client) refused(t *testing.T, what string, op func(ctx context.Context) error) {
-	t.Helper()
-	for len(c.denied) > 0 {
-		<-c.denied
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- op(ctx) }()
-	select {
-	case v := <-c.denied:
-		cancel()
-		<-done
-		t.Logf("%s: %v", what, v)
-		return
-	case err := <-done:
-		// A plain publish returns before the server's answer comes.
-		select {
-		case v := <-c.denied:
-			t.Logf("%s: %v (op returned %v)", what, v, err)
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s: no permissions violation (op returned %v)", what, err)
-		}
-	}
-}
-
-func publish(nc *nats.Conn, subject string) func(context.Context) error {
-	return func(context.Context) error {
-		if err := nc.Publish(subject, []byte("forged")); err != nil {
-			return err
-		}
-		return nc.Flush()
-	}
+	return testkit.ConnectNATS(t, s.ClientURL(), keys.Option(r))
 }
 
 func TestClientsWithoutCredentialsAreRefused(t *testing.T) {
@@ -160,7 +101,7 @@ func TestAuditorReadsAndCannotWrite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	svc := connect(t, s, keys, natsauth.Service)
-	svcStore, err := streams.Open(ctx, svc.nc, streams.Config{})
+	svcStore, err := streams.Open(ctx, svc.Conn, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +114,7 @@ func TestAuditorReadsAndCannotWrite(t *testing.T) {
 	}
 
 	aud := connect(t, s, keys, natsauth.Auditor)
-	store, err := streams.Open(ctx, aud.nc, streams.Config{})
+	store, err := streams.Open(ctx, aud.Conn, streams.Config{})
 	if err != nil {
 		t.Fatalf("open as auditor: %v", err)
 	}
@@ -206,36 +147,36 @@ func TestAuditorReadsAndCannotWrite(t *testing.T) {
 		t.Fatalf("refused reports as auditor: %v", err)
 	}
 
-	js, err := jetstream.New(aud.nc)
+	js, err := jetstream.New(aud.Conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	aud.refused(t, "publish a commit", publish(aud.nc, "order.1.x"))
-	aud.refused(t, "append through the store", func(ctx context.Context) error {
+	aud.Refused(t, "publish a commit", aud.PublishOp("order.1.x", []byte("forged")))
+	aud.Refused(t, "append through the store", func(ctx context.Context) error {
 		_, err := store.Append(ctx, sealed(t, streams.TypeOrder, "ord-2", 1, ""), 0)
 		return err
 	})
-	aud.refused(t, "publish a redrive", publish(aud.nc, "dlq.redrive.checkout"))
-	aud.refused(t, "publish a timer", publish(aud.nc, "timer.sched.checkout.payment_timeout.x"))
-	aud.refused(t, "publish a fired timer", publish(aud.nc, "timer.fire.checkout.payment_timeout.x"))
-	aud.refused(t, "subscribe to commits", func(context.Context) error {
-		sub, err := aud.nc.SubscribeSync("order.>")
+	aud.Refused(t, "publish a redrive", aud.PublishOp("dlq.redrive.checkout", []byte("forged")))
+	aud.Refused(t, "publish a timer", aud.PublishOp("timer.sched.checkout.payment_timeout.x", []byte("forged")))
+	aud.Refused(t, "publish a fired timer", aud.PublishOp("timer.fire.checkout.payment_timeout.x", []byte("forged")))
+	aud.Refused(t, "subscribe to commits", func(context.Context) error {
+		sub, err := aud.SubscribeSync("order.>")
 		if err != nil {
 			return err
 		}
 		defer sub.Unsubscribe()
-		return aud.nc.Flush()
+		return aud.Flush()
 	})
 	refuseStreamChanges(t, aud, js)
-	aud.refused(t, "take over the checkout's consumer", func(ctx context.Context) error {
+	aud.Refused(t, "take over the checkout's consumer", func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "checkout-orders", FilterSubject: "order.0.none"})
 		return err
 	})
-	aud.refused(t, "delete the checkout's consumer", func(ctx context.Context) error {
+	aud.Refused(t, "delete the checkout's consumer", func(ctx context.Context) error {
 		return js.DeleteConsumer(ctx, "ORDERS", "checkout-timers")
 	})
-	aud.refused(t, "delete a dead letter", func(ctx context.Context) error { return store.DeleteDeadLetter(ctx, 1) })
-	unchanged(t, svc.nc, 1)
+	aud.Refused(t, "delete a dead letter", func(ctx context.Context) error { return store.DeleteDeadLetter(ctx, 1) })
+	unchanged(t, svc.Conn, 1)
 }
 
 // The service appends and runs its consumers, and cannot destroy or
@@ -248,7 +189,7 @@ func TestServiceAppendsAndCannotDestroy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	svc := connect(t, s, keys, natsauth.Service)
-	store, err := streams.Open(ctx, svc.nc, streams.Config{})
+	store, err := streams.Open(ctx, svc.Conn, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,27 +238,27 @@ func TestServiceAppendsAndCannotDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	js, err := jetstream.New(svc.nc)
+	js, err := jetstream.New(svc.Conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	refuseStreamChanges(t, svc, js)
-	svc.refused(t, "redrive a dead letter", publish(svc.nc, "dlq.redrive.checkout"))
-	svc.refused(t, "publish a fired timer", publish(svc.nc, "timer.fire.checkout.k.y"))
-	svc.refused(t, "publish outside Ordo's subjects", publish(svc.nc, "other.subject"))
-	svc.refused(t, "subscribe to commits", func(context.Context) error {
-		sub, err := svc.nc.SubscribeSync("order.>")
+	svc.Refused(t, "redrive a dead letter", svc.PublishOp("dlq.redrive.checkout", []byte("forged")))
+	svc.Refused(t, "publish a fired timer", svc.PublishOp("timer.fire.checkout.k.y", []byte("forged")))
+	svc.Refused(t, "publish outside Ordo's subjects", svc.PublishOp("other.subject", []byte("forged")))
+	svc.Refused(t, "subscribe to commits", func(context.Context) error {
+		sub, err := svc.SubscribeSync("order.>")
 		if err != nil {
 			return err
 		}
 		defer sub.Unsubscribe()
-		return svc.nc.Flush()
+		return svc.Flush()
 	})
 }
 
 // refuseStreamChanges checks that c can neither create, change, purge
 // nor delete a stream, nor delete a commit, and that ORDERS is as it was.
-func refuseStreamChanges(t *testing.T, c *client, js jetstream.JetStream) {
+func refuseStreamChanges(t *testing.T, c *testkit.NATSClient, js jetstream.JetStream) {
 	t.Helper()
 	ctx := t.Context()
 	st, err := js.Stream(ctx, "ORDERS")
@@ -325,26 +266,26 @@ func refuseStreamChanges(t *testing.T, c *client, js jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	before := st.CachedInfo()
-	c.refused(t, "create a stream", func(ctx context.Context) error {
+	c.Refused(t, "create a stream", func(ctx context.Context) error {
 		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil.>"}})
 		return err
 	})
-	c.refused(t, "shrink ORDERS", func(ctx context.Context) error {
+	c.Refused(t, "shrink ORDERS", func(ctx context.Context) error {
 		cfg := before.Config
 		cfg.MaxMsgs = 1
 		_, err := js.UpdateStream(ctx, cfg)
 		return err
 	})
-	c.refused(t, "allow purges on ORDERS", func(ctx context.Context) error {
+	c.Refused(t, "allow purges on ORDERS", func(ctx context.Context) error {
 		cfg := before.Config
 		cfg.DenyPurge, cfg.DenyDelete = false, false
 		_, err := js.UpdateStream(ctx, cfg)
 		return err
 	})
-	c.refused(t, "purge ORDERS", func(ctx context.Context) error { return st.Purge(ctx) })
-	c.refused(t, "delete a commit", func(ctx context.Context) error { return st.DeleteMsg(ctx, 1) })
-	c.refused(t, "delete ORDERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "ORDERS") })
-	c.refused(t, "delete TIMERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "TIMERS") })
+	c.Refused(t, "purge ORDERS", func(ctx context.Context) error { return st.Purge(ctx) })
+	c.Refused(t, "delete a commit", func(ctx context.Context) error { return st.DeleteMsg(ctx, 1) })
+	c.Refused(t, "delete ORDERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "ORDERS") })
+	c.Refused(t, "delete TIMERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "TIMERS") })
 	after, err := st.Info(ctx)
 	if err != nil {
 		t.Fatalf("ORDERS after the attempts: %v", err)
@@ -373,7 +314,7 @@ func TestAdminManagesStreams(t *testing.T) {
 	}
 	s, keys := startServer(t)
 	admin := connect(t, s, keys, natsauth.Admin)
-	js, _ := jetstream.New(admin.nc)
+	js, _ := jetstream.New(admin.Conn)
 	ctx := t.Context()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SCRATCH", Subjects: []string{"scratch.>"}}); err != nil {
 		t.Fatal(err)
@@ -396,5 +337,3 @@ func sealed(t *testing.T, typ, id string, version uint64, prev string) *events.C
 	}
 	return c
 }
-
-var _ = nkeys.CreateUser
