@@ -1,6 +1,7 @@
 // Command orderd is Ordo's server: the command API over the JetStream event
 // store. Started bare it is the local default: it embeds nats-server with
-// JetStream under ORDO_DATA_DIR and generates a token secret there.
+// JetStream under ORDO_DATA_DIR, admitting only the NATS users whose keys
+// it generates there, and generates a token secret there.
 //
 // Configuration comes from ORDO_* variables and flags; see README.md.
 package main
