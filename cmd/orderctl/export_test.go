@@ -18,6 +18,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -370,7 +371,7 @@ func TestAuditCommandsAgainstARunningDeployment(t *testing.T) {
 	dir, id := seedDataDir(t, true)
 	url := localdir.ReadURL(dir)
 	for _, env := range []map[string]string{
-		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()},
+		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor)},
 		{"ORDO_DATA_DIR": dir},
 	} {
 		if code, out, errOut := orderctl(t, env, "verify"); code != exitOK || !strings.Contains(out, "verified 3 commit(s)") {

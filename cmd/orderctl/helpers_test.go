@@ -14,23 +14,29 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
 // startDataDir runs the NATS server of a local default's data dir
-// in-process, as orderd does (listening on a free loopback port when
-// listen), and returns it with a client connection; stop closes both.
+// in-process, as orderd does (with the data dir's users, listening on a
+// free loopback port when listen), and returns it with a client
+// connection as the admin; stop closes both.
 func startDataDir(t testing.TB, dir string, listen bool) (ns *server.Server, nc *nats.Conn, stop func()) {
 	t.Helper()
-	opts := natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local"}
-	if listen {
-		opts.Listen = "127.0.0.1:0"
-	}
-	ns, err := natsembed.Start(opts)
+	keys, err := natsauth.LoadLocal(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err = natsembed.Connect(ns)
+	opts := natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local", Users: keys.Users()}
+	if listen {
+		opts.Listen = "127.0.0.1:0"
+	}
+	ns, err = natsembed.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err = natsembed.Connect(ns, keys.Option(natsauth.Admin))
 	if err != nil {
 		ns.Shutdown()
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -185,10 +187,20 @@ func TestHistoryThroughORDO_NATS_URL(t *testing.T) {
 	if url == "" {
 		t.Fatal("seeded server wrote no URL")
 	}
-	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()} // the data dir is not used
+	// Its data dir is not used: the credentials are given as for any
+	// deployment.
+	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor)}
 	code, out, errOut := orderctl(t, env, "history", "--json", "order", id)
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("exit %d, %d lines: %s %s", code, strings.Count(out, "\n"), out, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": url}, "history", "order", id)
+	if code != exitError || !strings.Contains(errOut, "refused orderctl's credentials") || !strings.Contains(errOut, "ORDO_NATS_CREDS") {
+		t.Fatalf("without credentials: exit %d %q", code, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": url, "ORDO_NATS_CREDS": filepath.Join(dir, "missing.nk")}, "history", "order", id)
+	if code != exitError || !strings.Contains(errOut, "missing.nk") {
+		t.Fatalf("a missing credentials file: exit %d %q", code, errOut)
 	}
 	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": "nats://127.0.0.1:1"}, "history", "order", id)
 	if code != exitError || !strings.Contains(errOut, "connect to NATS") {

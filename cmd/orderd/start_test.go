@@ -17,6 +17,7 @@ import (
 
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -169,7 +170,7 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 	ta := mustStart(t)
 	cfg := ta.cfg
 	ta.putSKU("TEA-250", 1999, 10)
-	js, err := jetstream.New(ta.nc)
+	js, err := jetstream.New(ta.adminConn())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +185,16 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 		t.Fatalf("start without INVENTORY: %v, want ErrStreamMissing naming it", err)
 	}
 	// Nothing was created in its place.
-	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, localdir.StoreDir)})
+	keys, err := natsauth.LoadLocal(cfg.DataDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, localdir.StoreDir), Users: keys.Users()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	nc, err := natsembed.Connect(s)
+	nc, err := natsembed.Connect(s, keys.Option(natsauth.Auditor))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,9 @@
 //	<data dir>/postgres.url its connection URL (with the password) while orderd runs
 //	<data dir>/signing.key  the generated commit-signing key (Ed25519, PEM)
 //	<data dir>/signing.keys the public keys commits were signed with (keyring)
+//	<data dir>/nats-service.nk  nkey seed orderd connects to the embedded NATS with
+//	<data dir>/nats-auditor.nk  nkey seed of orderctl's read commands
+//	<data dir>/nats-admin.nk    nkey seed of stream provisioning and orderctl's writes
 //
 // [Secrets] lists every file that holds a credential or a key. Each is
 // written with mode 0600 ([WriteFile]) in directories made 0700 (when
@@ -45,6 +48,12 @@ const (
 	PostgresPassword = PostgresDir + "/password"
 	SigningKey       = "signing.key"
 	SigningKeys      = "signing.keys"
+
+	// NATS users of the embedded server (internal/natsauth): one nkey
+	// seed per user, generated on first start.
+	NATSServiceSeed = "nats-service.nk"
+	NATSAuditorSeed = "nats-auditor.nk"
+	NATSAdminSeed   = "nats-admin.nk"
 )
 
 // Secrets are the files in the data directory (paths relative to it)
@@ -55,6 +64,9 @@ var Secrets = []string{
 	PostgresURL,      // the private PostgreSQL's URL, password included
 	PostgresPassword, // the private PostgreSQL superuser's password
 	SigningKey,       // signs every commit orderd writes
+	NATSServiceSeed,  // orderd's NATS user
+	NATSAuditorSeed,  // orderctl's read-only NATS user
+	NATSAdminSeed,    // NATS admin: creates and changes streams
 }
 
 // ErrLocked means another live process holds the data directory.
