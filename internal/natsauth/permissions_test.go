@@ -20,7 +20,7 @@ import (
 	"github.com/ordo-shop/ordo/streams/storetest"
 )
 
-// server starts an embedded server that admits Ordo's three users,
+// startServer starts an embedded server that admits Ordo's three users,
 // listening on loopback, with the log provisioned by the admin as orderd
 // provisions a new one.
 func startServer(t *testing.T) (*server.Server, *natsauth.Keys) {
@@ -37,14 +37,7 @@ func startServer(t *testing.T) (*server.Server, *natsauth.Keys) {
 	admin := connect(t, s, keys, natsauth.Admin)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	store, err := streams.Open(ctx, admin.Conn, streams.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.OpenDLQ(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.OpenTimers(ctx); err != nil {
+	if _, err := streams.Init(ctx, admin.Conn, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	return s, keys
