@@ -13,6 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/sagas"
 	"github.com/ordo-shop/ordo/streams"
@@ -54,7 +55,7 @@ func TestDLQListAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, nc, stop := startDataDir(t, dir, true)
+	ns, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, true)
 	t.Cleanup(func() { stop(); unlock() })
 	if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
 		t.Fatal(err)

@@ -3,45 +3,29 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
-// startDataDir runs the NATS server of a local default's data dir
-// in-process, as orderd does (with the data dir's users, listening on a
-// free loopback port when listen), and returns it with a client
-// connection as the admin; stop closes both.
-func startDataDir(t testing.TB, dir string, listen bool) (ns *server.Server, nc *nats.Conn, stop func()) {
+// localSigner returns a signer with the data dir's commit-signing key,
+// generated (and its public key added to the data dir's keyring) if it
+// has none: the key orderd signs the local default's commits with.
+func localSigner(t testing.TB, dir string) *events.Ed25519Signer {
 	t.Helper()
-	keys, err := natsauth.LoadLocal(dir, true)
+	priv, err := localdir.LocalSigningKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local", Users: keys.Users()}
-	if listen {
-		opts.Listen = "127.0.0.1:0"
-	}
-	ns, err = natsembed.Start(opts)
+	s, err := events.NewEd25519Signer(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err = natsembed.Connect(ns, keys.Option(natsauth.Admin))
-	if err != nil {
-		ns.Shutdown()
-		t.Fatal(err)
-	}
-	return ns, nc, func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
+	return s
 }
 
 // newHandler returns a command handler for d's aggregates in the log

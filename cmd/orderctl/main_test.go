@@ -28,9 +28,10 @@ func orderctl(t *testing.T, env map[string]string, args ...string) (code int, st
 }
 
 // seedDataDir writes one order with three commits into a local default's
-// data dir the way orderd does, and leaves the store stopped. With live,
-// the server keeps running as a live orderd would, holding the lock and
-// advertising nats.url.
+// data dir the way orderd does (a new log, every commit signed with the
+// data dir's key, whose public key is in the data dir's keyring), and
+// leaves the store stopped. With live, the server keeps running as a
+// live orderd would, holding the lock and advertising nats.url.
 func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -38,13 +39,13 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, nc, stop := startDataDir(t, dir, live)
+	ns, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, live)
 	ctx := context.Background()
 	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHandler(t, order.Decider(), store)
+	h := signedHandler(t, store, localSigner(t, dir))
 	orderID = "ord_test1"
 	price := events.Money{Amount: 1999, Currency: "CNY"}
 	for i, cmd := range []order.Command{
@@ -189,7 +190,8 @@ func TestHistoryThroughORDO_NATS_URL(t *testing.T) {
 	}
 	// Its data dir is not used: the credentials are given as for any
 	// deployment.
-	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor)}
+	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor),
+		"ORDO_SIGNING_KEYS": filepath.Join(dir, localdir.SigningKeys)}
 	code, out, errOut := orderctl(t, env, "history", "--json", "order", id)
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("exit %d, %d lines: %s %s", code, strings.Count(out, "\n"), out, errOut)
