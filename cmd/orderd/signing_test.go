@@ -136,6 +136,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	servers, nc := testkit.Cluster(t, 3)
+	li := testkit.InitLog(t, servers[0].ClientURL(), streams.Config{Replicas: 3}) // orderctl init
 	priv, err := events.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +148,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 	var instances []*testApp
 	for i := range 2 {
 		instances = append(instances, mustStart(t, func(c *config.Config) {
-			c.NATSURL, c.Replicas, c.SigningKey = servers[i].ClientURL(), 3, path
+			c.NATSURL, c.Replicas, c.SigningKey, c.LogID = servers[i].ClientURL(), 3, path, li.ID
 		}))
 	}
 	instances[0].putSKU("TEA-250", 1999, 100)
@@ -156,7 +157,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 			t.Fatalf("place through %d: %d %s", i, r.status, r.raw)
 		}
 	}
-	store, err := streams.Open(context.Background(), nc, streams.Config{})
+	store, err := streams.Open(context.Background(), nc, streams.Config{LogID: li.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
