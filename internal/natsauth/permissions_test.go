@@ -3,6 +3,7 @@ package natsauth_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -275,6 +276,18 @@ func refuseStreamChanges(t *testing.T, c *testkit.NATSClient, js jetstream.JetSt
 		_, err := js.UpdateStream(ctx, cfg)
 		return err
 	})
+	// Where signing began and the log's id are stream metadata: moving
+	// the one would pass unsigned commits off as old history, changing
+	// the other a log off as another.
+	for key, value := range map[string]string{streams.SignedFromKey: "1000000", streams.LogIDKey: strings.Repeat("f", 32)} {
+		c.Refused(t, "set "+key+" of ORDERS", func(ctx context.Context) error {
+			cfg := before.Config
+			cfg.Metadata = maps.Clone(cfg.Metadata)
+			cfg.Metadata[key] = value
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		})
+	}
 	c.Refused(t, "purge ORDERS", func(ctx context.Context) error { return st.Purge(ctx) })
 	c.Refused(t, "delete a commit", func(ctx context.Context) error { return st.DeleteMsg(ctx, 1) })
 	c.Refused(t, "delete ORDERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "ORDERS") })
@@ -285,6 +298,11 @@ func refuseStreamChanges(t *testing.T, c *testkit.NATSClient, js jetstream.JetSt
 	}
 	if after.State.Msgs != before.State.Msgs || after.Config.MaxMsgs != before.Config.MaxMsgs || !after.Config.DenyPurge || !after.Config.DenyDelete {
 		t.Fatalf("ORDERS changed: %+v, was %+v", after, before)
+	}
+	for _, key := range []string{streams.SignedFromKey, streams.LogIDKey} {
+		if got, was := after.Config.Metadata[key], before.Config.Metadata[key]; got != was || was == "" {
+			t.Fatalf("ORDERS %s is %q, was %q", key, got, was)
+		}
 	}
 	if _, err := js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("stream EVIL: %v", err)
