@@ -142,20 +142,10 @@ func TestLocalDefaultAdoptsALogWithoutIdentity(t *testing.T) {
 	if err := os.Remove(filepath.Join(cfg.DataDir, localdir.LogMarker)); err != nil {
 		t.Fatal(err)
 	}
-	offline(t, cfg.DataDir, func(js jetstream.JetStream, _ *nats.Conn) {
+	offline(t, cfg.DataDir, func(js jetstream.JetStream, nc *nats.Conn) {
 		deleteStreams(t, js, streams.DLQStream, streams.TimersStream)
-		for _, n := range []string{"ORDERS", "INVENTORY", "PAYMENTS"} {
-			st, err := js.Stream(context.Background(), n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc := st.CachedInfo().Config
-			for _, k := range []string{streams.LogIDKey, streams.CreatedKey, streams.SignedFromKey} {
-				delete(sc.Metadata, k)
-			}
-			if _, err := js.UpdateStream(context.Background(), sc); err != nil {
-				t.Fatal(err)
-			}
+		if err := testkit.RemoveLogIdentity(context.Background(), nc); err != nil {
+			t.Fatal(err)
 		}
 	})
 	var logs testLog

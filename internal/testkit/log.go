@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"testing"
@@ -45,14 +46,29 @@ func LegacyLog(ctx context.Context, nc *nats.Conn, cfg streams.Config) (*streams
 	if !li.New {
 		return nil, fmt.Errorf("legacy log: the server already holds log %s", li.ID)
 	}
+	if err := RemoveLogIdentity(ctx, nc); err != nil {
+		return nil, fmt.Errorf("legacy log: %w", err)
+	}
+	return streams.Open(ctx, nc, cfg)
+}
+
+// RemoveLogIdentity removes [streams.LogIDKey], [streams.CreatedKey] and
+// [streams.SignedFromKey] from the metadata of every stream of the log
+// on nc's server (those it has), by metadata-only stream updates: what
+// is left is the log as it was before logs had an identity and commits a
+// signature. nc must be allowed to change streams.
+func RemoveLogIdentity(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, name := range streams.LogStreams() {
 		st, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("legacy log: %w", err)
+			return err
 		}
 		sc := st.CachedInfo().Config
 		sc.Metadata = maps.Clone(sc.Metadata)
@@ -60,10 +76,10 @@ func LegacyLog(ctx context.Context, nc *nats.Conn, cfg streams.Config) (*streams
 			delete(sc.Metadata, k)
 		}
 		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("legacy log: remove the identity of %s: %w", name, err)
+			return fmt.Errorf("remove the identity of stream %s: %w", name, err)
 		}
 	}
-	return streams.Open(ctx, nc, cfg)
+	return nil
 }
 
 // InitLog creates the log on the NATS server or cluster at url, as
