@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
@@ -141,9 +144,43 @@ func TestLocalDefaultNATSNeedsCredentials(t *testing.T) {
 	if code, _, errOut := runOrderctl(t, bin, env, "dlq", "retry", "999"); code != 1 || !strings.Contains(errOut, "no dead letter 999") {
 		t.Fatalf("orderctl dlq retry: exit %d %s", code, errOut)
 	}
+
+	// Someone who stole the service user's key, but not orderd's signing
+	// key, appends a correctly chained commit: NATS takes it (the service
+	// may append), and verify names it.
+	victim := r.body["order_id"].(string)
+	forger := testkit.ConnectNATS(t, url, keys.Option(natsauth.Service))
+	fstore, err := streams.Open(t.Context(), forger.Conn, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, ok, err := fstore.Last(t.Context(), streams.TypeOrder, victim)
+	if err != nil || !ok {
+		t.Fatalf("last commit of %s: %v %v", victim, ok, err)
+	}
+	forged := &events.Commit{
+		CommitID: "forged-" + victim, AggregateType: streams.TypeOrder, AggregateID: victim, Version: last.Commit.LastVersion() + 1,
+		Events:   []events.Event{{Type: "order.shipped", SchemaVersion: 1, Data: json.RawMessage(`{"order_id":"` + victim + `","carrier":"forger","tracking_number":"X1"}`)}},
+		Metadata: events.Metadata{Actor: "agent:forger", RecordedAt: last.Commit.Metadata.RecordedAt},
+	}
+	if err := forged.Seal(last.Commit.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fstore.Append(t.Context(), forged, last.Seq); err != nil {
+		t.Fatalf("the service user's append: %v", err)
+	}
+	code, out, errOut := runOrderctl(t, bin, env, "verify")
+	want := fmt.Sprintf("order %s v%d: unsigned commit in signed history", victim, forged.Version)
+	if code != exitCheck || !strings.Contains(out, want) {
+		t.Fatalf("orderctl verify after a forged append: exit %d, want %d naming %q\n%s%s", code, exitCheck, want, out, errOut)
+	}
 }
 
-const exitOK = 0
+// orderctl's exit codes.
+const (
+	exitOK    = 0
+	exitCheck = 3
+)
 
 // On a three-node cluster with Ordo's users: a client without credentials
 // is refused; orderd given the service's ORDO_NATS_CREDS serves the
