@@ -261,7 +261,8 @@ func missingError(missing []string, v survey) error {
 // On a server with a log it checks every stream as Open does, and is
 // idempotent: a log with an id is left as it is. An older log without one
 // is adopted: it gets a new id (and "ordo.signed_from" set to each commit
-// stream's next sequence) by metadata-only stream updates, and its DLQ
+// stream's next sequence, unless the stream records one already) by
+// metadata-only stream updates, and its DLQ
 // and TIMERS are created if it has none yet. A log with an id that lacks
 // its DLQ or TIMERS is refused with [eventlog.ErrStreamMissing] (dead letters and
 // timers were lost) unless cfg.RecreateLost is set. A log missing a
@@ -328,7 +329,12 @@ func Init(ctx context.Context, nc *nats.Conn, cfg Config) (LogInfo, error) {
 		}
 		maps.Copy(sc.Metadata, identity)
 		if _, ok := kindOfStream(n); ok {
-			sc.Metadata[SignedFromKey] = strconv.FormatUint(v.lastSeq[n]+1, 10)
+			// A stream that records where signing began keeps it: giving
+			// the log its id again must not move that boundary past
+			// unsigned commits appended since (an id removed by hand).
+			if _, recorded := sc.Metadata[SignedFromKey]; !recorded {
+				sc.Metadata[SignedFromKey] = strconv.FormatUint(v.lastSeq[n]+1, 10)
+			}
 		}
 		if _, err := js.UpdateStream(ctx, sc); err != nil {
 			return LogInfo{}, fmt.Errorf("streams: init: record the log id in stream %s: %w", n, err)

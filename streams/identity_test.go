@@ -315,6 +315,21 @@ func TestInitAdoptsALogWithoutIdentity(t *testing.T) {
 	if fin, err := streams.Init(ctx, nc, streams.Config{}); err != nil || fin.ID != li.ID || !fin.Adopted {
 		t.Fatalf("Init finishing the adoption: %+v %v", fin, err)
 	}
+	// A stream whose id was removed by hand after commits were appended
+	// gets it back, but where its signing began does not move.
+	appendChain(t, old, "o-2", 2)
+	setMetadata(t, nc, "ORDERS", streams.LogIDKey, "")
+	if fin, err := streams.Init(ctx, nc, streams.Config{}); err != nil || fin.ID != li.ID || !fin.Adopted {
+		t.Fatalf("Init giving ORDERS its id again: %+v %v", fin, err)
+	}
+	st, err := js.Stream(ctx, "ORDERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := st.CachedInfo().Config.Metadata; md[streams.LogIDKey] != li.ID || md[streams.SignedFromKey] != "4" {
+		t.Fatalf("ORDERS given its id again: %s = %q, %s = %q, want %s and 4",
+			streams.LogIDKey, md[streams.LogIDKey], streams.SignedFromKey, md[streams.SignedFromKey], li.ID)
+	}
 	if s, err := streams.Open(ctx, nc, streams.Config{LogID: li.ID}); err != nil || s.Log().ID != li.ID {
 		t.Fatalf("Open after adopting: %v", err)
 	}

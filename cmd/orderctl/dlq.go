@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -55,7 +56,8 @@ func cmdDLQ(ctx context.Context, e env, args []string) error {
 		if err != nil || id == 0 {
 			return usagef("dead letter id %q is not a positive integer", pos[1])
 		}
-		store, closeStore, err := lf.openStore(ctx)
+		// A redrive publishes: on the local default it takes the admin.
+		store, closeStore, err := lf.openStoreAs(ctx, natsauth.Admin)
 		if err != nil {
 			return err
 		}

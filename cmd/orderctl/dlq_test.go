@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
@@ -58,15 +57,8 @@ func TestDLQListAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), Listen: "127.0.0.1:0", ServerName: "ordo-local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsembed.Connect(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown(); unlock() })
+	ns, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, true)
+	t.Cleanup(func() { stop(); unlock() })
 	if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
 		t.Fatal(err)
 	}

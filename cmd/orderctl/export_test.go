@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -32,7 +34,7 @@ func seedLog(t testing.TB, n, skus int) (dir string, middle time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
-	_, nc, stop := startDataDir(t, dir, false)
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
 	defer stop()
 	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
@@ -292,18 +294,23 @@ func benchVerify(b *testing.B, signed bool) {
 }
 
 // benchOrderLog writes about 100k commits of order lives into a fresh
-// in-process server's log, one that predates signing, signed when signer
-// is not nil, and returns the
-// store, a JetStream handle on the same connection and the stream's last
-// sequence.
+// in-process server, signed when signer is not nil (into a new log), else
+// unsigned into a log from before signing (testkit.LegacyLog), and
+// returns the store, a JetStream handle on the same connection and the
+// stream's last sequence.
 func benchOrderLog(b *testing.B, signer *events.Ed25519Signer) (*streams.Store, jetstream.JetStream, uint64) {
 	b.Helper()
 	const commits = 100_000
 	ctx := context.Background()
 	_, nc := testkit.NATS(b)
-	// Unsigned commits are history from before signing began, as an
-	// older orderd wrote it: counted, not named.
-	log := logBeforeSigning(b, nc)
+	open := testkit.LegacyLog
+	if signer != nil {
+		open = testkit.OpenLog
+	}
+	log, err := open(ctx, nc, streams.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	h := newHandler(b, order.Decider(), log)
 	if signer != nil {
 		h = signedHandler(b, log, signer)
@@ -372,10 +379,11 @@ func TestAuditCommandsAgainstARunningDeployment(t *testing.T) {
 	dir, id := seedDataDir(t, true)
 	url := localdir.ReadURL(dir)
 	for _, env := range []map[string]string{
-		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()},
+		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor),
+			"ORDO_SIGNING_KEYS": filepath.Join(dir, localdir.SigningKeys)},
 		{"ORDO_DATA_DIR": dir},
 	} {
-		if code, out, errOut := orderctl(t, env, "verify"); code != exitOK || !strings.Contains(out, "verified 3 commit(s)") {
+		if code, out, errOut := orderctl(t, env, "verify"); code != exitOK || !strings.Contains(out, "verified 3 commit(s)") || !strings.Contains(out, "signatures: 3 verified, 0 unsigned") {
 			t.Fatalf("verify %v: exit %d %s%s", env, code, out, errOut)
 		}
 		if code, out, errOut := orderctl(t, env, "state", "order", id, "--version", "1"); code != exitOK || !strings.Contains(out, `"status": "placed"`) {

@@ -2,43 +2,30 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
-	"github.com/ordo-shop/ordo/streams"
 )
 
-// startDataDir runs the NATS server of a local default's data dir
-// in-process, as orderd does (listening on a free loopback port when
-// listen), and returns it with a client connection; stop closes both.
-func startDataDir(t testing.TB, dir string, listen bool) (ns *server.Server, nc *nats.Conn, stop func()) {
+// localSigner returns a signer with the data dir's commit-signing key,
+// generated (and its public key added to the data dir's keyring) if it
+// has none: the key orderd signs the local default's commits with.
+func localSigner(t testing.TB, dir string) *events.Ed25519Signer {
 	t.Helper()
-	opts := natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local"}
-	if listen {
-		opts.Listen = "127.0.0.1:0"
-	}
-	ns, err := natsembed.Start(opts)
+	priv, err := localdir.LocalSigningKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err = natsembed.Connect(ns)
+	s, err := events.NewEd25519Signer(priv)
 	if err != nil {
-		ns.Shutdown()
 		t.Fatal(err)
 	}
-	return ns, nc, func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
+	return s
 }
 
 // newHandler returns a command handler for d's aggregates in the log
@@ -70,37 +57,4 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 		lines = append(lines, m)
 	}
 	return lines
-}
-
-// logBeforeSigning makes the log on nc's server as orderd did before it
-// signed commits: the streams with an identity but without the
-// ordo.signed_from a new log records (signing began with its first
-// commit), so that a test can write the unsigned history an older orderd
-// wrote, and signed commits after it. It returns the store opened on it.
-func logBeforeSigning(t testing.TB, nc *nats.Conn) *streams.Store {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := streams.Init(ctx, nc, streams.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"ORDERS", "INVENTORY", "PAYMENTS"} {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := st.CachedInfo().Config
-		delete(sc.Metadata, streams.SignedFromKey)
-		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store, err := streams.Open(ctx, nc, streams.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return store
 }

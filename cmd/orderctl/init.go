@@ -13,6 +13,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -41,7 +42,7 @@ func cmdInit(ctx context.Context, e env, args []string) error {
 	if *replicas != 1 && *replicas != 3 && *replicas != 5 {
 		return usagef("replicas %d: want 1, 3 or 5", *replicas)
 	}
-	nc, closeAll, err := lf.connect()
+	nc, closeAll, err := lf.connect(natsauth.Admin)
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -82,27 +81,17 @@ func TestInitMakesTheLogOnce(t *testing.T) {
 // without a log stays without one.
 func TestReadingAnEmptyLocalStoreCreatesNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Shutdown()
-	s.WaitForShutdown()
+	_, _, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
+	stop()
 	code, _, errOut := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "verify")
 	if code != exitError || !strings.Contains(errOut, "no Ordo log") {
 		t.Fatalf("verify on an empty store: exit %d %q", code, errOut)
 	}
-	s, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir)})
+	_, nc, _ := testkit.LocalNATS(t, dir, natsauth.Admin, false)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	nc, err := natsembed.Connect(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	for n := range js.StreamNames(context.Background()).Name() {
 		t.Errorf("verify created stream %s", n)
 	}

@@ -54,6 +54,9 @@ commands:
                                                 it an id if it has none; exit 3 if it is not whole
                                                 (P, R default to ORDO_PARTITIONS, ORDO_REPLICAS: 16, 1)
   token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
+  nats-user --role ROLE --seed-file FILE       make a new nkey for one of Ordo's NATS users (service,
+                                                auditor, admin) of an external NATS: the seed goes to FILE
+                                                (mode 0600), the public key for the servers is printed
   history <type> <id> [--json] [--keys FILE]    an aggregate's commits straight from the log, with its
                                                 hash-chain check and each commit's signature checked;
                                                 type: order, inventory, payment
@@ -97,6 +100,10 @@ commands:
 flags common to commands that read the log:
   --data-dir DIR   local default's data dir (ORDO_DATA_DIR, default ordo-data)
   --nats-url URL   a running deployment's NATS (ORDO_NATS_URL)
+  --nats-creds FILE  its credentials: a .creds file or an nkey seed file (ORDO_NATS_CREDS);
+                   or ORDO_NATS_USER and ORDO_NATS_PASSWORD; --nats-ca FILE (ORDO_NATS_CA)
+                   for a private CA. On the local default orderctl uses the data dir's
+                   keys: the auditor's to read, the admin's for dlq retry.
   --postgres-url URL  the read models' PostgreSQL (ORDO_POSTGRES_URL; default: the
                    postgres.url a running local orderd wrote into its data dir)
   --keys FILE      the public keys commits are signed with (ORDO_SIGNING_KEYS; default
@@ -130,6 +137,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 	cmds := map[string]func(context.Context, env, []string) error{
 		"init":        cmdInit,
 		"token":       cmdToken,
+		"nats-user":   cmdNATSUser,
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
 		"state":       cmdState,
@@ -173,7 +181,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 var valueFlags = map[string]bool{"postgres-url": true, "batch": true, "data-dir": true, "nats-url": true, "role": true, "sub": true, "ttl": true,
 	"elasticsearch-url": true, "elasticsearch-prefix": true, "type": true, "id": true, "at": true, "version": true,
 	"since": true, "until": true, "after": true, "save-heads": true, "check-heads": true, "keys": true, "comment": true,
-	"partitions": true, "replicas": true}
+	"partitions": true, "replicas": true, "nats-creds": true, "nats-user": true, "nats-ca": true, "seed-file": true}
 
 // splitCommand finds the command name among args, which may be preceded by
 // flags, and returns it with all the other arguments in order.

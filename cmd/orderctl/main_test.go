@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
+	"github.com/ordo-shop/ordo/internal/testkit"
+	"github.com/ordo-shop/ordo/streams"
 )
 
 const testSecret = "test-secret-test-secret-test-secret!"
@@ -24,10 +28,10 @@ func orderctl(t *testing.T, env map[string]string, args ...string) (code int, st
 }
 
 // seedDataDir writes one order with three commits into a local default's
-// data dir the way orderd did before it signed commits, and leaves the
-// store stopped. With live,
-// the server keeps running as a live orderd would, holding the lock and
-// advertising nats.url.
+// data dir the way orderd does (a new log, every commit signed with the
+// data dir's key, whose public key is in the data dir's keyring), and
+// leaves the store stopped. With live, the server keeps running as a
+// live orderd would, holding the lock and advertising nats.url.
 func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -35,12 +39,13 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, nc, stop := startDataDir(t, dir, live)
+	ns, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, live)
 	ctx := context.Background()
-	// Unsigned commits, as an orderd before commit signing wrote them:
-	// commands that read the log need no keyring for them.
-	store := logBeforeSigning(t, nc)
-	h := newHandler(t, order.Decider(), store)
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := signedHandler(t, store, localSigner(t, dir))
 	orderID = "ord_test1"
 	price := events.Money{Amount: 1999, Currency: "CNY"}
 	for i, cmd := range []order.Command{
@@ -183,10 +188,21 @@ func TestHistoryThroughORDO_NATS_URL(t *testing.T) {
 	if url == "" {
 		t.Fatal("seeded server wrote no URL")
 	}
-	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir()} // the data dir is not used
+	// Its data dir is not used: the credentials are given as for any
+	// deployment.
+	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor),
+		"ORDO_SIGNING_KEYS": filepath.Join(dir, localdir.SigningKeys)}
 	code, out, errOut := orderctl(t, env, "history", "--json", "order", id)
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("exit %d, %d lines: %s %s", code, strings.Count(out, "\n"), out, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": url}, "history", "order", id)
+	if code != exitError || !strings.Contains(errOut, "refused orderctl's credentials") || !strings.Contains(errOut, "ORDO_NATS_CREDS") {
+		t.Fatalf("without credentials: exit %d %q", code, errOut)
+	}
+	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": url, "ORDO_NATS_CREDS": filepath.Join(dir, "missing.nk")}, "history", "order", id)
+	if code != exitError || !strings.Contains(errOut, "missing.nk") {
+		t.Fatalf("a missing credentials file: exit %d %q", code, errOut)
 	}
 	code, _, errOut = orderctl(t, map[string]string{"ORDO_NATS_URL": "nats://127.0.0.1:1"}, "history", "order", id)
 	if code != exitError || !strings.Contains(errOut, "connect to NATS") {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -81,31 +83,38 @@ func forgery(t testing.TB, store *streams.Store, id string, sign events.CommitSi
 	return c, last
 }
 
-// signedLog writes into a new local default's data dir: two orders
-// written before signing began (unsigned), then, with the data dir's
-// generated key as orderd would, order o-2's next commits and two more
-// orders; then doctor runs on the store (a forger's appends). It leaves
-// the store stopped.
+// signedLog writes into a new local default's data dir a log from before
+// logs had an identity and commits a signature (testkit.LegacyLog) with
+// two orders (unsigned); adopts it as an upgraded orderd's first start
+// does (streams.Init: signing begins at ORDERS seq 9); then, with the data
+// dir's generated key as orderd would, writes two more orders (o-2
+// waiting for payment, o-3 delivered); then doctor runs on the store (a
+// forger's appends). It leaves the store stopped.
 func signedLog(t *testing.T, doctor func(store *streams.Store)) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	_, nc, stop := startDataDir(t, dir, false)
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
 	defer stop()
-	store := logBeforeSigning(t, nc)
+	store, err := testkit.LegacyLog(ctx, nc, streams.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// order lives of testkit: o-0 cancelled (2 commits), o-1 delivered (6).
 	if err := testkit.RunOrders(ctx, newHandler(t, order.Decider(), store), "o", 2, 2, 1); err != nil {
 		t.Fatal(err)
 	}
-	priv, err := localdir.LocalSigningKey(dir)
-	if err != nil {
+	li, err := streams.Init(ctx, nc, streams.Config{})
+	if err != nil || !li.Adopted {
+		t.Fatalf("adopt the log: %+v %v", li, err)
+	}
+	if err := localdir.WriteFile(dir, localdir.LogMarker, []byte(li.ID+"\n")); err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.NewEd25519Signer(priv)
-	if err != nil {
+	if store, err = streams.Open(ctx, nc, streams.Config{LogID: li.ID}); err != nil {
 		t.Fatal(err)
 	}
-	h := signedHandler(t, store, s)
+	h := signedHandler(t, store, localSigner(t, dir))
 	// o-2: placed, reserved, payment requested (path 5), signed.
 	if err := testkit.RunOrder(ctx, h, "o-2", "cust-2", 5); err != nil {
 		t.Fatal(err)
@@ -149,6 +158,48 @@ func TestVerifyCountsUnsignedHistoryBeforeSigningBegan(t *testing.T) {
 		if l["signature"] != "verified" || !strings.HasPrefix(l["key_id"].(string), "ed25519:") || l["sig"] == "" {
 			t.Fatalf("history line %v", l)
 		}
+	}
+
+	// Without the metadata (removed by an admin), signing began at the
+	// stream's first signed commit: the same sequence here.
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
+	setStreamMetadata(t, nc, "ORDERS", streams.SignedFromKey, "")
+	stop()
+	code, out, _ = orderctl(t, env, "verify", "--json")
+	lines = jsonLines(t, out)
+	sum = lines[len(lines)-1]
+	began, _ = sum["signing_began"].(map[string]any)
+	if code != exitOK || len(lines) != 1 || began["ORDERS"] != float64(9) {
+		t.Fatalf("without ordo.signed_from: exit %d\n%s", code, out)
+	}
+	code, out, _ = orderctl(t, env, "history", "order", "o-1")
+	if code != exitOK || strings.Count(out, "unsigned (before signing began)") != 6 || !strings.Contains(out, "signatures: 0 verified, 6 unsigned") {
+		t.Fatalf("history of o-1 without ordo.signed_from: exit %d\n%s", code, out)
+	}
+}
+
+// setStreamMetadata sets key in stream's metadata to value, or removes
+// it when value is empty, over nc (an admin's connection).
+func setStreamMetadata(t *testing.T, nc *nats.Conn, stream, key, value string) {
+	t.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Metadata = maps.Clone(cfg.Metadata)
+	if value == "" {
+		delete(cfg.Metadata, key)
+	} else {
+		cfg.Metadata[key] = value
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -233,30 +284,22 @@ func TestVerifyWithoutTheKeyring(t *testing.T) {
 	}
 }
 
-// A stream whose metadata says signing began at its first sequence (as
-// a log created with signing on records it) has no unsigned history: an
-// unsigned commit anywhere in it is named.
+// A new log's commit streams record that signing began at their first
+// sequence: such a log has no unsigned history, and an unsigned commit
+// anywhere in it is named.
 func TestSignedFromMetadata(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	_, nc, stop := startDataDir(t, dir, false)
-	store := logBeforeSigning(t, nc)
-	js, err := jetstream.New(nc)
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	setSignedFrom := func(v string) {
-		st, err := js.Stream(ctx, "ORDERS")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := st.CachedInfo().Config
-		cfg.Metadata[streams.SignedFromKey] = v
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			t.Fatal(err)
+	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
+		if from, err := store.SignedFrom(ctx, typ); err != nil || from != 1 {
+			t.Fatalf("a new log's %s stream: signed from %d (%v), want 1", typ, from, err)
 		}
 	}
-	setSignedFrom("1")
 	// A forger's unsigned order, before orderd signed anything.
 	if err := testkit.RunOrder(ctx, newHandler(t, order.Decider(), store), "o-9", "cust-9", 0); err != nil {
 		t.Fatal(err)
@@ -269,12 +312,8 @@ func TestSignedFromMetadata(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 
-	_, nc, stop = startDataDir(t, dir, false)
-	js, err = jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setSignedFrom("soon")
+	_, nc, stop = testkit.LocalNATS(t, dir, natsauth.Admin, false)
+	setStreamMetadata(t, nc, "ORDERS", streams.SignedFromKey, "soon")
 	stop()
 	code, out, _ = orderctl(t, env, "verify", "--type", "order")
 	if code != exitCheck || !strings.Contains(out, `ORDERS seq 0: ORDERS: stream metadata ordo.signed_from is not a stream sequence: "soon"`) || !strings.Contains(out, "order o-9 v1: unsigned commit") {
@@ -409,7 +448,7 @@ func TestRotatingTheLocalKeyKeepsOldCommitsVerifiable(t *testing.T) {
 		t.Fatalf("after rotation the key is the old one (%v)", err)
 	}
 	ctx := context.Background()
-	_, nc, stop := startDataDir(t, dir, false)
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
 	store, err := streams.Open(ctx, nc, streams.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -48,7 +49,7 @@ func copyLog(t *testing.T, msgs []eventlog.StoredMsg, deleteSeqs ...uint64) stri
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	_, nc, stop := startDataDir(t, dir, false)
+	_, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, false)
 	defer stop()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -74,8 +75,10 @@ func copyLog(t *testing.T, msgs []eventlog.StoredMsg, deleteSeqs ...uint64) stri
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	// Open creates streams only when none exists: the log's other two
-	// are made here, as Open would.
+	// The log's other two commit streams, made as the ORDERS stream is: a
+	// log from before logs had an identity, which Init then adopts (as an
+	// upgraded orderd does), so that the copied unsigned commits are
+	// history from before signing began.
 	for name, prefix := range map[string]string{"INVENTORY": "sku", "PAYMENTS": "payment"} {
 		other := cfg
 		other.Name, other.Subjects = name, []string{prefix + ".*.*"}
@@ -222,7 +225,7 @@ func TestVerifyOneAggregateAndBadArguments(t *testing.T) {
 	dir, id := seedDataDir(t, false)
 	env := map[string]string{"ORDO_DATA_DIR": dir}
 	code, out, errOut := orderctl(t, env, "verify", "--type", "order", "--id", id)
-	if code != exitOK || !strings.Contains(out, "verified 3 commit(s) of 1 order") {
+	if code != exitOK || !strings.Contains(out, "verified 3 commit(s) of 1 order") || !strings.Contains(out, "signatures: 3 verified, 0 unsigned") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = orderctl(t, env, "verify")

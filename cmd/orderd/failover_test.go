@@ -78,7 +78,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	for i := range failoverSKUs {
 		insts[0].putSKU(fmt.Sprintf("SKU-%d", i), 1000+int64(i), 1_000_000_000)
 	}
-	admin := adminConn(t, nodes)
+	admin := clusterJS(t, nodes)
 	run := newLoadRun(t, insts)
 	run.start(16)
 	var phases []phaseResult
@@ -377,9 +377,9 @@ func (l *loadRun) measure(at, end time.Time) (gap, p99, slowest time.Duration) {
 	return gap, p99, slowest
 }
 
-// adminConn is the test's own connection to the cluster, to ask who
-// leads what.
-func adminConn(t *testing.T, nodes []*testkit.NATSNode) jetstream.JetStream {
+// clusterJS is the test's own connection to the cluster (which has no
+// users), to ask who leads what.
+func clusterJS(t *testing.T, nodes []*testkit.NATSNode) jetstream.JetStream {
 	t.Helper()
 	var urls []string
 	for _, n := range nodes {

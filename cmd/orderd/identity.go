@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
@@ -44,7 +42,7 @@ func (a *app) openStreams(ctx context.Context) error {
 		case m != "":
 			expect, marker = m, m
 		default:
-			li, err := a.provisionLog(ctx, a.nc, expect)
+			li, err := a.provisionLog(ctx, expect)
 			if err != nil {
 				return a.explainLogError(err, "")
 			}
@@ -70,7 +68,7 @@ func (a *app) openStreams(ctx context.Context) error {
 			Partitions: a.cfg.Partitions, Replicas: a.cfg.Replicas, LogID: expect,
 			Logger: a.log, OnStreamMissing: a.logs.streamMissing,
 		})
-		return err
+		return a.denied(err)
 	})
 	if err != nil {
 		return a.explainLogError(err, marker)
@@ -88,14 +86,23 @@ func (a *app) openStreams(ctx context.Context) error {
 	return nil
 }
 
-// provisionLog creates the log on nc's server or checks and completes the
-// one it has (streams.Init), waiting while JetStream cannot answer yet.
-// It is the only place orderd creates streams, only for the local default
-// and only when the data dir has no log marker; nc is the connection
-// allowed to create them.
-func (a *app) provisionLog(ctx context.Context, nc *nats.Conn, expect string) (li streams.LogInfo, err error) {
+// provisionLog creates the log on the embedded server or checks and
+// completes the one it has (streams.Init), waiting while JetStream cannot
+// answer yet. It is the only place orderd creates streams, only for the
+// local default and only when the data dir has no log marker. It
+// connects as the embedded server's admin for it: the service user
+// orderd otherwise runs as may not create or change streams.
+func (a *app) provisionLog(ctx context.Context, expect string) (li streams.LogInfo, err error) {
+	if a.provision == nil {
+		return li, errors.New("orderd creates a log only on the local default's embedded NATS")
+	}
+	admin, err := a.provision()
+	if err != nil {
+		return li, fmt.Errorf("connect to the embedded NATS as its admin: %w", err)
+	}
+	defer admin.Close()
 	err = a.waitFor(ctx, "JetStream to create the log", jetStreamNotReady, func(ctx context.Context) (err error) {
-		li, err = streams.Init(ctx, nc, streams.Config{Partitions: a.cfg.Partitions, Replicas: a.cfg.Replicas, LogID: expect, Logger: a.log})
+		li, err = streams.Init(ctx, admin, streams.Config{Partitions: a.cfg.Partitions, Replicas: a.cfg.Replicas, LogID: expect, Logger: a.log})
 		return err
 	})
 	return li, err

@@ -17,25 +17,19 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
 
 // offline opens the store of a stopped local default in-process, as
-// orderctl does, and runs f on a connection to it.
+// orderctl does, and runs f on a connection to it as the NATS admin (with
+// the data dir's key): an operator's, who may delete or change streams.
 func offline(t *testing.T, dataDir string, f func(js jetstream.JetStream, nc *nats.Conn)) {
 	t.Helper()
-	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dataDir, localdir.StoreDir), ServerName: "ordo-local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	nc, err := natsembed.Connect(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, stop := testkit.LocalNATS(t, dataDir, natsauth.Admin, false)
+	defer stop()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -149,20 +143,10 @@ func TestLocalDefaultAdoptsALogWithoutIdentity(t *testing.T) {
 	if err := os.Remove(filepath.Join(cfg.DataDir, localdir.LogMarker)); err != nil {
 		t.Fatal(err)
 	}
-	offline(t, cfg.DataDir, func(js jetstream.JetStream, _ *nats.Conn) {
+	offline(t, cfg.DataDir, func(js jetstream.JetStream, nc *nats.Conn) {
 		deleteStreams(t, js, streams.DLQStream, streams.TimersStream)
-		for _, n := range []string{"ORDERS", "INVENTORY", "PAYMENTS"} {
-			st, err := js.Stream(context.Background(), n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc := st.CachedInfo().Config
-			for _, k := range []string{streams.LogIDKey, streams.CreatedKey, streams.SignedFromKey} {
-				delete(sc.Metadata, k)
-			}
-			if _, err := js.UpdateStream(context.Background(), sc); err != nil {
-				t.Fatal(err)
-			}
+		if err := testkit.RemoveLogIdentity(context.Background(), nc); err != nil {
+			t.Fatal(err)
 		}
 	})
 	var logs testLog
@@ -196,7 +180,7 @@ func TestReadyzNamesADeletedStream(t *testing.T) {
 	if r := ta.do("GET", "/readyz", "", nil); r.status != 200 {
 		t.Fatalf("/readyz before: %d %s", r.status, r.raw)
 	}
-	js, err := jetstream.New(ta.nc)
+	js, err := jetstream.New(ta.adminConn())
 	if err != nil {
 		t.Fatal(err)
 	}

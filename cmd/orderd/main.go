@@ -1,6 +1,7 @@
 // Command orderd is Ordo's server: the command API over the JetStream event
 // store. Started bare it is the local default: it embeds nats-server with
-// JetStream under ORDO_DATA_DIR and generates a token secret there.
+// JetStream under ORDO_DATA_DIR, admitting only the NATS users whose keys
+// it generates there, and generates a token secret there.
 //
 // Configuration comes from ORDO_* variables and flags; see README.md.
 package main
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -31,6 +33,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/metrics"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
@@ -81,9 +84,16 @@ type app struct {
 	http    *http.Server
 	nc      *nats.Conn
 	ns      *server.Server
-	store   *streams.Store
-	orders  *command.Handler[order.State, order.Command]
-	stock   *command.Handler[inventory.State, inventory.Command]
+	// provision, set with the embedded server, connects as its admin:
+	// openStreams creates a new log's streams through it, as the
+	// service user orderd runs as may not (identity.go).
+	provision func() (*nats.Conn, error)
+	// natsDenied holds the last request NATS refused orderd for lack of
+	// permission (startup.go).
+	natsDenied atomic.Pointer[error]
+	store      *streams.Store
+	orders     *command.Handler[order.State, order.Command]
+	stock      *command.Handler[inventory.State, inventory.Command]
 	// commitSigner signs every commit this instance appends (signing.go).
 	commitSigner events.CommitSigner
 	cleanup      []func()
@@ -203,13 +213,21 @@ func (a *app) init(ctx context.Context) (err error) {
 	return nil
 }
 
-// embedNATS starts the embedded JetStream server under the data dir.
+// embedNATS starts the embedded JetStream server under the data dir. It
+// admits only Ordo's three users, whose keys it makes in the data dir on
+// first start (natsauth.LoadLocal): orderd connects as the service,
+// orderctl as the auditor or the admin, and a new log's streams are
+// provisioned over a short-lived admin connection (openStreams).
 func (a *app) embedNATS() error {
 	unlock, err := localdir.Lock(a.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
 	}
 	a.cleanup = append(a.cleanup, unlock)
+	keys, err := natsauth.LoadLocal(a.cfg.DataDir, true)
+	if err != nil {
+		return fmt.Errorf("NATS credentials: %w", err)
+	}
 	storeDir := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
 	a.storage = newStorageGuard(a.log, storeDir)
 	a.ns, err = natsembed.Start(natsembed.Options{
@@ -219,6 +237,7 @@ func (a *app) embedNATS() error {
 		ServerName:   "ordo-local",
 		Logger:       a.log,
 		OnWriteError: a.storage.onWriteError,
+		Users:        keys.Users(),
 	})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
@@ -227,6 +246,10 @@ func (a *app) embedNATS() error {
 		a.ns.Shutdown()
 		a.ns.WaitForShutdown()
 	})
+	if host, _, _ := net.SplitHostPort(a.cfg.NATSListen); !isLoopback(host) {
+		a.log.Warn("the embedded NATS listens beyond loopback without TLS: clients must authenticate, but the log crosses the network in clear; use an external NATS with TLS (deploy/nats) for that",
+			slog.String("listen", a.cfg.NATSListen))
+	}
 	a.storage.ns = a.ns
 	a.goUntilStop(a.storage.run)
 	a.natsURL = a.ns.ClientURL()
@@ -234,12 +257,24 @@ func (a *app) embedNATS() error {
 		return fmt.Errorf("write nats.url: %w", err)
 	}
 	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.NATSURL)) })
-	a.nc, err = natsembed.Connect(a.ns, nats.Name("orderd"))
+	a.nc, err = natsembed.Connect(a.ns, nats.Name("orderd"), keys.Option(natsauth.Service), a.natsErrorHandler())
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)
 	}
 	a.cleanup = append(a.cleanup, a.nc.Close)
+	a.provision = func() (*nats.Conn, error) {
+		return natsembed.Connect(a.ns, nats.Name("orderd-provision"), keys.Option(natsauth.Admin), a.natsErrorHandler())
+	}
 	return nil
+}
+
+// isLoopback reports whether host names only the loopback interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // close drains HTTP requests, then stops NATS and releases the data dir.

@@ -23,6 +23,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
@@ -145,18 +146,20 @@ func (ta *testApp) loadOrders(prefix string, workers int, stop <-chan struct{}, 
 	return func() int { wg.Wait(); return int(n.Load()) }
 }
 
-// projector is orderd running only the projector, as its own process.
+// projector is orderd running only the projector, as its own process,
+// connected to another orderd's embedded NATS as its service user.
 type projector struct {
 	cmd  *exec.Cmd
 	logs *strings.Builder
 }
 
-func startProjector(t *testing.T, bin, natsURL, pgURL string) *projector {
+func startProjector(t *testing.T, bin string, ta *testApp, pgURL string) *projector {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
-		"ORDO_DATA_DIR="+t.TempDir(), "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_URL="+natsURL, "ORDO_POSTGRES_URL="+pgURL,
+		"ORDO_DATA_DIR="+t.TempDir(), "ORDO_HTTP_ADDR="+addr, "ORDO_POSTGRES_URL="+pgURL,
+		"ORDO_NATS_URL="+ta.natsURL, "ORDO_NATS_CREDS="+natsauth.SeedFile(ta.cfg.DataDir, natsauth.Service),
 		"ORDO_ROLES=projections", "ORDO_PROJECTION_LEASE_TTL=1s", "ORDO_AUTH_SECRET="+testSecret, "ORDO_LOG_LEVEL=warn")
 	logs := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -193,7 +196,7 @@ func TestProjectorKilledRepeatedlyDuringLoad(t *testing.T) {
 	wait := ta.loadOrders("kill", 4, stop, nil)
 	kills := 0
 	var last uint64
-	p := startProjector(t, bin, ta.natsURL, ta.cfg.PostgresURL)
+	p := startProjector(t, bin, ta, ta.cfg.PostgresURL)
 	for kills < 6 {
 		// Kill once the projector has applied more than before, after a
 		// random moment, so kills land mid-batch as well as between.
@@ -216,7 +219,7 @@ func TestProjectorKilledRepeatedlyDuringLoad(t *testing.T) {
 		}
 		_, _ = p.cmd.Process.Wait()
 		kills++
-		p = startProjector(t, bin, ta.natsURL, ta.cfg.PostgresURL)
+		p = startProjector(t, bin, ta, ta.cfg.PostgresURL)
 	}
 	close(stop)
 	orders := wait()

@@ -138,7 +138,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	servers, nc := testkit.Cluster(t, 3)
-	testkit.InitLog(t, servers[0].ClientURL(), streams.Config{Replicas: 3}) // orderctl init
+	li := testkit.InitLog(t, servers[0].ClientURL(), streams.Config{Replicas: 3}) // orderctl init
 	priv, err := events.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 	var instances []*testApp
 	for i := range 2 {
 		instances = append(instances, mustStart(t, func(c *config.Config) {
-			c.NATSURL, c.Replicas, c.SigningKey = servers[i].ClientURL(), 3, path
+			c.NATSURL, c.Replicas, c.SigningKey, c.LogID = servers[i].ClientURL(), 3, path, li.ID
 		}))
 	}
 	instances[0].putSKU("TEA-250", 1999, 100)
@@ -159,7 +159,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 			t.Fatalf("place through %d: %d %s", i, r.status, r.raw)
 		}
 	}
-	store, err := streams.Open(context.Background(), nc, streams.Config{})
+	store, err := streams.Open(context.Background(), nc, streams.Config{LogID: li.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,18 +7,16 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -170,7 +168,7 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 	ta := mustStart(t)
 	cfg := ta.cfg
 	ta.putSKU("TEA-250", 1999, 10)
-	js, err := jetstream.New(ta.nc)
+	js, err := jetstream.New(ta.adminConn())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,20 +183,11 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 		t.Fatalf("start without INVENTORY: %v, want ErrStreamMissing naming it", err)
 	}
 	// Nothing was created in its place.
-	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, localdir.StoreDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	nc, err := natsembed.Connect(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ = jetstream.New(nc)
-	if _, err := js.Stream(t.Context(), "INVENTORY"); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("INVENTORY after the refused start: %v", err)
-	}
+	offline(t, cfg.DataDir, func(js jetstream.JetStream, _ *nats.Conn) {
+		if _, err := js.Stream(t.Context(), "INVENTORY"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Fatalf("INVENTORY after the refused start: %v", err)
+		}
+	})
 }
 
 // waitWithin polls cond every 20 ms until it holds, failing the test

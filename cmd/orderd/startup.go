@@ -16,6 +16,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -118,27 +119,101 @@ func (a *app) waitFor(ctx context.Context, what string, waitable func(error) boo
 	}
 }
 
-// connectNATS connects to the external NATS, waiting until one of its
-// servers accepts the connection.
+// connectNATS connects to the external NATS with the configured
+// credentials, waiting until one of its servers accepts the connection.
+// A server that refuses the credentials has answered: orderd fails at
+// once instead of waiting for its start timeout.
 func (a *app) connectNATS(ctx context.Context) error {
-	var lastErr atomic.Pointer[error]
-	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("orderd"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond),
-		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { lastErr.Store(&err) }))
+	ext := a.cfg.NATSExternal()
+	creds, err := ext.Options()
 	if err != nil {
+		return fmt.Errorf("NATS credentials: %w", err)
+	}
+	var lastErr atomic.Pointer[error]
+	opts := append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { lastErr.Store(&err) }),
+		a.natsErrorHandler()}, creds...)
+	nc, err := nats.Connect(a.cfg.NATSURL, opts...)
+	if err != nil {
+		if natsauth.Refused(err) {
+			return refusedCredentials(err, ext)
+		}
 		return fmt.Errorf("connect to NATS at %s: %w", a.cfg.NATSURL, err)
 	}
 	a.nc, a.natsURL = nc, a.cfg.NATSURL
 	a.cleanup = append(a.cleanup, nc.Close)
-	return a.waitFor(ctx, "NATS at "+a.cfg.NATSURL, func(error) bool { return true }, func(context.Context) error {
+	err = a.waitFor(ctx, "NATS at "+a.cfg.NATSURL, func(err error) bool { return !natsauth.Refused(err) }, func(context.Context) error {
 		if nc.IsConnected() {
 			return nil
 		}
 		if err := lastErr.Load(); err != nil {
 			return *err
 		}
+		if err := nc.LastError(); natsauth.Refused(err) {
+			return err
+		}
 		return errors.New("not connected yet")
 	})
+	if natsauth.Refused(err) {
+		return refusedCredentials(err, ext)
+	}
+	if err == nil && !nc.AuthRequired() {
+		a.log.Warn("NATS accepted orderd without credentials: anyone who reaches it can rewrite or delete the log; configure its users (deploy/nats) and set ORDO_NATS_CREDS",
+			slog.String("nats", a.cfg.NATSURL))
+	}
+	return err
+}
+
+// refusedCredentials says that NATS refused orderd's credentials, and
+// which ones it presented.
+func refusedCredentials(err error, ext natsauth.External) error {
+	var which string
+	switch {
+	case ext.CredsFile != "":
+		which = "ORDO_NATS_CREDS " + ext.CredsFile
+	case ext.User != "":
+		which = "ORDO_NATS_USER " + ext.User
+	default:
+		which = "none (set ORDO_NATS_CREDS, or ORDO_NATS_USER and ORDO_NATS_PASSWORD)"
+	}
+	return fmt.Errorf("NATS refused orderd's credentials (%s): %w", which, err)
+}
+
+// natsErrorHandler logs what NATS reports on a connection outside of a
+// request, and keeps the last permissions violation: a request NATS
+// refuses is never answered, so without it orderd would only see the
+// request time out.
+func (a *app) natsErrorHandler() nats.Option {
+	return nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			a.natsDenied.Store(&err)
+			a.log.Error("NATS refused a request of orderd", slog.String("conn", nc.Opts.Name), slog.Any("err", err))
+			return
+		}
+		attrs := []any{slog.String("conn", nc.Opts.Name), slog.Any("err", err)}
+		if sub != nil {
+			attrs = append(attrs, slog.String("subject", sub.Subject))
+		}
+		a.log.Warn("NATS connection error", attrs...)
+	})
+}
+
+// errNATSDenied is a start step that failed because NATS refused one of
+// its requests for lack of permission: the user orderd connects as may
+// not do it, and waiting will not change that.
+var errNATSDenied = errors.New("NATS refused orderd's request")
+
+// denied returns err, or when NATS refused a request since the step
+// began, an error saying so.
+func (a *app) denied(err error) error {
+	if err == nil {
+		return nil
+	}
+	if v := a.natsDenied.Swap(nil); v != nil {
+		return fmt.Errorf("%w: %v (the NATS user orderd connects as lacks this permission; see docs/operations.md, NATS credentials): %w", errNATSDenied, *v, err)
+	}
+	return err
 }
 
 // jetStreamNotReady reports whether err means NATS or JetStream cannot
@@ -147,7 +222,7 @@ func (a *app) connectNATS(ctx context.Context) error {
 // answer that waiting cannot change: no log, a missing or incompatible
 // stream, another log's streams.
 func jetStreamNotReady(err error) bool {
-	for _, e := range []error{eventlog.ErrNoLog, eventlog.ErrStreamMissing, eventlog.ErrLogMismatch, streams.ErrStreamConfig} {
+	for _, e := range []error{eventlog.ErrNoLog, eventlog.ErrStreamMissing, eventlog.ErrLogMismatch, streams.ErrStreamConfig, errNATSDenied} {
 		if errors.Is(err, e) {
 			return false
 		}

@@ -44,7 +44,7 @@ func BenchmarkHandlerAppend(b *testing.B) {
 func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
 	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = syncAlways })
 	ctx := context.Background()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func benchPaired(b *testing.B, writers int) {
 	const block = 200 // commits per block
 	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = true })
 	ctx := context.Background()
-	store, err := streams.Open(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
 
@@ -29,6 +30,20 @@ type Config struct {
 	// NATSURL is an external NATS server; empty embeds one under DataDir
 	// (ORDO_NATS_URL, --nats-url).
 	NATSURL string
+	// NATSCreds is the credentials orderd presents to the external NATS:
+	// a .creds file (user JWT and seed) or an nkey seed file, told apart
+	// by content (ORDO_NATS_CREDS, --nats-creds). The local default makes
+	// its own in DataDir instead.
+	NATSCreds string
+	// NATSUser and NATSPassword are a user and password of the external
+	// NATS, the alternative to NATSCreds (ORDO_NATS_USER, --nats-user;
+	// ORDO_NATS_PASSWORD, environment only, so it stays out of the
+	// process list). A nats://user:password@host URL works too.
+	NATSUser, NATSPassword string
+	// NATSCA is a PEM file of the private certificate authority that
+	// signed the external NATS servers' TLS certificates (ORDO_NATS_CA,
+	// --nats-ca); use a tls:// URL.
+	NATSCA string
 	// PostgresURL is the PostgreSQL of the read models; empty runs a
 	// private server from the installed binaries under
 	// <DataDir>/postgres and writes its URL to <DataDir>/postgres.url
@@ -201,6 +216,10 @@ var settings = []setting{
 	{"ORDO_HTTP_ADDR", "http-addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"ORDO_DATA_DIR", "data-dir", "data directory of the local default", str(func(c *Config) *string { return &c.DataDir })},
 	{"ORDO_NATS_URL", "nats-url", "external NATS URL (empty: embedded server)", str(func(c *Config) *string { return &c.NATSURL })},
+	{"ORDO_NATS_CREDS", "nats-creds", "credentials file (.creds or nkey seed) for ORDO_NATS_URL", str(func(c *Config) *string { return &c.NATSCreds })},
+	{"ORDO_NATS_USER", "nats-user", "NATS user for ORDO_NATS_URL (password: ORDO_NATS_PASSWORD)", str(func(c *Config) *string { return &c.NATSUser })},
+	{"ORDO_NATS_PASSWORD", "", "", str(func(c *Config) *string { return &c.NATSPassword })},
+	{"ORDO_NATS_CA", "nats-ca", "CA certificate (PEM) of ORDO_NATS_URL's TLS", str(func(c *Config) *string { return &c.NATSCA })},
 	{"ORDO_POSTGRES_URL", "postgres-url", "PostgreSQL URL of the read models (empty: private server under the data dir)", str(func(c *Config) *string { return &c.PostgresURL })},
 	{"ORDO_ELASTICSEARCH_URL", "elasticsearch-url", "Elasticsearch URL of the search (empty: see ORDO_ELASTICSEARCH)", str(func(c *Config) *string { return &c.ElasticsearchURL })},
 	{"ORDO_ELASTICSEARCH", "elasticsearch", "local: start or reuse the shared local Elasticsearch (scripts/elasticsearch); empty: no search", str(func(c *Config) *string { return &c.Elasticsearch })},
@@ -306,6 +325,11 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			errs = append(errs, fmt.Errorf("nats listen %q: %w", c.NATSListen, err))
 		}
+		if c.NATSExternal().Set() {
+			errs = append(errs, errors.New("ORDO_NATS_CREDS, ORDO_NATS_USER, ORDO_NATS_PASSWORD and ORDO_NATS_CA are for ORDO_NATS_URL; the embedded server's credentials are made in the data dir"))
+		}
+	} else if err := c.NATSExternal().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATSSync != "always" && c.NATSSync != "lazy" {
 		errs = append(errs, fmt.Errorf("nats sync %q: want always or lazy", c.NATSSync))
@@ -377,6 +401,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// NATSExternal returns how to authenticate to the external NATS.
+func (c *Config) NATSExternal() natsauth.External {
+	return natsauth.External{CredsFile: c.NATSCreds, User: c.NATSUser, Password: c.NATSPassword, CAFile: c.NATSCA}
 }
 
 // HasRole reports whether this instance runs role.

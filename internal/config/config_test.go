@@ -84,3 +84,27 @@ func TestSigningKey(t *testing.T) {
 		t.Fatal("the default is a key in the data dir, named by no setting")
 	}
 }
+
+func TestNATSCredentials(t *testing.T) {
+	c, err := Load([]string{"--nats-creds", "/etc/ordo/service.nk", "--nats-ca", "/etc/ordo/ca.pem"}, env(map[string]string{"ORDO_NATS_URL": "tls://nats:4222"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.NATSExternal(); e.CredsFile != "/etc/ordo/service.nk" || e.CAFile != "/etc/ordo/ca.pem" || e.User != "" {
+		t.Fatalf("external NATS = %+v", e)
+	}
+	c, err = Load(nil, env(map[string]string{"ORDO_NATS_URL": "nats://nats:4222", "ORDO_NATS_USER": "orderd", "ORDO_NATS_PASSWORD": "pw"}), io.Discard)
+	if err != nil || c.NATSUser != "orderd" || c.NATSPassword != "pw" {
+		t.Fatalf("user and password: %+v %v", c.NATSExternal(), err)
+	}
+	for _, bad := range []map[string]string{
+		{"ORDO_NATS_CREDS": "/x.nk"}, // the local default makes its own
+		{"ORDO_NATS_URL": "nats://n:4222", "ORDO_NATS_CREDS": "/x.nk", "ORDO_NATS_USER": "u", "ORDO_NATS_PASSWORD": "p"},
+		{"ORDO_NATS_URL": "nats://n:4222", "ORDO_NATS_USER": "u"},
+		{"ORDO_NATS_URL": "nats://n:4222", "ORDO_NATS_PASSWORD": "p"},
+	} {
+		if _, err := Load(nil, env(bad), io.Discard); err == nil || !strings.Contains(err.Error(), "ORDO_NATS_") {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}

@@ -18,6 +18,9 @@
 //	<data dir>/psp-sim.addr the address the payment simulator last served on
 //	<data dir>/elasticsearch.url    the Elasticsearch URL orderd uses, while it runs
 //	<data dir>/elasticsearch.prefix its index prefix, while orderd runs
+//	<data dir>/nats-service.nk  nkey seed orderd connects to the embedded NATS with
+//	<data dir>/nats-auditor.nk  nkey seed of orderctl's read commands
+//	<data dir>/nats-admin.nk    nkey seed of stream provisioning and orderctl's writes
 //
 // [Secrets] lists every file that holds a credential or a key. Each is
 // written with mode 0600 ([WriteFile]) in directories made 0700 (when
@@ -60,6 +63,12 @@ const (
 	// orderd runs.
 	ElasticsearchURL    = "elasticsearch.url"
 	ElasticsearchPrefix = "elasticsearch.prefix"
+
+	// NATS users of the embedded server (internal/natsauth): one nkey
+	// seed per user, generated on first start.
+	NATSServiceSeed = "nats-service.nk"
+	NATSAuditorSeed = "nats-auditor.nk"
+	NATSAdminSeed   = "nats-admin.nk"
 )
 
 // Secrets are the files in the data directory (paths relative to it)
@@ -71,6 +80,9 @@ var Secrets = []string{
 	PostgresPassword, // the private PostgreSQL superuser's password
 	SigningKey,       // signs every commit orderd writes
 	PSPWebhookSecret, // signs the payment provider's webhooks
+	NATSServiceSeed,  // orderd's NATS user
+	NATSAuditorSeed,  // orderctl's read-only NATS user
+	NATSAdminSeed,    // NATS admin: creates and changes streams
 }
 
 // ErrLocked means another live process holds the data directory.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -60,6 +61,15 @@ type Options struct {
 	// inside the server, with the server's locks held: it must return at
 	// once and must not call the server.
 	OnWriteError func(msg string)
+
+	// Users, if set, are the only clients the server accepts: each
+	// proves it holds the seed of one of these nkeys, and may then do
+	// what its permissions allow ([github.com/ordo-shop/ordo/internal/natsauth]
+	// makes Ordo's three). The server applies them to in-process
+	// connections ([Connect]) as to network ones. Without users (or other
+	// authentication set through Configure) the server accepts any
+	// client, and [Start] refuses to listen anywhere but on loopback.
+	Users []*server.NkeyUser
 
 	// Configure, if set, adjusts the server options after these settings
 	// are applied: clustering, TLS, accounts. It is how
@@ -120,6 +130,7 @@ func serverOptions(opts Options) (*server.Options, error) {
 		JetStreamMaxStore: opts.JetStreamMaxStore,
 		NoLog:             opts.Logger == nil,
 		NoSigs:            true,
+		Nkeys:             opts.Users,
 	}
 	if opts.Listen == "" {
 		sopts.DontListen = true
@@ -145,12 +156,44 @@ func serverOptions(opts Options) (*server.Options, error) {
 	if sopts.DontListen && (sopts.Cluster.Port != 0 || sopts.Gateway.Port != 0 || sopts.LeafNode.Port != 0) {
 		return nil, errors.New("natsembed: clustering, gateways and leaf nodes need a client listener (set Listen)")
 	}
+	if !sopts.DontListen && !isLoopback(sopts.Host) && !authenticates(sopts) {
+		return nil, fmt.Errorf("natsembed: refusing to listen on %s without authentication: any client that reaches it could rewrite the log (set Users, or listen on 127.0.0.1)", net.JoinHostPort(sopts.Host, strconv.Itoa(sopts.Port)))
+	}
 	return sopts, nil
+}
+
+// isLoopback reports whether host names only the loopback interface. The
+// empty host, 0.0.0.0 and :: mean every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authenticates reports whether the server asks every client for
+// credentials (no user is let in without them).
+func authenticates(o *server.Options) bool {
+	if o.NoAuthUser != "" {
+		return false
+	}
+	return len(o.Nkeys) > 0 || len(o.Users) > 0 || o.Username != "" || o.Authorization != "" ||
+		len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 || o.CustomClientAuthentication != nil
 }
 
 // Connect opens a client connection to s through an in-process pipe, so it
 // works whether or not s listens on the network. Extra options (name,
-// reconnect handlers, ...) are applied after the in-process one.
+// credentials, reconnect handlers, ...) are applied after the in-process
+// one. A server with [Options.Users] authenticates this connection as
+// any other: without one of their keys it is refused.
+//
+// A refused in-process client does not see the server's "Authorization
+// Violation": nats.go writes CONNECT and PING separately on the
+// synchronous in-process pipe, the server blocks writing its error while
+// the client blocks writing PING, and after the server's write deadline
+// (10 s) it closes the pipe. Connect then says that the server refused
+// the connection.
 func Connect(s *server.Server, opts ...nats.Option) (*nats.Conn, error) {
 	if s == nil {
 		return nil, errors.New("natsembed: connect: nil server")
@@ -160,6 +203,9 @@ func Connect(s *server.Server, opts ...nats.Option) (*nats.Conn, error) {
 	all = append(all, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
+		if v, verr := s.Varz(nil); errors.Is(err, io.ErrClosedPipe) && verr == nil && v.AuthRequired {
+			return nil, fmt.Errorf("natsembed: connect: the server closed the in-process connection, as it does when it refuses a client's credentials (%w): %w", nats.ErrAuthorization, err)
+		}
 		return nil, fmt.Errorf("natsembed: connect: %w", err)
 	}
 	return nc, nil

@@ -3,6 +3,7 @@ package natsembed_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/ordo-shop/ordo/internal/natsembed"
 )
@@ -173,4 +175,41 @@ func TestRestartJetStreamKeepsStreams(t *testing.T) {
 	if m, err := st.GetMsg(ctx, 1); err != nil || string(m.Data) != "before" {
 		t.Fatalf("message 1 after the restart: %v %v", m, err)
 	}
+}
+
+// A server that accepts any client listens only on loopback; with users
+// it may listen anywhere, and refuses clients without credentials there
+// and in process.
+func TestListeningBeyondLoopbackNeedsUsers(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0"} {
+		s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: listen})
+		if err == nil {
+			s.Shutdown()
+			t.Errorf("%s without users: started", listen)
+		} else if !strings.Contains(err.Error(), "without authentication") {
+			t.Errorf("%s without users: %v", listen, err)
+		}
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "0.0.0.0:0", Users: []*server.NkeyUser{{Nkey: pub}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if nc, err := nats.Connect(s.ClientURL()); !errors.Is(err, nats.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("connect without credentials: %v", err)
+	}
+	nc, err := natsembed.Connect(s, nats.Nkey(pub, kp.Sign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc)
 }

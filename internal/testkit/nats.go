@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
@@ -46,13 +47,41 @@ func NATS(tb testing.TB, opts ...func(*natsembed.Options)) (*server.Server, *nat
 // loopback on ports it picks, waits until the cluster has elected its meta
 // leader and every node knows all n peers (so streams with n replicas can
 // be created), and returns the servers with a client connected in process
-// to the first one. Everything is shut down when the test ends.
+// to the first one (as the admin, with [WithUsers]). Everything is shut
+// down when the test ends.
 //
 // Clusters cost several goroutines and timers per node and a few seconds to
 // elect: keep cluster tests few on small machines.
-func Cluster(tb testing.TB, n int) (servers []*server.Server, nc *nats.Conn) {
+func Cluster(tb testing.TB, n int, opts ...ClusterOption) (servers []*server.Server, nc *nats.Conn) {
 	tb.Helper()
-	return PlanCluster(tb, n).Start()
+	return PlanCluster(tb, n, opts...).Start()
+}
+
+// ClusterOption adjusts a cluster of [Cluster], [PlanCluster] or
+// [ProcessCluster].
+type ClusterOption func(*clusterOptions)
+
+type clusterOptions struct {
+	users         *natsauth.Keys
+	routePassword string
+}
+
+// WithUsers makes the cluster's servers admit only Ordo's three users
+// with keys, as deploy/nats configures a production cluster, and its
+// nodes authenticate their routes to each other with a password.
+func WithUsers(keys *natsauth.Keys) ClusterOption {
+	return func(o *clusterOptions) {
+		o.users = keys
+		o.routePassword = "route-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+}
+
+func clusterOpts(opts []ClusterOption) clusterOptions {
+	var o clusterOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // ClusterPlan is an n-node cluster whose ports are chosen but whose
@@ -64,25 +93,33 @@ type ClusterPlan struct {
 	clientPorts, routePorts []int
 	routes                  []*url.URL
 	storeDirs               []string
+	opts                    clusterOptions
 }
 
 // PlanCluster reserves the client and route ports of an n-node cluster.
-func PlanCluster(tb testing.TB, n int) *ClusterPlan {
+func PlanCluster(tb testing.TB, n int, opts ...ClusterOption) *ClusterPlan {
 	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("cluster of %d nodes", n)
 	}
 	ports := freePorts(tb, 2*n)
-	p := &ClusterPlan{tb: tb, clientPorts: ports[:n], routePorts: ports[n:]}
+	p := &ClusterPlan{tb: tb, clientPorts: ports[:n], routePorts: ports[n:], opts: clusterOpts(opts)}
 	p.name = fmt.Sprintf("ordo-test-%d", p.routePorts[0])
 	for range n {
 		p.storeDirs = append(p.storeDirs, tb.TempDir())
 	}
 	for _, port := range p.routePorts {
-		p.routes = append(p.routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
+		u := &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		if p.opts.users != nil {
+			u.User = url.UserPassword(routeUser, p.opts.routePassword)
+		}
+		p.routes = append(p.routes, u)
 	}
 	return p
 }
+
+// routeUser is the user cluster nodes authenticate their routes as.
+const routeUser = "ordo-route"
 
 // URL is the client URL of every node, comma-separated, as
 // ORDO_NATS_URL takes it.
@@ -110,7 +147,13 @@ func (p *ClusterPlan) Start() (servers []*server.Server, nc *nats.Conn) {
 				so.Cluster.Port = p.routePorts[i]
 				so.Cluster.Compression.Mode = server.CompressionOff
 				so.Routes = p.routes
+				if p.opts.users != nil {
+					so.Cluster.Username, so.Cluster.Password = routeUser, p.opts.routePassword
+				}
 			},
+		}
+		if p.opts.users != nil {
+			o.Users = p.opts.users.Users()
 		}
 		s, err := natsembed.Start(o)
 		if err != nil {
@@ -120,7 +163,11 @@ func (p *ClusterPlan) Start() (servers []*server.Server, nc *nats.Conn) {
 		servers = append(servers, s)
 	}
 	waitClusterReady(tb, servers)
-	nc, err := natsembed.Connect(servers[0])
+	var copts []nats.Option
+	if p.opts.users != nil {
+		copts = append(copts, p.opts.users.Option(natsauth.Admin))
+	}
+	nc, err := natsembed.Connect(servers[0], copts...)
 	if err != nil {
 		tb.Fatalf("connect to cluster: %v", err)
 	}

@@ -66,14 +66,26 @@ func natsServerBinary(tb testing.TB) string {
 // processes on loopback, with fsync on every write (sync_interval:
 // always) as production runs, and waits until every node reports healthy.
 // Every process is killed when the test ends (and when the test binary
-// dies: they run with a parent-death signal).
-func ProcessCluster(tb testing.TB, n int) []*NATSNode {
+// dies: they run with a parent-death signal). With [WithUsers] the nodes
+// are configured as deploy/nats/cluster-node.conf configures production:
+// Ordo's three users with their permissions, routes with a password.
+func ProcessCluster(tb testing.TB, n int, opts ...ClusterOption) []*NATSNode {
 	tb.Helper()
+	o := clusterOpts(opts)
 	bin := natsServerBinary(tb)
 	ports := freePorts(tb, 3*n) // client, cluster and monitor port per node
 	var routes []string
+	userinfo, auth := "", ""
+	if o.users != nil {
+		userinfo = routeUser + ":" + o.routePassword + "@"
+		auth = fmt.Sprintf("%s\n", o.users.ServerConfig())
+	}
 	for i := range n {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3*i+1]))
+		routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats://%s127.0.0.1:%d", userinfo, ports[3*i+1])))
+	}
+	clusterAuth := ""
+	if o.users != nil {
+		clusterAuth = fmt.Sprintf(", authorization: { user: %q, password: %q }", routeUser, o.routePassword)
 	}
 	nodes := make([]*NATSNode, n)
 	for i := range n {
@@ -90,8 +102,8 @@ func ProcessCluster(tb testing.TB, n int) []*NATSNode {
 listen: 127.0.0.1:%d
 http: 127.0.0.1:%d
 jetstream { store_dir: %q, sync_interval: always }
-cluster { name: ordo-proc, listen: 127.0.0.1:%d, routes: [%s], compression: off }
-`, nd.Name, ports[3*i], ports[3*i+2], filepath.Join(dir, "store"), ports[3*i+1], strings.Join(routes, ", "))
+cluster { name: ordo-proc, listen: 127.0.0.1:%d, routes: [%s], compression: off%s }
+%s`, nd.Name, ports[3*i], ports[3*i+2], filepath.Join(dir, "store"), ports[3*i+1], strings.Join(routes, ", "), clusterAuth, auth)
 		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
 			tb.Fatal(err)
 		}
