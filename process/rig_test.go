@@ -72,7 +72,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = r.sim.Close() })
 	r.sim.SetBaseURL(srv.URL)
-	client, err := psp.NewHTTPClient(srv.URL, "sim", nil)
+	client, err := psp.NewHTTPClient(srv.URL, "sim", r.sim.APIKey(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
