@@ -85,7 +85,7 @@ func TestStandardRegistersEveryPayload(t *testing.T) {
 		"order.placed": 1, "order.stock_reserved": 1, "order.payment_requested": 1, "order.paid": 1,
 		"order.shipped": 1, "order.delivered": 1, "order.rejected": 1, "order.cancelled": 1, "order.refunded": 1,
 		"order.attention_required": 1,
-		"inventory.priced": 2, "inventory.stock_adjusted": 1, "inventory.restocked": 1, "inventory.reserved": 1,
+		"inventory.priced":         2, "inventory.stock_adjusted": 1, "inventory.restocked": 1, "inventory.reserved": 1,
 		"inventory.reservation_failed": 1, "inventory.released": 1, "inventory.committed": 1,
 		"payment.requested": 1, "payment.authorized": 1, "payment.captured": 1, "payment.failed": 1,
 		"payment.voided": 1, "payment.refunded": 1,

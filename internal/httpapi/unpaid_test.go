@@ -148,4 +148,3 @@ func TestNoUnpaidLimitWhenOff(t *testing.T) {
 		}
 	}
 }
-
