@@ -33,7 +33,7 @@ const (
 )
 
 type api struct {
-	t        *testing.T
+	t        testing.TB
 	log      *memlog.Log
 	srv      http.Handler
 	signer   *auth.Signer
@@ -61,7 +61,7 @@ func newAPI(t *testing.T, store command.Store) *api {
 }
 
 // newAPIWith is newAPI with Deps changed by with (if not nil).
-func newAPIWith(t *testing.T, store command.Store, with func(*httpapi.Deps)) *api {
+func newAPIWith(t testing.TB, store command.Store, with func(*httpapi.Deps)) *api {
 	t.Helper()
 	log, err := memlog.New(memlog.Options{})
 	if err != nil {

@@ -148,3 +148,34 @@ func TestNoUnpaidLimitWhenOff(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPlaceWithUnpaidLimit places and cancels orders for a customer
+// who keeps 4 other orders unpaid (so each place re-reads those 4 from
+// the log), with the limit on and off, on the in-memory log:
+//
+//	go test ./internal/httpapi -run '^$' -bench PlaceWithUnpaidLimit -benchtime 3000x
+func BenchmarkPlaceWithUnpaidLimit(b *testing.B) {
+	for _, limit := range []int{0, 5} {
+		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+			a := newAPIWith(b, nil, func(d *httpapi.Deps) { d.MaxUnpaidOrders = limit })
+			a.putSKU("TEA", 1999, 1<<40)
+			for i := range 4 {
+				if status, c, _ := a.placeAs("busy", fmt.Sprintf("open-%d", i)); status != 202 {
+					b.Fatalf("%d %s", status, c)
+				}
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				status, id, _ := a.placeAs("busy", fmt.Sprintf("b-%d", i))
+				if status != 202 {
+					b.Fatalf("%d %s", status, id)
+				}
+				b.StopTimer()
+				if status, body := a.do("POST", "/v1/orders/"+id+"/cancel", "busy", auth.RoleCustomer, map[string]any{"reason": "bench"}); status != 202 {
+					b.Fatalf("cancel: %d %v", status, body)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
