@@ -120,8 +120,10 @@ type OrderCancelled struct {
 // EventType returns "order.cancelled".
 func (OrderCancelled) EventType() string { return "order.cancelled" }
 
-// OrderRefunded ("order.refunded") records that a cancelled order's
-// payment was refunded.
+// OrderRefunded ("order.refunded") records that the order's payment was
+// refunded: a cancelled order's, or one the payment provider reports
+// refunded before the order shipped (the order then ends and its stock
+// goes back).
 type OrderRefunded struct {
 	OrderID   string `json:"order_id"`
 	PaymentID string `json:"payment_id"`
@@ -130,3 +132,27 @@ type OrderRefunded struct {
 
 // EventType returns "order.refunded".
 func (OrderRefunded) EventType() string { return "order.refunded" }
+
+// Reasons of [OrderAttentionRequired].
+const (
+	// AttentionRefundedAfterShipment: the payment provider reported the
+	// payment of a shipped or delivered order refunded. The goods are
+	// gone and the money is back with the customer: customer service
+	// decides (recover the goods, charge again, write it off).
+	AttentionRefundedAfterShipment = "payment_refunded_after_shipment"
+)
+
+// OrderAttentionRequired ("order.attention_required") opens a task for
+// customer service on an order whose status it does not change: something
+// happened that Ordo cannot settle by itself. Reason is a code (such as
+// [AttentionRefundedAfterShipment]); PaymentID and Amount name the money
+// concerned, when there is any.
+type OrderAttentionRequired struct {
+	OrderID   string `json:"order_id"`
+	Reason    string `json:"reason"`
+	PaymentID string `json:"payment_id,omitempty"`
+	Amount    Money  `json:"amount"`
+}
+
+// EventType returns "order.attention_required".
+func (OrderAttentionRequired) EventType() string { return "order.attention_required" }

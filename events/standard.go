@@ -29,6 +29,7 @@ func Standard() (*Registry, error) {
 		Register[OrderRejected](r, 1),
 		Register[OrderCancelled](r, 1),
 		Register[OrderRefunded](r, 1),
+		Register[OrderAttentionRequired](r, 1),
 		// inventory
 		Register[InventoryPriced](r, InventoryPricedVersion),
 		r.RegisterUpcaster(InventoryPriced{}.EventType(), 1, upcastInventoryPricedV1),

@@ -56,6 +56,8 @@ var golden = []struct {
 		`{"order_id":"o-1","reason":"changed mind","cancelled_by":"customer","was_paid":true}`},
 	{OrderRefunded{OrderID: "o-1", PaymentID: "p-1", Amount: cny(4498)},
 		`{"order_id":"o-1","payment_id":"p-1","amount":{"amount":4498,"currency":"CNY"}}`},
+	{OrderAttentionRequired{OrderID: "o-1", Reason: AttentionRefundedAfterShipment, PaymentID: "p-1", Amount: cny(4498)},
+		`{"order_id":"o-1","reason":"payment_refunded_after_shipment","payment_id":"p-1","amount":{"amount":4498,"currency":"CNY"}}`},
 
 	{InventoryPriced{SKU: "TEA-250", Name: "Oolong", Price: cny(1999)},
 		`{"sku":"TEA-250","name":"Oolong","price":{"amount":1999,"currency":"CNY"}}`},
@@ -82,7 +84,8 @@ func TestStandardRegistersEveryPayload(t *testing.T) {
 	want := map[string]int{
 		"order.placed": 1, "order.stock_reserved": 1, "order.payment_requested": 1, "order.paid": 1,
 		"order.shipped": 1, "order.delivered": 1, "order.rejected": 1, "order.cancelled": 1, "order.refunded": 1,
-		"inventory.priced": 2, "inventory.stock_adjusted": 1, "inventory.restocked": 1, "inventory.reserved": 1,
+		"order.attention_required": 1,
+		"inventory.priced":         2, "inventory.stock_adjusted": 1, "inventory.restocked": 1, "inventory.reserved": 1,
 		"inventory.reservation_failed": 1, "inventory.released": 1, "inventory.committed": 1,
 		"payment.requested": 1, "payment.authorized": 1, "payment.captured": 1, "payment.failed": 1,
 		"payment.voided": 1, "payment.refunded": 1,

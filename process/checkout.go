@@ -80,7 +80,11 @@ type CheckoutConfig struct {
 //	                       reconciliation check (durable timers)
 //	payment.captured       order.MarkPaid; on a cancelled order: refund
 //	payment.failed         order.Cancel (payment_failed)
-//	payment.refunded       order.MarkRefunded
+//	payment.refunded       order.MarkRefunded: an order that has not
+//	                       shipped becomes refunded, a shipped one gets
+//	                       order.attention_required (customer service)
+//	order.refunded         release every line (a paid order refunded at
+//	                       the provider before it shipped)
 //	order.rejected         release every line
 //	order.cancelled        release every line; void a pending payment at
 //	                       the PSP, refund a captured one
@@ -184,6 +188,11 @@ func (c *Checkout) Handle(ctx context.Context, m Message) error {
 			}
 		case events.OrderShipped:
 			err = c.commitAll(ctx, z, e.OrderID)
+		case events.OrderRefunded:
+			// A cancelled order gave its stock back already (nothing
+			// to release); a paid one refunded at the provider before
+			// it shipped gives it back now.
+			err = c.releaseAll(ctx, z, e.OrderID)
 		case events.PaymentCaptured:
 			err = c.onCaptured(ctx, z, e.PaymentID)
 		case events.PaymentFailed:
@@ -666,6 +675,9 @@ func (c *Checkout) onRefunded(ctx context.Context, z cause, pid string) error {
 	if err != nil {
 		return err
 	}
+	// The order decides what the refund means: refunded (its stock is
+	// released on order.refunded) or, shipped, a task for customer
+	// service. A rejected order stays rejected.
 	_, err = c.orderCmd(ctx, z, "mark_refunded", p.OrderID, order.MarkRefunded{PaymentID: pid, Amount: p.Amount})
 	if err != nil && isRule(err) {
 		c.log.Warn("payment refunded but its order cannot be marked refunded", "payment", pid, "order", p.OrderID, "err", err)

@@ -2,6 +2,7 @@ package process_test
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/process"
@@ -204,6 +206,105 @@ func TestRefundedPaymentMarksTheOrderRefunded(t *testing.T) {
 	if o := r.order("o-1"); o.Status != order.StatusRefunded {
 		t.Fatalf("order is %s, want refunded", o.Status)
 	}
+}
+
+// A refund the provider reports for a paid order that has not shipped:
+// payment.refunded → order.MarkRefunded → order.refunded → release every
+// line, once; the order can no longer be shipped. Duplicated webhooks
+// and redelivered commits change nothing.
+func TestPSPRefundOfPaidOrderReleasesItsStock(t *testing.T) {
+	r := newRig(t)
+	r.paid("o-1")
+	r.refundAtPSP("o-1")
+	m := r.mark()
+	r.report("o-1")
+	r.report("o-1") // the webhook, duplicated
+	r.settle(m)
+	o := r.order("o-1")
+	if o.Status != order.StatusRefunded || !o.Refunded {
+		t.Fatalf("order is %s (refunded %v), want refunded", o.Status, o.Refunded)
+	}
+	for _, sku := range []string{"A", "B"} {
+		if s := r.sku(sku); holds(s, "o-1") || s.Committed.Has("o-1") || s.Available() != 10 {
+			t.Errorf("%s: holds %v, sold %v, %d available; want released, 10", sku, holds(s, "o-1"), s.Committed.Has("o-1"), s.Available())
+		}
+	}
+	got := r.events(m)
+	for _, typ := range []string{"payment.refunded", "order.refunded", "inventory.released"} {
+		want := 1
+		if typ == "inventory.released" {
+			want = 2
+		}
+		if n := count(got, typ); n != want {
+			t.Errorf("%d %s, want %d: %v", n, typ, want, got)
+		}
+	}
+	r.redeliver(m)
+	r.report("o-1")
+	if _, err := r.orders.Handle(r.ctx, command.Request[order.Command]{AggregateID: "o-1", Command: order.Ship{Carrier: "SF", TrackingNumber: "SF1"}}); !errors.Is(err, order.ErrNotShippable) {
+		t.Fatalf("ship after the refund: %v, want order_not_shippable", err)
+	}
+}
+
+// The refund's webhook overtakes the capture's handling: the order still
+// waits for its payment when payment.refunded arrives, and becomes
+// refunded all the same, its stock released.
+func TestPSPRefundOvertakingTheCapture(t *testing.T) {
+	r := newRig(t)
+	r.pending("o-1")
+	if _, err := r.sim.Approve(r.intent("o-1").ID); err != nil {
+		t.Fatal(err)
+	}
+	r.refundAtPSP("o-1")
+	m := r.mark()
+	r.report("o-1") // records the capture and the refund
+	r.settle(m)
+	if o := r.order("o-1"); o.Status != order.StatusRefunded {
+		t.Fatalf("order is %s, want refunded", o.Status)
+	}
+	if a := r.sku("A"); holds(a, "o-1") || a.Available() != 10 {
+		t.Fatalf("A still holds stock for the refunded order")
+	}
+	r.redeliver(m)
+}
+
+// A refund the provider reports for a shipped order: the stock stays
+// sold, the order stays shipped and gets one customer-service task.
+func TestPSPRefundOfShippedOrderNeedsAttention(t *testing.T) {
+	r := newRig(t)
+	r.paid("o-1")
+	m := r.mark()
+	r.orderCmd("o-1", order.Ship{Carrier: "SF", TrackingNumber: "SF1"})
+	r.settle(m)
+	r.refundAtPSP("o-1")
+	m = r.mark()
+	r.report("o-1")
+	r.settle(m)
+	o := r.order("o-1")
+	if o.Status != order.StatusShipped || o.Attention != events.AttentionRefundedAfterShipment || !o.Refunded {
+		t.Fatalf("order is %s, attention %q, refunded %v; want shipped with %s", o.Status, o.Attention, o.Refunded, events.AttentionRefundedAfterShipment)
+	}
+	if a := r.sku("A"); !a.Committed.Has("o-1") || a.OnHand != 8 {
+		t.Fatalf("A: sold to o-1 %v, on hand %d; want sold, 8", a.Committed.Has("o-1"), a.OnHand)
+	}
+	if got := r.events(m); count(got, "order.attention_required") != 1 || count(got, "inventory.released") != 0 {
+		t.Fatalf("events after the refund: %v", got)
+	}
+	r.redeliver(m)
+	r.report("o-1")
+	if got := r.events(m); count(got, "order.attention_required") != 1 {
+		t.Fatalf("a duplicated webhook opened another task: %v", got)
+	}
+}
+
+func count(types []string, typ string) int {
+	n := 0
+	for _, t := range types {
+		if t == typ {
+			n++
+		}
+	}
+	return n
 }
 
 // order.rejected → release every line.

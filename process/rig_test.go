@@ -33,6 +33,7 @@ type rig struct {
 	stock    *command.Handler[inventory.State, inventory.Command]
 	payments *command.Handler[payment.State, payment.Command]
 	sim      *sim.Sim
+	client   psp.Client
 	sync     *process.PaymentSync
 	checkout *process.Checkout
 	now      time.Time
@@ -71,10 +72,11 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = r.sim.Close() })
 	r.sim.SetBaseURL(srv.URL)
-	client, err := psp.NewHTTPClient(srv.URL, "sim", nil)
+	client, err := psp.NewHTTPClient(srv.URL, "sim", r.sim.APIKey(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.client = client
 	if r.sync, err = process.NewPaymentSync(r.payments, log, "sim", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -331,5 +333,32 @@ func (r *rig) fire(tm eventlog.Timer) {
 	err := r.checkout.Handle(r.ctx, process.Message{Stream: "TIMERS", Timer: &eventlog.FiredTimer{Owner: tm.Owner, Kind: tm.Kind, Key: tm.Key, Data: tm.Data}})
 	if err != nil {
 		r.t.Fatalf("checkout on timer %s %s: %v", tm.Kind, tm.Key, err)
+	}
+}
+
+// refundAtPSP refunds the order's payment at the simulator, as the
+// merchant would in the provider's dashboard, without telling Ordo.
+func (r *rig) refundAtPSP(orderID string) {
+	r.t.Helper()
+	in := r.intent(orderID)
+	if _, err := r.client.Refund(r.ctx, in.ID, psp.RefundRequest{Amount: in.Amount}, "dashboard-refund-"+in.ID); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// redeliver hands the checkout every commit appended after m again, as
+// the runtime does after a crash before the ack, and fails the test if
+// that appends anything.
+func (r *rig) redeliver(m mark) {
+	r.t.Helper()
+	recs := r.since(m)
+	end := r.mark()
+	for _, rec := range recs {
+		if err := r.handle(rec); err != nil {
+			r.t.Fatalf("checkout on %s:%d again: %v", rec.Stream, rec.Seq, err)
+		}
+	}
+	if again := r.events(end); len(again) > 0 {
+		r.t.Fatalf("redelivered commits appended %v", again)
 	}
 }

@@ -150,7 +150,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.sim.Close() })
-	if e.client, err = psp.NewHTTPClient(simURL, "sim", nil); err != nil {
+	if e.client, err = psp.NewHTTPClient(simURL, "sim", e.sim.APIKey(), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The webhook endpoint records refused reports in the DLQ stream

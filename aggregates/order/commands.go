@@ -75,9 +75,12 @@ type Ship struct {
 // Deliver records the delivery of a shipped order.
 type Deliver struct{}
 
-// MarkRefunded records that a cancelled order's payment was refunded,
-// whether the order was paid before it was cancelled or the payment was
-// captured after it.
+// MarkRefunded records that the order's payment was refunded: a cancelled
+// order's (paid before it was cancelled, or captured after it), or one
+// the payment provider refunded on its own. An order that has not shipped
+// becomes refunded (the checkout then gives its stock back); a shipped or
+// delivered one keeps its status and gets a customer-service task
+// (order.attention_required).
 type MarkRefunded struct {
 	PaymentID string
 	Amount    events.Money

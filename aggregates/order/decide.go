@@ -314,20 +314,29 @@ func markRefunded(s State, c MarkRefunded) ([]events.Payload, error) {
 	if c.PaymentID == "" {
 		return nil, ErrInvalidCommand.With("mark_refunded: payment id is empty")
 	}
-	switch s.Status {
-	case StatusCancelled:
-	case StatusRefunded:
+	if s.Status == StatusRefunded || s.Refunded {
 		return nil, nil
+	}
+	switch s.Status {
+	case StatusCancelled, StatusStockReserved, StatusPaymentPending, StatusPaid, StatusShipped, StatusDelivered:
 	default:
 		return nil, invalidTransition(s, c)
 	}
-	// A payment captured after the order was cancelled may never have been
+	// A payment captured after the order was cancelled, or reported
+	// refunded before the order recorded its request, may never have been
 	// recorded on the order, so an order without a payment id accepts any.
 	if s.PaymentID != "" && c.PaymentID != s.PaymentID {
 		return nil, ErrPaymentMismatch.With("order %s was paid by payment %s, not %s", s.ID, s.PaymentID, c.PaymentID)
 	}
 	if c.Amount != s.Total {
 		return nil, ErrAmountMismatch.With("refund of %s, order %s totals %s", c.Amount, s.ID, s.Total)
+	}
+	if s.Status == StatusShipped || s.Status == StatusDelivered {
+		// The goods are with the carrier or the customer: the order keeps
+		// its status and customer service gets the case.
+		return []events.Payload{events.OrderAttentionRequired{
+			OrderID: s.ID, Reason: events.AttentionRefundedAfterShipment, PaymentID: c.PaymentID, Amount: c.Amount,
+		}}, nil
 	}
 	return []events.Payload{events.OrderRefunded{OrderID: s.ID, PaymentID: c.PaymentID, Amount: c.Amount}}, nil
 }

@@ -46,8 +46,14 @@ func Evolve(s State, e events.Payload) State {
 		s.CancelledBy = e.CancelledBy
 	case events.OrderRefunded:
 		s.Status = StatusRefunded
+		s.Refunded = true
 		if s.PaymentID == "" {
 			s.PaymentID = e.PaymentID
+		}
+	case events.OrderAttentionRequired:
+		s.Attention = e.Reason
+		if e.Reason == events.AttentionRefundedAfterShipment {
+			s.Refunded = true
 		}
 	}
 	return s

@@ -39,16 +39,18 @@ var (
 		IdempotencyKey:  "key-1",
 		RequestHash:     "hash-1",
 	}
-	stockReserved  = events.OrderStockReserved{OrderID: orderID}
-	payRequested   = events.OrderPaymentRequested{OrderID: orderID, PaymentID: payID, Amount: total, CheckoutURL: checkout}
-	paid           = events.OrderPaid{OrderID: orderID, PaymentID: payID, Amount: total}
-	shipped        = events.OrderShipped{OrderID: orderID, Carrier: "SF", TrackingNumber: "SF123"}
-	delivered      = events.OrderDelivered{OrderID: orderID}
-	rejected       = events.OrderRejected{OrderID: orderID, Reason: "out of stock", ShortSKUs: []string{"TEA-250"}}
-	cancelled      = events.OrderCancelled{OrderID: orderID, Reason: "changed mind", CancelledBy: "customer"}
-	cancelledPaid  = events.OrderCancelled{OrderID: orderID, Reason: "changed mind", CancelledBy: "customer", WasPaid: true}
-	refunded       = events.OrderRefunded{OrderID: orderID, PaymentID: payID, Amount: total}
-	paymentPending = []events.Payload{placed, stockReserved, payRequested}
+	stockReserved = events.OrderStockReserved{OrderID: orderID}
+	payRequested  = events.OrderPaymentRequested{OrderID: orderID, PaymentID: payID, Amount: total, CheckoutURL: checkout}
+	paid          = events.OrderPaid{OrderID: orderID, PaymentID: payID, Amount: total}
+	shipped       = events.OrderShipped{OrderID: orderID, Carrier: "SF", TrackingNumber: "SF123"}
+	delivered     = events.OrderDelivered{OrderID: orderID}
+	rejected      = events.OrderRejected{OrderID: orderID, Reason: "out of stock", ShortSKUs: []string{"TEA-250"}}
+	cancelled     = events.OrderCancelled{OrderID: orderID, Reason: "changed mind", CancelledBy: "customer"}
+	cancelledPaid = events.OrderCancelled{OrderID: orderID, Reason: "changed mind", CancelledBy: "customer", WasPaid: true}
+	refunded      = events.OrderRefunded{OrderID: orderID, PaymentID: payID, Amount: total}
+	// attentionRefunded is what a refund of a shipped order records.
+	attentionRefunded = events.OrderAttentionRequired{OrderID: orderID, Reason: events.AttentionRefundedAfterShipment, PaymentID: payID, Amount: total}
+	paymentPending    = []events.Payload{placed, stockReserved, payRequested}
 
 	// history leads an order to each status; "" is an order that does
 	// not exist.
@@ -159,7 +161,7 @@ func TestTransitions(t *testing.T) {
 		{stockReservedS, cancel, cancelledS, evs(cancelled), nil},
 		{stockReservedS, ship, "", nil, notShip},
 		{stockReservedS, deliver, "", nil, invalid},
-		{stockReservedS, markRefunded, "", nil, invalid},
+		{stockReservedS, markRefunded, refundedS, evs(refunded), nil},
 
 		{pendingS, place, pendingS, none, nil},
 		{pendingS, markStockReserved, "", nil, invalid},
@@ -169,7 +171,7 @@ func TestTransitions(t *testing.T) {
 		{pendingS, cancel, cancelledS, evs(cancelled), nil},
 		{pendingS, ship, "", nil, notShip},
 		{pendingS, deliver, "", nil, invalid},
-		{pendingS, markRefunded, "", nil, invalid},
+		{pendingS, markRefunded, refundedS, evs(refunded), nil},
 
 		{paidS, place, paidS, none, nil},
 		{paidS, markStockReserved, "", nil, invalid},
@@ -179,7 +181,7 @@ func TestTransitions(t *testing.T) {
 		{paidS, cancel, cancelledS, evs(cancelledPaid), nil},
 		{paidS, ship, shippedS, evs(shipped), nil},
 		{paidS, deliver, "", nil, invalid},
-		{paidS, markRefunded, "", nil, invalid},
+		{paidS, markRefunded, refundedS, evs(refunded), nil},
 
 		{shippedS, place, shippedS, none, nil},
 		{shippedS, markStockReserved, "", nil, invalid},
@@ -189,7 +191,7 @@ func TestTransitions(t *testing.T) {
 		{shippedS, cancel, "", nil, shippedErr},
 		{shippedS, ship, shippedS, none, nil},
 		{shippedS, deliver, deliveredS, evs(delivered), nil},
-		{shippedS, markRefunded, "", nil, invalid},
+		{shippedS, markRefunded, shippedS, evs(attentionRefunded), nil},
 
 		{deliveredS, place, deliveredS, none, nil},
 		{deliveredS, markStockReserved, "", nil, invalid},
@@ -199,7 +201,7 @@ func TestTransitions(t *testing.T) {
 		{deliveredS, cancel, "", nil, shippedErr},
 		{deliveredS, ship, "", nil, shippedErr},
 		{deliveredS, deliver, deliveredS, none, nil},
-		{deliveredS, markRefunded, "", nil, invalid},
+		{deliveredS, markRefunded, deliveredS, evs(attentionRefunded), nil},
 
 		{rejectedS, place, rejectedS, none, nil},
 		{rejectedS, markStockReserved, "", nil, invalid},
@@ -459,6 +461,47 @@ func TestMarkRefunded(t *testing.T) {
 	check(t, late, order.MarkRefunded{PaymentID: "p-2", Amount: total}, nil, order.ErrPaymentMismatch)
 	check(t, late, order.MarkRefunded{PaymentID: payID, Amount: cny(100)}, nil, order.ErrAmountMismatch)
 	check(t, late, order.MarkRefunded{Amount: total}, nil, order.ErrInvalidCommand)
+}
+
+// TestRefundAfterPaid: the payment provider refunds a paid order that has
+// not shipped. The order becomes refunded, once, and can no longer be
+// shipped or cancelled.
+func TestRefundAfterPaid(t *testing.T) {
+	s := given(history[order.StatusPaid]...)
+	check(t, s, markRefunded, evs(refunded), nil)
+	after := order.Evolve(s, refunded)
+	if after.Status != order.StatusRefunded || !after.Refunded || !after.Paid {
+		t.Fatalf("after the refund: %+v", after)
+	}
+	check(t, after, markRefunded, nil, nil)
+	check(t, after, ship, nil, order.ErrNotShippable)
+	check(t, after, cancel, nil, order.ErrNotCancellable)
+	check(t, s, order.MarkRefunded{PaymentID: "p-2", Amount: total}, nil, order.ErrPaymentMismatch)
+	check(t, s, order.MarkRefunded{PaymentID: payID, Amount: cny(1)}, nil, order.ErrAmountMismatch)
+
+	// Reported refunded before the order recorded its payment request
+	// (the webhooks overtook the checkout): refunded as well.
+	early := given(placed, stockReserved)
+	check(t, early, markRefunded, evs(refunded), nil)
+}
+
+// TestRefundAfterShipment: a refund of a shipped (or delivered) order
+// keeps the goods' status and opens a customer-service task, once.
+func TestRefundAfterShipment(t *testing.T) {
+	for _, st := range []order.Status{order.StatusShipped, order.StatusDelivered} {
+		s := given(history[st]...)
+		check(t, s, markRefunded, evs(attentionRefunded), nil)
+		after := order.Evolve(s, attentionRefunded)
+		if after.Status != st || !after.Refunded || after.Attention != events.AttentionRefundedAfterShipment {
+			t.Fatalf("%s after the refund: %+v", st, after)
+		}
+		check(t, after, markRefunded, nil, nil)
+		check(t, after, cancel, nil, order.ErrAlreadyShipped)
+		check(t, s, order.MarkRefunded{PaymentID: "p-2", Amount: total}, nil, order.ErrPaymentMismatch)
+	}
+	// A shipped order refunded at the provider can still be delivered.
+	shippedRefunded := given(append(history[order.StatusShipped], attentionRefunded)...)
+	check(t, shippedRefunded, deliver, evs(delivered), nil)
 }
 
 func TestRejectKeepsShortSKUs(t *testing.T) {

@@ -26,6 +26,12 @@ var allowed = map[[2]order.Status]bool{
 	{order.StatusPaid, order.StatusCancelled}:               true,
 	{order.StatusShipped, order.StatusDelivered}:            true,
 	{order.StatusCancelled, order.StatusRefunded}:           true,
+	{order.StatusStockReserved, order.StatusRefunded}:       true,
+	{order.StatusPaymentPending, order.StatusRefunded}:      true,
+	{order.StatusPaid, order.StatusRefunded}:                true,
+	// A refund of shipped goods keeps the status (attention required).
+	{order.StatusShipped, order.StatusShipped}:     true,
+	{order.StatusDelivered, order.StatusDelivered}: true,
 }
 
 // TestRandomHistories drives orders with random command sequences, valid

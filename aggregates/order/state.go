@@ -41,7 +41,13 @@ type State struct {
 	CheckoutURL string `json:"checkout_url"`
 	// Paid is true once the order was paid; it stays true after a
 	// cancellation, so a refund is known to be owed.
-	Paid           bool   `json:"paid"`
+	Paid bool `json:"paid"`
+	// Refunded is true once the order's payment was paid back: the order
+	// is refunded, or it had shipped and customer service has the case.
+	Refunded bool `json:"refunded"`
+	// Attention is the reason of the last customer-service task opened
+	// on the order (order.attention_required), "" if none.
+	Attention      string `json:"attention,omitempty"`
 	Carrier        string `json:"carrier"`
 	TrackingNumber string `json:"tracking_number"`
 	CancelReason   string `json:"cancel_reason"`

@@ -168,7 +168,10 @@ func TestStateAtEqualsWhatTheAPIShowedThen(t *testing.T) {
 	observe(shipped, "payment_pending")
 	_, view := p.call("GET", "/v1/orders/"+shipped, auth.RoleAgent, "cs", nil)
 	checkout, _ := view["payment"].(map[string]any)["checkout_url"].(string)
-	resp, err := http.Post(checkout+"/approve", "application/x-www-form-urlencoded", nil)
+	// The pay page's button: the link's path and /approve, with the
+	// link's signed query.
+	path, query, _ := strings.Cut(checkout, "?")
+	resp, err := http.Post(path+"/approve?"+query, "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,8 +121,22 @@ func TestPayPageApprovalPaysTheOrder(t *testing.T) {
 	if slices.Contains(eventTypes(ta.history(id)), "order.paid") {
 		t.Fatal("manual mode paid without a click")
 	}
+	// Someone who knows the intent's id but not the signed link cannot
+	// pay (nor decline) it.
+	bare, _, _ := strings.Cut(pr.CheckoutURL, "?")
+	for _, u := range []string{bare + "/approve", bare + "/decline", bare + "/approve?exp=9999999999&sig=00"} {
+		resp, err := http.Post(u, "application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"code":"link_`) {
+			t.Fatalf("POST %s without the signed link: %d %s, want 403", u, resp.StatusCode, body)
+		}
+	}
 	// The shopper clicks "Approve".
-	resp, err = http.Post(pr.CheckoutURL+"/approve", "application/x-www-form-urlencoded", nil)
+	resp, err = http.Post(payAction(pr.CheckoutURL, "approve"), "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +179,9 @@ func timeoutAcrossRestart(t *testing.T, external bool) {
 		c.DataDir = dir
 		c.Roles = []string{"api", "sagas"}
 		c.PSPURL = simURL
+		if external {
+			c.PSPAPIKey = ext.APIKey()
+		}
 		c.PSPMode = "manual"
 		c.PSPWebhookSecret = secret
 		c.PaymentTimeout = 3 * time.Second
@@ -296,7 +313,7 @@ func TestOrderViewCarriesCheckoutURL(t *testing.T) {
 	if v := ta.do("GET", "/v1/orders/"+id, ta.bob, nil); v.status != 404 {
 		t.Fatalf("another customer reads the order: %d %s", v.status, v.raw)
 	}
-	resp, err := http.Post(url+"/approve", "application/x-www-form-urlencoded", nil)
+	resp, err := http.Post(payAction(url, "approve"), "application/x-www-form-urlencoded", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +336,12 @@ func TestPayPageKeepsItsAddressAcrossRestarts(t *testing.T) {
 	}
 	ta := mustStart(t, cfg)
 	before := ta.pay.sim.BaseURL()
+	in, err := ta.pay.client.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay_x", OrderID: "ord_x",
+		Amount: events.Money{Amount: 100, Currency: "CNY"}}, "pay_x:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := in.CheckoutURL
 	if err := ta.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -331,4 +354,21 @@ func TestPayPageKeepsItsAddressAcrossRestarts(t *testing.T) {
 		t.Fatalf("the old address does not answer after the restart: %v", err)
 	}
 	resp.Body.Close()
+	// A pay link signed before the restart still opens its page: the
+	// link secret lives in the data dir too.
+	resp, err = http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pay link signed before the restart: %d", resp.StatusCode)
+	}
+}
+
+// payAction returns the URL of a button of the pay page a checkout link
+// opens: the link's path and action, with the link's signed query.
+func payAction(checkoutURL, action string) string {
+	path, query, _ := strings.Cut(checkoutURL, "?")
+	return path + "/" + action + "?" + query
 }

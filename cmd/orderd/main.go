@@ -196,6 +196,7 @@ func (a *app) init(ctx context.Context) (err error) {
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
 		Search:   searchAPI,
 		Observer: m, Metrics: m.Handler(),
+		MaxUnpaidOrders: cfg.MaxUnpaidOrders, PaymentTimeout: cfg.PaymentTimeout,
 	}
 	if a.storage != nil {
 		deps.Storage = a.storage.context

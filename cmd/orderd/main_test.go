@@ -60,6 +60,9 @@ func testConfig(t testing.TB, edit ...func(*config.Config)) config.Config {
 	// These tests watch the log change command by command; the process
 	// managers would change it too. Tests of the checkout add "sagas".
 	cfg.Roles = []string{"api"}
+	// They place many orders as one customer and leave them unpaid; the
+	// limit on unpaid orders has its own test (TestUnpaidOrderLimit).
+	cfg.MaxUnpaidOrders = 0
 	// One PostgreSQL per test binary, a database per test (queries_test.go).
 	cfg.PostgresURL = testkit.Postgres(t)
 	for _, f := range edit {
@@ -145,7 +148,7 @@ func (ta *testApp) do(method, path, token string, body any, headers ...string) r
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, raw: raw}
+	out := response{status: resp.StatusCode, raw: raw, retryAfter: resp.Header.Get("Retry-After")}
 	_ = json.Unmarshal(raw, &out.body)
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/events"
@@ -18,6 +19,13 @@ import (
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 )
+
+// linkSlack is how much longer than the payment timeout a pay link of the
+// in-process simulator works: the link is signed when the intent is
+// created, a little before the timeout starts counting, and a shopper
+// who clicks after the order was cancelled gets the page's "voided"
+// rather than a 403.
+const linkSlack = 5 * time.Minute
 
 // payments is orderd's payment side: the payment aggregate's handler, the
 // provider (the in-process simulator unless ORDO_PSP_URL is set), the
@@ -49,7 +57,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	}
 	p.secret = []byte(secret)
 	if a.cfg.PSPURL != "" {
-		if p.client, err = psp.NewHTTPClient(a.cfg.PSPURL, "psp", nil); err != nil {
+		if p.client, err = psp.NewHTTPClient(a.cfg.PSPURL, "psp", a.cfg.PSPAPIKey, nil); err != nil {
 			return err
 		}
 	} else {
@@ -57,10 +65,22 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		// The simulator keeps its intents under the data dir, so a
-		// restarted local default can still void, refund and look up the
-		// payments it left pending.
+		// The simulator keeps its intents, its API key and the secret
+		// of its pay links under the data dir, so a restarted local
+		// default can still void, refund and look up the payments it
+		// left pending, and their checkout links still open.
+		key := a.cfg.PSPAPIKey
+		if key == "" {
+			if key, err = localdir.StoredSecret(a.cfg.DataDir, localdir.PSPSimAPIKey, true); err != nil {
+				return err
+			}
+		}
+		link, err := localdir.StoredSecret(a.cfg.DataDir, localdir.PSPSimLinkSecret, true)
+		if err != nil {
+			return err
+		}
 		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
+			APIKey: key, LinkSecret: []byte(link), LinkTTL: a.cfg.PaymentTimeout + linkSlack,
 			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, localdir.PSPSimState)})
 		if err != nil {
 			return err
@@ -70,7 +90,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 			return err
 		}
 		a.cleanup = append(a.cleanup, func() { _ = p.sim.Close() })
-		if p.client, err = psp.NewHTTPClient(base, "sim", nil); err != nil {
+		if p.client, err = psp.NewHTTPClient(base, "sim", key, nil); err != nil {
 			return err
 		}
 		a.log.Info("payment provider simulator running", "url", base, "mode", a.cfg.PSPMode, "faults", faults.String())

@@ -1,10 +1,14 @@
 // Command pspsim runs the payment provider simulator (package
 // internal/psp/sim) on its own, for an orderd started with ORDO_PSP_URL:
 //
-//	ORDO_PSP_WEBHOOK_SECRET=... pspsim --listen 127.0.0.1:8090 \
+//	ORDO_PSP_WEBHOOK_SECRET=... ORDO_PSP_API_KEY=... pspsim --listen 127.0.0.1:8090 \
 //	    --webhook-url http://127.0.0.1:8080/v1/psp/webhook [--mode manual] [--faults decline=0.1,loss=0.1]
 //
-// orderd must have the same ORDO_PSP_WEBHOOK_SECRET.
+// orderd must have the same ORDO_PSP_WEBHOOK_SECRET and ORDO_PSP_API_KEY:
+// every call of the simulator's API needs the key ("Authorization: Bearer
+// <key>"). Its pay links are signed with ORDO_PSP_LINK_SECRET (empty: a
+// random secret, so the links of a previous run no longer open) and work
+// for ORDO_PSP_LINK_TTL after their intent was created (default 1h).
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
@@ -38,9 +43,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	webhook := fs.String("webhook-url", getenv("ORDO_PSP_WEBHOOK_URL"), "where webhooks go, orderd's /v1/psp/webhook (ORDO_PSP_WEBHOOK_URL)")
 	mode := fs.String("mode", or(getenv("ORDO_PSP_MODE"), "auto"), "auto or manual (ORDO_PSP_MODE)")
 	faults := fs.String("faults", getenv("ORDO_PSP_FAULTS"), "failure injection, e.g. decline=0.1,loss=0.1 (ORDO_PSP_FAULTS)")
+	linkTTL := fs.Duration("link-ttl", sim.DefaultLinkTTL, "how long a pay link works after its intent was created (ORDO_PSP_LINK_TTL)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
-		fmt.Fprintln(stdout, "usage: ORDO_PSP_WEBHOOK_SECRET=... pspsim [flags]")
+		fmt.Fprintln(stdout, "usage: ORDO_PSP_WEBHOOK_SECRET=... ORDO_PSP_API_KEY=... pspsim [flags]")
 		fs.PrintDefaults()
 		return nil
 	} else if err != nil {
@@ -50,12 +56,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(secret) < 32 {
 		return errors.New("ORDO_PSP_WEBHOOK_SECRET must be set to at least 32 bytes, the same as orderd's")
 	}
+	key := getenv("ORDO_PSP_API_KEY")
+	if len(key) < 32 {
+		return errors.New("ORDO_PSP_API_KEY must be set to at least 32 bytes, the same as orderd's")
+	}
+	link := getenv("ORDO_PSP_LINK_SECRET")
+	if link != "" && len(link) < 32 {
+		return errors.New("ORDO_PSP_LINK_SECRET, when set, must have at least 32 bytes")
+	}
+	if v := getenv("ORDO_PSP_LINK_TTL"); v != "" && !flagSet(fs, "link-ttl") {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("ORDO_PSP_LINK_TTL: %w", err)
+		}
+		*linkTTL = d
+	}
+	if *linkTTL <= 0 {
+		return errors.New("the pay link TTL must be positive")
+	}
 	f, err := psp.ParseFaults(*faults)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s, err := sim.New(sim.Config{Mode: sim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log})
+	s, err := sim.New(sim.Config{Mode: sim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log,
+		APIKey: key, LinkSecret: []byte(link), LinkTTL: *linkTTL})
 	if err != nil {
 		return err
 	}
@@ -66,6 +91,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "pspsim: serving %s (mode %s, faults %q, webhooks to %s)\n", base, *mode, f.String(), *webhook)
 	<-ctx.Done()
 	return s.Close()
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func or(v, def string) string {

@@ -12,7 +12,10 @@ import (
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-const secret = "psp-secret-psp-secret-psp-secret-psp!"
+const (
+	secret = "psp-secret-psp-secret-psp-secret-psp!"
+	apiKey = "sk_test_pspsim_0123456789abcdef0123456789"
+)
 
 // TestRunRefusesBadConfiguration: a missing or short secret, an unknown
 // mode, bad faults and unknown flags are one error each, and nothing is
@@ -26,10 +29,14 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}{
 		{"no secret", []string{"--listen", "127.0.0.1:0"}, nil, "ORDO_PSP_WEBHOOK_SECRET"},
 		{"short secret", []string{"--listen", "127.0.0.1:0"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": "short"}, "ORDO_PSP_WEBHOOK_SECRET"},
-		{"unknown mode", []string{"--listen", "127.0.0.1:0", "--mode", "eager"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}, "mode"},
-		{"bad faults", []string{"--listen", "127.0.0.1:0", "--faults", "decline=2"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}, "decline"},
-		{"unknown flag", []string{"--bogus"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}, "bogus"},
-		{"bad listen address", []string{"--listen", "nowhere:-1"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}, "listen"},
+		{"unknown mode", []string{"--listen", "127.0.0.1:0", "--mode", "eager"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}, "mode"},
+		{"bad faults", []string{"--listen", "127.0.0.1:0", "--faults", "decline=2"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}, "decline"},
+		{"unknown flag", []string{"--bogus"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}, "bogus"},
+		{"no API key", []string{"--listen", "127.0.0.1:0"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}, "ORDO_PSP_API_KEY"},
+		{"short API key", []string{"--listen", "127.0.0.1:0"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": "short"}, "ORDO_PSP_API_KEY"},
+		{"short link secret", []string{"--listen", "127.0.0.1:0"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey, "ORDO_PSP_LINK_SECRET": "short"}, "ORDO_PSP_LINK_SECRET"},
+		{"bad link TTL", []string{"--listen", "127.0.0.1:0", "--link-ttl", "-1s"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}, "TTL"},
+		{"bad listen address", []string{"--listen", "nowhere:-1"}, map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}, "listen"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), c.args, env(c.env), &out, &errOut)
@@ -53,7 +60,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	var out safeBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--mode", "manual"}, env(map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret}), &out, &bytes.Buffer{})
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--mode", "manual"}, env(map[string]string{"ORDO_PSP_WEBHOOK_SECRET": secret, "ORDO_PSP_API_KEY": apiKey}), &out, &bytes.Buffer{})
 	}()
 	var base string
 	deadline := time.Now().Add(10 * time.Second)
@@ -73,6 +80,24 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	// The API answers only with ORDO_PSP_API_KEY.
+	for key, want := range map[string]int{"": 401, "sk_test_other_0123456789abcdef0123456789": 401, apiKey: 404} {
+		req, err := http.NewRequest("GET", base+"/v1/intents/pi_nope", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /v1/intents/pi_nope with key %q: %d, want %d", key, resp.StatusCode, want)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

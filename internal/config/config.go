@@ -145,6 +145,16 @@ type Config struct {
 	// the checkout asks the provider about it, and how often it asks
 	// again (ORDO_PSP_RECONCILE_AFTER). Default 2m.
 	PSPReconcileAfter time.Duration
+	// PSPAPIKey is the key orderd calls the payment provider's API with
+	// (ORDO_PSP_API_KEY); required with PSPURL. For the in-process
+	// simulator empty means generated once into
+	// <DataDir>/psp-sim-api.key.
+	PSPAPIKey string
+	// MaxUnpaidOrders is how many orders one customer may have waiting
+	// for payment (placed, stock reserved or payment pending) before
+	// placing another is refused with 429 too_many_unpaid_orders
+	// (ORDO_MAX_UNPAID_ORDERS). Default 5; 0 turns the limit off.
+	MaxUnpaidOrders int
 }
 
 // Default returns the configuration of the local embedded default.
@@ -171,6 +181,7 @@ func Default() Config {
 		PSPListen:         "127.0.0.1:0",
 		PSPMode:           "auto",
 		PSPReconcileAfter: 2 * time.Minute,
+		MaxUnpaidOrders:   5,
 	}
 }
 
@@ -261,6 +272,8 @@ var settings = []setting{
 	{"ORDO_PSP_FAULTS", "psp-faults", "in-process simulator faults, e.g. decline=0.1,loss=0.1", str(func(c *Config) *string { return &c.PSPFaults })},
 	{"ORDO_PSP_WEBHOOK_SECRET", "", "", str(func(c *Config) *string { return &c.PSPWebhookSecret })},
 	{"ORDO_PSP_RECONCILE_AFTER", "", "", duration(func(c *Config) *time.Duration { return &c.PSPReconcileAfter })},
+	{"ORDO_PSP_API_KEY", "", "", str(func(c *Config) *string { return &c.PSPAPIKey })},
+	{"ORDO_MAX_UNPAID_ORDERS", "max-unpaid-orders", "orders one customer may have waiting for payment (0: no limit)", integer(func(c *Config) *int { return &c.MaxUnpaidOrders })},
 }
 
 // FromEnv returns the defaults overridden by the ORDO_* variables that
@@ -379,6 +392,12 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.PSPListen); err != nil {
 			errs = append(errs, fmt.Errorf("psp listen %q: %w", c.PSPListen, err))
 		}
+	}
+	if c.PSPURL != "" && c.PSPAPIKey == "" {
+		errs = append(errs, errors.New("ORDO_PSP_API_KEY is required with ORDO_PSP_URL"))
+	}
+	if c.MaxUnpaidOrders < 0 {
+		errs = append(errs, fmt.Errorf("max unpaid orders %d: want 0 (no limit) or more", c.MaxUnpaidOrders))
 	}
 	if c.PSPWebhookSecret != "" && len(c.PSPWebhookSecret) < 32 {
 		errs = append(errs, fmt.Errorf("ORDO_PSP_WEBHOOK_SECRET is %d bytes; at least 32 are required", len(c.PSPWebhookSecret)))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/eventlog"
@@ -21,6 +22,9 @@ type apiError struct {
 	Code    string
 	Field   string
 	Message string
+	// RetryAfter, if positive, is sent as the Retry-After header
+	// (seconds).
+	RetryAfter int
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -160,6 +164,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.Status == http.StatusConflict {
 		w.Header().Set("Retry-After", "1")
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
 	d := errorDetail{Code: ae.Code, Field: ae.Field, Message: ae.Message}
 	if ae.Status == http.StatusInternalServerError {

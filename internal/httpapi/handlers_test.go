@@ -33,10 +33,11 @@ const (
 )
 
 type api struct {
-	t        *testing.T
+	t        testing.TB
 	log      *memlog.Log
 	srv      http.Handler
 	signer   *auth.Signer
+	orders   *command.Handler[order.State, order.Command]
 	payments *command.Handler[payment.State, payment.Command]
 }
 
@@ -55,6 +56,12 @@ func (f *faultyLog) Append(ctx context.Context, c *events.Commit, expected uint6
 }
 
 func newAPI(t *testing.T, store command.Store) *api {
+	t.Helper()
+	return newAPIWith(t, store, nil)
+}
+
+// newAPIWith is newAPI with Deps changed by with (if not nil).
+func newAPIWith(t testing.TB, store command.Store, with func(*httpapi.Deps)) *api {
 	t.Helper()
 	log, err := memlog.New(memlog.Options{})
 	if err != nil {
@@ -89,14 +96,18 @@ func newAPI(t *testing.T, store command.Store) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Orders: orders, Inventory: stock, Catalog: log, Signer: signer,
 		Payments: sync, PSPWebhookSecret: []byte(webhookSecret),
-	})
+	}
+	if with != nil {
+		with(&deps)
+	}
+	srv, err := httpapi.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &api{t: t, log: log, srv: srv, signer: signer, payments: payments}
+	return &api{t: t, log: log, srv: srv, signer: signer, orders: orders, payments: payments}
 }
 
 func (a *api) token(sub string, role auth.Role) string {

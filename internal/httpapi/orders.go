@@ -120,18 +120,36 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 	}
 	id := orderID(c.Subject, key)
 	hash := requestHash(req)
-	res, err := s.Orders.Handle(r.Context(), command.Request[order.Command]{
-		AggregateID: id,
-		// The same key with the same body is the same command; with
-		// another body it is another command, which the order refuses.
-		CommandID: "place-" + id + "-" + hash[:16],
-		AssumeNew: true,
-		Command: order.Place{
-			OrderID: id, CustomerID: c.Subject, Customer: req.Customer, Lines: lines,
-			ShippingAddress: req.ShippingAddress, IdempotencyKey: key, RequestHash: hash,
-		},
-		Metadata: metadata(r, c),
-	})
+	place := func() (command.Result[order.State], error) {
+		return s.Orders.Handle(r.Context(), command.Request[order.Command]{
+			AggregateID: id,
+			// The same key with the same body is the same command; with
+			// another body it is another command, which the order refuses.
+			CommandID: "place-" + id + "-" + hash[:16],
+			AssumeNew: true,
+			Command: order.Place{
+				OrderID: id, CustomerID: c.Subject, Customer: req.Customer, Lines: lines,
+				ShippingAddress: req.ShippingAddress, IdempotencyKey: key, RequestHash: hash,
+			},
+			Metadata: metadata(r, c),
+		})
+	}
+	var res command.Result[order.State]
+	var err error
+	if s.unpaid == nil {
+		res, err = place()
+	} else {
+		// The customer's places on this instance take turns from here
+		// to the append, so the count they check is the count they leave.
+		sl := s.unpaid.acquire(c.Subject)
+		defer s.unpaid.release(c.Subject, sl)
+		if err := s.unpaid.admit(r.Context(), s.Orders, sl, id); err != nil {
+			return err
+		}
+		if res, err = place(); err == nil {
+			s.unpaid.placed(sl, id, res.State.Status)
+		}
+	}
 	if err != nil {
 		return err
 	}

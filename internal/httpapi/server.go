@@ -85,6 +85,13 @@ type Deps struct {
 	Observer RequestObserver
 	// Metrics, if set, is served at GET /metrics.
 	Metrics http.Handler
+	// MaxUnpaidOrders caps the orders one customer may have waiting for
+	// payment through this instance; another POST /v1/orders is 429
+	// too_many_unpaid_orders (unpaid.go). 0: no limit.
+	MaxUnpaidOrders int
+	// PaymentTimeout is how long an order waits for its payment (for the
+	// limit's Retry-After; default 15 min).
+	PaymentTimeout time.Duration
 }
 
 // RequestObserver is told how each request went, by route pattern. It must
@@ -96,6 +103,7 @@ type RequestObserver interface {
 // Server is the HTTP API. It is safe for concurrent use.
 type Server struct {
 	Deps
+	unpaid *unpaidLimit // nil: no limit
 	log    *slog.Logger
 	mux    *http.ServeMux
 	routes []route
@@ -133,7 +141,11 @@ func New(d Deps) (*Server, error) {
 	if d.ReadYourWritesWait <= 0 {
 		d.ReadYourWritesWait = DefaultReadYourWritesWait
 	}
+	if d.PaymentTimeout <= 0 {
+		d.PaymentTimeout = 15 * time.Minute
+	}
 	s := &Server{Deps: d, log: d.Logger, mux: http.NewServeMux()}
+	s.unpaid = newUnpaidLimit(d.MaxUnpaidOrders, d.PaymentTimeout, d.Now)
 	s.routes = s.table()
 	byPattern := map[string]map[string]route{}
 	var patterns []string

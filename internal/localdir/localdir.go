@@ -16,6 +16,8 @@
 //	<data dir>/psp-webhook.secret  the generated payment-webhook secret
 //	<data dir>/psp-sim.json the payment simulator's intents
 //	<data dir>/psp-sim.addr the address the payment simulator last served on
+//	<data dir>/psp-sim-api.key     the generated key of the payment simulator's API
+//	<data dir>/psp-sim-link.secret the generated secret signing its pay links
 //	<data dir>/elasticsearch.url    the Elasticsearch URL orderd uses, while it runs
 //	<data dir>/elasticsearch.prefix its index prefix, while orderd runs
 //	<data dir>/nats-service.nk  nkey seed orderd connects to the embedded NATS with
@@ -58,6 +60,8 @@ const (
 	PSPWebhookSecret = "psp-webhook.secret"
 	PSPSimState      = "psp-sim.json"
 	PSPSimAddr       = "psp-sim.addr"
+	PSPSimAPIKey     = "psp-sim-api.key"
+	PSPSimLinkSecret = "psp-sim-link.secret"
 	// ElasticsearchURL and ElasticsearchPrefix are the Elasticsearch
 	// orderd uses and its index prefix, written for orderctl while
 	// orderd runs.
@@ -80,6 +84,8 @@ var Secrets = []string{
 	PostgresPassword, // the private PostgreSQL superuser's password
 	SigningKey,       // signs every commit orderd writes
 	PSPWebhookSecret, // signs the payment provider's webhooks
+	PSPSimAPIKey,     // calls the payment simulator's API (refunds, voids)
+	PSPSimLinkSecret, // signs the simulator's pay links
 	NATSServiceSeed,  // orderd's NATS user
 	NATSAuditorSeed,  // orderctl's read-only NATS user
 	NATSAdminSeed,    // NATS admin: creates and changes streams

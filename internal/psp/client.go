@@ -22,17 +22,21 @@ import (
 //	POST /v1/intents/{id}/void       -> Intent (Idempotency-Key)
 //	POST /v1/intents/{id}/refund     RefundRequest -> Intent (Idempotency-Key)
 //
-// Errors are {"error": {"code", "message"}} with 404 (not found), 409
-// (invalid state) or 400. It is safe for concurrent use.
+// Every call carries the merchant's API key as "Authorization: Bearer
+// <key>". Errors are {"error": {"code", "message"}} with 404 (not found),
+// 409 (invalid state), 401 (a missing or wrong key) or 400. It is safe for
+// concurrent use.
 type HTTPClient struct {
 	base string
 	name string
+	key  string
 	hc   *http.Client
 }
 
 // NewHTTPClient returns a client of the provider at baseURL, named name in
-// the log. hc may be nil for a client with a 10 s timeout.
-func NewHTTPClient(baseURL, name string, hc *http.Client) (*HTTPClient, error) {
+// the log, calling it with apiKey. hc may be nil for a client with a 10 s
+// timeout.
+func NewHTTPClient(baseURL, name, apiKey string, hc *http.Client) (*HTTPClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("psp: base URL %q is not an http(s) URL", baseURL)
@@ -43,7 +47,10 @@ func NewHTTPClient(baseURL, name string, hc *http.Client) (*HTTPClient, error) {
 	if name == "" {
 		name = "psp"
 	}
-	return &HTTPClient{base: strings.TrimRight(baseURL, "/"), name: name, hc: hc}, nil
+	if apiKey == "" {
+		return nil, errors.New("psp: the provider's API key is empty")
+	}
+	return &HTTPClient{base: strings.TrimRight(baseURL, "/"), name: name, key: apiKey, hc: hc}, nil
 }
 
 // Provider returns the name given to [NewHTTPClient].
@@ -97,6 +104,7 @@ func (c *HTTPClient) call(ctx context.Context, method, path string, body any, ke
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}

@@ -310,6 +310,15 @@ func evolve(r *orderRow, p events.Payload) string {
 			r.PaymentID = e.PaymentID
 		}
 		return "payment " + e.PaymentID
+	case events.OrderAttentionRequired:
+		// The status stays; the timeline carries the task.
+		if e.Reason == events.AttentionRefundedAfterShipment {
+			r.PaymentStatus = PaymentRefunded
+		}
+		if e.PaymentID != "" {
+			return e.Reason + ": payment " + e.PaymentID
+		}
+		return e.Reason
 	}
 	return ""
 }

@@ -509,3 +509,49 @@ func TestLeasesArePerProjection(t *testing.T) {
 		t.Fatalf("order_status instance a holds %v after the search instances shared theirs, want all 8", got)
 	}
 }
+
+// TestPSPRefundsInTheReadModel: a paid order refunded at the provider
+// before it shipped is refunded; a shipped one stays shipped with its
+// payment refunded, and its timeline carries the customer-service task.
+func TestPSPRefundsInTheReadModel(t *testing.T) {
+	e := newEnv(t, 2)
+	for _, id := range []string{"r-paid", "r-shipped"} {
+		cmds := testkit.OrderCommands(id, "cust-r", 1)[:4] // place … paid
+		if id == "r-shipped" {
+			cmds = append(cmds, order.Ship{Carrier: "SF", TrackingNumber: "SF1"})
+		}
+		cmds = append(cmds, order.MarkRefunded{PaymentID: "pay_" + id, Amount: events.Money{Amount: 4498, Currency: "CNY"}})
+		for i, cmd := range cmds {
+			if _, err := e.orders.Handle(e.ctx, command.Request[order.Command]{AggregateID: id, CommandID: fmt.Sprintf("%s-%d", id, i), Command: cmd}); err != nil {
+				t.Fatalf("%s command %d (%T): %v", id, i, cmd, err)
+			}
+		}
+	}
+	if err := e.runner(e.pg, nil).CatchUp(e.ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]struct{ status, last string }{
+		"r-paid":    {"refunded", "order.refunded"},
+		"r-shipped": {"shipped", "order.attention_required"},
+	} {
+		o, ok, err := e.pg.Order(e.ctx, id)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", id, ok, err)
+		}
+		if o.Status != want.status || o.Payment.Status != postgres.PaymentRefunded {
+			t.Errorf("%s: status %s, payment %s; want %s, refunded", id, o.Status, o.Payment.Status, want.status)
+		}
+		tl, _, _, err := e.pg.Timeline(e.ctx, id)
+		if err != nil || len(tl) == 0 {
+			t.Fatalf("%s: timeline %v %v", id, tl, err)
+		}
+		last := tl[len(tl)-1]
+		if last.EventType != want.last || last.Status != want.status {
+			t.Errorf("%s: last timeline entry %+v, want %s with status %s", id, last, want.last, want.status)
+		}
+		if id == "r-shipped" && last.Detail != events.AttentionRefundedAfterShipment+": payment pay_r-shipped" {
+			t.Errorf("%s: task detail %q", id, last.Detail)
+		}
+	}
+	sameSnapshot(t, "live", e.snapshot(e.pg), e.fresh())
+}

@@ -192,6 +192,10 @@ func evolve(d *Document, p events.Payload) {
 		}
 	case events.OrderRefunded:
 		d.Status, d.PaymentStatus = "refunded", "refunded"
+	case events.OrderAttentionRequired:
+		if e.Reason == events.AttentionRefundedAfterShipment {
+			d.PaymentStatus = "refunded"
+		}
 	}
 }
 

@@ -9,6 +9,14 @@
 // opt-in: declines, latency, and duplicate, out-of-order and lost
 // webhooks.
 //
+// Its API (/v1/intents...) is the merchant's: every call needs the
+// simulator's API key as "Authorization: Bearer <key>" (401 without it).
+// The hosted pay page and its approve and decline buttons are the
+// shopper's: they answer only through the signed, expiring link the
+// intent's CheckoutURL carries (/pay/{id}?exp=<unix>&sig=<HMAC>; 403
+// otherwise), so knowing or guessing an intent id is not enough to pay,
+// decline or look at it.
+//
 // Webhooks are POSTed as JSON [psp.Event] values with the
 // [psp.SignatureHeader] header, re-signed on each attempt. A delivery that
 // gets 2xx is done; 401 and 422 are final refusals; anything else (or no
@@ -17,7 +25,10 @@ package sim
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,8 +39,10 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +77,17 @@ type Config struct {
 	WebhookURL string
 	// Secret signs the webhooks.
 	Secret []byte
+	// APIKey is what callers of the API (/v1/intents...) must send as
+	// "Authorization: Bearer <key>". Empty: a random key, see
+	// [Sim.APIKey].
+	APIKey string
+	// LinkSecret signs the pay links (checkout URLs). Empty: a random
+	// secret, so links do not survive a restart of the simulator; give
+	// the same secret to a simulator restarted on the same StateFile.
+	LinkSecret []byte
+	// LinkTTL is how long a pay link works after its intent was created
+	// (default [DefaultLinkTTL]).
+	LinkTTL time.Duration
 	// Faults to inject; the zero value injects none.
 	Faults psp.Faults
 	// Seed seeds the fault dice; 0 picks a random seed.
@@ -86,6 +110,9 @@ type Config struct {
 	// Empty keeps them in memory only.
 	StateFile string
 }
+
+// DefaultLinkTTL is how long a pay link works by default.
+const DefaultLinkTTL = time.Hour
 
 // savedState is the content of Config.StateFile.
 type savedState struct {
@@ -157,6 +184,18 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.APIKey == "" {
+		cfg.APIKey = randomID("sk_sim_") + randomID("")
+	}
+	if len(cfg.LinkSecret) == 0 {
+		cfg.LinkSecret = make([]byte, 32)
+		if _, err := rand.Read(cfg.LinkSecret); err != nil {
+			return nil, fmt.Errorf("psp sim: link secret: %w", err)
+		}
+	}
+	if cfg.LinkTTL <= 0 {
+		cfg.LinkTTL = DefaultLinkTTL
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = mrand.Uint64()
@@ -223,6 +262,10 @@ func (s *Sim) SetBaseURL(u string) { u = strings.TrimRight(u, "/"); s.base.Store
 
 // BaseURL returns the URL set by Start or SetBaseURL.
 func (s *Sim) BaseURL() string { return *s.base.Load() }
+
+// APIKey returns the key the API requires (Config.APIKey or the one
+// generated).
+func (s *Sim) APIKey() string { return s.cfg.APIKey }
 
 // SetWebhookURL sets where webhooks go; empty stops sending them.
 func (s *Sim) SetWebhookURL(u string) { s.webhook.Store(&u) }
@@ -332,7 +375,7 @@ func (s *Sim) create(req psp.CreateIntentRequest, key string) (psp.Intent, bool,
 	id := randomID("pi_")
 	in := &psp.Intent{
 		ID: id, Reference: req.Reference, OrderID: req.OrderID, Amount: req.Amount,
-		Status: psp.StatusRequiresPayment, CheckoutURL: s.BaseURL() + "/pay/" + id,
+		Status: psp.StatusRequiresPayment, CheckoutURL: s.BaseURL() + "/pay/" + id + "?" + s.linkQuery(id, now.Add(s.cfg.LinkTTL)),
 		Version: 1, Created: now, Updated: now,
 	}
 	s.intents[id] = in
@@ -620,9 +663,9 @@ func (s *Sim) Handler() http.Handler {
 		in, err := s.refund(r.PathValue("id"), req.Amount)
 		return in, http.StatusOK, err
 	}))
-	mux.HandleFunc("GET /pay/{id}", s.payPage)
-	mux.HandleFunc("POST /pay/{id}/approve", s.payAction(func(id string) error { _, err := s.Approve(id); return err }))
-	mux.HandleFunc("POST /pay/{id}/decline", s.payAction(func(id string) error { _, err := s.Decline(id, "declined_by_shopper"); return err }))
+	mux.HandleFunc("GET /pay/{id}", s.link(s.payPage))
+	mux.HandleFunc("POST /pay/{id}/approve", s.link(s.payAction(func(id string) error { _, err := s.Approve(id); return err })))
+	mux.HandleFunc("POST /pay/{id}/decline", s.link(s.payAction(func(id string) error { _, err := s.Decline(id, "declined_by_shopper"); return err })))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -631,6 +674,11 @@ func (s *Sim) Handler() http.Handler {
 
 func (s *Sim) api(f func(r *http.Request) (psp.Intent, int, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="psp-sim"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "the API needs the simulator's key as Authorization: Bearer <key>")
+			return
+		}
 		if s.cfg.Faults.Latency > 0 && pause.For(r.Context(), s.cfg.Faults.Latency) != nil {
 			return
 		}
@@ -645,6 +693,57 @@ func (s *Sim) api(f func(r *http.Request) (psp.Intent, int, error)) http.Handler
 		default:
 			writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		}
+	}
+}
+
+// authorized reports whether r carries the API key. Both sides are
+// hashed first, so the comparison takes as long whatever the length of
+// what was sent.
+func (s *Sim) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || got == "" {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.APIKey))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// linkQuery returns the query that makes a pay link of intent id valid
+// until exp: "exp=<unix seconds>&sig=<hex HMAC-SHA256 of id and exp>".
+func (s *Sim) linkQuery(id string, exp time.Time) string {
+	e := strconv.FormatInt(exp.Unix(), 10)
+	return "exp=" + e + "&sig=" + s.linkSig(id, e)
+}
+
+func (s *Sim) linkSig(id, exp string) string {
+	m := hmac.New(sha256.New, s.cfg.LinkSecret)
+	m.Write([]byte("ordo.psp-sim.pay\x00" + id + "\x00" + exp))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// link serves next only for a request whose query carries a valid,
+// unexpired signature of the intent named in the path; anything else is
+// 403 with a JSON error, before the intent is even looked up.
+func (s *Sim) link(next func(w http.ResponseWriter, r *http.Request, query string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		q := r.URL.Query()
+		exp, sig := q.Get("exp"), q.Get("sig")
+		if exp == "" || sig == "" {
+			writeError(w, http.StatusForbidden, "link_required", "this page opens only through the payment's signed checkout link")
+			return
+		}
+		want := s.linkSig(id, exp)
+		if !hmac.Equal([]byte(sig), []byte(want)) {
+			writeError(w, http.StatusForbidden, "link_invalid", "the checkout link's signature is not valid")
+			return
+		}
+		unix, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || !s.cfg.Now().Before(time.Unix(unix, 0)) {
+			writeError(w, http.StatusForbidden, "link_expired", "the checkout link has expired")
+			return
+		}
+		next(w, r, url.Values{"exp": {exp}, "sig": {sig}}.Encode())
 	}
 }
 
@@ -675,13 +774,13 @@ var payTemplate = template.Must(template.New("pay").Parse(`<!doctype html>
 <p>Amount: <strong>{{.Amount}}</strong></p>
 <p>Status: <strong id="status">{{.Status}}</strong></p>
 {{if .Pending}}
-<form method="post" action="/pay/{{.ID}}/approve"><button type="submit">Approve</button></form>
-<form method="post" action="/pay/{{.ID}}/decline"><button type="submit">Decline</button></form>
+<form method="post" action="/pay/{{.ID}}/approve?{{.Query}}"><button type="submit">Approve</button></form>
+<form method="post" action="/pay/{{.ID}}/decline?{{.Query}}"><button type="submit">Decline</button></form>
 {{end}}
 </body></html>
 `))
 
-func (s *Sim) payPage(w http.ResponseWriter, r *http.Request) {
+func (s *Sim) payPage(w http.ResponseWriter, r *http.Request, query string) {
 	in, err := s.get(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, "no such payment", http.StatusNotFound)
@@ -692,11 +791,12 @@ func (s *Sim) payPage(w http.ResponseWriter, r *http.Request) {
 		psp.Intent
 		Amount  string
 		Pending bool
-	}{in, in.Amount.String(), in.Status == psp.StatusRequiresPayment})
+		Query   template.URL
+	}{in, in.Amount.String(), in.Status == psp.StatusRequiresPayment, template.URL(query)})
 }
 
-func (s *Sim) payAction(f func(id string) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Sim) payAction(f func(id string) error) func(w http.ResponseWriter, r *http.Request, query string) {
+	return func(w http.ResponseWriter, r *http.Request, query string) {
 		id := r.PathValue("id")
 		if err := f(id); err != nil {
 			status := http.StatusConflict
@@ -706,6 +806,6 @@ func (s *Sim) payAction(f func(id string) error) http.HandlerFunc {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		http.Redirect(w, r, "/pay/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, "/pay/"+url.PathEscape(id)+"?"+query, http.StatusSeeOther)
 	}
 }

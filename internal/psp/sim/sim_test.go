@@ -2,10 +2,14 @@ package sim_test
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,14 +32,15 @@ func start(t *testing.T, cfg sim.Config) (*sim.Sim, *psp.HTTPClient) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	c, err := psp.NewHTTPClient(base, "sim", nil)
+	c, err := psp.NewHTTPClient(base, "sim", s.APIKey(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, c
 }
 
-// payPage clicks a button on the hosted pay page.
+// payPage clicks a button on the hosted pay page, opened through the
+// intent's checkout link.
 func payPage(button string) func(t *testing.T, in psp.Intent) {
 	return func(t *testing.T, in psp.Intent) {
 		t.Helper()
@@ -43,12 +48,24 @@ func payPage(button string) func(t *testing.T, in psp.Intent) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		html, _ := io.ReadAll(page.Body)
+		body, _ := io.ReadAll(page.Body)
 		page.Body.Close()
-		if !strings.Contains(string(html), "/"+button) {
-			t.Fatalf("pay page has no %s button:\n%s", button, html)
+		if page.StatusCode != http.StatusOK {
+			t.Fatalf("pay page: %d %s", page.StatusCode, body)
 		}
-		resp, err := http.Post(in.CheckoutURL+"/"+button, "application/x-www-form-urlencoded", nil)
+		action := formAction(string(body), button)
+		if action == "" {
+			t.Fatalf("pay page has no %s button:\n%s", button, body)
+		}
+		u, err := url.Parse(in.CheckoutURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := u.Parse(action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(ref.String(), "application/x-www-form-urlencoded", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +74,18 @@ func payPage(button string) func(t *testing.T, in psp.Intent) {
 			t.Fatalf("%s: %d", button, resp.StatusCode)
 		}
 	}
+}
+
+// formAction returns the action of the pay page's form whose path ends
+// in /button, unescaped.
+func formAction(page, button string) string {
+	for _, m := range regexp.MustCompile(`action="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+		a := html.UnescapeString(m[1])
+		if p, _, _ := strings.Cut(a, "?"); strings.HasSuffix(p, "/"+button) {
+			return a
+		}
+	}
+	return ""
 }
 
 func TestHTTPClientAgainstTheSimulator(t *testing.T) {
@@ -182,6 +211,7 @@ func TestSimulatorAPIRefusesBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Authorization", "Bearer "+s.APIKey())
 		if tc.key != "" {
 			req.Header.Set("Idempotency-Key", tc.key)
 		}
@@ -243,4 +273,165 @@ func TestStateFileKeepsIntentsAcrossRestarts(t *testing.T) {
 	if n := len(s2.Intents()); n != 2 {
 		t.Fatalf("%d intents after restart, want 2", n)
 	}
+}
+
+// errorCode does a request and returns its status and JSON error code.
+func errorCode(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s %s: %d, body is not a JSON error: %v", req.Method, req.URL, resp.StatusCode, err)
+	}
+	return resp.StatusCode, body.Error.Code
+}
+
+// TestAPIRequiresTheKey: every call of the merchant API without the key,
+// or with another, is 401 and changes nothing; the key the simulator was
+// given works.
+func TestAPIRequiresTheKey(t *testing.T) {
+	s, c := start(t, sim.Config{Mode: sim.ModeManual, APIKey: "sk_test_0123456789abcdef0123456789abcdef"})
+	if s.APIKey() != "sk_test_0123456789abcdef0123456789abcdef" {
+		t.Fatalf("APIKey() = %q", s.APIKey())
+	}
+	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1", Amount: events.Money{Amount: 500, Currency: "CNY"}}, "pay_1:create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Approve(in.ID); err != nil {
+		t.Fatal(err)
+	}
+	refund := `{"amount":{"amount":500,"currency":"CNY"}}`
+	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer sk_test_wrong", "Basic c2s6", "bearer sk_test_0123456789abcdef0123456789abcdef",
+		"Bearer sk_test_0123456789abcdef0123456789abcdef0"} {
+		for _, call := range []struct{ method, path, body string }{
+			{"POST", "/v1/intents", `{"reference":"pay_2","amount":{"amount":1,"currency":"CNY"}}`},
+			{"GET", "/v1/intents/" + in.ID, ""},
+			{"POST", "/v1/intents/" + in.ID + "/refund", refund},
+			{"POST", "/v1/intents/" + in.ID + "/void", "{}"},
+			{"POST", "/v1/intents/" + in.ID + "/capture", "{}"},
+		} {
+			req, err := http.NewRequest(call.method, s.BaseURL()+call.path, strings.NewReader(call.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			if status, code := errorCode(t, req); status != http.StatusUnauthorized || code != "unauthorized" {
+				t.Errorf("%s %s with %q: %d %s, want 401 unauthorized", call.method, call.path, auth, status, code)
+			}
+		}
+	}
+	if n := len(s.Intents()); n != 1 {
+		t.Fatalf("%d intents, want 1", n)
+	}
+	if got, err := c.Intent(t.Context(), in.ID); err != nil || got.Status != psp.StatusCaptured {
+		t.Fatalf("intent after refused calls: %+v %v, want captured", got, err)
+	}
+	other, err := psp.NewHTTPClient(s.BaseURL(), "sim", "sk_test_wrong", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Intent(t.Context(), in.ID); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("client with a wrong key: %v, want a 401", err)
+	}
+}
+
+// TestPayPageNeedsTheSignedLink: the pay page and its buttons answer only
+// through the intent's signed, unexpired checkout link; without it, with
+// another intent's signature, a changed expiry or after the expiry, 403
+// with a JSON error code and the intent stays unpaid.
+func TestPayPageNeedsTheSignedLink(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, c := start(t, sim.Config{Mode: sim.ModeManual, LinkTTL: 30 * time.Minute, Now: clock})
+	create := func(ref string) psp.Intent {
+		in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: ref, OrderID: "ord_" + ref, Amount: events.Money{Amount: 500, Currency: "CNY"}}, ref+":create")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	in, other := create("pay_1"), create("pay_2")
+	link, err := url.Parse(in.CheckoutURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := link.Query()
+	if want := strconv.FormatInt(now.Add(30*time.Minute).Unix(), 10); q.Get("exp") != want || len(q.Get("sig")) != 64 {
+		t.Fatalf("checkout link %s: want exp=%s and a signature", in.CheckoutURL, want)
+	}
+	otherQ := mustQuery(t, other.CheckoutURL)
+	later := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+	bad := map[string]struct {
+		query, code string
+	}{
+		"no signature":           {"", "link_required"},
+		"no expiry":              {"sig=" + q.Get("sig"), "link_required"},
+		"another intent's":       {otherQ.Encode(), "link_invalid"},
+		"expiry pushed back":     {"exp=" + later + "&sig=" + q.Get("sig"), "link_invalid"},
+		"signature changed":      {"exp=" + q.Get("exp") + "&sig=" + strings.Repeat("0", 64), "link_invalid"},
+		"signature in uppercase": {"exp=" + q.Get("exp") + "&sig=" + strings.ToUpper(q.Get("sig")), "link_invalid"},
+	}
+	for name, b := range bad {
+		for _, path := range []string{"/pay/" + in.ID, "/pay/" + in.ID + "/approve", "/pay/" + in.ID + "/decline"} {
+			method := http.MethodPost
+			if !strings.Contains(path, "/approve") && !strings.Contains(path, "/decline") {
+				method = http.MethodGet
+			}
+			req, err := http.NewRequest(method, s.BaseURL()+path+"?"+b.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, code := errorCode(t, req); status != http.StatusForbidden || code != b.code {
+				t.Errorf("%s %s (%s): %d %s, want 403 %s", method, path, name, status, code, b.code)
+			}
+		}
+	}
+	// A link for an intent that does not exist: 403 too, not 404, so
+	// links cannot probe for intents.
+	req, _ := http.NewRequest(http.MethodGet, s.BaseURL()+"/pay/pi_nope?"+q.Encode(), nil)
+	if status, code := errorCode(t, req); status != http.StatusForbidden || code != "link_invalid" {
+		t.Errorf("unknown intent with another's link: %d %s", status, code)
+	}
+	if got, _ := c.Intent(t.Context(), in.ID); got.Status != psp.StatusRequiresPayment {
+		t.Fatalf("intent is %s after refused clicks", got.Status)
+	}
+
+	// Expired: the same link a minute after its expiry.
+	mu.Lock()
+	now = now.Add(31 * time.Minute)
+	mu.Unlock()
+	for _, path := range []string{"/pay/" + in.ID, "/pay/" + in.ID + "/approve"} {
+		method := http.MethodGet
+		if strings.HasSuffix(path, "/approve") {
+			method = http.MethodPost
+		}
+		req, _ := http.NewRequest(method, s.BaseURL()+path+"?"+q.Encode(), nil)
+		if status, code := errorCode(t, req); status != http.StatusForbidden || code != "link_expired" {
+			t.Errorf("%s %s after the expiry: %d %s, want 403 link_expired", method, path, status, code)
+		}
+	}
+	if got, _ := c.Intent(t.Context(), in.ID); got.Status != psp.StatusRequiresPayment {
+		t.Fatalf("intent is %s after an expired click", got.Status)
+	}
+	// A fresh intent's link works, through the page's own buttons.
+	payPage("approve")(t, create("pay_3"))
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }
