@@ -150,6 +150,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if signer, err = signer.WithMaxLifetimes(cfg.TokenMaxLifetimes); err != nil {
+		return err
+	}
 	if err := a.openStreams(startCtx); err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}

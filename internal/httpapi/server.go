@@ -285,7 +285,17 @@ func (s *Server) authenticate(r *http.Request, roles []auth.Role) (auth.Claims, 
 		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
 	}
 	c, err := s.Signer.Verify(strings.TrimSpace(token), s.Now())
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_expired", "the token has expired (exp); mint a new one")
+	case errors.Is(err, auth.ErrNotYetValid):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_not_yet_valid",
+			"the token is not valid yet: its nbf or iat is more than %s ahead of this server's clock", auth.ClockSkew)
+	case errors.Is(err, auth.ErrLifetime):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_lifetime_too_long",
+			"the token's lifetime (exp - iat) is more than its role may have (customer %s, agent %s, admin %s)",
+			s.Signer.MaxLifetime(auth.RoleCustomer), s.Signer.MaxLifetime(auth.RoleAgent), s.Signer.MaxLifetime(auth.RoleAdmin))
+	case err != nil:
 		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "invalid token: %v", err)
 	}
 	for _, role := range roles {
