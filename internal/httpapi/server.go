@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
-	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -241,13 +238,8 @@ func (s *Server) dispatch(methods map[string]route) http.Handler {
 			return
 		}
 		// Every request gets a correlation id that is stored with the
-		// commits it causes and echoed to the client.
-		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || events.CheckText("X-Request-Id", rid, events.TokenText) != nil {
-			rid = newRequestID()
-			r.Header.Set("X-Request-Id", rid)
-		}
-		w.Header().Set("X-Request-Id", rid)
+		// commits it causes and echoed to the client (requestid.go).
+		requestContext(w, r)
 		defer func() {
 			// A panic is a fault like any other unrecognised error: 500
 			// internal, logged with the request id and the stack.
@@ -370,12 +362,6 @@ func invalidUTF8(b []byte) int {
 		i += n
 	}
 	return -1
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
 }
 
 func jsonKind(k string) string {
