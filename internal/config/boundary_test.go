@@ -35,3 +35,24 @@ func TestTokenMaxLifetimes(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsAddr(t *testing.T) {
+	if d := Default().MetricsAddr; d != "127.0.0.1:0" {
+		t.Fatalf("default metrics addr %q", d)
+	}
+	c, err := Load([]string{"--metrics-addr", "10.0.0.5:9464"}, env(nil), io.Discard)
+	if err != nil || c.MetricsAddr != "10.0.0.5:9464" {
+		t.Fatalf("--metrics-addr: %q %v", c.MetricsAddr, err)
+	}
+	if c, err := Load(nil, env(map[string]string{"ORDO_METRICS_ADDR": "off"}), io.Discard); err != nil || c.MetricsAddr != MetricsOff {
+		t.Fatalf("ORDO_METRICS_ADDR=off: %q %v", c.MetricsAddr, err)
+	}
+	for _, bad := range []map[string]string{
+		{"ORDO_METRICS_ADDR": "9464"},
+		{"ORDO_METRICS_ADDR": "127.0.0.1:8080"}, // the API's
+	} {
+		if _, err := Load(nil, env(bad), io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -24,6 +24,13 @@ type Config struct {
 	// HTTPAddr is where orderd serves its API (ORDO_HTTP_ADDR,
 	// --http-addr). Default 127.0.0.1:8080.
 	HTTPAddr string
+	// MetricsAddr is where orderd serves GET /metrics, on a listener of
+	// its own, apart from the API, so that the API port never exposes
+	// them and Prometheus needs no token (ORDO_METRICS_ADDR,
+	// --metrics-addr). Default 127.0.0.1:0: a free port on loopback,
+	// whose URL the local default writes to <DataDir>/metrics.url. "off"
+	// serves no metrics.
+	MetricsAddr string
 	// DataDir holds the embedded NATS store, the generated auth secret and
 	// the discovery files nats.url and orderd.pid (ORDO_DATA_DIR,
 	// --data-dir). Default ./ordo-data.
@@ -157,6 +164,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		HTTPAddr:        "127.0.0.1:8080",
+		MetricsAddr:     "127.0.0.1:0",
 		DataDir:         "ordo-data",
 		NATSListen:      "127.0.0.1:4222",
 		NATSSync:        "always",
@@ -181,6 +189,9 @@ func Default() Config {
 		PSPReconcileAfter: 2 * time.Minute,
 	}
 }
+
+// MetricsOff as MetricsAddr serves no metrics.
+const MetricsOff = "off"
 
 // KnownRoles are the role names ORDO_ROLES accepts, and AvailableRoles the
 // ones this build runs.
@@ -222,6 +233,7 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 
 var settings = []setting{
 	{"ORDO_HTTP_ADDR", "http-addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"ORDO_METRICS_ADDR", "metrics-addr", "listen address of GET /metrics, apart from the API (off: none)", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"ORDO_DATA_DIR", "data-dir", "data directory of the local default", str(func(c *Config) *string { return &c.DataDir })},
 	{"ORDO_NATS_URL", "nats-url", "external NATS URL (empty: embedded server)", str(func(c *Config) *string { return &c.NATSURL })},
 	{"ORDO_NATS_CREDS", "nats-creds", "credentials file (.creds or nkey seed) for ORDO_NATS_URL", str(func(c *Config) *string { return &c.NATSCreds })},
@@ -360,6 +372,13 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
+	}
+	if c.MetricsAddr != MetricsOff {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics addr %q: %w (or off)", c.MetricsAddr, err))
+		} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+			errs = append(errs, fmt.Errorf("metrics addr %q is the API's: metrics need a listener of their own", c.MetricsAddr))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty"))

@@ -80,8 +80,6 @@ type Deps struct {
 	Storage func() context.Context
 	// Observer, if set, is told about every request.
 	Observer RequestObserver
-	// Metrics, if set, is served at GET /metrics.
-	Metrics http.Handler
 }
 
 // RequestObserver is told how each request went, by route pattern. It must
@@ -144,6 +142,9 @@ func New(d Deps) (*Server, error) {
 	for _, p := range patterns {
 		s.mux.Handle(p, s.observe(p, s.dispatch(byPattern[p])))
 	}
+	s.mux.Handle("/metrics", s.observe("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: metrics are served on a listener of their own (ORDO_METRICS_ADDR), not with the API"))
+	})))
 	s.mux.Handle("/", s.observe("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s", r.URL.Path))
 	})))
@@ -158,7 +159,6 @@ func (s *Server) table() []route {
 		{method: "GET", pattern: "/healthz", handle: s.healthz, response: statusBody{}, status: 200},
 		{method: "GET", pattern: "/readyz", handle: s.readyz, response: readiness{}, status: 200},
 		{method: "GET", pattern: "/v1/openapi.json", handle: s.openapi, status: 200},
-		{method: "GET", pattern: "/metrics", handle: s.metrics, status: 200},
 		{method: "PUT", pattern: "/v1/skus/{sku}", roles: admin, handle: s.putSKU, request: skuRequest{}, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus/{sku}", roles: staff, handle: s.getSKU, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus", roles: staff, handle: s.listSKUs, response: skuList{}, status: 200},
@@ -494,14 +494,6 @@ func quarantineProblem(projection string, q []projections.QuarantineView) (Probl
 			"(orderctl projections status; orderctl projections retry after a fix, or acknowledge)", open),
 		Quarantine: q,
 	}, true
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
-	if s.Metrics == nil {
-		return errorf(http.StatusNotFound, "metrics_disabled", "this instance serves no metrics")
-	}
-	s.Metrics.ServeHTTP(w, r)
-	return nil
 }
 
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {
