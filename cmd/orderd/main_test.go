@@ -22,6 +22,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/httpapi"
 	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
@@ -550,6 +551,30 @@ func TestMetricsHaveTheirOwnListener(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(off.cfg.DataDir, localdir.MetricsURL)); !os.IsNotExist(err) {
 		t.Fatalf("metrics off, metrics.url: %v", err)
+	}
+}
+
+// TestOversizedHeadersAreJSON: orderd's server lets Ordo's header limit
+// answer in JSON (431 headers_too_large), and a request for "*" too.
+func TestOversizedHeadersAreJSON(t *testing.T) {
+	ta := mustStart(t)
+	r := ta.do("GET", "/v1/skus", ta.admin, nil, "X-Pad", strings.Repeat("a", httpapi.MaxHeaderBytes+1))
+	if r.status != 431 || r.code() != "headers_too_large" {
+		t.Fatalf("headers over the limit: %d %s", r.status, r.raw)
+	}
+	req, err := http.NewRequest("OPTIONS", ta.base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = "*"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); resp.StatusCode != 400 || err != nil || body["error"] == nil {
+		t.Fatalf("OPTIONS *: %d %v %v", resp.StatusCode, body, err)
 	}
 }
 
