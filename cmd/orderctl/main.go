@@ -53,7 +53,7 @@ commands:
                                                 print the id for ORDO_LOG_ID; on an existing log: check it, give
                                                 it an id if it has none; exit 3 if it is not whole
                                                 (P, R default to ORDO_PARTITIONS, ORDO_REPLICAS: 16, 1)
-  token --role ROLE --sub SUBJECT [--ttl 24h]   print a bearer token signed with ORDO_AUTH_SECRET
+  token --role ROLE --sub SUBJECT [--ttl D]     print a bearer token signed with ORDO_AUTH_SECRET (--ttl: at most, and by default, the role's maximum lifetime)
   nats-user --role ROLE --seed-file FILE       make a new nkey for one of Ordo's NATS users (service,
                                                 auditor, admin) of an external NATS: the seed goes to FILE
                                                 (mode 0600), the public key for the servers is printed

@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	fmt.Fprintf(stdout, "orderd: serving http://%s (NATS %s, data dir %s)\n", a.addr, a.natsURL, cfg.DataDir)
+	if a.metricsURL != "" {
+		fmt.Fprintf(stdout, "orderd: metrics at %s\n", a.metricsURL)
+	}
 	<-ctx.Done()
 	return a.close()
 }
@@ -80,10 +83,13 @@ type app struct {
 	log     *slog.Logger
 	addr    string
 	natsURL string
-	ready   atomic.Bool
-	http    *http.Server
-	nc      *nats.Conn
-	ns      *server.Server
+	// metricsURL is where GET /metrics is served, on its own listener;
+	// empty with ORDO_METRICS_ADDR=off.
+	metricsURL string
+	ready      atomic.Bool
+	http       *http.Server
+	nc         *nats.Conn
+	ns         *server.Server
 	// provision, set with the embedded server, connects as its admin:
 	// openStreams creates a new log's streams through it, as the
 	// service user orderd runs as may not (identity.go).
@@ -150,6 +156,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if signer, err = signer.WithMaxLifetimes(cfg.TokenMaxLifetimes); err != nil {
+		return err
+	}
 	if err := a.openStreams(startCtx); err != nil {
 		return fmt.Errorf("open event store: %w", err)
 	}
@@ -182,6 +191,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.quarantineMetrics(m); err != nil {
 		return err
 	}
+	if err := a.serveMetrics(m.Handler()); err != nil {
+		return err
+	}
 	var searchAPI httpapi.Search
 	if a.search != nil {
 		searchAPI = a.search
@@ -194,8 +206,8 @@ func (a *app) init(ctx context.Context) (err error) {
 		Outage:      outage.Is,
 		Payments:    a.pay.sync, PSPWebhookSecret: a.pay.secret,
 		Queries: a.readModel, Log: a.store, ReadYourWritesWait: cfg.ReadYourWritesWait,
-		Search:   searchAPI,
-		Observer: m, Metrics: m.Handler(),
+		Search:          searchAPI,
+		Observer:        m,
 		MaxUnpaidOrders: cfg.MaxUnpaidOrders, PaymentTimeout: cfg.PaymentTimeout,
 	}
 	if a.storage != nil {
@@ -210,7 +222,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	}
 	a.starting.serve(api)
 	a.ready.Store(true)
-	log.Info("orderd ready", slog.String("http", a.addr), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
+	log.Info("orderd ready", slog.String("http", a.addr), slog.String("metrics", a.metricsURL), slog.String("nats", a.natsURL), slog.Int("partitions", a.store.Partitions()))
 	return nil
 }
 
@@ -265,6 +277,38 @@ func (a *app) embedNATS() error {
 	a.cleanup = append(a.cleanup, a.nc.Close)
 	a.provision = func() (*nats.Conn, error) {
 		return natsembed.Connect(a.ns, nats.Name("orderd-provision"), keys.Option(natsauth.Admin), a.natsErrorHandler())
+	}
+	return nil
+}
+
+// serveMetrics serves the metrics on their own listener
+// (ORDO_METRICS_ADDR), apart from the API; the local default writes
+// their URL to <data dir>/metrics.url, as it does nats.url.
+func (a *app) serveMetrics(h http.Handler) error {
+	if a.cfg.MetricsAddr == config.MetricsOff {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", a.cfg.MetricsAddr, err)
+	}
+	srv := httpapi.MetricsServer(h)
+	srv.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", slog.Any("err", err))
+		}
+	}()
+	a.cleanup = append(a.cleanup, func() { _ = srv.Close() })
+	a.metricsURL = "http://" + ln.Addr().String() + "/metrics"
+	if a.cfg.NATSURL == "" {
+		if err := localdir.WriteFile(a.cfg.DataDir, localdir.MetricsURL, []byte(a.metricsURL+"\n")); err != nil {
+			return fmt.Errorf("write metrics.url: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.MetricsURL)) })
+	}
+	if host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr); !isLoopback(host) {
+		a.log.Info("metrics are served beyond loopback, without authentication: keep the port to the monitoring network", slog.String("listen", a.cfg.MetricsAddr))
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,8 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -151,6 +155,23 @@ func (ta *testApp) do(method, path, token string, body any, headers ...string) r
 	out := response{status: resp.StatusCode, raw: raw, retryAfter: resp.Header.Get("Retry-After")}
 	_ = json.Unmarshal(raw, &out.body)
 	return out
+}
+
+// metrics scrapes the instance's metrics listener, as Prometheus does:
+// at the URL the local default wrote to <data dir>/metrics.url.
+func (ta *testApp) metrics() response {
+	ta.t.Helper()
+	url := localdir.ReadTrimmed(ta.cfg.DataDir, localdir.MetricsURL)
+	if url == "" || url != ta.metricsURL {
+		ta.t.Fatalf("metrics.url holds %q; orderd serves metrics at %q", url, ta.metricsURL)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		ta.t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, raw: raw}
 }
 
 func (ta *testApp) putSKU(sku string, price int64, onHand int64) {
@@ -465,7 +486,7 @@ func TestMetricsCountRequestsAndCommands(t *testing.T) {
 	ta.place(ta.alice, "m-2", orderBody(line("TEA-250", 0))) // refused at the edge: 400
 	ta.place(ta.alice, "m-1", orderBody(line("TEA-250", 2))) // refused by the order: 422
 	ta.do("GET", "/v1/nowhere", "", nil)                     // unmatched: 404
-	r := ta.do("GET", "/metrics", "", nil)
+	r := ta.metrics()
 	if r.status != 200 {
 		t.Fatalf("metrics: %d", r.status)
 	}
@@ -484,6 +505,79 @@ func TestMetricsCountRequestsAndCommands(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestMetricsHaveTheirOwnListener: GET /metrics is served only on the
+// metrics listener (ORDO_METRICS_ADDR), whose URL the local default
+// writes to <data dir>/metrics.url while it runs; the API's port answers
+// a JSON 404 for it; ORDO_METRICS_ADDR=off serves none.
+func TestMetricsHaveTheirOwnListener(t *testing.T) {
+	ta := mustStart(t)
+	if r := ta.do("GET", "/metrics", "", nil); r.status != 404 || r.code() != "not_found" || !strings.Contains(string(r.raw), "ORDO_METRICS_ADDR") {
+		t.Fatalf("/metrics on the API's port: %d %s", r.status, r.raw)
+	}
+	if r := ta.do("GET", "/metrics", ta.admin, nil); r.status != 404 {
+		t.Fatalf("/metrics on the API's port with an admin token: %d %s", r.status, r.raw)
+	}
+	if m := ta.metrics(); m.status != 200 || !strings.Contains(string(m.raw), "go_goroutines") {
+		t.Fatalf("metrics listener: %d", m.status)
+	}
+	base := strings.TrimSuffix(ta.metricsURL, "/metrics")
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/", 404}, {"GET", "/v1/orders", 404}, {"POST", "/metrics", 405}} {
+		req, _ := http.NewRequest(c.method, base+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || err != nil || body["error"] == nil {
+			t.Errorf("%s %s on the metrics listener: %d %v %v", c.method, c.path, resp.StatusCode, body, err)
+		}
+	}
+	dir := ta.cfg.DataDir
+	if err := ta.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, localdir.MetricsURL)); !os.IsNotExist(err) {
+		t.Fatalf("metrics.url after stop: %v", err)
+	}
+
+	off := mustStart(t, func(c *config.Config) { c.MetricsAddr = config.MetricsOff })
+	if off.metricsURL != "" {
+		t.Fatalf("metrics off, served at %s", off.metricsURL)
+	}
+	if _, err := os.Stat(filepath.Join(off.cfg.DataDir, localdir.MetricsURL)); !os.IsNotExist(err) {
+		t.Fatalf("metrics off, metrics.url: %v", err)
+	}
+}
+
+// TestOversizedHeadersAreJSON: orderd's server lets Ordo's header limit
+// answer in JSON (431 headers_too_large), and a request for "*" too.
+func TestOversizedHeadersAreJSON(t *testing.T) {
+	ta := mustStart(t)
+	r := ta.do("GET", "/v1/skus", ta.admin, nil, "X-Pad", strings.Repeat("a", httpapi.MaxHeaderBytes+1))
+	if r.status != 431 || r.code() != "headers_too_large" {
+		t.Fatalf("headers over the limit: %d %s", r.status, r.raw)
+	}
+	req, err := http.NewRequest("OPTIONS", ta.base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = "*"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); resp.StatusCode != 400 || err != nil || body["error"] == nil {
+		t.Fatalf("OPTIONS *: %d %v %v", resp.StatusCode, body, err)
 	}
 }
 

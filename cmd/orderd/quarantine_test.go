@@ -139,7 +139,7 @@ func TestPoisonMessageIsQuarantined(t *testing.T) {
 		!strings.Contains(string(ready.raw), `"seq":`+strconv.FormatUint(garbageA, 10)) {
 		t.Fatalf("readyz with a quarantine: %d %s", ready.status, ready.raw)
 	}
-	if m := ta.do("GET", "/metrics", "", nil); !strings.Contains(string(m.raw), `ordo_projection_quarantined_commits{projection="order_status",state="open"} 2`) {
+	if m := ta.metrics(); !strings.Contains(string(m.raw), `ordo_projection_quarantined_commits{projection="order_status",state="open"} 2`) {
 		t.Errorf("metrics do not count the quarantine:\n%s", m.raw)
 	}
 	code, out, errOut := runOrderctl(t, bin, env, "projections", "status")

@@ -112,8 +112,20 @@ func TestOrderQueriesShowTheWholeStory(t *testing.T) {
 	if tl.status != 200 || strings.Join(statuses, ",") != "placed,stock_reserved,payment_pending,paid,shipped" {
 		t.Fatalf("timeline: %d %s", tl.status, tl.raw)
 	}
-	if actor := entries[len(entries)-1].(map[string]any)["actor"]; actor != "admin:ops" {
-		t.Fatalf("ship's actor %v", actor)
+	// The customer sees staff as a role; staff see who it was.
+	if e := entries[len(entries)-1].(map[string]any); e["actor"] != "customer service" || e["correlation_id"] != nil {
+		t.Fatalf("ship's actor as the customer sees it: %v", e)
+	}
+	if e := entries[0].(map[string]any); e["actor"] != "customer:cust-alice" {
+		t.Fatalf("the customer's own actor as she sees it: %v", e)
+	}
+	staff := ta.do("GET", "/v1/orders/"+ids[0]+"/timeline", ta.agent, nil)
+	staffEntries, _ := staff.body["entries"].([]any)
+	if len(staffEntries) != len(entries) {
+		t.Fatalf("timeline as an agent: %d %s", staff.status, staff.raw)
+	}
+	if e := staffEntries[len(staffEntries)-1].(map[string]any); e["actor"] != "admin:ops" || e["correlation_id"] == nil {
+		t.Fatalf("ship's actor as an agent sees it: %v", e)
 	}
 
 	// Alice's orders, two per page, newest first.

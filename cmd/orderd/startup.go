@@ -68,13 +68,16 @@ func (a *app) listenEarly() error {
 	a.addr = ln.Addr().String()
 	a.starting.serve(httpapi.Starting(a.starting.waitingFor))
 	a.http = &http.Server{
-		Handler:           &a.starting,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       a.cfg.RequestTimeout + 5*time.Second,
-		WriteTimeout:      a.cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		// Boundary answers, in JSON, what net/http lets a handler see of
+		// the requests it refuses (internal/httpapi/boundary.go).
+		Handler:                      httpapi.Boundary(&a.starting),
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            5 * time.Second,
+		ReadTimeout:                  a.cfg.RequestTimeout + 5*time.Second,
+		WriteTimeout:                 a.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:                  2 * time.Minute,
+		MaxHeaderBytes:               httpapi.ServerMaxHeaderBytes,
+		ErrorLog:                     slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	srv := a.http
 	go func() {

@@ -158,24 +158,49 @@ func (ta *testApp) rawPlace(key string) int {
 }
 
 // TestBadRequestIDAndTraceparentAreNotStored: an X-Request-Id that is
-// not printable ASCII is replaced by a generated one, and such a
-// Traceparent is dropped, rather than stored with the commit.
+// not 1-64 characters of letters, digits and . _ : - is replaced by a
+// generated one, and a Traceparent that is not W3C's by a new trace's,
+// rather than stored with the commit: the test reads each commit back
+// from the log.
 func TestBadRequestIDAndTraceparentAreNotStored(t *testing.T) {
 	ta := mustStart(t)
 	ta.putSKU("TEA-250", 1999, 100)
-	r := ta.do("POST", "/v1/orders", ta.alice, orderBody(line("TEA-250", 1)),
-		"Idempotency-Key", "k", "X-Request-Id", "req-\u0085", "Traceparent", "00-\xff")
-	if r.status != 202 {
-		t.Fatalf("place: %d %s", r.status, r.raw)
+	const goodTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	badIDs := []string{"req-\u0085", "a b", "'; DROP TABLE orders; --", "<script>", strings.Repeat("x", 65), "id/with/slashes", "caf\u00e9"}
+	badTraces := []string{"00-\xff", "hello", strings.ToUpper(goodTrace),
+		"00-00000000000000000000000000000000-b7ad6b7169203331-01", // zero trace id
+		"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", // zero parent id
+		"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", // version ff
+		goodTrace + "-extra", // version 00 is exactly 55 characters
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1", // short flags
+		"00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01",
 	}
-	h := ta.history(r.body["order_id"].(string))
-	md := h[0].Metadata
-	if !strings.HasPrefix(md.CorrelationID, "req_") || md.Traceparent != "" {
-		t.Fatalf("stored metadata %+v: want a generated correlation id and no traceparent", md)
+	n := max(len(badIDs), len(badTraces))
+	for i := range n {
+		id, tp := badIDs[i%len(badIDs)], badTraces[i%len(badTraces)]
+		r := ta.do("POST", "/v1/orders", ta.alice, orderBody(line("TEA-250", 1)),
+			"Idempotency-Key", fmt.Sprint("bad-", i), "X-Request-Id", id, "Traceparent", tp)
+		if r.status != 202 {
+			t.Fatalf("place with X-Request-Id %q, Traceparent %q: %d %s", id, tp, r.status, r.raw)
+		}
+		md := ta.history(r.body["order_id"].(string))[0].Metadata
+		if md.CorrelationID == id || !strings.HasPrefix(md.CorrelationID, "req_") || len(md.CorrelationID) != 28 {
+			t.Errorf("X-Request-Id %q stored as correlation id %q, want a generated one", id, md.CorrelationID)
+		}
+		if md.Traceparent == tp || len(md.Traceparent) != 55 || !strings.HasPrefix(md.Traceparent, "00-") || strings.Contains(md.Traceparent, "0af7651916cd43dd") {
+			t.Errorf("Traceparent %q stored as %q, want a new trace's", tp, md.Traceparent)
+		}
 	}
 	ok := ta.do("POST", "/v1/orders", ta.alice, orderBody(line("TEA-250", 2)),
-		"Idempotency-Key", "k2", "X-Request-Id", "client-42", "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-	if md := ta.history(ok.body["order_id"].(string))[0].Metadata; md.CorrelationID != "client-42" || md.Traceparent == "" {
+		"Idempotency-Key", "k2", "X-Request-Id", "client-42", "Traceparent", goodTrace)
+	if md := ta.history(ok.body["order_id"].(string))[0].Metadata; md.CorrelationID != "client-42" || md.Traceparent != goodTrace {
 		t.Fatalf("good headers not stored: %+v", md)
+	}
+	// A later version is read as version 00 reads it: its first 55
+	// characters are stored.
+	later := ta.do("POST", "/v1/orders", ta.alice, orderBody(line("TEA-250", 3)),
+		"Idempotency-Key", "k3", "Traceparent", "01"+goodTrace[2:]+"-what-comes-next")
+	if md := ta.history(later.body["order_id"].(string))[0].Metadata; md.Traceparent != "01"+goodTrace[2:] {
+		t.Fatalf("a later version stored as %q", md.Traceparent)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
@@ -23,6 +24,13 @@ type Config struct {
 	// HTTPAddr is where orderd serves its API (ORDO_HTTP_ADDR,
 	// --http-addr). Default 127.0.0.1:8080.
 	HTTPAddr string
+	// MetricsAddr is where orderd serves GET /metrics, on a listener of
+	// its own, apart from the API, so that the API port never exposes
+	// them and Prometheus needs no token (ORDO_METRICS_ADDR,
+	// --metrics-addr). Default 127.0.0.1:0: a free port on loopback,
+	// whose URL the local default writes to <DataDir>/metrics.url. "off"
+	// serves no metrics.
+	MetricsAddr string
 	// DataDir holds the embedded NATS store, the generated auth secret and
 	// the discovery files nats.url and orderd.pid (ORDO_DATA_DIR,
 	// --data-dir). Default ./ordo-data.
@@ -92,6 +100,11 @@ type Config struct {
 	// Empty in the local default: a random one is generated once into
 	// <DataDir>/auth.secret and reused.
 	AuthSecret string
+	// TokenMaxLifetimes are the longest lifetimes (exp - iat) of an
+	// accepted bearer token, per role (ORDO_TOKEN_MAX_LIFETIME_CUSTOMER,
+	// _AGENT, _ADMIN). Default 24h, 12h and 8h; each 1m to 720h.
+	// `orderctl token` reads the same variables for its default --ttl.
+	TokenMaxLifetimes auth.MaxLifetimes
 	// SigningKey is the file holding the Ed25519 private key orderd signs
 	// every commit with: PEM PKCS #8, as `orderctl keys new` or `openssl
 	// genpkey -algorithm ed25519` write it (ORDO_SIGNING_KEY,
@@ -161,6 +174,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		HTTPAddr:        "127.0.0.1:8080",
+		MetricsAddr:     "127.0.0.1:0",
 		DataDir:         "ordo-data",
 		NATSListen:      "127.0.0.1:4222",
 		NATSSync:        "always",
@@ -177,6 +191,8 @@ func Default() Config {
 		ElasticsearchPrefix: "ordo-",
 		ProjectionLeaseTTL:  5 * time.Second,
 
+		TokenMaxLifetimes: auth.DefaultMaxLifetimes(),
+
 		PaymentTimeout:    15 * time.Minute,
 		PSPListen:         "127.0.0.1:0",
 		PSPMode:           "auto",
@@ -184,6 +200,9 @@ func Default() Config {
 		MaxUnpaidOrders:   5,
 	}
 }
+
+// MetricsOff as MetricsAddr serves no metrics.
+const MetricsOff = "off"
 
 // KnownRoles are the role names ORDO_ROLES accepts, and AvailableRoles the
 // ones this build runs.
@@ -225,6 +244,7 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 
 var settings = []setting{
 	{"ORDO_HTTP_ADDR", "http-addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"ORDO_METRICS_ADDR", "metrics-addr", "listen address of GET /metrics, apart from the API (off: none)", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"ORDO_DATA_DIR", "data-dir", "data directory of the local default", str(func(c *Config) *string { return &c.DataDir })},
 	{"ORDO_NATS_URL", "nats-url", "external NATS URL (empty: embedded server)", str(func(c *Config) *string { return &c.NATSURL })},
 	{"ORDO_NATS_CREDS", "nats-creds", "credentials file (.creds or nkey seed) for ORDO_NATS_URL", str(func(c *Config) *string { return &c.NATSCreds })},
@@ -243,6 +263,9 @@ var settings = []setting{
 	{"ORDO_PARTITIONS", "partitions", "partitions of new streams", integer(func(c *Config) *int { return &c.Partitions })},
 	{"ORDO_LOG_ID", "log-id", "id of the log to serve, as orderctl init printed it (refuse any other)", str(func(c *Config) *string { return &c.LogID })},
 	{"ORDO_AUTH_SECRET", "", "", str(func(c *Config) *string { return &c.AuthSecret })},
+	{"ORDO_TOKEN_MAX_LIFETIME_CUSTOMER", "", "", duration(func(c *Config) *time.Duration { return &c.TokenMaxLifetimes.Customer })},
+	{"ORDO_TOKEN_MAX_LIFETIME_AGENT", "", "", duration(func(c *Config) *time.Duration { return &c.TokenMaxLifetimes.Agent })},
+	{"ORDO_TOKEN_MAX_LIFETIME_ADMIN", "", "", duration(func(c *Config) *time.Duration { return &c.TokenMaxLifetimes.Admin })},
 	{"ORDO_SIGNING_KEY", "signing-key", "commit-signing private key file (empty: generated into the data dir)", str(func(c *Config) *string { return &c.SigningKey })},
 	{"ORDO_ROLES", "roles", "comma-separated roles to run", func(c *Config, v string) error {
 		c.Roles = nil
@@ -291,6 +314,38 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// TokenMaxLifetimes reads only the maximum token lifetimes from the
+// environment (the ORDO_TOKEN_MAX_LIFETIME_* variables), checked: what
+// `orderctl token` needs, without the rest of orderd's settings.
+func TokenMaxLifetimes(getenv func(string) string) (auth.MaxLifetimes, error) {
+	c := Default()
+	var errs []error
+	for _, s := range settings {
+		if !strings.HasPrefix(s.env, "ORDO_TOKEN_MAX_LIFETIME_") {
+			continue
+		}
+		if v := getenv(s.env); v != "" {
+			if err := s.set(&c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c.TokenMaxLifetimes, err
+	}
+	return c.TokenMaxLifetimes, validLifetimes(c.TokenMaxLifetimes)
+}
+
+// validLifetimes checks the maximum token lifetimes; unlike
+// [auth.MaxLifetimes], a configured zero is not "the default" but wrong.
+func validLifetimes(m auth.MaxLifetimes) error {
+	if m.Customer <= 0 || m.Agent <= 0 || m.Admin <= 0 {
+		return fmt.Errorf("maximum token lifetimes %s, %s, %s (customer, agent, admin): want each 1m to %s",
+			m.Customer, m.Agent, m.Admin, auth.LongestMaxLifetime)
+	}
+	return m.Validate()
+}
+
 // RegisterFlags adds the flag form of every setting to fs, writing into c.
 // Flags override the environment when fs is parsed.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -331,6 +386,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
 	}
+	if c.MetricsAddr != MetricsOff {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics addr %q: %w (or off)", c.MetricsAddr, err))
+		} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+			errs = append(errs, fmt.Errorf("metrics addr %q is the API's: metrics need a listener of their own", c.MetricsAddr))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty"))
 	}
@@ -358,6 +420,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuthSecret != "" && len(c.AuthSecret) < 32 {
 		errs = append(errs, fmt.Errorf("ORDO_AUTH_SECRET is %d bytes; at least 32 are required", len(c.AuthSecret)))
+	}
+	if err := validLifetimes(c.TokenMaxLifetimes); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("roles: none given"))

@@ -276,9 +276,29 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request, c auth.Clai
 			Position: position(ordersStream, e.Seq), CommitID: e.CommitID, CausationID: e.CausationID,
 			CorrelationID: e.CorrelationID, Actor: e.Actor,
 		})
+		if c.Role == auth.RoleCustomer {
+			customerView(&out.Entries[len(out.Entries)-1], c.Subject)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// staffActor is what a customer sees as the actor of what staff did.
+const staffActor = "customer service"
+
+// customerView shows a timeline entry as its customer sees it: their own
+// actor and Ordo's processes ("sagas:...", "psp:...") as they are, any
+// other actor (an agent or admin, "agent:agent-7") as [staffActor],
+// without the correlation id that staff's request chose.
+func customerView(e *timelineEntry, subject string) {
+	if e.Actor == "" || e.Actor == string(auth.RoleCustomer)+":"+subject {
+		return
+	}
+	if kind, _, _ := strings.Cut(e.Actor, ":"); kind == "sagas" || kind == "psp" {
+		return
+	}
+	e.Actor, e.CorrelationID = staffActor, ""
 }
 
 // isOrderStatus reports whether ?status= names an order status.

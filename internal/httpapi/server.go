@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
-	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -83,8 +80,6 @@ type Deps struct {
 	Storage func() context.Context
 	// Observer, if set, is told about every request.
 	Observer RequestObserver
-	// Metrics, if set, is served at GET /metrics.
-	Metrics http.Handler
 	// MaxUnpaidOrders caps the orders one customer may have waiting for
 	// payment through this instance; another POST /v1/orders is 429
 	// too_many_unpaid_orders (unpaid.go). 0: no limit.
@@ -159,6 +154,9 @@ func New(d Deps) (*Server, error) {
 	for _, p := range patterns {
 		s.mux.Handle(p, s.observe(p, s.dispatch(byPattern[p])))
 	}
+	s.mux.Handle("/metrics", s.observe("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: metrics are served on a listener of their own (ORDO_METRICS_ADDR), not with the API"))
+	})))
 	s.mux.Handle("/", s.observe("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s", r.URL.Path))
 	})))
@@ -173,7 +171,6 @@ func (s *Server) table() []route {
 		{method: "GET", pattern: "/healthz", handle: s.healthz, response: statusBody{}, status: 200},
 		{method: "GET", pattern: "/readyz", handle: s.readyz, response: readiness{}, status: 200},
 		{method: "GET", pattern: "/v1/openapi.json", handle: s.openapi, status: 200},
-		{method: "GET", pattern: "/metrics", handle: s.metrics, status: 200},
 		{method: "PUT", pattern: "/v1/skus/{sku}", roles: admin, handle: s.putSKU, request: skuRequest{}, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus/{sku}", roles: staff, handle: s.getSKU, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus", roles: staff, handle: s.listSKUs, response: skuList{}, status: 200},
@@ -253,13 +250,8 @@ func (s *Server) dispatch(methods map[string]route) http.Handler {
 			return
 		}
 		// Every request gets a correlation id that is stored with the
-		// commits it causes and echoed to the client.
-		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || events.CheckText("X-Request-Id", rid, events.TokenText) != nil {
-			rid = newRequestID()
-			r.Header.Set("X-Request-Id", rid)
-		}
-		w.Header().Set("X-Request-Id", rid)
+		// commits it causes and echoed to the client (requestid.go).
+		requestContext(w, r)
 		defer func() {
 			// A panic is a fault like any other unrecognised error: 500
 			// internal, logged with the request id and the stack.
@@ -297,7 +289,17 @@ func (s *Server) authenticate(r *http.Request, roles []auth.Role) (auth.Claims, 
 		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
 	}
 	c, err := s.Signer.Verify(strings.TrimSpace(token), s.Now())
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_expired", "the token has expired (exp); mint a new one")
+	case errors.Is(err, auth.ErrNotYetValid):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_not_yet_valid",
+			"the token is not valid yet: its nbf or iat is more than %s ahead of this server's clock", auth.ClockSkew)
+	case errors.Is(err, auth.ErrLifetime):
+		return auth.Claims{}, errorf(http.StatusUnauthorized, "token_lifetime_too_long",
+			"the token's lifetime (exp - iat) is more than its role may have (customer %s, agent %s, admin %s)",
+			s.Signer.MaxLifetime(auth.RoleCustomer), s.Signer.MaxLifetime(auth.RoleAgent), s.Signer.MaxLifetime(auth.RoleAdmin))
+	case err != nil:
 		return auth.Claims{}, errorf(http.StatusUnauthorized, "unauthorized", "invalid token: %v", err)
 	}
 	for _, role := range roles {
@@ -372,12 +374,6 @@ func invalidUTF8(b []byte) int {
 		i += n
 	}
 	return -1
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
 }
 
 func jsonKind(k string) string {
@@ -510,14 +506,6 @@ func quarantineProblem(projection string, q []projections.QuarantineView) (Probl
 			"(orderctl projections status; orderctl projections retry after a fix, or acknowledge)", open),
 		Quarantine: q,
 	}, true
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ auth.Claims) error {
-	if s.Metrics == nil {
-		return errorf(http.StatusNotFound, "metrics_disabled", "this instance serves no metrics")
-	}
-	s.Metrics.ServeHTTP(w, r)
-	return nil
 }
 
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ auth.Claims) error {

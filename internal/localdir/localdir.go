@@ -4,6 +4,7 @@
 //	<data dir>/LOCK         flock held by the process that owns the store
 //	<data dir>/jetstream/   the embedded nats-server's store
 //	<data dir>/nats.url     client URL of the running embedded server
+//	<data dir>/metrics.url  URL of orderd's GET /metrics, while it runs
 //	<data dir>/auth.secret  the generated token-signing secret
 //	<data dir>/log.id       the id of the log the store holds, written when
 //	                        orderd created (or adopted) it: with it, orderd
@@ -67,6 +68,10 @@ const (
 	// orderd runs.
 	ElasticsearchURL    = "elasticsearch.url"
 	ElasticsearchPrefix = "elasticsearch.prefix"
+
+	// MetricsURL is the URL of the local default's GET /metrics (on its
+	// own listener, ORDO_METRICS_ADDR), written while orderd runs.
+	MetricsURL = "metrics.url"
 
 	// NATS users of the embedded server (internal/natsauth): one nkey
 	// seed per user, generated on first start.
