@@ -142,10 +142,16 @@ type errorDetail struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// writeJSON answers v as JSON. Text is written as it is (no \u0026 for
+// "&" in a checkout_url): the answer is application/json, which browsers
+// do not sniff as HTML when told nosniff.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
