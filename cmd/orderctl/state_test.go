@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // orderdProc is an orderd process started by a test on a data dir.
@@ -29,6 +30,7 @@ type orderdProc struct {
 // with the given extra environment, and waits until it is ready.
 func startOrderd(t *testing.T, dir string, env ...string) *orderdProc {
 	t.Helper()
+	testkit.SkipShort(t, "an orderd process with its own NATS and PostgreSQL")
 	bin := filepath.Join(t.TempDir(), "orderd")
 	if out, err := exec.Command("go", "build", "-o", bin, "../orderd").CombinedOutput(); err != nil {
 		t.Fatalf("go build orderd: %v\n%s", err, out)
