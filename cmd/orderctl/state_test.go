@@ -74,13 +74,12 @@ func (p *orderdProc) stop() {
 
 func (p *orderdProc) waitFor(what string, cond func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("orderd: gave up waiting for %s; its log:\n%s", what, p.logs)
+	defer func() {
+		if p.t.Failed() {
+			p.t.Logf("orderd's log:\n%s", p.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testkit.Eventually(p.t, "orderd: "+what, 90*time.Second, testkit.Holds(cond))
 }
 
 // call sends a request with a token of the role and returns the status
