@@ -162,19 +162,14 @@ func TestCapturedPaymentMarksTheOrderPaid(t *testing.T) {
 func TestCaptureOnACancelledOrderIsRefunded(t *testing.T) {
 	r := newRig(t)
 	r.pending("o-1")
-	r.orderCmd("o-1", order.Cancel{Reason: "changed_mind", By: "customer"})
+	r.cancel("o-1")
 	if _, err := r.sim.Approve(r.intent("o-1").ID); err != nil {
 		t.Fatal(err)
 	}
 	m := r.mark()
 	r.report("o-1")
 	r.deliver(m, "payment.captured") // order.cancelled is not delivered
-	if in := r.intent("o-1"); in.Status != psp.StatusRefunded {
-		t.Fatalf("intent is %s, want refunded", in.Status)
-	}
-	if p := r.payment("o-1"); p.Status != payment.StatusRefunded {
-		t.Fatalf("payment is %s, want refunded", p.Status)
-	}
+	r.paymentEnds("o-1", psp.StatusRefunded, payment.StatusRefunded)
 }
 
 // payment.failed → order.Cancel (payment_failed).
@@ -197,7 +192,7 @@ func TestRefundedPaymentMarksTheOrderRefunded(t *testing.T) {
 	r := newRig(t)
 	r.paid("o-1")
 	m := r.mark()
-	r.orderCmd("o-1", order.Cancel{Reason: "changed_mind", By: "customer"})
+	r.cancel("o-1")
 	r.deliver(m, "order.cancelled") // refunds at the PSP and records payment.refunded
 	if o := r.order("o-1"); o.Status != order.StatusCancelled {
 		t.Fatalf("order is %s before payment.refunded is handled, want cancelled", o.Status)
@@ -329,19 +324,14 @@ func TestCancelledOrderReleasesAndVoidsThePayment(t *testing.T) {
 	r := newRig(t)
 	r.pending("o-1")
 	m := r.mark()
-	r.orderCmd("o-1", order.Cancel{Reason: "changed_mind", By: "customer"})
+	r.cancel("o-1")
 	r.deliver(m, "order.cancelled")
 	for _, sku := range []string{"A", "B"} {
 		if holds(r.sku(sku), "o-1") {
 			t.Errorf("%s still holds stock for the cancelled order", sku)
 		}
 	}
-	if in := r.intent("o-1"); in.Status != psp.StatusVoided {
-		t.Fatalf("intent is %s, want voided", in.Status)
-	}
-	if p := r.payment("o-1"); p.Status != payment.StatusVoided {
-		t.Fatalf("payment is %s, want voided", p.Status)
-	}
+	r.paymentEnds("o-1", psp.StatusVoided, payment.StatusVoided)
 }
 
 // order.cancelled with a captured payment: release, refund.
@@ -349,17 +339,12 @@ func TestCancelledPaidOrderIsRefunded(t *testing.T) {
 	r := newRig(t)
 	r.paid("o-1")
 	m := r.mark()
-	r.orderCmd("o-1", order.Cancel{Reason: "changed_mind", By: "customer"})
+	r.cancel("o-1")
 	r.deliver(m, "order.cancelled")
 	if holds(r.sku("A"), "o-1") {
 		t.Error("A still holds stock for the cancelled order")
 	}
-	if in := r.intent("o-1"); in.Status != psp.StatusRefunded {
-		t.Fatalf("intent is %s, want refunded", in.Status)
-	}
-	if p := r.payment("o-1"); p.Status != payment.StatusRefunded {
-		t.Fatalf("payment is %s, want refunded", p.Status)
-	}
+	r.paymentEnds("o-1", psp.StatusRefunded, payment.StatusRefunded)
 }
 
 // order.shipped → inventory.Commit for every line.

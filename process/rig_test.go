@@ -236,6 +236,24 @@ func (r *rig) orderCmd(id string, cmd order.Command) {
 	}
 }
 
+// cancel cancels an order as its customer would.
+func (r *rig) cancel(id string) {
+	r.t.Helper()
+	r.orderCmd(id, order.Cancel{Reason: "changed_mind", By: "customer"})
+}
+
+// paymentEnds checks that the order's payment is atPSP at the simulator
+// and inLog in the log.
+func (r *rig) paymentEnds(orderID string, atPSP psp.Status, inLog payment.Status) {
+	r.t.Helper()
+	if in := r.intent(orderID); in.Status != atPSP {
+		r.t.Fatalf("intent is %s, want %s", in.Status, atPSP)
+	}
+	if p := r.payment(orderID); p.Status != inLog {
+		r.t.Fatalf("payment is %s, want %s", p.Status, inLog)
+	}
+}
+
 func (r *rig) order(id string) order.State {
 	r.t.Helper()
 	res, err := r.orders.State(r.ctx, id, command.Current)

@@ -204,11 +204,10 @@ func twoRunnersApplyEachCommitOnce(t *testing.T, open opener, wrap func(*memSink
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(30 * time.Second); sink.min() < last; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("checkpoints %v did not reach %d", sink.cp, last)
-		}
-	}
+	testkit.Eventually(t, fmt.Sprintf("every checkpoint to reach %d", last), 30*time.Second, func() (bool, error) {
+		low := sink.min()
+		return low >= last, fmt.Errorf("the lowest is %d", low)
+	})
 	stop()
 	wg.Wait()
 

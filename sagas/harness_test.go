@@ -399,16 +399,10 @@ func (e *env) waitOrder(id string, want ...order.Status) order.State {
 	}
 }
 
-// waitFor polls cond until it holds.
+// waitFor polls cond until it holds. The bound only ends a hung test.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, what, time.Minute, testkit.Holds(cond))
 }
 
 func eventTypes(cs []*events.Commit) []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // Header names the store writes and the server reads.
@@ -104,15 +105,15 @@ func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jet
 		actx, cancel := context.WithDeadline(ctx, giveUp)
 		ack, err := s.js.PublishMsg(actx, msg, noPublishRetries)
 		cancel()
-		var pause time.Duration
+		var wait time.Duration
 		switch {
 		case err == nil:
 			return ack, nil
 		case hasCode(err, codeDuplicateInProcess):
 			sent = true
-			pause, inProcess = inProcess, min(2*inProcess, inProcessMaxWait)
+			wait, inProcess = inProcess, min(2*inProcess, inProcessMaxWait)
 		case leaderless(err):
-			pause = noResponderRetry
+			wait = noResponderRetry
 		case hasCode(err, jetstream.JSErrCodeStreamNotFound):
 			return nil, s.streamGone(stream, err)
 		case isAPIError(err):
@@ -122,7 +123,7 @@ func (s *Store) publish(ctx context.Context, stream string, msg *nats.Msg) (*jet
 			// connection broke): the leader may have stored it.
 			return nil, fmt.Errorf("%w: %s sent, not acknowledged: %v", eventlog.ErrOutcomeUnknown, msg.Subject, err)
 		}
-		if time.Until(giveUp) < pause || sleepCtx(ctx, pause) != nil {
+		if time.Until(giveUp) < wait || pause.For(ctx, wait) != nil {
 			if sent {
 				return nil, fmt.Errorf("%w: %s: an earlier attempt is still unacknowledged after %s: %v", eventlog.ErrOutcomeUnknown, msg.Subject, s.leaderWait, err)
 			}

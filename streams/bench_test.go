@@ -50,7 +50,7 @@ func BenchmarkAppend(b *testing.B) {
 
 func benchServer(b *testing.B, syncAlways bool) *nats.Conn {
 	b.Helper()
-	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = syncAlways })
+	_, nc := testkit.LogNATS(b, func(o *natsembed.Options) { o.SyncAlways = syncAlways })
 	return nc
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // How long a read waits for a server's next reply before it presumes that
@@ -78,7 +79,7 @@ func (s *Store) getBatch(ctx context.Context, b *directBatch) error {
 				}
 				return fmt.Errorf("direct get on %s: %w", b.stream, nats.ErrNoResponders)
 			}
-			if err := sleepCtx(ctx, noResponderRetry); err != nil {
+			if err := pause.For(ctx, noResponderRetry); err != nil {
 				return err
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // rawGetRequest is a direct batch get that asks for payloads only.
@@ -76,7 +77,7 @@ func (s *Store) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, ma
 			if try >= noResponderTries {
 				return nil, fmt.Errorf("fetch %s: %w", stream, nats.ErrNoResponders)
 			}
-			if err := sleepCtx(ctx, noResponderRetry); err != nil {
+			if err := pause.For(ctx, noResponderRetry); err != nil {
 				return nil, fmt.Errorf("fetch %s: %w", stream, err)
 			}
 		case "":

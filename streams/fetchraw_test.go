@@ -58,7 +58,7 @@ func TestFetchRawMatchesFetch(t *testing.T) {
 // batch from 1 is not contiguous, and FetchRaw must read the sequences
 // instead of assuming them.
 func TestFetchRawOnAStreamStartingLater(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	// Open creates streams only when none exists, so all three are made
 	// by hand.

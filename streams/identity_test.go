@@ -23,7 +23,7 @@ var commitStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS"}
 // the log's id; the commit streams must be signed from their first
 // sequence.
 func TestInitCreatesALogWithIdentity(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	li, err := streams.Init(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
@@ -75,7 +75,7 @@ func TestInitCreatesALogWithIdentity(t *testing.T) {
 }
 
 func TestOpenWithoutALog(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	_, err := streams.Open(ctx, nc, streams.Config{})
 	if !errors.Is(err, eventlog.ErrNoLog) || !strings.Contains(err.Error(), "orderctl init") {
@@ -121,7 +121,7 @@ func TestDestroyedLogIsRefused(t *testing.T) {
 		{"everything", streams.LogStreams(), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, nc := testkit.NATS(t)
+			_, nc := testkit.LogNATS(t)
 			ctx := testCtx(t)
 			li, err := streams.Init(ctx, nc, streams.Config{})
 			if err != nil {
@@ -172,7 +172,7 @@ func TestDestroyedLogIsRefused(t *testing.T) {
 
 // A lost DLQ or TIMERS is recreated only when the operator says so.
 func TestInitRecreatesLostAuxStreamsOnlyWhenTold(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	li, err := streams.Init(ctx, nc, streams.Config{})
 	if err != nil {
@@ -203,7 +203,7 @@ func TestInitRecreatesLostAuxStreamsOnlyWhenTold(t *testing.T) {
 
 // Streams that are another log's, or not one log's, are refused.
 func TestLogIDMismatch(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	li, err := streams.Init(ctx, nc, streams.Config{})
 	if err != nil {
@@ -252,7 +252,7 @@ func setMetadata(t *testing.T, nc *nats.Conn, stream, key, value string) {
 // Init adopts it: an id in every stream, signatures required from the
 // next commit on, the missing DLQ and TIMERS added.
 func TestInitAdoptsALogWithoutIdentity(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	js := jsOf(t, nc)
 	for _, name := range commitStreams {
@@ -340,7 +340,7 @@ func TestInitAdoptsALogWithoutIdentity(t *testing.T) {
 func TestOpenRefusesChangedLimits(t *testing.T) {
 	for _, name := range []string{"ORDERS", streams.DLQStream, streams.TimersStream} {
 		t.Run(name, func(t *testing.T) {
-			_, nc := testkit.NATS(t)
+			_, nc := testkit.LogNATS(t)
 			ctx := testCtx(t)
 			if _, err := streams.Init(ctx, nc, streams.Config{}); err != nil {
 				t.Fatal(err)
@@ -367,7 +367,7 @@ func TestOpenRefusesChangedLimits(t *testing.T) {
 // tell the store's OnStreamMissing, instead of passing for a leader
 // election.
 func TestCallsOnADeletedStream(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	if _, err := streams.Init(ctx, nc, streams.Config{}); err != nil {
 		t.Fatal(err)
@@ -402,7 +402,7 @@ func BenchmarkCheckLog(b *testing.B) {
 		b.Run(fmt.Sprintf("R%d", replicas), func(b *testing.B) {
 			var nc *nats.Conn
 			if replicas == 1 {
-				_, nc = testkit.NATS(b)
+				_, nc = testkit.LogNATS(b)
 			} else {
 				_, nc = testkit.Cluster(b, replicas)
 			}
@@ -427,7 +427,7 @@ func BenchmarkCheckLog(b *testing.B) {
 // sequence answers 1 (everything must be signed) with the port's
 // ErrBadSignedFrom, which the audit checks without importing streams.
 func TestSignedFromMetadataThatIsNoSequence(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	s, err := testkit.OpenLog(ctx, nc, streams.Config{})
 	if err != nil {

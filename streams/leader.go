@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/internal/pause"
 )
 
 // codeClusterNotAvail is JSClusterNotAvailErr, "JetStream system
@@ -74,7 +75,7 @@ func (s *Store) leaderGet(ctx context.Context, stream string, req msgGetRequest)
 		case errors.Is(err, context.DeadlineExceeded):
 			budget = min(2*budget, maxAttemptTimeout)
 		default:
-			if err := sleepCtx(ctx, noResponderRetry); err != nil {
+			if err := pause.For(ctx, noResponderRetry); err != nil {
 				return nil, false, err
 			}
 		}

@@ -25,7 +25,7 @@ const staleRounds = 30
 // them used to answer "no such order" for orders that existed.
 func TestLoadSeesWhatTheLeaderHas(t *testing.T) {
 	t.Run("R1", func(t *testing.T) {
-		s, nc := testkit.NATS(t)
+		s, nc := testkit.LogNATS(t)
 		writer := openOn(t, nc, 1)
 		reader := openOn(t, connect(t, s), 1)
 		checkReadsSeeWrites(t, nc, writer, reader)

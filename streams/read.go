@@ -164,17 +164,6 @@ func (s *Store) loadFromLeader(ctx context.Context, stream, subj string, after, 
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Last returns the aggregate's last commit, or false if it has none, as
 // the stream leader has it: a command decided against it sees every
 // acknowledged append.

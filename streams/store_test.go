@@ -30,7 +30,7 @@ func testCtx(t *testing.T) context.Context {
 // openR1 returns a store on its own single in-process server.
 func openR1(t *testing.T, cfg streams.Config) (*streams.Store, *nats.Conn) {
 	t.Helper()
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	s, err := testkit.OpenLog(testCtx(t), nc, cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -378,7 +378,7 @@ func TestInvalidIDsAndTypes(t *testing.T) {
 }
 
 func TestOpenKeepsPartitions(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	first, err := testkit.OpenLog(ctx, nc, streams.Config{Partitions: 4})
 	if err != nil {
@@ -411,7 +411,7 @@ func TestOpenKeepsPartitions(t *testing.T) {
 }
 
 func TestOpenRejectsIncompatibleStream(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	// A stream someone made by hand: no partition metadata, deletes allowed.
 	if _, err := jsOf(t, nc).CreateStream(ctx, jetstream.StreamConfig{Name: "INVENTORY", Subjects: []string{"sku.*.*"}, Storage: jetstream.FileStorage}); err != nil {
@@ -426,7 +426,7 @@ func TestOpenRejectsIncompatibleStream(t *testing.T) {
 // A log whose stream was deleted is refused, never completed with an
 // empty stream: that would hide the loss.
 func TestOpenRefusesAPartlyDestroyedLog(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	ctx := testCtx(t)
 	if _, err := testkit.OpenLog(ctx, nc, streams.Config{}); err != nil {
 		t.Fatal(err)
@@ -445,7 +445,7 @@ func TestOpenRefusesAPartlyDestroyedLog(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	_, nc := testkit.NATS(t)
+	_, nc := testkit.LogNATS(t)
 	for _, cfg := range []streams.Config{
 		{Partitions: -1}, {Partitions: streams.MaxPartitions + 1}, {Replicas: 6}, {Replicas: -1}, {DuplicateWindow: -time.Second},
 	} {

@@ -37,15 +37,10 @@ func (b *brokenPM) Handle(context.Context, process.Message) error {
 	return nil
 }
 
+// waitUntil polls cond until it holds. The bound only ends a hung test.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, what, 30*time.Second, testkit.Holds(cond))
 }
 
 // TestDLQListAndRetry runs a process manager that always fails inside a

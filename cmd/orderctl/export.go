@@ -144,12 +144,8 @@ func cmdExport(ctx context.Context, e env, args []string) error {
 	sinceFlag := fs.String("since", "", "only commits recorded at or after this RFC 3339 time")
 	untilFlag := fs.String("until", "", "only commits recorded before this RFC 3339 time")
 	afterFlag := fs.String("after", "", "resume after these positions (as export printed them when it ended)")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	types, err := typesArg(*typ)
 	if err != nil {

@@ -29,12 +29,8 @@ func cmdInit(ctx context.Context, e env, args []string) error {
 	partitions := fs.Int("partitions", envInt(e, "ORDO_PARTITIONS", streams.DefaultPartitions), "partitions of a new log (ORDO_PARTITIONS)")
 	replicas := fs.Int("replicas", envInt(e, "ORDO_REPLICAS", streams.DefaultReplicas), "replicas of a new log's streams (ORDO_REPLICAS)")
 	recreate := fs.Bool("recreate-lost", false, "recreate a DLQ or TIMERS stream the log lost, accepting that what it held is gone")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("init takes no arguments")
 	}
 	if *partitions < 1 || *partitions > streams.MaxPartitions {
 		return usagef("partitions %d: want 1..%d", *partitions, streams.MaxPartitions)

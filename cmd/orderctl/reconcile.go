@@ -33,12 +33,8 @@ func cmdReconcile(ctx context.Context, e env, args []string) error {
 	esPrefix := fs.String("elasticsearch-prefix", e.getenv("ORDO_ELASTICSEARCH_PREFIX"), "index name prefix (default ordo-)")
 	noSearch := fs.Bool("no-search", false, "do not check the search index")
 	asJSON := fs.Bool("json", false, "print JSON Lines: one drift per line, then a summary")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	store, closeStore, err := lf.openStore(ctx)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // orderdProc is an orderd process started by a test on a data dir.
@@ -29,6 +30,7 @@ type orderdProc struct {
 // with the given extra environment, and waits until it is ready.
 func startOrderd(t *testing.T, dir string, env ...string) *orderdProc {
 	t.Helper()
+	testkit.SkipShort(t, "an orderd process with its own NATS and PostgreSQL")
 	bin := filepath.Join(t.TempDir(), "orderd")
 	if out, err := exec.Command("go", "build", "-o", bin, "../orderd").CombinedOutput(); err != nil {
 		t.Fatalf("go build orderd: %v\n%s", err, out)
@@ -72,13 +74,12 @@ func (p *orderdProc) stop() {
 
 func (p *orderdProc) waitFor(what string, cond func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("orderd: gave up waiting for %s; its log:\n%s", what, p.logs)
+	defer func() {
+		if p.t.Failed() {
+			p.t.Logf("orderd's log:\n%s", p.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testkit.Eventually(p.t, "orderd: "+what, 90*time.Second, testkit.Holds(cond))
 }
 
 // call sends a request with a token of the role and returns the status

@@ -41,12 +41,8 @@ func cmdVerify(ctx context.Context, e env, args []string) error {
 	checkHeads := fs.String("check-heads", "", "check that the heads a previous --save-heads wrote are still in the log")
 	var kf keyFlags
 	kf.register(fs, e)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	types, err := typesArg(*typ)
 	if err != nil {

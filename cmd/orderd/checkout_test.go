@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -34,17 +36,12 @@ func withSagas(mode string) func(*config.Config) {
 // and returns the history. The deadline only bounds a hung test.
 func (ta *testApp) waitEvent(id, typ string) []*events.Commit {
 	ta.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		h := ta.history(id)
-		if slices.Contains(eventTypes(h), typ) {
-			return h
-		}
-		if time.Now().After(deadline) {
-			ta.t.Fatalf("order %s never got %s; events %v", id, typ, eventTypes(h))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var h []*events.Commit
+	testkit.Eventually(ta.t, "order "+id+" to get "+typ, 30*time.Second, func() (bool, error) {
+		h = ta.history(id)
+		return slices.Contains(eventTypes(h), typ), fmt.Errorf("events %v", eventTypes(h))
+	})
+	return h
 }
 
 func paymentRequested(t *testing.T, h []*events.Commit) events.OrderPaymentRequested {
@@ -272,7 +269,7 @@ func intentFor(s *sim.Sim, paymentID string) psp.Intent {
 // test.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitWithin(t, 30*time.Second, what, cond)
+	testkit.Eventually(t, what, 30*time.Second, testkit.Holds(cond))
 }
 
 // TestOrderViewCarriesCheckoutURL runs the API, the process managers and

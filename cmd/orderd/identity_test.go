@@ -197,7 +197,7 @@ func TestReadyzNamesADeletedStream(t *testing.T) {
 func checkUnready(t *testing.T, base, stream string) {
 	t.Helper()
 	var last string
-	waitWithin(t, 60*time.Second, "/readyz to answer 503 naming "+stream, func() bool {
+	testkit.Eventually(t, "/readyz to answer 503 naming "+stream, 60*time.Second, testkit.Holds(func() bool {
 		code, body, err := getJSON(base + "/readyz")
 		last = fmt.Sprintf("%d %v %v", code, body, err)
 		if err != nil || code != 503 || body["status"] != "unavailable" || errorCode(body) != "stream_missing" {
@@ -210,7 +210,7 @@ func checkUnready(t *testing.T, base, stream string) {
 			}
 		}
 		return false
-	})
+	}))
 	t.Logf("/readyz: %s", last)
 }
 
@@ -297,9 +297,9 @@ func TestReadyzNamesALostNATSConnection(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", r.status, r.raw)
 	}
 	relay.Close()
-	waitWithin(t, 60*time.Second, "/readyz to answer 503 nats_disconnected", func() bool {
+	testkit.Eventually(t, "/readyz to answer 503 nats_disconnected", 60*time.Second, testkit.Holds(func() bool {
 		r := ta.do("GET", "/readyz", "", nil)
 		problems, _ := r.body["problems"].([]any)
 		return r.status == 503 && r.body["status"] == "unavailable" && r.code() == "nats_disconnected" && len(problems) == 1
-	})
+	}))
 }

@@ -584,6 +584,7 @@ func TestOversizedHeadersAreJSON(t *testing.T) {
 // A start that fails half-way (here: the HTTP port is taken) returns an
 // error, stops what it started and releases the data dir for the next try.
 func TestFailedStartCleansUp(t *testing.T) {
+	testkit.SkipShort(t, "orderd with its own NATS and PostgreSQL")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

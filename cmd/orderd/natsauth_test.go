@@ -42,38 +42,15 @@ func (ta *testApp) adminConn() *nats.Conn {
 	return nc
 }
 
-// refuseLogChanges checks that c may neither publish a commit nor
-// create, shrink, purge or delete a stream.
+// refuseLogChanges checks that c may change no stream
+// ([testkit.NATSClient.RefusesStreamChanges]) and, with publish, may not
+// publish a commit either.
 func refuseLogChanges(t *testing.T, c *testkit.NATSClient, publish bool) {
 	t.Helper()
-	js, err := jetstream.New(c.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(t.Context(), "ORDERS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := st.CachedInfo()
 	if publish {
 		c.Refused(t, "publish a commit", c.PublishOp("order.3.forged", []byte(`{"forged":true}`)))
 	}
-	c.Refused(t, "create a stream", func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil.>"}})
-		return err
-	})
-	c.Refused(t, "shrink ORDERS", func(ctx context.Context) error {
-		cfg := before.Config
-		cfg.MaxMsgs = 1
-		_, err := js.UpdateStream(ctx, cfg)
-		return err
-	})
-	c.Refused(t, "purge ORDERS", func(ctx context.Context) error { return st.Purge(ctx) })
-	c.Refused(t, "delete ORDERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "ORDERS") })
-	after, err := st.Info(t.Context())
-	if err != nil || after.State.Msgs != before.State.Msgs || after.Config.MaxMsgs != before.Config.MaxMsgs {
-		t.Fatalf("ORDERS changed: %v %+v, was %+v", err, after, before)
-	}
+	c.RefusesStreamChanges(t)
 }
 
 // On the local default, NATS admits only the users whose keys orderd

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // appendPlaced stores an order.placed commit straight in the log, past
@@ -103,11 +105,10 @@ func TestPoisonMessageIsQuarantined(t *testing.T) {
 		p := r.body["projections"].([]any)[0].(map[string]any)
 		return p["quarantine"].([]any)
 	}
-	for end := time.Now().Add(60 * time.Second); len(open()) < 2; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("not quarantined: %v", open())
-		}
-	}
+	testkit.Eventually(t, "two commits to be quarantined", time.Minute, func() (bool, error) {
+		q := open()
+		return len(q) >= 2, fmt.Errorf("quarantined: %v", q)
+	})
 	got := map[uint64]string{}
 	for _, q := range open() {
 		q := q.(map[string]any)

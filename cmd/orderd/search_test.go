@@ -353,11 +353,11 @@ func TestLocalSearchFollowsTheServerToAnotherPort(t *testing.T) {
 		id, pos := r.body["order_id"].(string), r.body["position"].(string)
 		var last response
 		start := time.Now()
-		waitWithin(t, within, "search to find "+id, func() bool {
+		testkit.Eventually(t, "search to find "+id, within, testkit.Holds(func() bool {
 			last = ta.do("GET", "/v1/search/orders?q="+url.QueryEscape(id)+"&position="+url.QueryEscape(pos), ta.agent, nil)
 			ids := hitIDs(last)
 			return last.status == 200 && len(ids) == 1 && ids[0] == id
-		})
+		}))
 		t.Logf("search found %s after %s", id, time.Since(start).Round(100*time.Millisecond))
 	}
 	urlFile := func() string {

@@ -95,10 +95,10 @@ func TestStartWaitsForAClusterStartedLater(t *testing.T) {
 
 	// Before the cluster runs: live, not ready, and /readyz names NATS.
 	base := "http://" + cfg.HTTPAddr
-	waitWithin(t, 60*time.Second, "/readyz to say it waits for NATS", func() bool {
+	testkit.Eventually(t, "/readyz to say it waits for NATS", time.Minute, func() (bool, error) {
 		code, body, err := getJSON(base + "/readyz")
 		msg, _ := errorOf(body)
-		return err == nil && code == 503 && strings.Contains(msg, "NATS")
+		return err == nil && code == 503 && strings.Contains(msg, "NATS"), err
 	})
 	if code, _, err := getJSON(base + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz while waiting: %d %v", code, err)
@@ -188,17 +188,6 @@ func TestStartRefusesADestroyedStream(t *testing.T) {
 			t.Fatalf("INVENTORY after the refused start: %v", err)
 		}
 	})
-}
-
-// waitWithin polls cond every 20 ms until it holds, failing the test
-// after limit (a liveness bound, not a measurement).
-func waitWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-	}
 }
 
 func errorOf(body map[string]any) (msg, code string) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // mountTmpfs mounts a tmpfs of size at a new directory and unmounts it
@@ -121,10 +122,10 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 	}
 	freed := time.Now()
 	var attempts int
-	waitWithin(t, 60*time.Second, "commands to succeed after space was freed", func() bool {
+	testkit.Eventually(t, "commands to succeed after space was freed", 60*time.Second, testkit.Holds(func() bool {
 		attempts++
 		return ta.place(ta.alice, fmt.Sprint("after-", attempts), orderBody(line("TEA-250", 1))).status == 202
-	})
+	}))
 	t.Logf("commands succeeded again %s after space was freed", time.Since(freed).Round(time.Millisecond))
 	if r := ta.do("GET", "/readyz", "", nil); r.status != 200 {
 		t.Fatalf("/readyz after recovery: %d %s", r.status, r.raw)
@@ -136,10 +137,10 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("place after recovery: %d %s", placed.status, placed.raw)
 	}
 	placedAt := time.Now()
-	waitWithin(t, 60*time.Second, "the order placed after recovery to be paid in the read model", func() bool {
+	testkit.Eventually(t, "the order placed after recovery to be paid in the read model", 60*time.Second, testkit.Holds(func() bool {
 		r := ta.do("GET", "/v1/orders/"+placed.body["order_id"].(string), ta.alice, nil)
 		return r.status == 200 && r.body["status"] == "paid"
-	})
+	}))
 	// The process managers' consumers lost their pull requests with the
 	// JetStream restart; this is how long they took to notice.
 	t.Logf("the order placed after recovery was paid in the read model %s later (%s after space was freed)",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // postmasterPid reads the pid of the local default's private PostgreSQL
@@ -55,9 +56,9 @@ func TestPrivatePostgreSQLIsRestartedAfterSIGKILL(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitWithin(t, 60*time.Second, "PostgreSQL to be restarted", func() bool {
+	testkit.Eventually(t, "PostgreSQL to be restarted", 60*time.Second, testkit.Holds(func() bool {
 		return gonePid(old) && queriesAnswer()
-	})
+	}))
 	t.Logf("queries answered again %s after the SIGKILL", time.Since(killed).Round(time.Millisecond))
 
 	// Again, with PostgreSQL kept from starting (its configuration moved
@@ -71,20 +72,20 @@ func TestPrivatePostgreSQLIsRestartedAfterSIGKILL(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitWithin(t, 60*time.Second, "/readyz to answer 503 naming PostgreSQL", func() bool {
+	testkit.Eventually(t, "/readyz to answer 503 naming PostgreSQL", 60*time.Second, testkit.Holds(func() bool {
 		r := ta.do("GET", "/readyz", "", nil)
 		msg, _ := errorOf(r.body)
 		return r.status == 503 && r.code() == "read_model_unavailable" && strings.Contains(msg, "PostgreSQL")
-	})
+	}))
 	if r := ta.do("GET", orderPath, ta.alice, nil); r.status != 503 || r.code() == "" {
 		t.Errorf("a query while PostgreSQL is down: %d %s, want 503 with a code", r.status, r.raw)
 	}
 	if err := os.Rename(conf+".aside", conf); err != nil {
 		t.Fatal(err)
 	}
-	waitWithin(t, 60*time.Second, "/readyz 200 after PostgreSQL is back", func() bool {
+	testkit.Eventually(t, "/readyz 200 after PostgreSQL is back", 60*time.Second, testkit.Holds(func() bool {
 		return ta.do("GET", "/readyz", "", nil).status == 200
-	})
+	}))
 	if !queriesAnswer() {
 		t.Fatal("queries do not answer after /readyz said ready")
 	}

@@ -282,33 +282,27 @@ func (st *stream) window(fromSeq uint64, max int) (from, to uint64, err error) {
 
 // Fetch implements [eventlog.StreamReader].
 func (l *Log) Fetch(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st, err := l.stream(aggType)
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	from, to, err := st.window(fromSeq, max)
-	if err != nil {
-		return nil, err
-	}
-	recs := make([]eventlog.Record, 0, to+1-from)
-	for seq := from; seq <= to; seq++ {
+	return fetch(ctx, l, aggType, fromSeq, max, func(st *stream, seq uint64) (eventlog.Record, error) {
 		r, err := st.record(seq)
 		if err != nil {
-			return nil, fmt.Errorf("fetch: %w", err)
+			return eventlog.Record{}, fmt.Errorf("fetch: %w", err)
 		}
-		recs = append(recs, r)
-	}
-	return recs, nil
+		return r, nil
+	})
 }
 
 // FetchRaw implements [eventlog.StreamReader]. The data is a copy: the
 // caller may keep and change it.
 func (l *Log) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max int) ([]eventlog.RawRecord, error) {
+	return fetch(ctx, l, aggType, fromSeq, max, func(st *stream, seq uint64) (eventlog.RawRecord, error) {
+		return eventlog.RawRecord{Seq: seq, Data: bytes.Clone(st.msgs[seq-1].data)}, nil
+	})
+}
+
+// fetch is what Fetch and FetchRaw share: under the lock, the messages of
+// aggType's stream from fromSeq on, at most max, each made into an R by
+// one.
+func fetch[R any](ctx context.Context, l *Log, aggType string, fromSeq uint64, max int, one func(st *stream, seq uint64) (R, error)) ([]R, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -322,9 +316,13 @@ func (l *Log) FetchRaw(ctx context.Context, aggType string, fromSeq uint64, max 
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]eventlog.RawRecord, 0, to+1-from)
+	recs := make([]R, 0, to+1-from)
 	for seq := from; seq <= to; seq++ {
-		recs = append(recs, eventlog.RawRecord{Seq: seq, Data: bytes.Clone(st.msgs[seq-1].data)})
+		r, err := one(st, seq)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
 	}
 	return recs, nil
 }

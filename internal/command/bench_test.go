@@ -42,9 +42,33 @@ func BenchmarkHandlerAppend(b *testing.B) {
 }
 
 func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
+	store, reg := benchLog(b, syncAlways)
+	sku := func(w, k int) string { return fmt.Sprintf("w%d-s%d", w, k) }
+	h := stockHandler(b, store, reg, signed, writers, sku)
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	err := restockAll(h, writers, b.N, sku)
+	b.StopTimer()
+	cpu := processCPU(b) - cpu0
+	if err != nil {
+		b.Error(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+	// The CPU this process (client and in-process server) spent per
+	// commit: what other programs on a shared machine disturb least.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/commit")
+}
+
+// skusPerWriter is how many SKUs each writer of a benchmark restocks in
+// turn: its own, so writers never conflict.
+const skusPerWriter = 4
+
+// benchLog opens a log on a fresh in-process server, with fsync on every
+// write when syncAlways, and returns it with the standard registry.
+func benchLog(b *testing.B, syncAlways bool) (*streams.Store, *events.Registry) {
+	b.Helper()
 	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = syncAlways })
-	ctx := context.Background()
-	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
+	store, err := testkit.OpenLog(context.Background(), nc, streams.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,6 +76,13 @@ func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return store, reg
+}
+
+// stockHandler makes an inventory handler on store, signing when signed,
+// and defines the skusPerWriter SKUs of each of writers, named by sku.
+func stockHandler(b *testing.B, store *streams.Store, reg *events.Registry, signed bool, writers int, sku func(w, k int) string) *command.Handler[inventory.State, inventory.Command] {
+	b.Helper()
 	var opts command.Options
 	if signed {
 		opts.Signer = testSigner(b)
@@ -60,27 +91,29 @@ func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const skusPerWriter = 4
-	sku := func(w, k int) string { return fmt.Sprintf("w%d-s%d", w, k) }
 	for w := range writers {
 		for k := range skusPerWriter {
-			if _, err := h.Handle(ctx, command.Request[inventory.Command]{AggregateID: sku(w, k),
+			if _, err := h.Handle(context.Background(), command.Request[inventory.Command]{AggregateID: sku(w, k),
 				Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 1}}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
+	return h
+}
+
+// restockAll restocks n times, from writers goroutines at once, each on
+// its own SKUs in turn, and returns the first error.
+func restockAll(h *command.Handler[inventory.State, inventory.Command], writers, n int, sku func(w, k int) string) error {
 	errs := make(chan error, writers)
 	var wg sync.WaitGroup
-	cpu0 := processCPU(b)
-	b.ResetTimer()
 	for w := range writers {
-		n := b.N / writers
-		if w < b.N%writers {
-			n++
+		mine := n / writers
+		if w < n%writers {
+			mine++
 		}
 		wg.Go(func() {
-			for i := range n {
+			for i := range mine {
 				if err := restock(h, sku(w, i%skusPerWriter)); err != nil {
 					errs <- err
 					return
@@ -89,16 +122,8 @@ func benchHandler(b *testing.B, syncAlways bool, writers int, signed bool) {
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	cpu := processCPU(b) - cpu0
 	close(errs)
-	for err := range errs {
-		b.Error(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-	// The CPU this process (client and in-process server) spent per
-	// commit: what other programs on a shared machine disturb least.
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/commit")
+	return <-errs
 }
 
 // processCPU is the user and system CPU time this process has used.
@@ -129,64 +154,21 @@ func BenchmarkSigningPaired(b *testing.B) {
 
 func benchPaired(b *testing.B, writers int) {
 	const block = 200 // commits per block
-	_, nc := testkit.NATS(b, func(o *natsembed.Options) { o.SyncAlways = true })
-	ctx := context.Background()
-	store, err := testkit.OpenLog(ctx, nc, streams.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg, err := events.Standard()
-	if err != nil {
-		b.Fatal(err)
-	}
-	handlers := make([]*command.Handler[inventory.State, inventory.Command], 2)
-	for i := range handlers {
-		var opts command.Options
-		if i == 1 {
-			opts.Signer = testSigner(b)
-		}
-		if handlers[i], err = command.NewHandler(inventory.Decider(), store, reg, opts); err != nil {
-			b.Fatal(err)
-		}
-	}
-	const skusPerWriter = 4
-	sku := func(v, w, k int) string { return fmt.Sprintf("v%d-w%d-s%d", v, w, k) }
-	for v, h := range handlers {
-		for w := range writers {
-			for k := range skusPerWriter {
-				if _, err := h.Handle(ctx, command.Request[inventory.Command]{AggregateID: sku(v, w, k),
-					Command: inventory.Define{Name: "Tea", Price: events.Money{Amount: 100, Currency: "CNY"}, OnHand: 1}}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+	store, reg := benchLog(b, true)
+	var handlers [2]*command.Handler[inventory.State, inventory.Command]
+	var skus [2]func(w, k int) string
+	for v := range handlers {
+		skus[v] = func(w, k int) string { return fmt.Sprintf("v%d-w%d-s%d", v, w, k) }
+		handlers[v] = stockHandler(b, store, reg, v == 1, writers, skus[v])
 	}
 	var elapsed [2]time.Duration
 	var cpu [2]time.Duration
 	run := func(v int) {
-		h := handlers[v]
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
 		c0, start := processCPU(b), time.Now()
-		for w := range writers {
-			n := block / writers
-			if w < block%writers {
-				n++
-			}
-			wg.Go(func() {
-				for i := range n {
-					if err := restock(h, sku(v, w, i%skusPerWriter)); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		err := restockAll(handlers[v], writers, block, skus[v])
 		elapsed[v] += time.Since(start)
 		cpu[v] += processCPU(b) - c0
-		close(errs)
-		for err := range errs {
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // TestSharedIsStartedOnceAndReused asks for the shared server from
@@ -19,6 +20,7 @@ import (
 // a private server on the same directory and port is exercised by
 // projections/search's TestConvergesAfterElasticsearchRestartsDuringLoad.)
 func TestSharedIsStartedOnceAndReused(t *testing.T) {
+	testkit.SkipShort(t, "Elasticsearch")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	cache := esserver.DefaultCacheDir(os.Getenv)
@@ -68,9 +70,7 @@ func TestFreePort(t *testing.T) {
 // use), SIGKILLs its node, and lets KeepShared bring it back: on the
 // same URL, so whoever holds it goes on.
 func TestKeepSharedRestartsAKilledServerOnItsPort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an Elasticsearch of its own")
-	}
+	testkit.SkipShort(t, "an Elasticsearch of its own")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	opts := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: filepath.Join(t.TempDir(), "shared")}

@@ -2,8 +2,6 @@ package natsauth_test
 
 import (
 	"context"
-	"errors"
-	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -162,7 +160,7 @@ func TestAuditorReadsAndCannotWrite(t *testing.T) {
 		defer sub.Unsubscribe()
 		return aud.Flush()
 	})
-	refuseStreamChanges(t, aud, js)
+	aud.RefusesStreamChanges(t)
 	aud.Refused(t, "take over the checkout's consumer", func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "checkout-orders", FilterSubject: "order.0.none"})
 		return err
@@ -233,11 +231,7 @@ func TestServiceAppendsAndCannotDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	js, err := jetstream.New(svc.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refuseStreamChanges(t, svc, js)
+	svc.RefusesStreamChanges(t)
 	svc.Refused(t, "redrive a dead letter", svc.PublishOp("dlq.redrive.checkout", []byte("forged")))
 	svc.Refused(t, "publish a fired timer", svc.PublishOp("timer.fire.checkout.k.y", []byte("forged")))
 	svc.Refused(t, "publish outside Ordo's subjects", svc.PublishOp("other.subject", []byte("forged")))
@@ -249,65 +243,6 @@ func TestServiceAppendsAndCannotDestroy(t *testing.T) {
 		defer sub.Unsubscribe()
 		return svc.Flush()
 	})
-}
-
-// refuseStreamChanges checks that c can neither create, change, purge
-// nor delete a stream, nor delete a commit, and that ORDERS is as it was.
-func refuseStreamChanges(t *testing.T, c *testkit.NATSClient, js jetstream.JetStream) {
-	t.Helper()
-	ctx := t.Context()
-	st, err := js.Stream(ctx, "ORDERS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := st.CachedInfo()
-	c.Refused(t, "create a stream", func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil.>"}})
-		return err
-	})
-	c.Refused(t, "shrink ORDERS", func(ctx context.Context) error {
-		cfg := before.Config
-		cfg.MaxMsgs = 1
-		_, err := js.UpdateStream(ctx, cfg)
-		return err
-	})
-	c.Refused(t, "allow purges on ORDERS", func(ctx context.Context) error {
-		cfg := before.Config
-		cfg.DenyPurge, cfg.DenyDelete = false, false
-		_, err := js.UpdateStream(ctx, cfg)
-		return err
-	})
-	// Where signing began and the log's id are stream metadata: moving
-	// the one would pass unsigned commits off as old history, changing
-	// the other a log off as another.
-	for key, value := range map[string]string{streams.SignedFromKey: "1000000", streams.LogIDKey: strings.Repeat("f", 32)} {
-		c.Refused(t, "set "+key+" of ORDERS", func(ctx context.Context) error {
-			cfg := before.Config
-			cfg.Metadata = maps.Clone(cfg.Metadata)
-			cfg.Metadata[key] = value
-			_, err := js.UpdateStream(ctx, cfg)
-			return err
-		})
-	}
-	c.Refused(t, "purge ORDERS", func(ctx context.Context) error { return st.Purge(ctx) })
-	c.Refused(t, "delete a commit", func(ctx context.Context) error { return st.DeleteMsg(ctx, 1) })
-	c.Refused(t, "delete ORDERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "ORDERS") })
-	c.Refused(t, "delete TIMERS", func(ctx context.Context) error { return js.DeleteStream(ctx, "TIMERS") })
-	after, err := st.Info(ctx)
-	if err != nil {
-		t.Fatalf("ORDERS after the attempts: %v", err)
-	}
-	if after.State.Msgs != before.State.Msgs || after.Config.MaxMsgs != before.Config.MaxMsgs || !after.Config.DenyPurge || !after.Config.DenyDelete {
-		t.Fatalf("ORDERS changed: %+v, was %+v", after, before)
-	}
-	for _, key := range []string{streams.SignedFromKey, streams.LogIDKey} {
-		if got, was := after.Config.Metadata[key], before.Config.Metadata[key]; got != was || was == "" {
-			t.Fatalf("ORDERS %s is %q, was %q", key, got, was)
-		}
-	}
-	if _, err := js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("stream EVIL: %v", err)
-	}
 }
 
 // unchanged checks that ORDERS still holds n commits.

@@ -15,10 +15,12 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 func start(t *testing.T, opts natsembed.Options) *nats.Conn {
 	t.Helper()
+	testkit.SkipShort(t, "a NATS server")
 	s, err := natsembed.Start(opts)
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -59,6 +61,7 @@ func roundTrip(t *testing.T, nc *nats.Conn) {
 }
 
 func TestStartInProcessOnly(t *testing.T) {
+	testkit.SkipShort(t, "a NATS server")
 	dir := t.TempDir()
 	s, err := natsembed.Start(natsembed.Options{StoreDir: dir, SyncAlways: true, ServerName: "ordo-test"})
 	if err != nil {
@@ -83,6 +86,7 @@ func TestStartInProcessOnly(t *testing.T) {
 }
 
 func TestStartListensOnLoopback(t *testing.T) {
+	testkit.SkipShort(t, "a NATS server")
 	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +143,7 @@ func TestLoggerReceivesServerLog(t *testing.T) {
 // RestartJetStream recovers every stream from disk: what was stored stays,
 // and writes go on, through the same client connection.
 func TestRestartJetStreamKeepsStreams(t *testing.T) {
+	testkit.SkipShort(t, "a NATS server")
 	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +195,7 @@ func TestListeningBeyondLoopbackNeedsUsers(t *testing.T) {
 			t.Errorf("%s without users: %v", listen, err)
 		}
 	}
+	testkit.SkipShort(t, "a NATS server with users")
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)

@@ -140,10 +140,12 @@ func legacyDataDir(t *testing.T, dir string) {
 	}
 }
 
-// needServer skips a test that starts PostgreSQL in the fast lane.
+// needServer skips a test that starts PostgreSQL in the fast lane, as
+// testkit.SkipShort does (which this package's tests cannot import).
 func needServer(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("starts PostgreSQL")
+		t.Skip("-short: the fast lane starts no server, and this test starts PostgreSQL")
 	}
 }
 

@@ -21,6 +21,7 @@ var testSettings = map[string]string{"fsync": "off", "shared_buffers": "16MB"}
 
 func start(t *testing.T, dir string) *Server {
 	t.Helper()
+	needServer(t)
 	s, err := Start(t.Context(), Options{Dir: dir, NoSync: true, Settings: testSettings})
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +147,7 @@ func TestKilledPostmasterIsTakenOver(t *testing.T) {
 // ends the thread with it): the parent-death signal must not fire, the
 // parent process lives on.
 func TestServerOutlivesTheThreadThatStartedIt(t *testing.T) {
+	needServer(t)
 	dir := t.TempDir()
 	type result struct {
 		s   *Server

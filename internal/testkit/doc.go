@@ -8,5 +8,8 @@
 // shared by the test binary ([Postgres], [RunMain]); and the commands of
 // realistic order lives ([OrderCommands], [RunOrder]). Every helper takes
 // a [testing.TB], calls Helper and registers its own cleanup, so a test
-// never shuts anything down itself.
+// never shuts anything down itself. Every helper that starts a server
+// skips the test under `go test -short` ([SkipShort]), the fast lane that
+// starts none; only the log's own tests keep an in-process NATS there
+// ([LogNATS]).
 package testkit

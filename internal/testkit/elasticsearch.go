@@ -31,10 +31,11 @@ var esShared struct {
 // makes must start with it, and all of them are deleted when the test
 // ends. Without ORDO_ELASTICSEARCH_URL the shared local server
 // (scripts/elasticsearch) is started on first use, fetched with Maven if
-// the cache lacks it; it keeps running for the next test binary. Never
-// skips.
+// the cache lacks it; it keeps running for the next test binary. It
+// skips the test under -short ([SkipShort]), and only then.
 func Elasticsearch(tb testing.TB) (url, prefix string) {
 	tb.Helper()
+	SkipShort(tb, "Elasticsearch")
 	esShared.once.Do(func() {
 		if u := os.Getenv(ElasticsearchURLEnv); u != "" {
 			esShared.url = strings.TrimRight(u, "/")

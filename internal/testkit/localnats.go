@@ -21,9 +21,10 @@ import (
 // returns the server with a connection as role, and stop, which closes
 // both and may be called more than once; stop also runs when the test
 // ends. The caller holds the data dir's lock, or knows nobody else opens
-// it meanwhile.
+// it meanwhile. It skips the test under -short ([SkipShort]).
 func LocalNATS(tb testing.TB, dir string, role natsauth.Role, listen bool) (ns *server.Server, nc *nats.Conn, stop func()) {
 	tb.Helper()
+	SkipShort(tb, "the local default's NATS server")
 	keys, err := natsauth.LoadLocal(dir, true)
 	if err != nil {
 		tb.Fatalf("local NATS: %v", err)

@@ -23,8 +23,15 @@ const clusterReadyTimeout = 30 * time.Second
 // its store in tb.TempDir(), lazy fsync and no network listener, and
 // returns it with a client connected in process. Options adjust the
 // defaults, for example to turn on SyncAlways or to listen on loopback.
-// The connection and the server are closed when the test ends.
+// The connection and the server are closed when the test ends. It skips
+// the test under -short ([SkipShort]); the log's own tests use [LogNATS].
 func NATS(tb testing.TB, opts ...func(*natsembed.Options)) (*server.Server, *nats.Conn) {
+	tb.Helper()
+	SkipShort(tb, "a NATS server")
+	return startNATS(tb, opts)
+}
+
+func startNATS(tb testing.TB, opts []func(*natsembed.Options)) (*server.Server, *nats.Conn) {
 	tb.Helper()
 	o := natsembed.Options{StoreDir: tb.TempDir()}
 	for _, opt := range opts {
@@ -51,7 +58,8 @@ func NATS(tb testing.TB, opts ...func(*natsembed.Options)) (*server.Server, *nat
 // down when the test ends.
 //
 // Clusters cost several goroutines and timers per node and a few seconds to
-// elect: keep cluster tests few on small machines.
+// elect: keep cluster tests few on small machines. It skips the test under
+// -short ([SkipShort]).
 func Cluster(tb testing.TB, n int, opts ...ClusterOption) (servers []*server.Server, nc *nats.Conn) {
 	tb.Helper()
 	return PlanCluster(tb, n, opts...).Start()
@@ -97,8 +105,10 @@ type ClusterPlan struct {
 }
 
 // PlanCluster reserves the client and route ports of an n-node cluster.
+// It skips the test under -short ([SkipShort]).
 func PlanCluster(tb testing.TB, n int, opts ...ClusterOption) *ClusterPlan {
 	tb.Helper()
+	SkipShort(tb, "a NATS cluster")
 	if n < 1 {
 		tb.Fatalf("cluster of %d nodes", n)
 	}

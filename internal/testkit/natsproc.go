@@ -68,9 +68,11 @@ func natsServerBinary(tb testing.TB) string {
 // Every process is killed when the test ends (and when the test binary
 // dies: they run with a parent-death signal). With [WithUsers] the nodes
 // are configured as deploy/nats/cluster-node.conf configures production:
-// Ordo's three users with their permissions, routes with a password.
+// Ordo's three users with their permissions, routes with a password. It
+// skips the test under -short ([SkipShort]).
 func ProcessCluster(tb testing.TB, n int, opts ...ClusterOption) []*NATSNode {
 	tb.Helper()
+	SkipShort(tb, "nats-server processes")
 	o := clusterOpts(opts)
 	bin := natsServerBinary(tb)
 	ports := freePorts(tb, 3*n) // client, cluster and monitor port per node

@@ -48,8 +48,10 @@ var shared struct {
 // stops with it (parent-death signal) and the next test binary removes
 // the directory it left. Databases are isolated, so tests may run in
 // parallel and several test binaries may run at once (go test -p N).
+// It skips the test under -short ([SkipShort]).
 func Postgres(tb testing.TB) string {
 	tb.Helper()
+	SkipShort(tb, "PostgreSQL")
 	admin := adminURL(tb)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), shared.n.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

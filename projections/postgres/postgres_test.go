@@ -326,12 +326,13 @@ func TestInstancesShareTheProjection(t *testing.T) {
 		}
 		return len(owners) == 3 && len(st.Leases) == 8
 	}
-	for end := time.Now().Add(30 * time.Second); !shared(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			st, _ := e.pg.Status(e.ctx, 0)
-			t.Fatalf("the three instances did not share the partitions: %+v", st.Leases)
+	testkit.Eventually(t, "the three instances to share the partitions", 30*time.Second, func() (bool, error) {
+		if shared() {
+			return true, nil
 		}
-	}
+		st, err := e.pg.Status(e.ctx, 0)
+		return false, fmt.Errorf("leases %+v (%v)", st.Leases, err)
+	})
 	e.place("first", 60, 4)
 	b.cancel()
 	if err := <-b.done; err != nil {

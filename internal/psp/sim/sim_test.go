@@ -19,6 +19,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/psptest"
 	"github.com/ordo-shop/ordo/internal/psp/sim"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 func start(t *testing.T, cfg sim.Config) (*sim.Sim, *psp.HTTPClient) {
@@ -127,13 +128,7 @@ func (r *receiver) got() []psp.Event {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, "the simulator", 30*time.Second, testkit.Holds(cond))
 }
 
 func TestAutoModeSendsSignedWebhooksAndRetries(t *testing.T) {
