@@ -3,6 +3,7 @@ package natsauth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -164,10 +165,10 @@ func (k *Keys) WriteSeed(dir string, r Role) (string, error) {
 	return SeedFile(dir, r), nil
 }
 
-// WriteNewSeed makes a new user nkey, writes its seed to path (mode 0600;
-// an existing file is not overwritten) and returns its public key: the
-// server's configuration names the public key, the client keeps the
-// seed (ORDO_NATS_CREDS).
+// WriteNewSeed makes a new user nkey, writes its seed to path (mode 0600,
+// whole or not at all: localdir.Write; an existing file is not
+// overwritten) and returns its public key: the server's configuration
+// names the public key, the client keeps the seed (ORDO_NATS_CREDS).
 func WriteNewSeed(path string) (string, error) {
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -181,22 +182,14 @@ func WriteNewSeed(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = localdir.Write(path, localdir.FileOptions{Exclusive: true}, func(w io.Writer) error {
+		_, err := w.Write(append(seed, '\n'))
+		return err
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("%s: %w", path, fs.ErrExist)
+	}
 	if err != nil {
-		return "", err
-	}
-	if _, err := f.Write(append(seed, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
 		return "", err
 	}
 	return pub, nil
