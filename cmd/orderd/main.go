@@ -31,10 +31,10 @@ import (
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/httpapi"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -142,7 +142,7 @@ func (a *app) init(ctx context.Context) (err error) {
 		return err
 	}
 	if secret == "" {
-		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
+		if secret, err = datadir.Secret(cfg.DataDir, true); err != nil {
 			return err
 		}
 	}
@@ -219,7 +219,7 @@ func (a *app) init(ctx context.Context) (err error) {
 // orderctl as the auditor or the admin, and a new log's streams are
 // provisioned over a short-lived admin connection (openStreams).
 func (a *app) embedNATS() error {
-	unlock, err := localdir.Lock(a.cfg.DataDir)
+	unlock, err := datadir.Lock(a.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
 	}
@@ -228,7 +228,7 @@ func (a *app) embedNATS() error {
 	if err != nil {
 		return fmt.Errorf("NATS credentials: %w", err)
 	}
-	storeDir := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
+	storeDir := filepath.Join(a.cfg.DataDir, datadir.StoreDir)
 	a.storage = newStorageGuard(a.log, storeDir)
 	a.ns, err = natsembed.Start(natsembed.Options{
 		StoreDir:     storeDir,
@@ -253,10 +253,10 @@ func (a *app) embedNATS() error {
 	a.storage.ns = a.ns
 	a.goUntilStop(a.storage.run)
 	a.natsURL = a.ns.ClientURL()
-	if err := localdir.WriteFile(a.cfg.DataDir, localdir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
+	if err := datadir.WriteFile(a.cfg.DataDir, datadir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
 		return fmt.Errorf("write nats.url: %w", err)
 	}
-	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.NATSURL)) })
+	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, datadir.NATSURL)) })
 	a.nc, err = natsembed.Connect(a.ns, nats.Name("orderd"), keys.Option(natsauth.Service), a.natsErrorHandler())
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)

@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/metrics"
-	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -28,7 +28,7 @@ func (a *app) setupReadModel(ctx context.Context) error {
 	url := a.cfg.PostgresURL
 	if url == "" {
 		a.starting.setWaiting("starting the private PostgreSQL")
-		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, localdir.PostgresDir), Logger: a.log})
+		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, datadir.PostgresDir), Logger: a.log})
 		if err != nil {
 			return fmt.Errorf("start the private PostgreSQL: %w", err)
 		}
@@ -39,10 +39,10 @@ func (a *app) setupReadModel(ctx context.Context) error {
 		})
 		a.superviseDatabase(srv)
 		url = srv.URL()
-		if err := localdir.WriteFile(a.cfg.DataDir, localdir.PostgresURL, []byte(url+"\n")); err != nil {
+		if err := datadir.WriteFile(a.cfg.DataDir, datadir.PostgresURL, []byte(url+"\n")); err != nil {
 			return fmt.Errorf("write postgres.url: %w", err)
 		}
-		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.PostgresURL)) })
+		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, datadir.PostgresURL)) })
 	}
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

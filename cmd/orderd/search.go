@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/internal/esserver"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/pause"
-	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 )
@@ -59,8 +59,8 @@ func (a *app) setupSearch() error {
 	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		defer os.Remove(filepath.Join(a.cfg.DataDir, localdir.ElasticsearchURL))
-		defer os.Remove(filepath.Join(a.cfg.DataDir, localdir.ElasticsearchPrefix))
+		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchURL))
+		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchPrefix))
 		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: localSearchDir, Logger: a.log}
 		for st == nil {
 			u, err := esserver.Shared(bg, local)
@@ -115,8 +115,8 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.recordSearch(localdir.ElasticsearchURL, url)
-	a.recordSearch(localdir.ElasticsearchPrefix, prefix)
+	a.recordSearch(datadir.ElasticsearchURL, url)
+	a.recordSearch(datadir.ElasticsearchPrefix, prefix)
 	a.log.Info("search configured", slog.String("elasticsearch", pgserver.Redacted(url)), slog.String("alias", st.Alias()))
 	return st, nil
 }
@@ -124,7 +124,7 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 // recordSearch writes one of the files that tell orderctl which
 // Elasticsearch this orderd uses.
 func (a *app) recordSearch(name, value string) {
-	if err := localdir.WriteFile(a.cfg.DataDir, name, []byte(value+"\n")); err != nil {
+	if err := datadir.WriteFile(a.cfg.DataDir, name, []byte(value+"\n")); err != nil {
 		a.log.Warn("search: cannot record "+name, slog.Any("err", err))
 	}
 }
@@ -139,7 +139,7 @@ func (a *app) followSearch(st *search.Store, url string) {
 		return
 	}
 	st.SetClient(client)
-	a.recordSearch(localdir.ElasticsearchURL, url)
+	a.recordSearch(datadir.ElasticsearchURL, url)
 	a.log.Info("search: switched to the local Elasticsearch's new address", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
 }
 

@@ -1,5 +1,5 @@
 // Command pspsim runs the payment provider simulator (package
-// internal/psp/sim) on its own, for an orderd started with ORDO_PSP_URL:
+// internal/local/pspsim) on its own, for an orderd started with ORDO_PSP_URL:
 //
 //	ORDO_PSP_WEBHOOK_SECRET=... pspsim --listen 127.0.0.1:8090 \
 //	    --webhook-url http://127.0.0.1:8080/v1/psp/webhook [--mode manual] [--faults decline=0.1,loss=0.1]
@@ -18,8 +18,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s, err := sim.New(sim.Config{Mode: sim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log})
+	s, err := pspsim.New(pspsim.Config{Mode: pspsim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // seedFiles names each role's nkey seed in the data directory.
 var seedFiles = map[Role]string{
-	Service: localdir.NATSServiceSeed,
-	Auditor: localdir.NATSAuditorSeed,
-	Admin:   localdir.NATSAdminSeed,
+	Service: datadir.NATSServiceSeed,
+	Auditor: datadir.NATSAuditorSeed,
+	Admin:   datadir.NATSAdminSeed,
 }
 
 // Keys are the nkeys of Ordo's three users: each user's seed signs the
@@ -65,7 +65,7 @@ func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := localdir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
+		if err := datadir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
 			return nil, fmt.Errorf("store the NATS %s key: %w", r, err)
 		}
 		return kp, nil
@@ -159,14 +159,14 @@ func (k *Keys) WriteSeed(dir string, r Role) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := localdir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
+	if err := datadir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
 		return "", err
 	}
 	return SeedFile(dir, r), nil
 }
 
 // WriteNewSeed makes a new user nkey, writes its seed to path (mode 0600,
-// whole or not at all: localdir.Write; an existing file is not
+// whole or not at all: datadir.Write; an existing file is not
 // overwritten) and returns its public key: the server's configuration
 // names the public key, the client keeps the seed (ORDO_NATS_CREDS).
 func WriteNewSeed(path string) (string, error) {
@@ -182,7 +182,7 @@ func WriteNewSeed(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = localdir.Write(path, localdir.FileOptions{Exclusive: true}, func(w io.Writer) error {
+	err = datadir.Write(path, datadir.FileOptions{Exclusive: true}, func(w io.Writer) error {
 		_, err := w.Write(append(seed, '\n'))
 		return err
 	})

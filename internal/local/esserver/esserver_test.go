@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
 )
 
 // TestSharedIsStartedOnceAndReused asks for the shared server from

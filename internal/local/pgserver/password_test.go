@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // connectWithout connects with connURL's user and database but no
@@ -205,7 +205,7 @@ func TestInterruptedUpgradeUsesTheStoredPassword(t *testing.T) {
 	needServer(t)
 	dir := t.TempDir()
 	legacyDataDir(t, dir)
-	pw, err := localdir.NewSecret()
+	pw, err := datadir.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestWrongPasswordFileFailsStart(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	other, err := localdir.NewSecret()
+	other, err := datadir.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestURLCarriesThePassword(t *testing.T) {
 		}
 	}
 	for range 100 {
-		pw, err := localdir.NewSecret()
+		pw, err := datadir.NewSecret()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,8 +335,8 @@ func writeTemp(t *testing.T, pw string) string {
 }
 
 func TestPasswordFileIsNamedInLocaldir(t *testing.T) {
-	if got := filepath.Join(localdir.PostgresDir, PasswordFile); got != localdir.PostgresPassword {
-		t.Fatalf("the local default's password file is %s; localdir names %s", got, localdir.PostgresPassword)
+	if got := filepath.Join(datadir.PostgresDir, PasswordFile); got != datadir.PostgresPassword {
+		t.Fatalf("the local default's password file is %s; datadir names %s", got, datadir.PostgresPassword)
 	}
 }
 

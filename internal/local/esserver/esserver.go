@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/pause"
 )
 
@@ -111,7 +111,7 @@ func Install(ctx context.Context, cacheDir string, log *slog.Logger) (string, er
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("esserver: %w", err)
 	}
-	unlock, err := localdir.FlockWait(ctx, filepath.Join(cacheDir, "install.lock"))
+	unlock, err := datadir.FlockWait(ctx, filepath.Join(cacheDir, "install.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -238,7 +238,7 @@ func credential(name string, log *slog.Logger) (*syscall.Credential, error) {
 	if name == "" {
 		name = DefaultUser
 	}
-	cred, err := localdir.Unprivileged(name)
+	cred, err := datadir.Unprivileged(name)
 	var unknown user.UnknownUserError
 	if errors.As(err, &unknown) {
 		out, uerr := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
@@ -246,7 +246,7 @@ func credential(name string, log *slog.Logger) (*syscall.Credential, error) {
 			return nil, fmt.Errorf("esserver: running as root and cannot create user %s to run Elasticsearch: %v: %s", name, uerr, out)
 		}
 		log.Info("elasticsearch: created system user", slog.String("user", name))
-		cred, err = localdir.Unprivileged(name)
+		cred, err = datadir.Unprivileged(name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("esserver: cannot run Elasticsearch: %w", err)
@@ -399,7 +399,7 @@ func prepare(home, dir, conf string, port, transport int, cred *syscall.Credenti
 			return err
 		}
 	}
-	yml := fmt.Sprintf(`# Written by internal/esserver on every start.
+	yml := fmt.Sprintf(`# Written by internal/local/esserver on every start.
 cluster.name: ordo-local
 node.name: ordo
 network.host: 127.0.0.1

@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/pause"
 )
 
@@ -62,7 +62,7 @@ const authMethod = "scram-sha-256"
 
 // ErrLocked means another live process runs a server in the base
 // directory.
-var ErrLocked = localdir.ErrLocked
+var ErrLocked = datadir.ErrLocked
 
 // Options configure [Start].
 type Options struct {
@@ -138,7 +138,7 @@ func Start(ctx context.Context, opts Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := localdir.Lock(base)
+	unlock, err := datadir.Lock(base)
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
@@ -372,7 +372,7 @@ func credential(name string) (*syscall.Credential, error) {
 	if name != "" {
 		names = []string{name}
 	}
-	cred, err := localdir.Unprivileged(names...)
+	cred, err := datadir.Unprivileged(names...)
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: cannot run PostgreSQL: %w", err)
 	}
@@ -418,8 +418,8 @@ func (s *Server) initdb(ctx context.Context) error {
 	}
 	pw, err := readPassword(s.passwordPath())
 	if errors.Is(err, os.ErrNotExist) {
-		if pw, err = localdir.NewSecret(); err == nil {
-			err = localdir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n"))
+		if pw, err = datadir.NewSecret(); err == nil {
+			err = datadir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n"))
 		}
 	}
 	if err != nil {
@@ -533,7 +533,7 @@ func (s *Server) ensurePassword(ctx context.Context) error {
 		return nil
 	}
 	if missing {
-		if pw, err = localdir.NewSecret(); err != nil {
+		if pw, err = datadir.NewSecret(); err != nil {
 			return err
 		}
 	}
@@ -541,7 +541,7 @@ func (s *Server) ensurePassword(ctx context.Context) error {
 		return fmt.Errorf("pgserver: set the password of %s: %w", Superuser, err)
 	}
 	if missing {
-		if err := localdir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n")); err != nil {
+		if err := datadir.WriteFile(s.opts.Dir, PasswordFile, []byte(pw+"\n")); err != nil {
 			return fmt.Errorf("pgserver: store the password: %w", err)
 		}
 	}
@@ -600,7 +600,7 @@ func withoutTrust(hba []byte) ([]byte, bool) {
 // writeDataFile replaces a file in the data directory atomically, owned
 // by the server's user with mode 0600.
 func (s *Server) writeDataFile(name string, data []byte) error {
-	return localdir.Write(filepath.Join(s.dataDir, name), localdir.FileOptions{Owner: s.cred}, func(w io.Writer) error {
+	return datadir.Write(filepath.Join(s.dataDir, name), datadir.FileOptions{Owner: s.cred}, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -820,7 +820,7 @@ func Remove(dir string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	unlock, err := localdir.Lock(dir)
+	unlock, err := datadir.Lock(dir)
 	if err != nil {
 		return fmt.Errorf("pgserver: %w", err)
 	}

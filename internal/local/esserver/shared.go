@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/pause"
 )
 
@@ -54,7 +54,7 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	if st, ok := readState(dir); ok && Healthy(ctx, st.URL) == nil {
 		return st.URL, nil
 	}
-	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
+	unlock, err := datadir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func Shared(ctx context.Context, opts Options) (string, error) {
 	b, _ := json.Marshal(state{URL: s.URL(), Pid: s.Pid(), Version: Version})
 	// Atomically: orderd instances read it without the lock to follow
 	// the server (KeepShared).
-	if err := localdir.Write(filepath.Join(dir, stateFile), localdir.FileOptions{Perm: 0o644}, func(w io.Writer) error {
+	if err := datadir.Write(filepath.Join(dir, stateFile), datadir.FileOptions{Perm: 0o644}, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	}); err != nil {
@@ -205,7 +205,7 @@ func StopShared(ctx context.Context, opts Options) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir := sharedDir(opts)
-	unlock, err := localdir.FlockWait(ctx, sharedLock(dir))
+	unlock, err := datadir.FlockWait(ctx, sharedLock(dir))
 	if err != nil {
 		return err
 	}

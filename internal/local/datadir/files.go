@@ -1,4 +1,4 @@
-package localdir
+package datadir
 
 import (
 	"bytes"

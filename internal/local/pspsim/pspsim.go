@@ -13,7 +13,7 @@
 // [psp.SignatureHeader] header, re-signed on each attempt. A delivery that
 // gets 2xx is done; 401 and 422 are final refusals; anything else (or no
 // answer) is retried with exponential backoff, like real providers do.
-package sim
+package pspsim
 
 import (
 	"context"
@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
@@ -299,7 +299,7 @@ func (s *Sim) save() {
 	}
 	b, err := json.Marshal(savedState{Intents: s.intents, ByKey: s.byKey, Manual: s.manual})
 	if err == nil {
-		err = localdir.Write(s.cfg.StateFile, localdir.FileOptions{}, func(w io.Writer) error {
+		err = datadir.Write(s.cfg.StateFile, datadir.FileOptions{}, func(w io.Writer) error {
 			_, err := w.Write(b)
 			return err
 		})

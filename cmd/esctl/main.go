@@ -1,5 +1,5 @@
 // Command esctl starts, stops and locates the shared local Elasticsearch
-// of internal/esserver; scripts/elasticsearch runs it.
+// of internal/local/esserver; scripts/elasticsearch runs it.
 //
 //	esctl start   start (or reuse) it and print its URL
 //	esctl url     print its URL if it runs (exit 1 otherwise)
@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
 )
 
 func main() {

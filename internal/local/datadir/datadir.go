@@ -1,4 +1,4 @@
-// Package localdir knows the layout of the local default's data directory,
+// Package datadir knows the layout of the local default's data directory,
 // which orderd and orderctl share:
 //
 //	<data dir>/LOCK         flock held by the process that owns the store
@@ -8,7 +8,7 @@
 //	<data dir>/log.id       the id of the log the store holds, written when
 //	                        orderd created (or adopted) it: with it, orderd
 //	                        refuses to start on a store whose log is gone
-//	<data dir>/postgres/    the private PostgreSQL (internal/pgserver)
+//	<data dir>/postgres/    the private PostgreSQL (internal/local/pgserver)
 //	<data dir>/postgres/password  its superuser's generated password
 //	<data dir>/postgres.url its connection URL (with the password) while orderd runs
 //	<data dir>/signing.key  the generated commit-signing key (Ed25519, PEM)
@@ -32,7 +32,7 @@
 // writes ([Write]), generated secrets ([NewSecret], [StoredSecret]),
 // exclusive locks ([Flock], [FlockWait]) and the unprivileged user a
 // server started by root runs as ([Unprivileged]).
-package localdir
+package datadir
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package sim_test
+package pspsim_test
 
 import (
 	"encoding/json"
@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/internal/psp/psptest"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
 
-func start(t *testing.T, cfg sim.Config) (*sim.Sim, *psp.HTTPClient) {
+func start(t *testing.T, cfg pspsim.Config) (*pspsim.Sim, *psp.HTTPClient) {
 	t.Helper()
-	s, err := sim.New(cfg)
+	s, err := pspsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func payPage(button string) func(t *testing.T, in psp.Intent) {
 }
 
 func TestHTTPClientAgainstTheSimulator(t *testing.T) {
-	_, c := start(t, sim.Config{Mode: sim.ModeManual})
+	_, c := start(t, pspsim.Config{Mode: pspsim.ModeManual})
 	psptest.Run(t, c, psptest.Shopper{Approve: payPage("approve"), Decline: payPage("decline")})
 }
 
@@ -111,7 +111,7 @@ func TestAutoModeSendsSignedWebhooksAndRetries(t *testing.T) {
 	rcv := &receiver{status: http.StatusServiceUnavailable}
 	hook := httptest.NewServer(rcv)
 	defer hook.Close()
-	s, c := start(t, sim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL})
+	s, c := start(t, pspsim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL})
 	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay-1", Amount: events.Money{Amount: 100, Currency: "EUR"}}, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestLossFaultDropsWebhooksButStatusTellsTheTruth(t *testing.T) {
 	rcv := &receiver{}
 	hook := httptest.NewServer(rcv)
 	defer hook.Close()
-	s, c := start(t, sim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL, Faults: psp.Faults{Loss: 1}})
+	s, c := start(t, pspsim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL, Faults: psp.Faults{Loss: 1}})
 	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay-1", Amount: events.Money{Amount: 100, Currency: "EUR"}}, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestLossFaultDropsWebhooksButStatusTellsTheTruth(t *testing.T) {
 // to the simulator's API gets a 4xx with a JSON error code, and changes
 // no intent.
 func TestSimulatorAPIRefusesBadInput(t *testing.T) {
-	s, c := start(t, sim.Config{Mode: sim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!")})
+	s, c := start(t, pspsim.Config{Mode: pspsim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!")})
 	in, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1",
 		Amount: events.Money{Amount: 500, Currency: "CNY"}}, "pay_1:create")
 	if err != nil {
@@ -211,7 +211,7 @@ func TestSimulatorAPIRefusesBadInput(t *testing.T) {
 // states, and can still void them.
 func TestStateFileKeepsIntentsAcrossRestarts(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "psp-sim.json")
-	cfg := sim.Config{Mode: sim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!"), StateFile: file}
+	cfg := pspsim.Config{Mode: pspsim.ModeManual, Secret: []byte("secret-secret-secret-secret-secret!"), StateFile: file}
 	s1, c1 := start(t, cfg)
 	req := psp.CreateIntentRequest{Reference: "pay_1", OrderID: "ord_1", Amount: events.Money{Amount: 500, Currency: "CNY"}}
 	pending, err := c1.CreateIntent(t.Context(), req, "pay_1:create")
