@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // FileOptions say how [Write] writes a file.
@@ -20,7 +19,7 @@ type FileOptions struct {
 	Perm fs.FileMode
 	// Owner, if set, is given the file before it takes its name (a
 	// local server's own file, written by orderd running as root).
-	Owner *syscall.Credential
+	Owner *User
 	// Exclusive makes Write fail, with an error wrapping fs.ErrExist,
 	// when the name is taken, instead of replacing that file.
 	Exclusive bool

@@ -6,15 +6,20 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
 )
+
+// User is a user and group id: who a local server runs as, and who owns
+// its files ([FileOptions.Owner]).
+type User struct {
+	Uid, Gid uint32
+}
 
 // Unprivileged returns who a local server that orderd starts runs as:
 // nil (the calling user) unless the process runs as root; then the first
 // of names that exists. A server must not run as root (PostgreSQL and
 // Elasticsearch refuse to): a name whose uid is 0 is an error, and so is
 // none existing, wrapping user.UnknownUserError.
-func Unprivileged(names ...string) (*syscall.Credential, error) {
+func Unprivileged(names ...string) (*User, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -36,5 +41,5 @@ func Unprivileged(names ...string) (*syscall.Credential, error) {
 	if err1 != nil || err2 != nil || uid == 0 {
 		return nil, fmt.Errorf("user %s (uid %s) is not an unprivileged user", u.Username, u.Uid)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return &User{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package pgserver
 
 import (
@@ -124,7 +126,7 @@ func legacyDataDir(t *testing.T, dir string) {
 	// The earlier version's initdb arguments.
 	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", old.dataDir, "-U", Superuser, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync")
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred.Credential()}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}

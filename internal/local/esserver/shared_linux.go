@@ -1,3 +1,5 @@
+//go:build linux
+
 package esserver
 
 import (
@@ -23,11 +25,6 @@ type state struct {
 	URL     string `json:"url"`
 	Pid     int    `json:"pid"`
 	Version string `json:"version"`
-}
-
-// SharedDir returns the directory of the shared server for cacheDir.
-func SharedDir(cacheDir string) string {
-	return filepath.Join(cacheDir, "shared-"+Version)
 }
 
 const stateFile = "state.json"
