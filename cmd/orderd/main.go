@@ -125,6 +125,9 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 
 func (a *app) init(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
+	if err := checkBuild(cfg); err != nil {
+		return err
+	}
 	if err := a.listenEarly(); err != nil {
 		return err
 	}

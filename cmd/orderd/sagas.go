@@ -13,7 +13,6 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/local/datadir"
-	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
@@ -27,7 +26,7 @@ type payments struct {
 	client  psp.Client
 	sync    *process.PaymentSync
 	secret  []byte
-	sim     *pspsim.Sim
+	sim     *localSim
 	runtime *sagas.Runtime
 }
 
@@ -57,12 +56,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		// The simulator keeps its intents under the data dir, so a
-		// restarted local default can still void, refund and look up the
-		// payments it left pending.
-		p.sim, err = pspsim.New(pspsim.Config{Mode: pspsim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
-			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, datadir.PSPSimState)})
-		if err != nil {
+		if p.sim, err = a.newSimulator(p.secret, faults); err != nil {
 			return err
 		}
 		base, err := a.startSim(p.sim)
@@ -118,7 +112,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 // startSim starts the in-process simulator. With a listen port of 0 it
 // first tries the address it had before (recorded under the data dir),
 // then any free port; the address it got is recorded for next time.
-func (a *app) startSim(s *pspsim.Sim) (string, error) {
+func (a *app) startSim(s *localSim) (string, error) {
 	listen := a.cfg.PSPListen
 	file := filepath.Join(a.cfg.DataDir, datadir.PSPSimAddr)
 	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/local/datadir"
-	"github.com/ordo-shop/ordo/internal/local/esserver"
-	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -61,9 +60,9 @@ func (a *app) setupSearch() error {
 		defer close(done)
 		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchURL))
 		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchPrefix))
-		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: localSearchDir, Logger: a.log}
+		local := a.localSearch()
 		for st == nil {
-			u, err := esserver.Shared(bg, local)
+			u, err := local.start(bg)
 			if err == nil {
 				if st, err = a.openSearch(u, a.localSearchPrefix()); err != nil {
 					a.log.Error("search disabled", slog.Any("err", err))
@@ -76,7 +75,7 @@ func (a *app) setupSearch() error {
 				kept := make(chan struct{})
 				go func() {
 					defer close(kept)
-					esserver.KeepShared(bg, local, u, localSearchCheck, func(now string) { a.followSearch(st, now) })
+					local.keep(bg, u, func(now string) { a.followSearch(st, now) })
 				}()
 				defer func() { <-kept }()
 				break
@@ -117,7 +116,7 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	}
 	a.recordSearch(datadir.ElasticsearchURL, url)
 	a.recordSearch(datadir.ElasticsearchPrefix, prefix)
-	a.log.Info("search configured", slog.String("elasticsearch", pgserver.Redacted(url)), slog.String("alias", st.Alias()))
+	a.log.Info("search configured", slog.String("elasticsearch", redacted(url)), slog.String("alias", st.Alias()))
 	return st, nil
 }
 
@@ -189,4 +188,14 @@ func (a *app) runSearch(ctx context.Context, st *search.Store) error {
 		return err
 	}
 	return runner.Run(ctx)
+}
+
+// redacted is a server URL fit for a log line: its password, if any,
+// replaced by "xxxxx".
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }
