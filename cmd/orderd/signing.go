@@ -2,8 +2,8 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/ordo-shop/ordo/events"
@@ -21,8 +21,8 @@ func (a *app) loadCommitSigner() (*events.Ed25519Signer, error) {
 	if path != "" {
 		priv, err = datadir.ReadSigningKey(path)
 		if err == nil {
-			if st, serr := os.Stat(path); serr == nil && st.Mode().Perm()&0o077 != 0 {
-				a.log.Warn("the commit-signing key can be read by other users: chmod 600 it", "path", path, "mode", st.Mode().Perm().String())
+			if perr := datadir.CheckPrivate(path); errors.Is(perr, datadir.ErrNotPrivate) {
+				a.log.Warn("the commit-signing key can be read by other users", "err", perr)
 			}
 		}
 	} else {

@@ -52,7 +52,7 @@ func LoadLocal(dir string, create bool) (*Keys, error) {
 
 func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 	path := SeedFile(dir, r)
-	b, err := readPrivate(path)
+	b, err := datadir.ReadPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -81,19 +81,6 @@ func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 		return nil, fmt.Errorf("%s: not an nkey user seed: %w", path, err)
 	}
 	return kp, nil
-}
-
-// readPrivate reads a file that holds a secret, refusing one that its
-// group or others may read.
-func readPrivate(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s holds a secret but its mode is %04o: make it readable by its owner only (chmod 600 %s)", path, fi.Mode().Perm(), path)
-	}
-	return os.ReadFile(path)
 }
 
 // PublicKey returns a role's public nkey ("U...").

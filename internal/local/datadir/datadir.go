@@ -29,7 +29,9 @@
 // reaches its data; nobody else can list them or read the files).
 //
 // It also holds the file utilities the local servers share: atomic
-// writes ([Write]), generated secrets ([NewSecret], [StoredSecret]),
+// writes ([Write]), generated secrets ([NewSecret], [StoredSecret]), the
+// one check that a key file is private to its owner ([CheckPrivate],
+// [ReadPrivate]; orderd's signing key and the NATS seeds),
 // exclusive locks ([Flock], [FlockWait]) and the unprivileged user a
 // server started by root runs as ([Unprivileged]).
 package datadir
