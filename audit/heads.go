@@ -11,7 +11,7 @@ import (
 	"slices"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // Head is where one aggregate's history ended when a check saved it: the
@@ -66,7 +66,7 @@ func WriteHeads(path string, heads []Head) error {
 	slices.SortFunc(heads, func(a, b Head) int {
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID))
 	})
-	return localdir.Write(path, localdir.FileOptions{}, func(w io.Writer) error {
+	return datadir.Write(path, datadir.FileOptions{}, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		enc := json.NewEncoder(bw)
 		for _, h := range heads {

@@ -13,8 +13,8 @@ import (
 	"github.com/ordo-shop/ordo/eventlog/memlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/process"
 )
 
@@ -32,7 +32,7 @@ type rig struct {
 	orders   *command.Handler[order.State, order.Command]
 	stock    *command.Handler[inventory.State, inventory.Command]
 	payments *command.Handler[payment.State, payment.Command]
-	sim      *sim.Sim
+	sim      *pspsim.Sim
 	client   psp.Client
 	sync     *process.PaymentSync
 	checkout *process.Checkout
@@ -65,7 +65,7 @@ func newRig(t *testing.T) *rig {
 	if r.payments, err = command.NewHandler(payment.Decider(), log, reg, command.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if r.sim, err = sim.New(sim.Config{Mode: sim.ModeManual, Secret: []byte("webhook-secret-webhook-secret-webhook!")}); err != nil {
+	if r.sim, err = pspsim.New(pspsim.Config{Mode: pspsim.ModeManual, Secret: []byte("webhook-secret-webhook-secret-webhook!")}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(r.sim.Handler())

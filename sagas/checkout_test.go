@@ -16,8 +16,8 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/process"
 )
 
@@ -98,7 +98,7 @@ func errCode(r response) string {
 // TestCancelledOrderCannotBeShipped: a cancelled order gets 422 for ship
 // (and deliver), and nothing is committed from its stock.
 func TestCancelledOrderCannotBeShipped(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 2})
 	e.waitOrder(id, order.StatusPaymentPending)
@@ -202,7 +202,7 @@ func TestShortOrderIsRejectedAndReleasesWhatItHeld(t *testing.T) {
 }
 
 func TestPaymentTimeoutCancelsReleasesAndVoids(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual, paymentTimeout: 2 * time.Second})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual, paymentTimeout: 2 * time.Second})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 3})
 	e.waitOrder(id, order.StatusPaymentPending)
@@ -235,7 +235,7 @@ func TestPaymentTimeoutCancelsReleasesAndVoids(t *testing.T) {
 // while no runtime runs, and starts a new runtime: the order ends
 // cancelled, its stock released and its intent voided at the PSP.
 func TestTimeoutSurvivesRuntimeRestart(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual, paymentTimeout: 3 * time.Second})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual, paymentTimeout: 3 * time.Second})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 1})
 	e.waitOrder(id, order.StatusPaymentPending)
@@ -276,7 +276,7 @@ func TestTimeoutSurvivesRuntimeRestart(t *testing.T) {
 // runtime starts, the timer and payment.captured are handled in either
 // order, and the order must end paid, not cancelled and refunded.
 func TestTimeoutAfterACaptureDoesNotCancel(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual, paymentTimeout: 2 * time.Second})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual, paymentTimeout: 2 * time.Second})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 1})
 	o := e.waitOrder(id, order.StatusPaymentPending)
@@ -364,7 +364,7 @@ func TestCaptureAfterCancellationIsRefunded(t *testing.T) {
 	// Every webhook is lost and the shopper pays at the PSP just before
 	// the customer cancels: the void finds the intent captured, so the
 	// capture is recorded and refunded in full.
-	e := newEnv(t, envOptions{simMode: sim.ModeManual, faults: psp.Faults{Loss: 1}})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual, faults: psp.Faults{Loss: 1}})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 1})
 	o := e.waitOrder(id, order.StatusPaymentPending)
@@ -391,7 +391,7 @@ func TestCaptureAfterCancellationIsRefunded(t *testing.T) {
 // payment of the cancelled order is refunded in full automatically, the
 // order ends refunded and its stock is released.
 func TestLateCaptureWebhookIsRefunded(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", 2})
 	o := e.waitOrder(id, order.StatusPaymentPending)
@@ -492,7 +492,7 @@ func TestIntentMadeButNotRecordedIsSettled(t *testing.T) {
 			}
 		}}
 	}
-	e = newEnv(t, envOptions{simMode: sim.ModeAuto, noRuntime: true, pspWrap: wrap})
+	e = newEnv(t, envOptions{simMode: pspsim.ModeAuto, noRuntime: true, pspWrap: wrap})
 	e.putSKU("TEA", 1999, 10)
 	id = e.place("cust-1", "k1", line{"TEA", 1})
 	e.startRuntime()

@@ -27,8 +27,8 @@ import (
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/httpapi"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
@@ -53,7 +53,7 @@ type env struct {
 	stock    *command.Handler[inventory.State, inventory.Command]
 	payments *command.Handler[payment.State, payment.Command]
 	sync     *process.PaymentSync
-	sim      *sim.Sim
+	sim      *pspsim.Sim
 	client   psp.Client
 	base     string // the API
 	admin    string
@@ -71,7 +71,7 @@ type env struct {
 }
 
 type envOptions struct {
-	simMode        sim.Mode
+	simMode        pspsim.Mode
 	faults         psp.Faults
 	seed           uint64
 	paymentTimeout time.Duration
@@ -141,7 +141,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 
-	e.sim, err = sim.New(sim.Config{Mode: o.simMode, Secret: []byte(webhookSecret), Faults: o.faults, Seed: o.seed, Logger: log})
+	e.sim, err = pspsim.New(pspsim.Config{Mode: o.simMode, Secret: []byte(webhookSecret), Faults: o.faults, Seed: o.seed, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

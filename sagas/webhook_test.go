@@ -14,8 +14,8 @@ import (
 
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
 
 func (e *env) webhook(body []byte, signature string) response {
@@ -52,7 +52,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // payment and the payment's intent as the provider has it.
 func pendingPayment(t *testing.T, qty int64) (*env, string, payment.State, psp.Intent) {
 	t.Helper()
-	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual})
 	e.putSKU("TEA", 1999, 10)
 	id := e.place("cust-1", "k1", line{"TEA", qty})
 	o := e.waitOrder(id, order.StatusPaymentPending)
@@ -212,7 +212,7 @@ func TestForgedReplayedAndAlteredWebhooksChangeNothing(t *testing.T) {
 // a harmless duplicate; once the API's clock has moved past the 5-minute
 // tolerance the replay gets 401 and changes nothing.
 func TestReplayedWebhookIsRefusedAfterTheTolerance(t *testing.T) {
-	e := newEnv(t, envOptions{simMode: sim.ModeManual})
+	e := newEnv(t, envOptions{simMode: pspsim.ModeManual})
 	type delivery struct {
 		body []byte
 		sig  string

@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/streams"
 )
 
@@ -97,15 +97,15 @@ func (l *logFlags) connect(role natsauth.Role) (*nats.Conn, func(), error) {
 		if l.ext.Set() {
 			return nil, nil, errors.New("--nats-creds, --nats-user, --nats-ca and ORDO_NATS_PASSWORD are for --nats-url (ORDO_NATS_URL); on the local default orderctl uses the keys in the data dir")
 		}
-		if _, err := os.Stat(filepath.Join(l.dataDir, localdir.StoreDir)); err != nil {
+		if _, err := os.Stat(filepath.Join(l.dataDir, datadir.StoreDir)); err != nil {
 			return nil, nil, fmt.Errorf("no Ordo store in %s (set --data-dir, ORDO_DATA_DIR or ORDO_NATS_URL)", l.dataDir)
 		}
-		unlock, err := localdir.Lock(l.dataDir)
+		unlock, err := datadir.Lock(l.dataDir)
 		switch {
-		case errors.Is(err, localdir.ErrLocked):
-			url := localdir.ReadURL(l.dataDir)
+		case errors.Is(err, datadir.ErrLocked):
+			url := datadir.ReadURL(l.dataDir)
 			if url == "" {
-				return nil, nil, fmt.Errorf("a live process holds %s but it wrote no %s", l.dataDir, localdir.NATSURL)
+				return nil, nil, fmt.Errorf("a live process holds %s but it wrote no %s", l.dataDir, datadir.NATSURL)
 			}
 			keys, err := natsauth.LoadLocal(l.dataDir, false)
 			if err != nil {
@@ -128,7 +128,7 @@ func (l *logFlags) connect(role natsauth.Role) (*nats.Conn, func(), error) {
 				closeAll()
 				return nil, nil, err
 			}
-			ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(l.dataDir, localdir.StoreDir), ServerName: "ordo-local", SyncAlways: true, Users: keys.Users()})
+			ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(l.dataDir, datadir.StoreDir), ServerName: "ordo-local", SyncAlways: true, Users: keys.Users()})
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("open the store in %s: %w", l.dataDir, err)

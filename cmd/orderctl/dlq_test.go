@@ -13,7 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/process"
@@ -48,13 +48,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // re-drives the dead letter with `orderctl dlq retry`.
 func TestDLQListAndRetry(t *testing.T) {
 	dir := t.TempDir()
-	unlock, err := localdir.Lock(dir)
+	unlock, err := datadir.Lock(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns, nc, stop := testkit.LocalNATS(t, dir, natsauth.Admin, true)
 	t.Cleanup(func() { stop(); unlock() })
-	if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
+	if err := datadir.WriteFile(dir, datadir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

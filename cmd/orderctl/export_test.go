@@ -20,7 +20,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -377,10 +377,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // nats.url of the live local default holding the data dir.
 func TestAuditCommandsAgainstARunningDeployment(t *testing.T) {
 	dir, id := seedDataDir(t, true)
-	url := localdir.ReadURL(dir)
+	url := datadir.ReadURL(dir)
 	for _, env := range []map[string]string{
 		{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor),
-			"ORDO_SIGNING_KEYS": filepath.Join(dir, localdir.SigningKeys)},
+			"ORDO_SIGNING_KEYS": filepath.Join(dir, datadir.SigningKeys)},
 		{"ORDO_DATA_DIR": dir},
 	} {
 		if code, out, errOut := orderctl(t, env, "verify"); code != exitOK || !strings.Contains(out, "verified 3 commit(s)") || !strings.Contains(out, "signatures: 3 verified, 0 unsigned") {

@@ -9,7 +9,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // localSigner returns a signer with the data dir's commit-signing key,
@@ -17,7 +17,7 @@ import (
 // has none: the key orderd signs the local default's commits with.
 func localSigner(t testing.TB, dir string) *events.Ed25519Signer {
 	t.Helper()
-	priv, err := localdir.LocalSigningKey(dir)
+	priv, err := datadir.LocalSigningKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -46,7 +46,7 @@ func cmdInit(ctx context.Context, e env, args []string) error {
 	cfg := streams.Config{Partitions: *partitions, Replicas: *replicas, RecreateLost: *recreate, LogID: e.getenv("ORDO_LOG_ID")}
 	if lf.natsURL == "" {
 		// The local default: its data dir remembers its log.
-		marker, err := os.ReadFile(filepath.Join(lf.dataDir, localdir.LogMarker))
+		marker, err := os.ReadFile(filepath.Join(lf.dataDir, datadir.LogMarker))
 		switch {
 		case err == nil:
 			cfg.LogID = strings.TrimSpace(string(marker))

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // cmdKeys makes and shows commit-signing keys (decision 016):
@@ -51,7 +51,7 @@ func cmdKeys(ctx context.Context, e env, args []string) error {
 		if len(rest) != 1 {
 			return usagef("want keys public FILE")
 		}
-		priv, err := localdir.ReadSigningKey(rest[0])
+		priv, err := datadir.ReadSigningKey(rest[0])
 		if err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func cmdKeys(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		if source == "" {
-			return fmt.Errorf("no keyring: give --keys or ORDO_SIGNING_KEYS, or a data dir with %s", localdir.SigningKeys)
+			return fmt.Errorf("no keyring: give --keys or ORDO_SIGNING_KEYS, or a data dir with %s", datadir.SigningKeys)
 		}
 		fmt.Fprintf(e.stdout, "%s: %d key(s)\n", source, keys.Len())
 		for _, k := range keys.Keys() {
@@ -125,7 +125,7 @@ func newKeyFile(e env, path, keyring, comment string) error {
 		return err
 	}
 	if keyring != "" {
-		if _, err := localdir.AddToKeyring(keyring, pub); err != nil {
+		if _, err := datadir.AddToKeyring(keyring, pub); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "orderctl keys: added %s to %s\n", pub.ID, keyring)
@@ -143,13 +143,13 @@ func rotateLocalKey(e env, dataDir, keyring, comment string) error {
 	if _, err := os.Stat(dataDir); err != nil {
 		return fmt.Errorf("no data dir %s (give FILE to make a key for a deployment)", dataDir)
 	}
-	local := filepath.Join(dataDir, localdir.SigningKeys)
+	local := filepath.Join(dataDir, datadir.SigningKeys)
 	rings := []string{local}
 	if keyring != "" && keyring != local {
 		rings = append(rings, keyring)
 	}
-	keyPath := filepath.Join(dataDir, localdir.SigningKey)
-	old, err := localdir.ReadSigningKey(keyPath)
+	keyPath := filepath.Join(dataDir, datadir.SigningKey)
+	old, err := datadir.ReadSigningKey(keyPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -160,7 +160,7 @@ func rotateLocalKey(e env, dataDir, keyring, comment string) error {
 			return err
 		}
 		for _, r := range rings {
-			if _, err := localdir.AddToKeyring(r, pub); err != nil {
+			if _, err := datadir.AddToKeyring(r, pub); err != nil {
 				return err
 			}
 		}
@@ -174,11 +174,11 @@ func rotateLocalKey(e env, dataDir, keyring, comment string) error {
 		return err
 	}
 	for _, r := range rings {
-		if _, err := localdir.AddToKeyring(r, pub); err != nil {
+		if _, err := datadir.AddToKeyring(r, pub); err != nil {
 			return err
 		}
 	}
-	if err := localdir.WriteSigningKey(keyPath, priv); err != nil {
+	if err := datadir.WriteSigningKey(keyPath, priv); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "orderctl keys: %s is the new signing key of %s from orderd's next start; the old key stays in %s\n", pub.ID, dataDir, local)

@@ -12,7 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -35,7 +35,7 @@ func orderctl(t *testing.T, env map[string]string, args ...string) (code int, st
 func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 	t.Helper()
 	dir = t.TempDir()
-	unlock, err := localdir.Lock(dir)
+	unlock, err := datadir.Lock(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func seedDataDir(t *testing.T, live bool) (dir, orderID string) {
 		}
 	}
 	if live {
-		if err := localdir.WriteFile(dir, localdir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
+		if err := datadir.WriteFile(dir, datadir.NATSURL, []byte(ns.ClientURL()+"\n")); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { stop(); unlock() })
@@ -171,7 +171,7 @@ func TestTokenPrintsOnlyAVerifiableToken(t *testing.T) {
 	}
 	// Without ORDO_AUTH_SECRET it reads the data dir's generated secret.
 	dir := t.TempDir()
-	secret, err := localdir.Secret(dir, true)
+	secret, err := datadir.Secret(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +184,14 @@ func TestTokenPrintsOnlyAVerifiableToken(t *testing.T) {
 
 func TestHistoryThroughORDO_NATS_URL(t *testing.T) {
 	dir, id := seedDataDir(t, true)
-	url := localdir.ReadURL(dir)
+	url := datadir.ReadURL(dir)
 	if url == "" {
 		t.Fatal("seeded server wrote no URL")
 	}
 	// Its data dir is not used: the credentials are given as for any
 	// deployment.
 	env := map[string]string{"ORDO_NATS_URL": url, "ORDO_DATA_DIR": t.TempDir(), "ORDO_NATS_CREDS": natsauth.SeedFile(dir, natsauth.Auditor),
-		"ORDO_SIGNING_KEYS": filepath.Join(dir, localdir.SigningKeys)}
+		"ORDO_SIGNING_KEYS": filepath.Join(dir, datadir.SigningKeys)}
 	code, out, errOut := orderctl(t, env, "history", "--json", "order", id)
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("exit %d, %d lines: %s %s", code, strings.Count(out, "\n"), out, errOut)

@@ -3,11 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/ordo-shop/ordo/audit"
 )
@@ -95,22 +92,4 @@ func progressBars(e env, prefix string) func(audit.Progress) {
 			bar = nil
 		}
 	}
-}
-
-// isTerminal reports whether f is a terminal: whether the terminal
-// driver answers TCGETS (as isatty(3) asks), which other character
-// devices such as /dev/null do not.
-func isTerminal(f *os.File) bool {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		var t syscall.Termios
-		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
-	}); err != nil {
-		return false
-	}
-	return errno == 0
 }

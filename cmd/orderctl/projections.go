@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -39,7 +39,7 @@ func openPostgres(ctx context.Context, e env, flagURL string, lf *logFlags) (url
 		return flagURL, func() {}, nil
 	}
 	if lf.local {
-		dir := filepath.Join(lf.dataDir, localdir.PostgresDir)
+		dir := filepath.Join(lf.dataDir, datadir.PostgresDir)
 		if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
 			return "", nil, fmt.Errorf("no read model in %s: start orderd once (its local default creates it), or set ORDO_POSTGRES_URL", lf.dataDir)
 		}
@@ -50,9 +50,9 @@ func openPostgres(ctx context.Context, e env, flagURL string, lf *logFlags) (url
 		}
 		return srv.URL(), func() { _ = srv.Stop() }, nil
 	}
-	b, err := os.ReadFile(filepath.Join(lf.dataDir, localdir.PostgresURL))
+	b, err := os.ReadFile(filepath.Join(lf.dataDir, datadir.PostgresURL))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil, fmt.Errorf("no PostgreSQL: set ORDO_POSTGRES_URL (--postgres-url); the orderd running on %s wrote no %s", lf.dataDir, localdir.PostgresURL)
+		return "", nil, fmt.Errorf("no PostgreSQL: set ORDO_POSTGRES_URL (--postgres-url); the orderd running on %s wrote no %s", lf.dataDir, datadir.PostgresURL)
 	}
 	if err != nil {
 		return "", nil, err

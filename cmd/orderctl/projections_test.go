@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
 )
@@ -42,7 +42,7 @@ func TestProjectionsStatusAndRebuild(t *testing.T) {
 		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// Through the postgres.url a local orderd would have written.
-	if err := localdir.WriteFile(dir, localdir.PostgresURL, []byte(pg+"\n")); err != nil {
+	if err := datadir.WriteFile(dir, datadir.PostgresURL, []byte(pg+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	st := status(map[string]string{"ORDO_DATA_DIR": dir})
@@ -101,7 +101,7 @@ func TestProjectionsBadUsage(t *testing.T) {
 func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 	dir, _ := seedDataDir(t, false)
 	// The private PostgreSQL a local orderd made once, now stopped.
-	pgDir := filepath.Join(dir, localdir.PostgresDir)
+	pgDir := filepath.Join(dir, datadir.PostgresDir)
 	srv, err := pgserver.Start(t.Context(), pgserver.Options{Dir: pgDir, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 	env := map[string]string{"ORDO_DATA_DIR": dir}
 	// A deleted password file (how the password is rotated) gets a new
 	// one, and orderctl says so on stderr.
-	if err := os.Remove(filepath.Join(dir, localdir.PostgresPassword)); err != nil {
+	if err := os.Remove(filepath.Join(dir, datadir.PostgresPassword)); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, errOut := orderctl(t, env, "projections", "status"); code != 0 || !strings.Contains(errOut, "set a new generated password") {
@@ -144,7 +144,7 @@ func TestProjectionsOnAStoppedLocalDefault(t *testing.T) {
 	if pid, err := os.ReadFile(filepath.Join(pgDir, "data", "postmaster.pid")); err == nil {
 		t.Fatalf("postmaster.pid left behind: %s", pid)
 	}
-	if _, err := os.Stat(filepath.Join(dir, localdir.PostgresURL)); !os.IsNotExist(err) {
-		t.Fatalf("orderctl wrote %s: %v", localdir.PostgresURL, err)
+	if _, err := os.Stat(filepath.Join(dir, datadir.PostgresURL)); !os.IsNotExist(err) {
+		t.Fatalf("orderctl wrote %s: %v", datadir.PostgresURL, err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -103,7 +103,7 @@ func reconcileReadModel(ctx context.Context, e env, pgFlag string, lf *logFlags,
 // in the data dir.
 func reconcileSearch(ctx context.Context, e env, flagURL, flagPrefix, dataDir string, store *streams.Store) (res projections.Reconciliation, ok bool, err error) {
 	if flagURL == "" {
-		if _, err := os.Stat(filepath.Join(dataDir, localdir.ElasticsearchURL)); os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dataDir, datadir.ElasticsearchURL)); os.IsNotExist(err) {
 			return res, false, nil
 		}
 	}

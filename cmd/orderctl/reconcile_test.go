@@ -16,9 +16,9 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
-	"github.com/ordo-shop/ordo/internal/natsembed"
-	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
@@ -246,7 +246,7 @@ func TestReconcileNamesEveryDrift(t *testing.T) {
 	}
 	// So is the elasticsearch.url of a live orderd that points nowhere.
 	delete(env, "ORDO_ELASTICSEARCH_URL")
-	if err := localdir.WriteFile(env["ORDO_DATA_DIR"], localdir.ElasticsearchURL, []byte("http://127.0.0.1:1\n")); err != nil {
+	if err := datadir.WriteFile(env["ORDO_DATA_DIR"], datadir.ElasticsearchURL, []byte("http://127.0.0.1:1\n")); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, errOut = orderctl(t, env, "reconcile"); code != exitError || !strings.Contains(errOut, "127.0.0.1:1") {
@@ -314,7 +314,7 @@ func TestReconcileWhileTheProjectorsRun(t *testing.T) {
 // PostgreSQL itself, as projections does.
 func TestReconcileAStoppedLocalDefault(t *testing.T) {
 	dir, id := seedDataDir(t, false)
-	srv, err := pgserver.Start(t.Context(), pgserver.Options{Dir: filepath.Join(dir, localdir.PostgresDir), NoSync: true})
+	srv, err := pgserver.Start(t.Context(), pgserver.Options{Dir: filepath.Join(dir, datadir.PostgresDir), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 	"github.com/ordo-shop/ordo/streams"
@@ -35,16 +35,16 @@ func elasticsearchTarget(flagURL, flagPrefix, dataDir string) (url, prefix strin
 	if flagURL != "" {
 		return flagURL, flagPrefix, nil
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, localdir.ElasticsearchURL))
+	b, err := os.ReadFile(filepath.Join(dataDir, datadir.ElasticsearchURL))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, localdir.ElasticsearchURL))
+		return "", "", fmt.Errorf("no Elasticsearch: set ORDO_ELASTICSEARCH_URL (--elasticsearch-url), or start orderd with search, which writes %s", filepath.Join(dataDir, datadir.ElasticsearchURL))
 	}
 	if err != nil {
 		return "", "", err
 	}
 	url, prefix = strings.TrimSpace(string(b)), flagPrefix
 	if prefix == "" {
-		prefix = localdir.ReadTrimmed(dataDir, localdir.ElasticsearchPrefix)
+		prefix = datadir.ReadTrimmed(dataDir, datadir.ElasticsearchPrefix)
 	}
 	return url, prefix, nil
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -19,7 +19,7 @@ func TestProjectionsRebuildSearch(t *testing.T) {
 	}
 	// Through the elasticsearch.url a local orderd would have written,
 	// flags after the arguments.
-	if err := localdir.WriteFile(dir, "elasticsearch.url", []byte(esURL+"\n")); err != nil {
+	if err := datadir.WriteFile(dir, "elasticsearch.url", []byte(esURL+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut = orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "projections", "rebuild", "search", "--elasticsearch-prefix", prefix, "--json")

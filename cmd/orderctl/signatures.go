@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // keyFlags is the --keys flag of the commands that check signatures.
@@ -26,7 +26,7 @@ func (k *keyFlags) register(fs *flag.FlagSet, e env) {
 // signed by a key not in the keyring).
 func (k *keyFlags) load(l *logFlags) (*events.Keyring, string, error) {
 	if k.path != "" {
-		r, err := localdir.ReadKeyring(k.path)
+		r, err := datadir.ReadKeyring(k.path)
 		if err != nil {
 			return nil, "", fmt.Errorf("--keys: %w", err)
 		}
@@ -35,8 +35,8 @@ func (k *keyFlags) load(l *logFlags) (*events.Keyring, string, error) {
 	if l.natsURL != "" {
 		return &events.Keyring{}, "", nil
 	}
-	path := filepath.Join(l.dataDir, localdir.SigningKeys)
-	r, err := localdir.ReadKeyring(path)
+	path := filepath.Join(l.dataDir, datadir.SigningKeys)
+	r, err := datadir.ReadKeyring(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return &events.Keyring{}, "", nil

@@ -16,7 +16,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
@@ -108,7 +108,7 @@ func signedLog(t *testing.T, doctor func(store *streams.Store)) string {
 	if err != nil || !li.Adopted {
 		t.Fatalf("adopt the log: %+v %v", li, err)
 	}
-	if err := localdir.WriteFile(dir, localdir.LogMarker, []byte(li.ID+"\n")); err != nil {
+	if err := datadir.WriteFile(dir, datadir.LogMarker, []byte(li.ID+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	if store, err = streams.Open(ctx, nc, streams.Config{LogID: li.ID}); err != nil {
@@ -133,7 +133,7 @@ func TestVerifyCountsUnsignedHistoryBeforeSigningBegan(t *testing.T) {
 	env := map[string]string{"ORDO_DATA_DIR": dir}
 	code, out, errOut := orderctl(t, env, "verify")
 	if code != exitOK || !strings.Contains(out, "verified 17 commit(s) of 4 order, 0 inventory, 0 payment: every chain intact") ||
-		!strings.Contains(out, "signatures: 9 verified, 8 unsigned from before signing began (keyring: 1 key(s) from "+filepath.Join(dir, localdir.SigningKeys)+")") {
+		!strings.Contains(out, "signatures: 9 verified, 8 unsigned from before signing began (keyring: 1 key(s) from "+filepath.Join(dir, datadir.SigningKeys)+")") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ = orderctl(t, env, "verify", "--json")
@@ -271,7 +271,7 @@ func knownKeyID(t *testing.T, store *streams.Store) string {
 // verify that cannot check signatures does not pass.
 func TestVerifyWithoutTheKeyring(t *testing.T) {
 	dir := signedLog(t, nil)
-	if err := os.Remove(filepath.Join(dir, localdir.SigningKeys)); err != nil {
+	if err := os.Remove(filepath.Join(dir, datadir.SigningKeys)); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := orderctl(t, map[string]string{"ORDO_DATA_DIR": dir}, "verify")
@@ -338,7 +338,7 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	one, two := newTestSigner(t), newTestSigner(t)
 	keyring := filepath.Join(t.TempDir(), "auditor.keys")
 	for _, s := range []*events.Ed25519Signer{one, two} {
-		if _, err := localdir.AddToKeyring(keyring, s.Public()); err != nil {
+		if _, err := datadir.AddToKeyring(keyring, s.Public()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -386,7 +386,7 @@ func TestVerifyOnAThreeNodeClusterNamesAForgedCommit(t *testing.T) {
 	}
 	// Without the second instance's key, its commits are named too.
 	partial := filepath.Join(t.TempDir(), "partial.keys")
-	if _, err := localdir.AddToKeyring(partial, one.Public()); err != nil {
+	if _, err := datadir.AddToKeyring(partial, one.Public()); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = orderctl(t, env, "verify", "--keys", partial)
@@ -407,7 +407,7 @@ func TestKeysNewPublicList(t *testing.T) {
 	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
-	keys, err := localdir.ReadKeyring(ring)
+	keys, err := datadir.ReadKeyring(ring)
 	if err != nil || keys.Len() != 1 || keys.Keys()[0].String() != line || !strings.HasSuffix(line, " orderd-1 2026-05") {
 		t.Fatalf("keyring %v (%v), printed %q", keys.Keys(), err, line)
 	}
@@ -435,7 +435,7 @@ func TestKeysNewPublicList(t *testing.T) {
 func TestRotatingTheLocalKeyKeepsOldCommitsVerifiable(t *testing.T) {
 	dir := signedLog(t, nil)
 	env := map[string]string{"ORDO_DATA_DIR": dir}
-	old, err := localdir.ReadSigningKey(filepath.Join(dir, localdir.SigningKey))
+	old, err := datadir.ReadSigningKey(filepath.Join(dir, datadir.SigningKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestRotatingTheLocalKeyKeepsOldCommitsVerifiable(t *testing.T) {
 	if code != exitOK || !strings.Contains(errOut, "next start") {
 		t.Fatalf("rotate: exit %d %s%s", code, out, errOut)
 	}
-	next, err := localdir.LocalSigningKey(dir) // orderd's next start
+	next, err := datadir.LocalSigningKey(dir) // orderd's next start
 	if err != nil || next.Equal(old) {
 		t.Fatalf("after rotation the key is the old one (%v)", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // cmdToken prints only the raw token, so it can be captured with $(...).
@@ -48,7 +48,7 @@ func cmdToken(_ context.Context, e env, args []string) error {
 	}
 	secret := e.getenv("ORDO_AUTH_SECRET")
 	if secret == "" {
-		if secret, err = localdir.Secret(*dataDir, false); err != nil {
+		if secret, err = datadir.Secret(*dataDir, false); err != nil {
 			return err
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -159,11 +159,11 @@ func TestPaymentTimeoutSurvivesOrderdRestart(t *testing.T) {
 
 func timeoutAcrossRestart(t *testing.T, external bool) {
 	const secret = "psp-secret-psp-secret-psp-secret-psp!"
-	var ext *sim.Sim
+	var ext *pspsim.Sim
 	var simURL string
 	if external {
 		var err error
-		if ext, err = sim.New(sim.Config{Mode: sim.ModeManual, Secret: []byte(secret)}); err != nil {
+		if ext, err = pspsim.New(pspsim.Config{Mode: pspsim.ModeManual, Secret: []byte(secret)}); err != nil {
 			t.Fatal(err)
 		}
 		if simURL, err = ext.Start("127.0.0.1:0"); err != nil {
@@ -183,7 +183,7 @@ func timeoutAcrossRestart(t *testing.T, external bool) {
 		c.PSPWebhookSecret = secret
 		c.PaymentTimeout = 3 * time.Second
 	}
-	provider := func(ta *testApp) *sim.Sim {
+	provider := func(ta *testApp) *pspsim.Sim {
 		if external {
 			ext.SetWebhookURL(ta.base + "/v1/psp/webhook")
 			return ext
@@ -256,7 +256,7 @@ func commitsOf(recs []eventlog.Record) []*events.Commit {
 }
 
 // intentFor returns the simulator's intent for a payment.
-func intentFor(s *sim.Sim, paymentID string) psp.Intent {
+func intentFor(s *pspsim.Sim, paymentID string) psp.Intent {
 	for _, in := range s.Intents() {
 		if in.Reference == paymentID {
 			return in

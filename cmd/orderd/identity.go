@@ -13,14 +13,14 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/httpapi"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/streams"
 )
 
 // The log's identity (docs/decisions/017-log-identity.md): orderd opens
 // a log and never creates one in the place of a lost one. The local
 // default creates its log on its first start and remembers its id in
-// the data dir (localdir.LogMarker); from then on it refuses to start
+// the data dir (datadir.LogMarker); from then on it refuses to start
 // when that log's streams are gone. With ORDO_NATS_URL nothing is created
 // by orderd: `orderctl init` makes the log, and ORDO_LOG_ID, if set,
 // names the one to serve.
@@ -46,7 +46,7 @@ func (a *app) openStreams(ctx context.Context) error {
 			if err != nil {
 				return a.explainLogError(err, "")
 			}
-			if err := localdir.WriteFile(a.cfg.DataDir, localdir.LogMarker, []byte(li.ID+"\n")); err != nil {
+			if err := datadir.WriteFile(a.cfg.DataDir, datadir.LogMarker, []byte(li.ID+"\n")); err != nil {
 				return fmt.Errorf("record the log id in %s: %w", a.markerPath(), err)
 			}
 			attrs := []any{slog.String("log_id", li.ID), slog.String("marker", a.markerPath())}
@@ -108,11 +108,11 @@ func (a *app) provisionLog(ctx context.Context, expect string) (li streams.LogIn
 	return li, err
 }
 
-func (a *app) markerPath() string { return filepath.Join(a.cfg.DataDir, localdir.LogMarker) }
+func (a *app) markerPath() string { return filepath.Join(a.cfg.DataDir, datadir.LogMarker) }
 
 // readLogMarker returns the log id recorded in the data dir, or "".
 func readLogMarker(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, localdir.LogMarker))
+	b, err := os.ReadFile(filepath.Join(dir, datadir.LogMarker))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -122,7 +122,7 @@ func readLogMarker(dir string) (string, error) {
 	id := strings.TrimSpace(string(b))
 	if id == "" {
 		return "", fmt.Errorf("%s is empty: it should hold the id of the log in %s; restore it from a backup, or remove it if the store holds the log you want",
-			filepath.Join(dir, localdir.LogMarker), filepath.Join(dir, localdir.StoreDir))
+			filepath.Join(dir, datadir.LogMarker), filepath.Join(dir, datadir.StoreDir))
 	}
 	return id, nil
 }
@@ -135,7 +135,7 @@ func (a *app) explainLogError(err error, marker string) error {
 	case !lost:
 		return err
 	case marker != "":
-		store := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
+		store := filepath.Join(a.cfg.DataDir, datadir.StoreDir)
 		return fmt.Errorf("the log %s that this data dir holds (%s) was destroyed: %w\n"+
 			"orderd will not start on it, so the loss is not hidden by an empty log. To recover:\n"+
 			"  - restore the data dir %s from a backup, or\n"+

@@ -16,9 +16,9 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -48,7 +48,7 @@ func deleteStreams(t *testing.T, js jetstream.JetStream, names ...string) {
 
 func marker(t *testing.T, dataDir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, localdir.LogMarker))
+	b, err := os.ReadFile(filepath.Join(dataDir, datadir.LogMarker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLocalDefaultRefusesADestroyedLog(t *testing.T) {
 			offline(t, cfg.DataDir, func(js jetstream.JetStream, _ *nats.Conn) { deleteStreams(t, js, tc.deleted...) })
 			_, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 			msg := fmt.Sprint(err)
-			for _, want := range []string{tc.deleted[0], id, "destroyed", filepath.Join(cfg.DataDir, localdir.LogMarker), "backup"} {
+			for _, want := range []string{tc.deleted[0], id, "destroyed", filepath.Join(cfg.DataDir, datadir.LogMarker), "backup"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("the refusal does not say %q: %v", want, err)
 				}
@@ -113,7 +113,7 @@ func TestLocalDefaultRefusesADestroyedLog(t *testing.T) {
 			})
 
 			// What the message says to do for a new, empty log.
-			for _, p := range []string{localdir.LogMarker, localdir.StoreDir} {
+			for _, p := range []string{datadir.LogMarker, datadir.StoreDir} {
 				if err := os.Rename(filepath.Join(cfg.DataDir, p), filepath.Join(cfg.DataDir, p+".destroyed")); err != nil {
 					t.Fatal(err)
 				}
@@ -140,7 +140,7 @@ func TestLocalDefaultAdoptsALogWithoutIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Make it look like an older orderd's data dir.
-	if err := os.Remove(filepath.Join(cfg.DataDir, localdir.LogMarker)); err != nil {
+	if err := os.Remove(filepath.Join(cfg.DataDir, datadir.LogMarker)); err != nil {
 		t.Fatal(err)
 	}
 	offline(t, cfg.DataDir, func(js jetstream.JetStream, nc *nats.Conn) {

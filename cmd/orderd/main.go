@@ -31,10 +31,10 @@ import (
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/httpapi"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/outage"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -131,6 +131,9 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, erro
 
 func (a *app) init(ctx context.Context) (err error) {
 	cfg, log := a.cfg, a.log
+	if err := checkBuild(cfg); err != nil {
+		return err
+	}
 	if err := a.listenEarly(); err != nil {
 		return err
 	}
@@ -148,7 +151,7 @@ func (a *app) init(ctx context.Context) (err error) {
 		return err
 	}
 	if secret == "" {
-		if secret, err = localdir.Secret(cfg.DataDir, true); err != nil {
+		if secret, err = datadir.Secret(cfg.DataDir, true); err != nil {
 			return err
 		}
 	}
@@ -232,7 +235,7 @@ func (a *app) init(ctx context.Context) (err error) {
 // orderctl as the auditor or the admin, and a new log's streams are
 // provisioned over a short-lived admin connection (openStreams).
 func (a *app) embedNATS() error {
-	unlock, err := localdir.Lock(a.cfg.DataDir)
+	unlock, err := datadir.Lock(a.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w (is another orderd running on %s?)", err, a.cfg.DataDir)
 	}
@@ -241,7 +244,7 @@ func (a *app) embedNATS() error {
 	if err != nil {
 		return fmt.Errorf("NATS credentials: %w", err)
 	}
-	storeDir := filepath.Join(a.cfg.DataDir, localdir.StoreDir)
+	storeDir := filepath.Join(a.cfg.DataDir, datadir.StoreDir)
 	a.storage = newStorageGuard(a.log, storeDir)
 	a.ns, err = natsembed.Start(natsembed.Options{
 		StoreDir:     storeDir,
@@ -266,10 +269,10 @@ func (a *app) embedNATS() error {
 	a.storage.ns = a.ns
 	a.goUntilStop(a.storage.run)
 	a.natsURL = a.ns.ClientURL()
-	if err := localdir.WriteFile(a.cfg.DataDir, localdir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
+	if err := datadir.WriteFile(a.cfg.DataDir, datadir.NATSURL, []byte(a.natsURL+"\n")); err != nil {
 		return fmt.Errorf("write nats.url: %w", err)
 	}
-	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.NATSURL)) })
+	a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, datadir.NATSURL)) })
 	a.nc, err = natsembed.Connect(a.ns, nats.Name("orderd"), keys.Option(natsauth.Service), a.natsErrorHandler())
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)
@@ -302,10 +305,10 @@ func (a *app) serveMetrics(h http.Handler) error {
 	a.cleanup = append(a.cleanup, func() { _ = srv.Close() })
 	a.metricsURL = "http://" + ln.Addr().String() + "/metrics"
 	if a.cfg.NATSURL == "" {
-		if err := localdir.WriteFile(a.cfg.DataDir, localdir.MetricsURL, []byte(a.metricsURL+"\n")); err != nil {
+		if err := datadir.WriteFile(a.cfg.DataDir, datadir.MetricsURL, []byte(a.metricsURL+"\n")); err != nil {
 			return fmt.Errorf("write metrics.url: %w", err)
 		}
-		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.MetricsURL)) })
+		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, datadir.MetricsURL)) })
 	}
 	if host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr); !isLoopback(host) {
 		a.log.Info("metrics are served beyond loopback, without authentication: keep the port to the monitoring network", slog.String("listen", a.cfg.MetricsAddr))

@@ -23,7 +23,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
 	"github.com/ordo-shop/ordo/internal/httpapi"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -161,7 +161,7 @@ func (ta *testApp) do(method, path, token string, body any, headers ...string) r
 // at the URL the local default wrote to <data dir>/metrics.url.
 func (ta *testApp) metrics() response {
 	ta.t.Helper()
-	url := localdir.ReadTrimmed(ta.cfg.DataDir, localdir.MetricsURL)
+	url := datadir.ReadTrimmed(ta.cfg.DataDir, datadir.MetricsURL)
 	if url == "" || url != ta.metricsURL {
 		ta.t.Fatalf("metrics.url holds %q; orderd serves metrics at %q", url, ta.metricsURL)
 	}
@@ -544,7 +544,7 @@ func TestMetricsHaveTheirOwnListener(t *testing.T) {
 	if err := ta.close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, localdir.MetricsURL)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, datadir.MetricsURL)); !os.IsNotExist(err) {
 		t.Fatalf("metrics.url after stop: %v", err)
 	}
 
@@ -552,7 +552,7 @@ func TestMetricsHaveTheirOwnListener(t *testing.T) {
 	if off.metricsURL != "" {
 		t.Fatalf("metrics off, served at %s", off.metricsURL)
 	}
-	if _, err := os.Stat(filepath.Join(off.cfg.DataDir, localdir.MetricsURL)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(off.cfg.DataDir, datadir.MetricsURL)); !os.IsNotExist(err) {
 		t.Fatalf("metrics off, metrics.url: %v", err)
 	}
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -69,13 +69,13 @@ func TestLocalDefaultNATSNeedsCredentials(t *testing.T) {
 	}
 	ta.waitEvent(r.body["order_id"].(string), "order.paid")
 	dir := ta.cfg.DataDir
-	for _, name := range []string{localdir.NATSServiceSeed, localdir.NATSAuditorSeed, localdir.NATSAdminSeed} {
+	for _, name := range []string{datadir.NATSServiceSeed, datadir.NATSAuditorSeed, datadir.NATSAdminSeed} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v %v", name, fi, err)
 		}
 	}
-	url := localdir.ReadURL(dir)
+	url := datadir.ReadURL(dir)
 	if nc, err := nats.Connect(url); !natsauth.Refused(err) {
 		if nc != nil {
 			nc.Close()
@@ -244,7 +244,7 @@ func TestNATSCredentialsOnAThreeNodeCluster(t *testing.T) {
 	// The auditor is given the public key of the key orderd generated
 	// into its data dir (no ORDO_SIGNING_KEY here).
 	env := []string{"ORDO_NATS_URL=" + url, "ORDO_NATS_CREDS=" + auditorCreds, "ORDO_DATA_DIR=" + t.TempDir(),
-		"ORDO_SIGNING_KEYS=" + filepath.Join(ta.cfg.DataDir, localdir.SigningKeys)}
+		"ORDO_SIGNING_KEYS=" + filepath.Join(ta.cfg.DataDir, datadir.SigningKeys)}
 	if code, out, errOut := runOrderctl(t, bin, env, "verify"); code != exitOK || !strings.Contains(out, "verified") || !strings.Contains(out, ", 0 unsigned") {
 		t.Fatalf("orderctl verify as the auditor: exit %d %s%s", code, out, errOut)
 	}

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
 	"github.com/ordo-shop/ordo/internal/metrics"
-	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/postgres"
 	"github.com/ordo-shop/ordo/projections/search"
@@ -28,21 +25,10 @@ func (a *app) setupReadModel(ctx context.Context) error {
 	url := a.cfg.PostgresURL
 	if url == "" {
 		a.starting.setWaiting("starting the private PostgreSQL")
-		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(a.cfg.DataDir, localdir.PostgresDir), Logger: a.log})
-		if err != nil {
-			return fmt.Errorf("start the private PostgreSQL: %w", err)
+		var err error
+		if url, err = a.startPrivatePostgres(ctx); err != nil {
+			return err
 		}
-		a.cleanup = append(a.cleanup, func() {
-			if err := srv.Stop(); err != nil {
-				a.log.Warn("stop PostgreSQL", slog.Any("err", err))
-			}
-		})
-		a.superviseDatabase(srv)
-		url = srv.URL()
-		if err := localdir.WriteFile(a.cfg.DataDir, localdir.PostgresURL, []byte(url+"\n")); err != nil {
-			return fmt.Errorf("write postgres.url: %w", err)
-		}
-		a.cleanup = append(a.cleanup, func() { _ = os.Remove(filepath.Join(a.cfg.DataDir, localdir.PostgresURL)) })
 	}
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -81,14 +67,6 @@ func (a *app) setupReadModel(ctx context.Context) error {
 	}()
 	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 	return nil
-}
-
-// superviseDatabase restarts the private PostgreSQL whenever it dies
-// (crash, OOM kill) until orderd stops: it is orderd's own server, nobody
-// else would. Queries answer 503 and /readyz names PostgreSQL meanwhile;
-// the pool reconnects and the projector resumes from its checkpoints.
-func (a *app) superviseDatabase(srv *pgserver.Server) {
-	a.goUntilStop(srv.Supervise)
 }
 
 // instanceName names this process among the instances that share a

@@ -22,7 +22,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
@@ -458,7 +458,7 @@ func TestOrderctlProjectionsOnTheLocalDefault(t *testing.T) {
 	if st := status(); st["version"] != float64(3) || st["lag"] != float64(0) || st["state"] != "live" || st["stream_last_seq"] != float64(2) {
 		t.Fatalf("status after rebuilding the stopped local default: %v", st)
 	}
-	if pid, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, localdir.PostgresDir, "data", "postmaster.pid")); err == nil {
+	if pid, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, datadir.PostgresDir, "data", "postmaster.pid")); err == nil {
 		t.Fatalf("orderctl left PostgreSQL running: %s", pid)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -317,7 +317,7 @@ func TestStalePositionIsRefusedNotServed(t *testing.T) {
 // postgres.url, and removes it when it stops.
 func TestLocalDefaultRunsItsOwnPostgres(t *testing.T) {
 	ta := mustStart(t, withProjector, func(c *config.Config) { c.PostgresURL = "" })
-	urlFile := filepath.Join(ta.cfg.DataDir, localdir.PostgresURL)
+	urlFile := filepath.Join(ta.cfg.DataDir, datadir.PostgresURL)
 	b, err := os.ReadFile(urlFile)
 	if err != nil || !strings.HasPrefix(string(b), "postgres://") {
 		t.Fatalf("postgres.url: %q %v", b, err)
@@ -334,7 +334,7 @@ func TestLocalDefaultRunsItsOwnPostgres(t *testing.T) {
 	if _, err := os.Stat(urlFile); !os.IsNotExist(err) {
 		t.Fatalf("postgres.url left behind: %v", err)
 	}
-	pid, _ := os.ReadFile(filepath.Join(ta.cfg.DataDir, localdir.PostgresDir, "data", "postmaster.pid"))
+	pid, _ := os.ReadFile(filepath.Join(ta.cfg.DataDir, datadir.PostgresDir, "data", "postmaster.pid"))
 	if len(pid) > 0 {
 		t.Fatalf("postmaster.pid left behind: the server did not shut down cleanly: %s", pid)
 	}

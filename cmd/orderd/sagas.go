@@ -13,9 +13,8 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/payment"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
 )
@@ -35,7 +34,7 @@ type payments struct {
 	client  psp.Client
 	sync    *process.PaymentSync
 	secret  []byte
-	sim     *sim.Sim
+	sim     *localSim
 	runtime *sagas.Runtime
 }
 
@@ -51,7 +50,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 	}
 	secret := a.cfg.PSPWebhookSecret
 	if secret == "" {
-		if secret, err = localdir.StoredSecret(a.cfg.DataDir, localdir.PSPWebhookSecret, true); err != nil {
+		if secret, err = datadir.StoredSecret(a.cfg.DataDir, datadir.PSPWebhookSecret, true); err != nil {
 			return err
 		}
 	}
@@ -65,24 +64,8 @@ func (a *app) setupPayments(registry *events.Registry) error {
 		if err != nil {
 			return err
 		}
-		// The simulator keeps its intents, its API key and the secret
-		// of its pay links under the data dir, so a restarted local
-		// default can still void, refund and look up the payments it
-		// left pending, and their checkout links still open.
-		key := a.cfg.PSPAPIKey
-		if key == "" {
-			if key, err = localdir.StoredSecret(a.cfg.DataDir, localdir.PSPSimAPIKey, true); err != nil {
-				return err
-			}
-		}
-		link, err := localdir.StoredSecret(a.cfg.DataDir, localdir.PSPSimLinkSecret, true)
-		if err != nil {
-			return err
-		}
-		p.sim, err = sim.New(sim.Config{Mode: sim.Mode(a.cfg.PSPMode), Secret: p.secret, Faults: faults,
-			APIKey: key, LinkSecret: []byte(link), LinkTTL: a.cfg.PaymentTimeout + linkSlack,
-			Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, localdir.PSPSimState)})
-		if err != nil {
+		var key string
+		if p.sim, key, err = a.newSimulator(p.secret, faults); err != nil {
 			return err
 		}
 		base, err := a.startSim(p.sim)
@@ -138,9 +121,9 @@ func (a *app) startSagas(registry *events.Registry) error {
 // startSim starts the in-process simulator. With a listen port of 0 it
 // first tries the address it had before (recorded under the data dir),
 // then any free port; the address it got is recorded for next time.
-func (a *app) startSim(s *sim.Sim) (string, error) {
+func (a *app) startSim(s *localSim) (string, error) {
 	listen := a.cfg.PSPListen
-	file := filepath.Join(a.cfg.DataDir, localdir.PSPSimAddr)
+	file := filepath.Join(a.cfg.DataDir, datadir.PSPSimAddr)
 	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {
 		if prev, err := os.ReadFile(file); err == nil {
 			if ph, pp, err := net.SplitHostPort(strings.TrimSpace(string(prev))); err == nil && ph == host {
@@ -161,7 +144,7 @@ func (a *app) startSim(s *sim.Sim) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("psp sim: its own URL %q: %w", base, err)
 	}
-	if err := localdir.WriteFile(a.cfg.DataDir, localdir.PSPSimAddr, []byte(u.Host+"\n")); err != nil {
+	if err := datadir.WriteFile(a.cfg.DataDir, datadir.PSPSimAddr, []byte(u.Host+"\n")); err != nil {
 		return "", fmt.Errorf("record the payment simulator's address: %w", err)
 	}
 	return base, nil

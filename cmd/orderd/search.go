@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/internal/esserver"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/pause"
-	"github.com/ordo-shop/ordo/internal/pgserver"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/search"
 )
@@ -59,11 +58,11 @@ func (a *app) setupSearch() error {
 	a.cleanup = append(a.cleanup, func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		defer os.Remove(filepath.Join(a.cfg.DataDir, localdir.ElasticsearchURL))
-		defer os.Remove(filepath.Join(a.cfg.DataDir, localdir.ElasticsearchPrefix))
-		local := esserver.Options{CacheDir: esserver.DefaultCacheDir(os.Getenv), Dir: localSearchDir, Logger: a.log}
+		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchURL))
+		defer os.Remove(filepath.Join(a.cfg.DataDir, datadir.ElasticsearchPrefix))
+		local := a.localSearch()
 		for st == nil {
-			u, err := esserver.Shared(bg, local)
+			u, err := local.start(bg)
 			if err == nil {
 				if st, err = a.openSearch(u, a.localSearchPrefix()); err != nil {
 					a.log.Error("search disabled", slog.Any("err", err))
@@ -76,7 +75,7 @@ func (a *app) setupSearch() error {
 				kept := make(chan struct{})
 				go func() {
 					defer close(kept)
-					esserver.KeepShared(bg, local, u, localSearchCheck, func(now string) { a.followSearch(st, now) })
+					local.keep(bg, u, func(now string) { a.followSearch(st, now) })
 				}()
 				defer func() { <-kept }()
 				break
@@ -115,16 +114,16 @@ func (a *app) openSearch(url, prefix string) (*search.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.recordSearch(localdir.ElasticsearchURL, url)
-	a.recordSearch(localdir.ElasticsearchPrefix, prefix)
-	a.log.Info("search configured", slog.String("elasticsearch", pgserver.Redacted(url)), slog.String("alias", st.Alias()))
+	a.recordSearch(datadir.ElasticsearchURL, url)
+	a.recordSearch(datadir.ElasticsearchPrefix, prefix)
+	a.log.Info("search configured", slog.String("elasticsearch", redacted(url)), slog.String("alias", st.Alias()))
 	return st, nil
 }
 
 // recordSearch writes one of the files that tell orderctl which
 // Elasticsearch this orderd uses.
 func (a *app) recordSearch(name, value string) {
-	if err := localdir.WriteFile(a.cfg.DataDir, name, []byte(value+"\n")); err != nil {
+	if err := datadir.WriteFile(a.cfg.DataDir, name, []byte(value+"\n")); err != nil {
 		a.log.Warn("search: cannot record "+name, slog.Any("err", err))
 	}
 }
@@ -139,7 +138,7 @@ func (a *app) followSearch(st *search.Store, url string) {
 		return
 	}
 	st.SetClient(client)
-	a.recordSearch(localdir.ElasticsearchURL, url)
+	a.recordSearch(datadir.ElasticsearchURL, url)
 	a.log.Info("search: switched to the local Elasticsearch's new address", slog.String("elasticsearch", url), slog.String("alias", st.Alias()))
 }
 
@@ -189,4 +188,14 @@ func (a *app) runSearch(ctx context.Context, st *search.Store) error {
 		return err
 	}
 	return runner.Run(ctx)
+}
+
+// redacted is a server URL fit for a log line: its password, if any,
+// replaced by "xxxxx".
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/esserver"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections/search"
 )
@@ -361,7 +361,7 @@ func TestLocalSearchFollowsTheServerToAnotherPort(t *testing.T) {
 		t.Logf("search found %s after %s", id, time.Since(start).Round(100*time.Millisecond))
 	}
 	urlFile := func() string {
-		b, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, localdir.ElasticsearchURL))
+		b, err := os.ReadFile(filepath.Join(ta.cfg.DataDir, datadir.ElasticsearchURL))
 		if err != nil {
 			t.Fatal(err)
 		}

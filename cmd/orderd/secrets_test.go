@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -12,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // lockedBuffer is a log destination safe for the goroutines of orderd.
@@ -35,7 +37,7 @@ func (b *lockedBuffer) String() string {
 
 // TestLocalSecretsAreOwnerOnly starts a fresh local default (no
 // ORDO_AUTH_SECRET, no ORDO_POSTGRES_URL, a data dir orderd makes itself)
-// and checks every file localdir.Secrets names: it exists, belongs to
+// and checks every file datadir.Secrets names: it exists, belongs to
 // the user orderd runs as, has mode 0600, and no directory on its way
 // from the data dir lets anyone else list or change it (when orderd runs
 // as root, others may search the data dir and postgres/ so that
@@ -65,7 +67,7 @@ func TestLocalSecretsAreOwnerOnly(t *testing.T) {
 		otherBits = 0o076
 	}
 	var secrets []string
-	for _, name := range localdir.Secrets {
+	for _, name := range datadir.Secrets {
 		path := filepath.Join(dir, name)
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -103,12 +105,12 @@ func TestLocalSecretsAreOwnerOnly(t *testing.T) {
 	}
 
 	// postgres.url is the password file's password in a URL.
-	pw, err := os.ReadFile(filepath.Join(dir, localdir.PostgresPassword))
+	pw, err := os.ReadFile(filepath.Join(dir, datadir.PostgresPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
 	password := strings.TrimSpace(string(pw))
-	pgURL, err := os.ReadFile(filepath.Join(dir, localdir.PostgresURL))
+	pgURL, err := os.ReadFile(filepath.Join(dir, datadir.PostgresURL))
 	if err != nil || !strings.Contains(string(pgURL), ":"+password+"@") {
 		t.Fatalf("postgres.url does not carry the password: %v", err)
 	}

@@ -2,12 +2,12 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // loadCommitSigner returns the signer of every commit this instance
@@ -19,19 +19,19 @@ func (a *app) loadCommitSigner() (*events.Ed25519Signer, error) {
 	var err error
 	path := a.cfg.SigningKey
 	if path != "" {
-		priv, err = localdir.ReadSigningKey(path)
+		priv, err = datadir.ReadSigningKey(path)
 		if err == nil {
-			if st, serr := os.Stat(path); serr == nil && st.Mode().Perm()&0o077 != 0 {
-				a.log.Warn("the commit-signing key can be read by other users: chmod 600 it", "path", path, "mode", st.Mode().Perm().String())
+			if perr := datadir.CheckPrivate(path); errors.Is(perr, datadir.ErrNotPrivate) {
+				a.log.Warn("the commit-signing key can be read by other users", "err", perr)
 			}
 		}
 	} else {
-		path = filepath.Join(a.cfg.DataDir, localdir.SigningKey)
-		priv, err = localdir.LocalSigningKey(a.cfg.DataDir)
+		path = filepath.Join(a.cfg.DataDir, datadir.SigningKey)
+		priv, err = datadir.LocalSigningKey(a.cfg.DataDir)
 		if err == nil && a.cfg.NATSURL != "" {
 			a.log.Warn("signing commits with a key generated into the data dir: give each deployment's instances ORDO_SIGNING_KEY, "+
 				"and the auditors every public key (orderctl keys public)", "path", path,
-				"keyring", filepath.Join(a.cfg.DataDir, localdir.SigningKeys))
+				"keyring", filepath.Join(a.cfg.DataDir, datadir.SigningKeys))
 		}
 	}
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -71,13 +71,13 @@ func TestLocalDefaultSignsEveryCommit(t *testing.T) {
 	ta.waitEvent(id, "order.refunded")
 
 	dir := ta.cfg.DataDir
-	for _, name := range []string{localdir.SigningKey, localdir.SigningKeys} {
+	for _, name := range []string{datadir.SigningKey, datadir.SigningKeys} {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v %v", name, st, err)
 		}
 	}
-	keys, err := localdir.ReadKeyring(filepath.Join(dir, localdir.SigningKeys))
+	keys, err := datadir.ReadKeyring(filepath.Join(dir, datadir.SigningKeys))
 	if err != nil || keys.Len() != 1 {
 		t.Fatalf("keyring: %v %v", keys.Keys(), err)
 	}
@@ -97,7 +97,7 @@ func TestSigningKeyFromTheConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "orderd.key")
-	if err := localdir.WriteSigningKey(path, priv); err != nil {
+	if err := datadir.WriteSigningKey(path, priv); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := events.NewEd25519Signer(priv)
@@ -113,7 +113,7 @@ func TestSigningKeyFromTheConfiguration(t *testing.T) {
 	if byKey := checkSigned(t, ta.store, keys); byKey[s.KeyID()] != 2 || len(byKey) != 1 {
 		t.Fatalf("commits by key %v, want the SKU and the order by %s", byKey, s.KeyID())
 	}
-	if _, err := os.Stat(filepath.Join(ta.cfg.DataDir, localdir.SigningKey)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(ta.cfg.DataDir, datadir.SigningKey)); !os.IsNotExist(err) {
 		t.Fatalf("a key was generated into the data dir: %v", err)
 	}
 
@@ -144,7 +144,7 @@ func TestInstancesOnAClusterShareASigningKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "shared.key")
-	if err := localdir.WriteSigningKey(path, priv); err != nil {
+	if err := datadir.WriteSigningKey(path, priv); err != nil {
 		t.Fatal(err)
 	}
 	var instances []*testApp

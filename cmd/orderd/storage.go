@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 )
 
 // The embedded server's storage: when a stream cannot write (a full
@@ -141,10 +141,13 @@ func (g *storageGuard) restart() error {
 // roomOnDisk reports whether the store's file system has minFreeBytes
 // free (and free inodes, where it counts them).
 func (g *storageGuard) roomOnDisk() bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(g.storeDir, &st); err != nil {
-		g.log.Warn("event store: cannot read the disk's free space", slog.Any("err", errors.Unwrap(err)))
+	free, inodes, err := diskFree(g.storeDir)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return true // this system cannot tell: the restart's own check tells
+	}
+	if err != nil {
+		g.log.Warn("event store: cannot read the disk's free space", slog.Any("err", err))
 		return true // try: the restart's own check tells
 	}
-	return st.Bavail*uint64(st.Bsize) >= minFreeBytes && (st.Files == 0 || st.Ffree > 0)
+	return free >= minFreeBytes && inodes
 }

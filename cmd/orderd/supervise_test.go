@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -11,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/config"
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
@@ -19,7 +21,7 @@ import (
 // from its postmaster.pid.
 func postmasterPid(t *testing.T, dataDir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, localdir.PostgresDir, "data", "postmaster.pid"))
+	b, err := os.ReadFile(filepath.Join(dataDir, datadir.PostgresDir, "data", "postmaster.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestPrivatePostgreSQLIsRestartedAfterSIGKILL(t *testing.T) {
 	// Again, with PostgreSQL kept from starting (its configuration moved
 	// aside) until /readyz has been seen saying so: the outage is then
 	// seen for certain, however fast the restart.
-	conf := filepath.Join(ta.cfg.DataDir, localdir.PostgresDir, "data", "postgresql.conf")
+	conf := filepath.Join(ta.cfg.DataDir, datadir.PostgresDir, "data", "postgresql.conf")
 	if err := os.Rename(conf, conf+".aside"); err != nil {
 		t.Fatal(err)
 	}

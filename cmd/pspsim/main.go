@@ -1,5 +1,5 @@
 // Command pspsim runs the payment provider simulator (package
-// internal/psp/sim) on its own, for an orderd started with ORDO_PSP_URL:
+// internal/local/pspsim) on its own, for an orderd started with ORDO_PSP_URL:
 //
 //	ORDO_PSP_WEBHOOK_SECRET=... ORDO_PSP_API_KEY=... pspsim --listen 127.0.0.1:8090 \
 //	    --webhook-url http://127.0.0.1:8080/v1/psp/webhook [--mode manual] [--faults decline=0.1,loss=0.1]
@@ -23,8 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ordo-shop/ordo/internal/local/pspsim"
 	"github.com/ordo-shop/ordo/internal/psp"
-	"github.com/ordo-shop/ordo/internal/psp/sim"
 )
 
 func main() {
@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	webhook := fs.String("webhook-url", getenv("ORDO_PSP_WEBHOOK_URL"), "where webhooks go, orderd's /v1/psp/webhook (ORDO_PSP_WEBHOOK_URL)")
 	mode := fs.String("mode", or(getenv("ORDO_PSP_MODE"), "auto"), "auto or manual (ORDO_PSP_MODE)")
 	faults := fs.String("faults", getenv("ORDO_PSP_FAULTS"), "failure injection, e.g. decline=0.1,loss=0.1 (ORDO_PSP_FAULTS)")
-	linkTTL := fs.Duration("link-ttl", sim.DefaultLinkTTL, "how long a pay link works after its intent was created (ORDO_PSP_LINK_TTL)")
+	linkTTL := fs.Duration("link-ttl", pspsim.DefaultLinkTTL, "how long a pay link works after its intent was created (ORDO_PSP_LINK_TTL)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
 		fmt.Fprintln(stdout, "usage: ORDO_PSP_WEBHOOK_SECRET=... ORDO_PSP_API_KEY=... pspsim [flags]")
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s, err := sim.New(sim.Config{Mode: sim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log,
+	s, err := pspsim.New(pspsim.Config{Mode: pspsim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log,
 		APIKey: key, LinkSecret: []byte(link), LinkTTL: *linkTTL})
 	if err != nil {
 		return err

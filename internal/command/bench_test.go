@@ -1,3 +1,5 @@
+//go:build unix
+
 package command_test
 
 import (
@@ -11,7 +13,7 @@ import (
 	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
-	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/streams"
 )

@@ -6,8 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
 // BenchmarkPublishPermissions is what the service user's permissions cost

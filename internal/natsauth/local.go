@@ -3,6 +3,7 @@ package natsauth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,14 +12,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 )
 
 // seedFiles names each role's nkey seed in the data directory.
 var seedFiles = map[Role]string{
-	Service: localdir.NATSServiceSeed,
-	Auditor: localdir.NATSAuditorSeed,
-	Admin:   localdir.NATSAdminSeed,
+	Service: datadir.NATSServiceSeed,
+	Auditor: datadir.NATSAuditorSeed,
+	Admin:   datadir.NATSAdminSeed,
 }
 
 // Keys are the nkeys of Ordo's three users: each user's seed signs the
@@ -51,7 +52,7 @@ func LoadLocal(dir string, create bool) (*Keys, error) {
 
 func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 	path := SeedFile(dir, r)
-	b, err := readPrivate(path)
+	b, err := datadir.ReadPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -64,7 +65,7 @@ func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := localdir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
+		if err := datadir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
 			return nil, fmt.Errorf("store the NATS %s key: %w", r, err)
 		}
 		return kp, nil
@@ -80,19 +81,6 @@ func loadSeed(dir string, r Role, create bool) (nkeys.KeyPair, error) {
 		return nil, fmt.Errorf("%s: not an nkey user seed: %w", path, err)
 	}
 	return kp, nil
-}
-
-// readPrivate reads a file that holds a secret, refusing one that its
-// group or others may read.
-func readPrivate(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s holds a secret but its mode is %04o: make it readable by its owner only (chmod 600 %s)", path, fi.Mode().Perm(), path)
-	}
-	return os.ReadFile(path)
 }
 
 // PublicKey returns a role's public nkey ("U...").
@@ -158,16 +146,16 @@ func (k *Keys) WriteSeed(dir string, r Role) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := localdir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
+	if err := datadir.WriteFile(dir, seedFiles[r], append(seed, '\n')); err != nil {
 		return "", err
 	}
 	return SeedFile(dir, r), nil
 }
 
-// WriteNewSeed makes a new user nkey, writes its seed to path (mode 0600;
-// an existing file is not overwritten) and returns its public key: the
-// server's configuration names the public key, the client keeps the
-// seed (ORDO_NATS_CREDS).
+// WriteNewSeed makes a new user nkey, writes its seed to path (mode 0600,
+// whole or not at all: datadir.Write; an existing file is not
+// overwritten) and returns its public key: the server's configuration
+// names the public key, the client keeps the seed (ORDO_NATS_CREDS).
 func WriteNewSeed(path string) (string, error) {
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -181,22 +169,14 @@ func WriteNewSeed(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = datadir.Write(path, datadir.FileOptions{Exclusive: true}, func(w io.Writer) error {
+		_, err := w.Write(append(seed, '\n'))
+		return err
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("%s: %w", path, fs.ErrExist)
+	}
 	if err != nil {
-		return "", err
-	}
-	if _, err := f.Write(append(seed, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
 		return "", err
 	}
 	return pub, nil

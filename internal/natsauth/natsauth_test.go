@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
 	"github.com/ordo-shop/ordo/internal/natsauth"
 )
 
@@ -107,7 +107,7 @@ func TestLocalKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{localdir.NATSServiceSeed, localdir.NATSAuditorSeed, localdir.NATSAdminSeed} {
+	for _, name := range []string{datadir.NATSServiceSeed, datadir.NATSAuditorSeed, datadir.NATSAdminSeed} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v, mode %v", name, err, fi.Mode())

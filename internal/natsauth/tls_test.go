@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
 // A server with a certificate from a private CA, as deploy/README.md

@@ -14,7 +14,7 @@ import (
 )
 
 // HTTPClient is the [Client] of a provider that speaks the simulator's
-// HTTP API (package psp/sim):
+// HTTP API (package internal/local/pspsim):
 //
 //	POST /v1/intents                 CreateIntentRequest -> Intent (Idempotency-Key)
 //	GET  /v1/intents/{id}            -> Intent

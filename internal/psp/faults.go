@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Faults is the failure injection of the simulator (package psp/sim).
+// Faults is the failure injection of the simulator (package internal/local/pspsim).
 // The zero value injects nothing. Rates are probabilities in [0, 1].
 type Faults struct {
 	// Decline is the share of payments the provider declines.

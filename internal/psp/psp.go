@@ -2,7 +2,7 @@
 // [Client] interface the checkout process manager calls, the wire types of
 // the provider's API and webhooks, webhook signatures ([Sign], [Verify])
 // and an HTTP implementation of the client ([HTTPClient]). Package
-// psp/sim is a provider simulator that speaks the same HTTP API.
+// internal/local/pspsim is a provider simulator that speaks the same HTTP API.
 //
 // The flow follows hosted-checkout providers such as Stripe or Adyen:
 // Ordo creates a payment intent for the amount it computed, the shopper

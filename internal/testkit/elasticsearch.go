@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
 )
 
 // ElasticsearchURLEnv names an Elasticsearch for the tests (the same
 // variable orderd reads). When it is unset, the tests start, or reuse,
-// the shared local server of internal/esserver (see [Elasticsearch]).
+// the shared local server of internal/local/esserver (see [Elasticsearch]).
 const ElasticsearchURLEnv = "ORDO_ELASTICSEARCH_URL"
 
 var esShared struct {

@@ -8,9 +8,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/ordo-shop/ordo/internal/localdir"
+	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 	"github.com/ordo-shop/ordo/internal/natsauth"
-	"github.com/ordo-shop/ordo/internal/natsembed"
 )
 
 // LocalNATS runs the embedded NATS server of the local default's data dir
@@ -29,7 +29,7 @@ func LocalNATS(tb testing.TB, dir string, role natsauth.Role, listen bool) (ns *
 	if err != nil {
 		tb.Fatalf("local NATS: %v", err)
 	}
-	opts := natsembed.Options{StoreDir: filepath.Join(dir, localdir.StoreDir), ServerName: "ordo-local", Users: keys.Users()}
+	opts := natsembed.Options{StoreDir: filepath.Join(dir, datadir.StoreDir), ServerName: "ordo-local", Users: keys.Users()}
 	if listen {
 		opts.Listen = "127.0.0.1:0"
 	}

@@ -131,7 +131,7 @@ func (nd *NATSNode) Start() {
 	defer logf.Close()
 	cmd := exec.Command(nd.bin, "-c", nd.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		nd.tb.Fatalf("start nats-server %s: %v", nd.Name, err)
 	}

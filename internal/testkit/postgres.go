@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 )
 
 // PostgresURLEnv names an optional PostgreSQL server for tests, given as

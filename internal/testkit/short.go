@@ -6,7 +6,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/ordo-shop/ordo/internal/natsembed"
+	"github.com/ordo-shop/ordo/internal/local/natsembed"
 )
 
 // SkipShort skips the test under `go test -short`, the fast lane, which

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/eventlog/logtest"
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/pgserver"
+	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/testkit"
 	"github.com/ordo-shop/ordo/projections"
 	"github.com/ordo-shop/ordo/projections/orderlog"
@@ -356,10 +355,7 @@ func StopBenchServer() {
 // cpuNow returns the CPU time used so far by this process (the client
 // and the in-process NATS server) and by the benchmark's PostgreSQL.
 func cpuNow() [2]time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return [2]time.Duration{self, postgresCPU()}
+	return [2]time.Duration{selfCPU(), postgresCPU()}
 }
 
 func addCPU(sum, since [2]time.Duration) [2]time.Duration {

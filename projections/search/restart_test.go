@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordo-shop/ordo/internal/esserver"
+	"github.com/ordo-shop/ordo/internal/local/esserver"
 	"github.com/ordo-shop/ordo/projections/search"
 )
 
