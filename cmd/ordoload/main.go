@@ -1,0 +1,4 @@
+// Command ordoload drives a running Ordo like a storefront.
+package main
+
+func main() {}
