@@ -39,11 +39,13 @@ type settings struct {
 	// orders are due for cancellation this long after their payment was
 	// requested.
 	PaymentTimeout time.Duration
-	Poll           time.Duration
-	ProbeEvery     time.Duration
-	Progress       time.Duration
-	RunID          string
-	Seed           uint64
+	// Poll is the first pause between polls of an order's status; each
+	// next one is twice as long, up to PollMax.
+	Poll, PollMax time.Duration
+	ProbeEvery    time.Duration
+	Progress      time.Duration
+	RunID         string
+	Seed          uint64
 }
 
 // runner is one run in progress.
@@ -57,8 +59,10 @@ type runner struct {
 
 	start, loadEnd time.Time
 
-	// Histograms, from the sending of the place request that was
-	// accepted (except lateness, release and start lag).
+	// Histograms: place → 202 by the generator's clock, from sending
+	// the attempt that was accepted; placed → decided, placed → paid and
+	// timer lateness by the server's, from the order's timeline; release
+	// delay from the probe; start lag (open loop) against the schedule.
 	toAccepted, toDecided, toPaid, lateness, release, startLag *histogram
 
 	attempts, accepted, placeFailed atomic.Int64
@@ -328,9 +332,7 @@ func (r *runner) order(loadCtx, flowCtx context.Context, rng *rand.Rand, c *cust
 	key := fmt.Sprintf("%s-%d-%d", r.cfg.RunID, c.n, r.seq.Add(1))
 	var acc accepted
 	var sent time.Time
-	// The place is retried after Retry-After inside the client; the
-	// clock starts with the attempt that was accepted.
-	// A place sent before the load ended gets its answer (until the
+	// The place is retried after Retry-After inside the client. A place sent before the load ended gets its answer (until the
 	// drain ends): an order placed but not known would leave the
 	// accounting, and a flash sale's stock check, open.
 	if loadCtx.Err() != nil {
@@ -356,24 +358,34 @@ func (r *runner) order(loadCtx, flowCtx context.Context, rng *rand.Rand, c *cust
 	r.accepted.Add(1)
 	id := acc.OrderID
 
-	fail := func(what string, err error) (time.Duration, error) {
-		if flowCtx.Err() != nil {
-			return 0, nil // in flight at the end: counted as such
+	abandoned, err := r.follow(flowCtx, rng, c, id, units)
+	if !abandoned && flowCtx.Err() == nil {
+		r.measure(flowCtx, c, id, nil)
+	}
+	return 0, err
+}
+
+// follow plays an accepted order to its outcome: wait for the decision,
+// pay (or not), then cancel, ship or keep it. It counts the outcome
+// (none when the drain ends first: the order is in flight) and reports
+// whether the order was abandoned to a watcher.
+func (r *runner) follow(ctx context.Context, rng *rand.Rand, c *customer, id string, units int64) (abandoned bool, _ error) {
+	fail := func(what string, err error) error {
+		if ctx.Err() != nil {
+			return nil // in flight at the end: counted as such
 		}
 		r.cl.errors.add(what+": "+errorKey(err), 1)
 		r.failed.Add(1)
-		return 0, err
+		return err
 	}
-
-	v, err := r.await(flowCtx, c, id, func(v orderView) bool { return v.Status != stPlaced })
+	v, err := r.await(ctx, c, id, func(v orderView) bool { return v.Status != stPlaced })
 	if err != nil {
-		return fail("await decision", err)
+		return false, fail("await decision", err)
 	}
-	r.toDecided.Record(time.Since(sent))
 	if v.Status == stRejected {
 		r.rejected.Add(1)
 		r.firstRejected.CompareAndSwap(0, int64(time.Since(r.start)))
-		return 0, nil
+		return false, nil
 	}
 	r.reserved.Add(1)
 
@@ -381,63 +393,103 @@ func (r *runner) order(loadCtx, flowCtx context.Context, rng *rand.Rand, c *cust
 	cancel := roll < r.cfg.CancelRatio
 	ship := !cancel && roll < r.cfg.CancelRatio+r.cfg.ShipRatio
 	if r.cfg.Pay == "manual" {
-		v, err = r.await(flowCtx, c, id, func(v orderView) bool {
+		v, err = r.await(ctx, c, id, func(v orderView) bool {
 			return (v.Status == stPaymentPending && v.Payment.CheckoutURL != "") || ended(v.Status) || v.Status == stPaid
 		})
 		if err != nil {
-			return fail("await payment_pending", err)
+			return false, fail("await payment_pending", err)
 		}
 		if v.Status == stPaymentPending {
 			pay := rng.Float64()
 			switch {
 			case cancel:
 				// Changed their mind before paying.
-				return r.cancel(flowCtx, c, id, fail)
+				return false, r.cancel(ctx, c, id, fail)
 			case pay < r.cfg.Abandon:
-				r.abandon(flowCtx, c, id, time.Now())
-				return 0, nil
+				r.abandon(ctx, c, id, time.Now())
+				return true, nil
 			case pay < r.cfg.Abandon+r.cfg.Decline:
-				return r.payClick(flowCtx, c, id, v, "decline", fail)
+				return false, r.payClick(ctx, c, id, v, "decline", fail)
 			}
-			if err := pause.For(flowCtx, r.think(rng)); err != nil {
-				return 0, nil
+			if err := pause.For(ctx, r.think(rng)); err != nil {
+				return false, nil
 			}
-			if _, err := r.payClick(flowCtx, c, id, v, "approve", fail); err != nil {
-				return 0, err
+			if err := r.payClick(ctx, c, id, v, "approve", fail); err != nil {
+				return false, err
 			}
 		}
 	}
-	v, err = r.await(flowCtx, c, id, func(v orderView) bool { return !unpaid(v.Status) })
+	v, err = r.await(ctx, c, id, func(v orderView) bool { return !unpaid(v.Status) })
 	if err != nil {
-		return fail("await paid", err)
+		return false, fail("await paid", err)
 	}
 	if v.Status != stPaid && v.Status != stShipped && v.Status != stDelivered {
-		// Declined by the simulator (auto mode with declines) or
-		// cancelled by a timeout.
+		// Declined by the simulator (auto mode with declines), or
+		// cancelled by the timeout before the shopper's approval.
 		if v.StatusReason == "payment_timeout" {
 			r.timedOut.Add(1)
 		} else {
 			r.declined.Add(1)
 		}
-		return 0, nil
+		return false, nil
 	}
-	r.toPaid.Record(time.Since(sent))
 	r.paid.Add(1)
 	switch {
 	case cancel:
-		return r.cancel(flowCtx, c, id, fail)
+		return false, r.cancel(ctx, c, id, fail)
 	case ship:
-		_, err := r.cl.do(flowCtx, call{kind: "POST /v1/orders/{id}/ship", method: "POST", url: "/v1/orders/" + id + "/ship", role: auth.RoleAdmin, sub: "ordoload",
+		_, err := r.cl.do(ctx, call{kind: "POST /v1/orders/{id}/ship", method: "POST", url: "/v1/orders/" + id + "/ship", role: auth.RoleAdmin, sub: "ordoload",
 			body: map[string]any{"carrier": "LOAD", "tracking_number": "LT" + strconv.FormatInt(r.seq.Add(1), 10)}, want: 202}, nil)
 		if err != nil {
-			return fail("ship", err)
+			return false, fail("ship", err)
 		}
 		r.shipped.Add(1)
 	default:
 		r.keptPaid.Add(1)
 	}
 	r.soldUnits.Add(units)
-	return 0, nil
+	return false, nil
+}
+
+// measure reads an order's timeline once its flow is done and records,
+// by the server's clock (each entry's time is its commit's), how long
+// after order.placed the order was decided (order.stock_reserved or
+// order.rejected) and paid (order.paid), and, for an order abandoned to
+// the payment timeout (timeout > 0), how late order.cancelled was
+// against its due time: order.payment_requested's time plus the timeout.
+func (r *runner) measure(ctx context.Context, c *customer, id string, lateness *histogram) {
+	var tl timeline
+	if _, err := r.cl.do(ctx, call{kind: "GET /v1/orders/{id}/timeline", method: "GET", url: "/v1/orders/" + id + "/timeline", role: auth.RoleCustomer, sub: c.id, want: 200}, &tl); err != nil {
+		if ctx.Err() == nil {
+			r.cl.errors.add("timeline: "+errorKey(err), 1)
+		}
+		return
+	}
+	at := map[string]time.Time{}
+	for _, e := range tl.Entries {
+		if _, seen := at[e.Event]; !seen {
+			at[e.Event] = e.At
+		}
+	}
+	placed, ok := at["order.placed"]
+	if !ok {
+		return
+	}
+	decided, ok := at["order.stock_reserved"]
+	if !ok {
+		decided, ok = at["order.rejected"]
+	}
+	if ok {
+		r.toDecided.Record(decided.Sub(placed))
+	}
+	if paid, ok := at["order.paid"]; ok {
+		r.toPaid.Record(paid.Sub(placed))
+	}
+	requested, ok1 := at["order.payment_requested"]
+	cancelled, ok2 := at["order.cancelled"]
+	if lateness != nil && ok1 && ok2 {
+		lateness.Record(cancelled.Sub(requested.Add(r.cfg.PaymentTimeout)))
+	}
 }
 
 // unpaid reports whether an order in status st still waits for its
@@ -454,19 +506,19 @@ func (r *runner) think(rng *rand.Rand) time.Duration {
 }
 
 // cancel cancels an order as its customer.
-func (r *runner) cancel(ctx context.Context, c *customer, id string, fail func(string, error) (time.Duration, error)) (time.Duration, error) {
+func (r *runner) cancel(ctx context.Context, c *customer, id string, fail func(string, error) error) error {
 	_, err := r.cl.do(ctx, call{kind: "POST /v1/orders/{id}/cancel", method: "POST", url: "/v1/orders/" + id + "/cancel", role: auth.RoleCustomer, sub: c.id,
 		body: map[string]any{"reason": "changed my mind"}, want: 202}, nil)
 	if err != nil {
 		return fail("cancel", err)
 	}
 	r.cancelled.Add(1)
-	return 0, nil
+	return nil
 }
 
 // payClick presses a button of the order's pay page through its signed
 // link. A decline ends the flow once the order is cancelled for it.
-func (r *runner) payClick(ctx context.Context, c *customer, id string, v orderView, action string, fail func(string, error) (time.Duration, error)) (time.Duration, error) {
+func (r *runner) payClick(ctx context.Context, c *customer, id string, v orderView, action string, fail func(string, error) error) error {
 	u, err := payAction(v.Payment.CheckoutURL, action)
 	if err != nil {
 		return fail("pay link", err)
@@ -475,7 +527,7 @@ func (r *runner) payClick(ctx context.Context, c *customer, id string, v orderVi
 		return fail(action, err)
 	}
 	if action == "approve" {
-		return 0, nil
+		return nil
 	}
 	v, err = r.await(ctx, c, id, func(v orderView) bool { return ended(v.Status) || v.Status == stPaid })
 	if err != nil {
@@ -485,7 +537,7 @@ func (r *runner) payClick(ctx context.Context, c *customer, id string, v orderVi
 		return fail("decline", fmt.Errorf("order %s was paid after its payment was declined", id))
 	}
 	r.declined.Add(1)
-	return 0, nil
+	return nil
 }
 
 // abandon leaves an order unpaid: a watcher waits for the payment
@@ -502,7 +554,7 @@ func (r *runner) abandon(ctx context.Context, c *customer, id string, seen time.
 		if pause.For(ctx, time.Until(seen.Add(r.cfg.PaymentTimeout))) != nil {
 			return
 		}
-		v, err := r.awaitEvery(ctx, c, id, max(r.cfg.Poll, 100*time.Millisecond), func(v orderView) bool { return !unpaid(v.Status) })
+		v, err := r.awaitEvery(ctx, c, id, r.cfg.PollMax, func(v orderView) bool { return !unpaid(v.Status) })
 		if err != nil {
 			if ctx.Err() == nil {
 				r.cl.errors.add("await timeout: "+errorKey(err), 1)
@@ -518,35 +570,21 @@ func (r *runner) abandon(ctx context.Context, c *customer, id string, seen time.
 			return
 		}
 		r.timedOut.Add(1)
-		var tl timeline
-		if _, err := r.cl.do(ctx, call{kind: "GET /v1/orders/{id}/timeline", method: "GET", url: "/v1/orders/" + id + "/timeline", role: auth.RoleCustomer, sub: c.id, want: 200}, &tl); err != nil {
-			r.cl.errors.add("timeline: "+errorKey(err), 1)
-			return
-		}
-		var requested, cancelled time.Time
-		for _, e := range tl.Entries {
-			switch e.Event {
-			case "order.payment_requested":
-				requested = e.At
-			case "order.cancelled":
-				cancelled = e.At
-			}
-		}
-		if !requested.IsZero() && !cancelled.IsZero() {
-			r.lateness.Record(cancelled.Sub(requested.Add(r.cfg.PaymentTimeout)))
-		}
+		r.measure(ctx, c, id, r.lateness)
 	}()
 }
 
-// await polls the order's view every cfg.Poll until done holds. An order
-// the read model does not have yet (404) is polled again.
+// await polls the order's view until done holds: at once, then after
+// cfg.Poll, and twice as long after each poll up to cfg.PollMax. An order
+// the read model does not have yet (404) is polled again. The polls only
+// drive the shopper; the latencies come from the timeline ([runner.measure]).
 func (r *runner) await(ctx context.Context, c *customer, id string, done func(orderView) bool) (orderView, error) {
 	return r.awaitEvery(ctx, c, id, r.cfg.Poll, done)
 }
 
-func (r *runner) awaitEvery(ctx context.Context, c *customer, id string, every time.Duration, done func(orderView) bool) (orderView, error) {
+func (r *runner) awaitEvery(ctx context.Context, c *customer, id string, first time.Duration, done func(orderView) bool) (orderView, error) {
 	var v orderView
-	err := pause.Until(ctx, every, every, func() (bool, error) {
+	err := pause.Until(ctx, first, max(first, r.cfg.PollMax), func() (bool, error) {
 		v = orderView{}
 		_, err := r.cl.do(ctx, call{kind: "GET /v1/orders/{id}", method: "GET", url: "/v1/orders/" + id, role: auth.RoleCustomer, sub: c.id, want: 200}, &v)
 		var ae *apiError
@@ -601,7 +639,7 @@ func (r *runner) probeOnce(ctx context.Context, c *customer, n int) error {
 		return err
 	}
 	cancelled := time.Now()
-	return pause.Until(ctx, r.cfg.Poll/4, r.cfg.Poll/4, func() (bool, error) {
+	return pause.Until(ctx, r.cfg.Poll, r.cfg.Poll, func() (bool, error) {
 		var s skuView
 		if _, err := r.cl.do(ctx, call{kind: "probe: GET /v1/skus/{sku}", method: "GET", url: "/v1/skus/" + r.probe, role: auth.RoleAdmin, sub: "ordoload", want: 200}, &s); err != nil {
 			return false, err

@@ -112,8 +112,8 @@ func (r *runner) summarize(ran, drained time.Duration) *summary {
 	}
 	s.Latency = []latency{
 		{"place → 202", r.toAccepted.Stats()},
-		{"place → decided", r.toDecided.Stats()},
-		{"place → paid", r.toPaid.Stats()},
+		{"placed → decided", r.toDecided.Stats()},
+		{"placed → paid", r.toPaid.Stats()},
 		{"timer lateness", r.lateness.Stats()},
 		{"release delay", r.release.Stats()},
 	}
