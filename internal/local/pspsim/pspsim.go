@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
@@ -836,5 +837,16 @@ func (s *Sim) payAction(f func(id string) error) func(w http.ResponseWriter, r *
 			return
 		}
 		http.Redirect(w, r, "/pay/"+url.PathEscape(id)+"?"+query, http.StatusSeeOther)
+	}
+}
+
+// Counts returns the counters as the metrics package exposes them
+// (ordo_psp_sim_*).
+func (st Stats) Counts() metrics.PSPSimCounts {
+	return metrics.PSPSimCounts{
+		Intents: st.Intents, Events: st.Events,
+		Delivered: st.Delivered, Refused: st.Refused, Failed: st.Retried + st.Abandoned, Abandoned: st.Abandoned,
+		Declined: st.Declined, Duplicated: st.Duplicated, Reordered: st.Reordered, Lost: st.Lost,
+		DeclineFaults: st.DeclineFaults, Unpaid: st.Unpaid,
 	}
 }
