@@ -123,7 +123,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 			if roll(3) == 0 {
 				r := e.do("POST", "/v1/orders/"+id+"/ship", e.admin, map[string]any{"carrier": "SF", "tracking_number": "T-" + id})
 				switch r.status {
-				case 202:
+				case 202, 200: // 200: shipped already
 					ships.Add(1)
 				case 422:
 					refusals.Add(1)
@@ -134,7 +134,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 			}
 			r := e.do("POST", "/v1/orders/"+id+"/cancel", e.token(cust, auth.RoleCustomer), map[string]any{"reason": "changed my mind"})
 			switch r.status {
-			case 202:
+			case 202, 200: // 200: cancelled (or refunded) already, by the checkout
 				cancels.Add(1)
 			case 422:
 				refusals.Add(1)

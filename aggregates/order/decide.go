@@ -259,11 +259,13 @@ func cancel(s State, c Cancel) ([]events.Payload, error) {
 			CancelledBy: c.By,
 			WasPaid:     s.Status == StatusPaid,
 		}}, nil
-	case StatusCancelled:
+	case StatusCancelled, StatusRefunded:
+		// Already ended with its money back or never taken: the outcome
+		// a cancel asks for is there (decision 025).
 		return nil, nil
 	case StatusShipped, StatusDelivered:
 		return nil, ErrAlreadyShipped.With("order %s is %s", s.ID, s.Status)
-	case StatusRejected, StatusRefunded:
+	case StatusRejected:
 		return nil, ErrNotCancellable.With("order %s is %s", s.ID, s.Status)
 	default:
 		return nil, invalidTransition(s, c)
@@ -287,13 +289,13 @@ func ship(s State, c Ship) ([]events.Payload, error) {
 			Carrier:        c.Carrier,
 			TrackingNumber: c.TrackingNumber,
 		}}, nil
-	case StatusShipped:
+	case StatusShipped, StatusDelivered:
+		// The same hand-over again (a retry, perhaps after the delivery)
+		// is already so; another carrier or tracking number is refused.
 		if c.Carrier == s.Carrier && c.TrackingNumber == s.TrackingNumber {
 			return nil, nil
 		}
-		return nil, ErrAlreadyShipped.With("order %s shipped with %s %s", s.ID, s.Carrier, s.TrackingNumber)
-	case StatusDelivered:
-		return nil, ErrAlreadyShipped.With("order %s is delivered", s.ID)
+		return nil, ErrAlreadyShipped.With("order %s is %s with %s %s", s.ID, s.Status, s.Carrier, s.TrackingNumber)
 	default:
 		return nil, ErrNotShippable.With("order %s is %s", s.ID, s.Status)
 	}

@@ -34,9 +34,11 @@ var (
 	ErrAmountMismatch = aggregates.NewError(aggregates.KindRule, "amount_mismatch", "amount does not match the order total")
 	// ErrPaymentMismatch: a payment id differs from the order's payment.
 	ErrPaymentMismatch = aggregates.NewError(aggregates.KindRule, "payment_mismatch", "payment does not match the order's payment")
-	// ErrAlreadyShipped: cancel or ship an order that has shipped.
+	// ErrAlreadyShipped: cancel an order that has shipped, or ship one
+	// that has shipped with another carrier or tracking number.
 	ErrAlreadyShipped = aggregates.NewError(aggregates.KindRule, "order_already_shipped", "order already shipped")
-	// ErrNotCancellable: cancel a rejected or refunded order.
+	// ErrNotCancellable: cancel a rejected order. (Cancelling a
+	// cancelled or refunded order is a no-op, not an error.)
 	ErrNotCancellable = aggregates.NewError(aggregates.KindRule, "order_not_cancellable", "order cannot be cancelled")
 	// ErrNotShippable: ship an order that is not paid.
 	ErrNotShippable = aggregates.NewError(aggregates.KindRule, "order_not_shippable", "order cannot be shipped")

@@ -199,7 +199,7 @@ func TestTransitions(t *testing.T) {
 		{deliveredS, markPaid, "", nil, invalid},
 		{deliveredS, reject, "", nil, invalid},
 		{deliveredS, cancel, "", nil, shippedErr},
-		{deliveredS, ship, "", nil, shippedErr},
+		{deliveredS, ship, deliveredS, none, nil},
 		{deliveredS, deliver, deliveredS, none, nil},
 		{deliveredS, markRefunded, deliveredS, evs(attentionRefunded), nil},
 
@@ -228,7 +228,7 @@ func TestTransitions(t *testing.T) {
 		{refundedS, requestPayment, "", nil, invalid},
 		{refundedS, markPaid, "", nil, invalid},
 		{refundedS, reject, "", nil, invalid},
-		{refundedS, cancel, "", nil, notCancel},
+		{refundedS, cancel, refundedS, none, nil},
 		{refundedS, ship, "", nil, notShip},
 		{refundedS, deliver, "", nil, invalid},
 		{refundedS, markRefunded, refundedS, none, nil},
@@ -427,6 +427,38 @@ func TestShipChecks(t *testing.T) {
 	shippedState := given(append(paymentPending, paid, shipped)...)
 	check(t, shippedState, order.Ship{Carrier: "SF", TrackingNumber: "SF999"}, nil, order.ErrAlreadyShipped)
 	check(t, shippedState, order.Ship{Carrier: "EMS", TrackingNumber: "SF123"}, nil, order.ErrAlreadyShipped)
+	// Delivered: the same hand-over again is already so, another refused.
+	deliveredState := given(append(paymentPending, paid, shipped, delivered)...)
+	check(t, deliveredState, ship, nil, nil)
+	check(t, deliveredState, order.Ship{Carrier: "SF", TrackingNumber: "SF999"}, nil, order.ErrAlreadyShipped)
+	check(t, deliveredState, order.Ship{Carrier: "EMS", TrackingNumber: "SF123"}, nil, order.ErrAlreadyShipped)
+}
+
+// TestRepeatsAreIdempotentByOutcome: cancel of a cancelled or refunded
+// order, deliver of a delivered one and ship with the same carrier and
+// tracking number decide no events (decision 025); a conflicting one is
+// still refused.
+func TestRepeatsAreIdempotentByOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    order.State
+		when order.Command
+		err  error
+	}{
+		{"cancel cancelled", given(history[order.StatusCancelled]...), order.Cancel{Reason: "again", By: "admin"}, nil},
+		{"cancel refunded after a cancel", given(history[order.StatusRefunded]...), cancel, nil},
+		{"cancel refunded by the provider", given(append(history[order.StatusPaid], refunded)...), cancel, nil},
+		{"deliver delivered", given(history[order.StatusDelivered]...), deliver, nil},
+		{"ship shipped, same tracking", given(history[order.StatusShipped]...), ship, nil},
+		{"ship delivered, same tracking", given(history[order.StatusDelivered]...), ship, nil},
+		{"ship shipped, other tracking", given(history[order.StatusShipped]...), order.Ship{Carrier: "SF", TrackingNumber: "SF999"}, order.ErrAlreadyShipped},
+		{"ship after cancel", given(history[order.StatusCancelled]...), ship, order.ErrNotShippable},
+		{"cancel shipped", given(history[order.StatusShipped]...), cancel, order.ErrAlreadyShipped},
+		{"cancel rejected", given(history[order.StatusRejected]...), cancel, order.ErrNotCancellable},
+		{"deliver cancelled", given(history[order.StatusCancelled]...), deliver, order.ErrInvalidTransition},
+	} {
+		t.Run(tc.name, func(t *testing.T) { check(t, tc.s, tc.when, nil, tc.err) })
+	}
 }
 
 func TestCancelRecordsWhoAndWhetherPaid(t *testing.T) {
@@ -475,7 +507,8 @@ func TestRefundAfterPaid(t *testing.T) {
 	}
 	check(t, after, markRefunded, nil, nil)
 	check(t, after, ship, nil, order.ErrNotShippable)
-	check(t, after, cancel, nil, order.ErrNotCancellable)
+	check(t, after, cancel, nil, nil) // already ended: nothing to do
+
 	check(t, s, order.MarkRefunded{PaymentID: "p-2", Amount: total}, nil, order.ErrPaymentMismatch)
 	check(t, s, order.MarkRefunded{PaymentID: payID, Amount: cny(1)}, nil, order.ErrAmountMismatch)
 

@@ -197,7 +197,7 @@ func (l *loadRun) client1(w int) {
 
 func (l *loadRun) cancelAnswer(id string, r response) {
 	switch r.status {
-	case http.StatusAccepted:
+	case http.StatusAccepted, http.StatusOK: // 200: cancelled already, by an earlier try of this request
 		l.mu.Lock()
 		l.cancelled[id] = true
 		l.mu.Unlock()

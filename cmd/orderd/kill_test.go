@@ -171,7 +171,7 @@ func TestAcknowledgedAppendsSurviveSIGKILL(t *testing.T) {
 	lost := 0
 	for _, id := range ids {
 		r := ta.do("POST", "/v1/orders/"+id+"/cancel", ta.alice, nil)
-		if r.status != 202 {
+		if r.status != 202 && r.status != 200 { // 200: cancelled already
 			lost++
 			t.Errorf("acknowledged order %s after restart: %d %s", id, r.status, r.raw)
 		}

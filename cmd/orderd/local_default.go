@@ -14,6 +14,7 @@ import (
 	"github.com/ordo-shop/ordo/internal/local/esserver"
 	"github.com/ordo-shop/ordo/internal/local/pgserver"
 	"github.com/ordo-shop/ordo/internal/local/pspsim"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
 
@@ -91,4 +92,14 @@ func (a *app) newSimulator(secret []byte, faults psp.Faults) (*localSim, string,
 		APIKey: key, LinkSecret: []byte(link), LinkTTL: a.cfg.PaymentTimeout + linkSlack,
 		Logger: a.log.With("component", "psp-sim"), StateFile: filepath.Join(a.cfg.DataDir, datadir.PSPSimState)})
 	return s, key, err
+}
+
+// simMetrics adds the in-process simulator's counters (ordo_psp_sim_*)
+// to orderd's metrics, when it runs one.
+func (a *app) simMetrics(m *metrics.Metrics) error {
+	if a.pay == nil || a.pay.sim == nil {
+		return nil
+	}
+	sim := a.pay.sim
+	return m.PSPSim(func() metrics.PSPSimCounts { return sim.Stats().Counts() })
 }

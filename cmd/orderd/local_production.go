@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ordo-shop/ordo/internal/config"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
 
@@ -50,3 +51,6 @@ func (*localSearch) keep(context.Context, string, func(string)) {}
 func (a *app) newSimulator([]byte, psp.Faults) (*localSim, string, error) {
 	return nil, "", fmt.Errorf("the payment simulator: %w; set ORDO_PSP_URL", errNotInThisBuild)
 }
+
+// simMetrics has no simulator to report on.
+func (a *app) simMetrics(*metrics.Metrics) error { return nil }

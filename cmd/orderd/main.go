@@ -194,6 +194,9 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err := a.quarantineMetrics(m); err != nil {
 		return err
 	}
+	if err := a.simMetrics(m); err != nil {
+		return err
+	}
 	if err := a.serveMetrics(m.Handler()); err != nil {
 		return err
 	}

@@ -9,6 +9,12 @@
 // <key>"). Its pay links are signed with ORDO_PSP_LINK_SECRET (empty: a
 // random secret, so the links of a previous run no longer open) and work
 // for ORDO_PSP_LINK_TTL after their intent was created (default 1h).
+//
+// Its counters (intents, webhooks, faults injected) are served as
+// Prometheus series (ordo_psp_sim_*) at GET /metrics on a listener of
+// their own, --metrics-listen (ORDO_PSP_METRICS_ADDR; "off": none); the
+// address is printed at start. With --state-file (ORDO_PSP_STATE_FILE)
+// its intents survive a restart (a journal of one line per change).
 package main
 
 import (
@@ -18,12 +24,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/local/pspsim"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
 
@@ -44,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mode := fs.String("mode", or(getenv("ORDO_PSP_MODE"), "auto"), "auto or manual (ORDO_PSP_MODE)")
 	faults := fs.String("faults", getenv("ORDO_PSP_FAULTS"), "failure injection, e.g. decline=0.1,loss=0.1 (ORDO_PSP_FAULTS)")
 	linkTTL := fs.Duration("link-ttl", pspsim.DefaultLinkTTL, "how long a pay link works after its intent was created (ORDO_PSP_LINK_TTL)")
+	metricsAddr := fs.String("metrics-listen", or(getenv("ORDO_PSP_METRICS_ADDR"), "127.0.0.1:0"), "listen address of GET /metrics, off for none (ORDO_PSP_METRICS_ADDR)")
+	stateFile := fs.String("state-file", getenv("ORDO_PSP_STATE_FILE"), "keep the intents in this journal across restarts; empty: in memory only (ORDO_PSP_STATE_FILE)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
 		fmt.Fprintln(stdout, "usage: ORDO_PSP_WEBHOOK_SECRET=... ORDO_PSP_API_KEY=... pspsim [flags]")
@@ -80,17 +91,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	s, err := pspsim.New(pspsim.Config{Mode: pspsim.Mode(*mode), WebhookURL: *webhook, Secret: []byte(secret), Faults: f, Logger: log,
-		APIKey: key, LinkSecret: []byte(link), LinkTTL: *linkTTL})
+		APIKey: key, LinkSecret: []byte(link), LinkTTL: *linkTTL, StateFile: *stateFile})
 	if err != nil {
 		return err
 	}
 	base, err := s.Start(*listen)
 	if err != nil {
-		return err
+		return errors.Join(err, s.Close())
+	}
+	var msrv *http.Server
+	if *metricsAddr != "off" {
+		if msrv, err = serveMetrics(*metricsAddr, s, log); err != nil {
+			return errors.Join(err, s.Close())
+		}
 	}
 	fmt.Fprintf(stdout, "pspsim: serving %s (mode %s, faults %q, webhooks to %s)\n", base, *mode, f.String(), *webhook)
+	if msrv != nil {
+		fmt.Fprintf(stdout, "pspsim: metrics at http://%s/metrics\n", msrv.Addr)
+	}
 	<-ctx.Done()
+	if msrv != nil {
+		_ = msrv.Close()
+	}
 	return s.Close()
+}
+
+// serveMetrics serves the simulator's counters at GET /metrics on addr;
+// the server's Addr is the address it got.
+func serveMetrics(addr string, s *pspsim.Sim, log *slog.Logger) (*http.Server, error) {
+	h, err := metrics.PSPSimHandler(func() metrics.PSPSimCounts { return s.Stats().Counts() })
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("pspsim: metrics server stopped", "err", err)
+		}
+	}()
+	return srv, nil
 }
 
 // flagSet reports whether the flag name was given on the command line.

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -67,9 +69,23 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 				compareSchema(t, doc, name+" request", schemaOf(body), rt.request)
 			}
 		}
+		success := append([]int{rt.status}, rt.also...)
+		for _, status := range success[1:] {
+			if _, ok := responses[fmt.Sprint(status)]; !ok {
+				t.Errorf("%s: success status %d is not documented", name, status)
+			}
+		}
+		for code := range responses {
+			if code[0] == '2' && !slices.Contains(success, atoi(code)) {
+				t.Errorf("%s: documents %s, which the route never answers", name, code)
+			}
+		}
 		if rt.response != nil {
-			resp := resolve(doc, responses[fmt.Sprint(rt.status)].(map[string]any))
-			compareSchema(t, doc, name+" response", schemaOf(resp), rt.response)
+			for _, status := range success {
+				if r, ok := responses[fmt.Sprint(status)].(map[string]any); ok {
+					compareSchema(t, doc, fmt.Sprint(name, " response ", status), schemaOf(resolve(doc, r)), rt.response)
+				}
+			}
 		}
 		for code, r := range responses {
 			if code[0] == '4' || code[0] == '5' {
@@ -80,6 +96,14 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 			}
 		}
 	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func keys[V any](m map[string]V) []string {

@@ -54,7 +54,23 @@ const (
 )
 
 func accepted(w http.ResponseWriter, r command.Result[order.State]) {
-	writeJSON(w, http.StatusAccepted, orderAccepted{
+	writeOrder(w, http.StatusAccepted, r)
+}
+
+// outcome answers a cancel, ship or deliver: 202 when this request
+// appended the commit that brought the order there, 200 with the same
+// body when the order already was so and nothing was appended (a repeat,
+// with the same Idempotency-Key or without one; decision 025).
+func outcome(w http.ResponseWriter, r command.Result[order.State]) {
+	status := http.StatusAccepted
+	if len(r.Events) == 0 {
+		status = http.StatusOK
+	}
+	writeOrder(w, status, r)
+}
+
+func writeOrder(w http.ResponseWriter, status int, r command.Result[order.State]) {
+	writeJSON(w, status, orderAccepted{
 		OrderID: r.State.ID, Status: string(r.State.Status), Total: r.State.Total,
 		Version: r.Version, Position: position(r.Stream, r.Seq),
 	})
@@ -233,7 +249,7 @@ func (s *Server) orderCommand(w http.ResponseWriter, r *http.Request, c auth.Cla
 	if err != nil {
 		return err
 	}
-	accepted(w, res)
+	outcome(w, res)
 	return nil
 }
 

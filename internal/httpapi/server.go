@@ -114,6 +114,9 @@ type route struct {
 	// request and response are the wire types, for the OpenAPI check.
 	request, response any
 	status            int
+	// also are other success statuses, answered with the same response
+	// type (200 for a command whose outcome was already there).
+	also []int
 }
 
 // New returns the API server.
@@ -175,9 +178,9 @@ func (s *Server) table() []route {
 		{method: "GET", pattern: "/v1/skus/{sku}", roles: staff, handle: s.getSKU, response: skuView{}, status: 200},
 		{method: "GET", pattern: "/v1/skus", roles: staff, handle: s.listSKUs, response: skuList{}, status: 200},
 		{method: "POST", pattern: "/v1/orders", roles: []auth.Role{auth.RoleCustomer}, handle: s.placeOrder, request: placeRequest{}, response: orderAccepted{}, status: 202},
-		{method: "POST", pattern: "/v1/orders/{id}/cancel", roles: anyone, handle: s.cancelOrder, request: cancelRequest{}, response: orderAccepted{}, status: 202},
-		{method: "POST", pattern: "/v1/orders/{id}/ship", roles: admin, handle: s.shipOrder, request: shipRequest{}, response: orderAccepted{}, status: 202},
-		{method: "POST", pattern: "/v1/orders/{id}/deliver", roles: admin, handle: s.deliverOrder, request: deliverRequest{}, response: orderAccepted{}, status: 202},
+		{method: "POST", pattern: "/v1/orders/{id}/cancel", roles: anyone, handle: s.cancelOrder, request: cancelRequest{}, response: orderAccepted{}, status: 202, also: []int{200}},
+		{method: "POST", pattern: "/v1/orders/{id}/ship", roles: admin, handle: s.shipOrder, request: shipRequest{}, response: orderAccepted{}, status: 202, also: []int{200}},
+		{method: "POST", pattern: "/v1/orders/{id}/deliver", roles: admin, handle: s.deliverOrder, request: deliverRequest{}, response: orderAccepted{}, status: 202, also: []int{200}},
 		{method: "POST", pattern: "/v1/psp/webhook", handle: s.pspWebhook, request: psp.Event{}, response: webhookAck{}, status: 200},
 		{method: "GET", pattern: "/v1/orders/{id}", roles: anyone, handle: s.getOrder, response: orderView{}, status: 200},
 		{method: "GET", pattern: "/v1/orders/{id}/timeline", roles: anyone, handle: s.getTimeline, response: timelineView{}, status: 200},

@@ -40,7 +40,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +48,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/events"
-	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/pause"
 	"github.com/ordo-shop/ordo/internal/psp"
 )
@@ -103,26 +102,22 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// StateFile, when set, keeps the intents in this file: they are read
-	// by New and written after every change, so a simulator restarted on
-	// the same file (orderd's local default restarting) still knows the
-	// intents of pending payments and can void, refund and report them.
-	// Empty keeps them in memory only.
+	// StateFile, when set, keeps the intents in this file, a journal of
+	// one line per change (journal.go): they are read by New and each
+	// change is appended and synced before it is answered, so a simulator
+	// restarted on the same file (orderd's local default restarting)
+	// still knows the intents of pending payments and can void, refund
+	// and report them. Empty keeps them in memory only.
 	StateFile string
 }
 
 // DefaultLinkTTL is how long a pay link works by default.
 const DefaultLinkTTL = time.Hour
 
-// savedState is the content of Config.StateFile.
-type savedState struct {
-	Intents map[string]*psp.Intent `json:"intents"`
-	ByKey   map[string]string      `json:"by_key"`
-	Manual  map[string]bool        `json:"manual"`
-}
-
-// Stats counts what the simulator did with webhooks.
+// Stats counts what the simulator did: its intents, its webhooks and
+// the faults it injected.
 type Stats struct {
+	Intents    int64 // intents it knows
 	Events     int64 // events raised
 	Delivered  int64 // deliveries answered 2xx
 	Retried    int64 // delivery attempts that were retried
@@ -131,8 +126,11 @@ type Stats struct {
 	Lost       int64 // events dropped by the loss fault
 	Duplicated int64 // events sent twice by the duplicate fault
 	Reordered  int64 // events held back by the reorder fault
-	Declined   int64 // payments declined
-	Unpaid     int64 // intents the abandon fault left unpaid
+	Declined   int64 // payments declined, by the fault or on the pay page
+	// DeclineFaults counts the declines the decline fault injected (part
+	// of Declined).
+	DeclineFaults int64
+	Unpaid        int64 // intents the abandon fault left unpaid
 }
 
 // Sim is the simulator. It is safe for concurrent use.
@@ -143,6 +141,8 @@ type Sim struct {
 	intents map[string]*psp.Intent
 	byKey   map[string]string // create idempotency key -> intent id
 	manual  map[string]bool   // intents created with manual capture
+	journal *journal          // the state file, nil without one
+	closed  bool              // Close was called: the journal is closed
 	dice    *mrand.Rand
 	diceMu  sync.Mutex
 
@@ -155,7 +155,7 @@ type Sim struct {
 	inflight sync.WaitGroup
 
 	stats struct {
-		events, delivered, retried, refused, abandoned, lost, duplicated, reordered, declined, abandonedByShopper atomic.Int64
+		events, delivered, retried, refused, abandoned, lost, duplicated, reordered, declined, declineFaults, abandonedByShopper atomic.Int64
 	}
 }
 
@@ -209,27 +209,26 @@ func New(cfg Config) (*Sim, error) {
 		dice:    mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 	if cfg.StateFile != "" {
-		b, err := os.ReadFile(cfg.StateFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("psp sim: read state: %w", err)
-		default:
-			var st savedState
-			if err := json.Unmarshal(b, &st); err != nil {
-				return nil, fmt.Errorf("psp sim: state file %s: %w", cfg.StateFile, err)
+		l, err := readJournal(cfg.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		s.intents, s.byKey, s.manual = l.intents, l.byKey, l.manual
+		lines := l.lines
+		// Start from one line per intent when lines were superseded, a
+		// crash tore the tail (appending after it would bury it) or the
+		// file is in the old format.
+		if l.torn || l.legacy || l.lines > len(l.intents) {
+			if l.torn {
+				s.log.Warn("psp sim: the state file's last line was torn (a crash while writing); it is ignored", "file", cfg.StateFile)
 			}
-			for id, in := range st.Intents {
-				if in != nil {
-					s.intents[id] = in
-				}
+			if err := writeCompact(cfg.StateFile, s.intents, s.byKey, s.manual); err != nil {
+				return nil, fmt.Errorf("psp sim: compact state: %w", err)
 			}
-			for k, v := range st.ByKey {
-				s.byKey[k] = v
-			}
-			for k, v := range st.Manual {
-				s.manual[k] = v
-			}
+			lines = len(s.intents)
+		}
+		if s.journal, err = openJournal(cfg.StateFile, lines); err != nil {
+			return nil, err
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -270,7 +269,8 @@ func (s *Sim) APIKey() string { return s.cfg.APIKey }
 // SetWebhookURL sets where webhooks go; empty stops sending them.
 func (s *Sim) SetWebhookURL(u string) { s.webhook.Store(&u) }
 
-// Close stops the server and abandons webhooks not yet delivered.
+// Close stops the server, abandons webhooks not yet delivered and closes
+// the state file; changes after Close are kept in memory only.
 func (s *Sim) Close() error {
 	s.cancel()
 	var err error
@@ -280,12 +280,22 @@ func (s *Sim) Close() error {
 		err = s.srv.Shutdown(ctx)
 	}
 	s.inflight.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal != nil && !s.closed {
+		s.closed = true
+		err = errors.Join(err, s.journal.close())
+	}
 	return err
 }
 
-// Stats returns the webhook counters.
+// Stats returns the counters.
 func (s *Sim) Stats() Stats {
+	s.mu.Lock()
+	n := int64(len(s.intents))
+	s.mu.Unlock()
 	return Stats{
+		Intents: n, DeclineFaults: s.stats.declineFaults.Load(),
 		Events: s.stats.events.Load(), Delivered: s.stats.delivered.Load(), Retried: s.stats.retried.Load(),
 		Refused: s.stats.refused.Load(), Abandoned: s.stats.abandoned.Load(), Lost: s.stats.lost.Load(),
 		Duplicated: s.stats.duplicated.Load(), Reordered: s.stats.reordered.Load(), Declined: s.stats.declined.Load(), Unpaid: s.stats.abandonedByShopper.Load(),
@@ -333,22 +343,36 @@ func randomID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// save writes the intents to Config.StateFile (no-op without one); the
-// caller holds s.mu. A failed write is logged: the simulator keeps
-// serving from memory.
-func (s *Sim) save() {
-	if s.cfg.StateFile == "" {
-		return
+// persist records in's new state in the state file (no-op without
+// one): one line, or a compaction when the journal is due for one. The
+// caller holds s.mu and then, without it, calls durable with the result.
+// A failed write is logged: the simulator keeps serving from memory, and
+// rewrites the whole file at the next change.
+func (s *Sim) persist(in *psp.Intent, key string, manual bool) int64 {
+	if s.journal == nil || s.closed {
+		return 0
 	}
-	b, err := json.Marshal(savedState{Intents: s.intents, ByKey: s.byKey, Manual: s.manual})
-	if err == nil {
-		err = datadir.Write(s.cfg.StateFile, datadir.FileOptions{}, func(w io.Writer) error {
-			_, err := w.Write(b)
-			return err
-		})
+	if s.journal.due(len(s.intents)) {
+		err := s.journal.compact(s.intents, s.byKey, s.manual)
+		if err == nil {
+			return 0 // the new file has this change and is synced
+		}
+		s.log.Error("psp sim: cannot compact its state file", "file", s.cfg.StateFile, "err", err)
 	}
+	end, err := s.journal.append(record{Intent: in, Key: key, Manual: manual})
 	if err != nil {
 		s.log.Error("psp sim: cannot save its state", "file", s.cfg.StateFile, "err", err)
+	}
+	return end
+}
+
+// durable waits until the state file has what persist returned end for.
+func (s *Sim) durable(end int64) {
+	if end == 0 {
+		return
+	}
+	if err := s.journal.sync(end); err != nil {
+		s.log.Error("psp sim: cannot sync its state file", "file", s.cfg.StateFile, "err", err)
 	}
 }
 
@@ -361,14 +385,14 @@ func (s *Sim) create(req psp.CreateIntentRequest, key string) (psp.Intent, bool,
 		return psp.Intent{}, false, fmt.Errorf("%w: capture_method %q", psp.ErrInvalidRequest, req.CaptureMethod)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if key != "" {
 		if id, ok := s.byKey[key]; ok {
-			in := s.intents[id]
+			in := *s.intents[id]
+			s.mu.Unlock()
 			if in.Reference != req.Reference || in.Amount != req.Amount {
 				return psp.Intent{}, false, fmt.Errorf("%w: idempotency key %q was used for another request", psp.ErrInvalidRequest, key)
 			}
-			return *in, false, nil
+			return in, false, nil
 		}
 	}
 	now := s.cfg.Now().UTC()
@@ -385,8 +409,11 @@ func (s *Sim) create(req psp.CreateIntentRequest, key string) (psp.Intent, bool,
 	if req.CaptureMethod == "manual" {
 		s.manual[id] = true
 	}
-	s.save()
-	return *in, true, nil
+	end := s.persist(in, key, s.manual[id])
+	snap := *in
+	s.mu.Unlock()
+	s.durable(end)
+	return snap, true, nil
 }
 
 // transition changes an intent under the lock and raises its event.
@@ -403,14 +430,16 @@ func (s *Sim) transition(id string, f func(in *psp.Intent) (changed bool, err er
 		s.mu.Unlock()
 		return snap, err
 	}
+	var end int64
 	if changed {
 		in.Version++
 		in.Updated = s.cfg.Now().UTC()
-		s.save()
+		end = s.persist(in, "", false)
 	}
 	snap := *in
 	s.mu.Unlock()
 	if changed {
+		s.durable(end)
 		s.emit(snap)
 	}
 	return snap, nil
@@ -521,6 +550,7 @@ func (s *Sim) decide(id string) {
 	}
 	var err error
 	if s.roll(s.cfg.Faults.Decline) {
+		s.stats.declineFaults.Add(1)
 		_, err = s.Decline(id, "card_declined")
 	} else {
 		_, err = s.Approve(id)
@@ -807,5 +837,16 @@ func (s *Sim) payAction(f func(id string) error) func(w http.ResponseWriter, r *
 			return
 		}
 		http.Redirect(w, r, "/pay/"+url.PathEscape(id)+"?"+query, http.StatusSeeOther)
+	}
+}
+
+// Counts returns the counters as the metrics package exposes them
+// (ordo_psp_sim_*).
+func (st Stats) Counts() metrics.PSPSimCounts {
+	return metrics.PSPSimCounts{
+		Intents: st.Intents, Events: st.Events,
+		Delivered: st.Delivered, Refused: st.Refused, Failed: st.Retried + st.Abandoned, Abandoned: st.Abandoned,
+		Declined: st.Declined, Duplicated: st.Duplicated, Reordered: st.Reordered, Lost: st.Lost,
+		DeclineFaults: st.DeclineFaults, Unpaid: st.Unpaid,
 	}
 }

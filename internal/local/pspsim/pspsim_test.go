@@ -430,3 +430,56 @@ func mustQuery(t *testing.T, raw string) url.Values {
 	}
 	return u.Query()
 }
+
+// TestFaultCountersCount: each injected fault is counted where a load
+// test reads it (Stats, exposed as ordo_psp_sim_* by Counts).
+func TestFaultCountersCount(t *testing.T) {
+	rcv := &receiver{}
+	hook := httptest.NewServer(rcv)
+	defer hook.Close()
+	create := func(t *testing.T, c *psp.HTTPClient, n int) {
+		t.Helper()
+		for i := range n {
+			ref := "pay_" + strconv.Itoa(i)
+			if _, err := c.CreateIntent(t.Context(), psp.CreateIntentRequest{Reference: ref, Amount: events.Money{Amount: 100, Currency: "EUR"}}, ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const n = 3
+	for _, tc := range []struct {
+		faults psp.Faults
+		done   func(pspsim.Stats) bool
+	}{
+		{psp.Faults{Duplicate: 1}, func(s pspsim.Stats) bool { return s.Duplicated == n && s.Delivered == 2*n }},
+		{psp.Faults{Reorder: 1}, func(s pspsim.Stats) bool { return s.Reordered == n && s.Delivered == n }},
+		{psp.Faults{Loss: 1}, func(s pspsim.Stats) bool { return s.Lost == n && s.Events == n && s.Delivered == 0 }},
+		{psp.Faults{Decline: 1}, func(s pspsim.Stats) bool { return s.DeclineFaults == n && s.Declined == n && s.Delivered == n }},
+		{psp.Faults{Abandon: 1}, func(s pspsim.Stats) bool { return s.Unpaid == n && s.Events == 0 }},
+	} {
+		t.Run(tc.faults.String(), func(t *testing.T) {
+			s, c := start(t, pspsim.Config{Secret: []byte("secret-secret-secret-secret-secret"), WebhookURL: hook.URL, Faults: tc.faults})
+			create(t, c, n)
+			waitFor(t, func() bool { return tc.done(s.Stats()) })
+			counts := s.Stats().Counts()
+			if counts.Intents != n || counts.Duplicated != s.Stats().Duplicated || counts.Unpaid != s.Stats().Unpaid {
+				t.Fatalf("counts %+v from stats %+v", counts, s.Stats())
+			}
+		})
+	}
+	t.Run("refused and failed", func(t *testing.T) {
+		refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) }))
+		defer refusing.Close()
+		s, c := start(t, pspsim.Config{WebhookURL: refusing.URL})
+		create(t, c, 1)
+		waitFor(t, func() bool { return s.Stats().Refused == 1 })
+		failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+		defer failing.Close()
+		s2, c2 := start(t, pspsim.Config{WebhookURL: failing.URL, WebhookAttempts: 3, WebhookBackoff: time.Millisecond})
+		create(t, c2, 1)
+		waitFor(t, func() bool { return s2.Stats().Abandoned == 1 })
+		if got := s2.Stats().Counts(); got.Failed != 3 || got.Abandoned != 1 || got.Delivered != 0 {
+			t.Fatalf("after three failed attempts: %+v", got)
+		}
+	})
+}
