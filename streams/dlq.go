@@ -177,15 +177,32 @@ func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, d
 		return err
 	}
 	defer s.deleteConsumer(DLQStream, cons)
+	var last uint64 // the stream sequence of the last message read
 	for {
-		m, err := cons.Next(jetstream.FetchContext(ctx))
+		m, err := cons.Next(jetstream.FetchMaxWait(dlqNextWait))
 		if err != nil {
+			// A message counted when the read began can be gone before
+			// it is delivered (a redrive removes its dead letter, an
+			// operator acks a refusal): the read is complete when the
+			// stream holds nothing under filter after the last one read.
+			if ctx.Err() == nil && (errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
+				lm, lerr := st.GetLastMsgForSubject(ctx, filter)
+				switch {
+				case errors.Is(lerr, jetstream.ErrMsgNotFound):
+					return nil
+				case lerr == nil && lm.Sequence <= last:
+					return nil
+				case lerr == nil:
+					continue // more is there: wait for it
+				}
+			}
 			return err
 		}
 		md, err := m.Metadata()
 		if err != nil {
 			return err
 		}
+		last = md.Sequence.Stream
 		if err := f(md.Sequence.Stream, m.Data()); err != nil {
 			return err
 		}
@@ -194,6 +211,10 @@ func (s *Store) readDLQ(ctx context.Context, filter string, f func(seq uint64, d
 		}
 	}
 }
+
+// dlqNextWait is how long readDLQ waits for the next message before it
+// asks whether one is still there to come.
+const dlqNextWait = time.Second
 
 // DeadLetter returns one dead letter by id.
 func (s *Store) DeadLetter(ctx context.Context, id uint64) (DeadLetter, error) {

@@ -340,6 +340,9 @@ func testRace(t *testing.T, s eventlog.Log) {
 					return
 				}
 				last, ok, err := s.Last(ctx, eventlog.TypeOrder, id)
+				if errors.Is(err, eventlog.ErrLeaderUnavailable) {
+					continue // no answer in time on a busy machine: ask again
+				}
 				if err != nil {
 					errc <- fmt.Errorf("writer %d: last: %w", w, err)
 					return
@@ -368,6 +371,9 @@ func testRace(t *testing.T, s eventlog.Log) {
 				if errors.Is(err, eventlog.ErrConflict) {
 					conflicts.Add(1)
 					continue
+				}
+				if errors.Is(err, eventlog.ErrLeaderUnavailable) {
+					continue // nothing was stored: try again from the last version
 				}
 				if err != nil {
 					errc <- fmt.Errorf("writer %d: append v%d: %w", w, version, err)

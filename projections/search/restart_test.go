@@ -20,7 +20,7 @@ func TestConvergesAfterElasticsearchRestartsDuringLoad(t *testing.T) {
 	e := newEnv(t, 4)
 	// A generous bound on each start: the machine may be loaded, and
 	// only a start that never ends should fail the test.
-	opts := esserver.Options{Dir: t.TempDir(), CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: testLogger(t), StartTimeout: 5 * time.Minute}
+	opts := esserver.Options{Dir: t.TempDir(), CacheDir: esserver.DefaultCacheDir(os.Getenv), Logger: testLogger(t), StartTimeout: 10 * time.Minute}
 	// start starts the private server on port (0: any) and stops it when
 	// the test ends. Each cleanup stops the server of its own start: a
 	// later start that fails leaves no nil behind for them.
