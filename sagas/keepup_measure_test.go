@@ -14,6 +14,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/local/pspsim"
+	"github.com/ordo-shop/ordo/internal/testkit"
 )
 
 // TestMeasureKeepUp is the storefront-style measurement behind decision
@@ -81,33 +82,53 @@ func TestMeasureKeepUp(t *testing.T) {
 	placedIn := time.Since(start)
 	load1, _ := os.ReadFile("/proc/loadavg")
 	// Wait (bounded) for every order to end.
-	waitFor(t, "every order to end", func() bool {
+	testkit.Eventually(t, "every order to end", 5*time.Minute, testkit.Holds(func() bool {
 		for _, id := range ids {
 			if s, _ := e.order(id); s.Status != order.StatusCancelled && s.Status != order.StatusRejected {
 				return false
 			}
 		}
 		return true
-	})
-	// Releases, by order, from the SKUs' commits.
+	}))
+	// Reservations and releases, by order, from the SKUs' commits. An
+	// order cancelled before the checkout reserved anything has nothing
+	// to release.
 	released := map[string]time.Time{}
-	waitFor(t, "every release", func() bool {
+	reserved := map[string]bool{}
+	testkit.Eventually(t, "every reservation released", 5*time.Minute, testkit.Holds(func() bool {
 		clear(released)
+		clear(reserved)
 		for _, s := range skus {
 			_, cs := e.sku(s)
 			for _, c := range cs {
 				for _, ev := range c.Events {
-					if ev.Type == "inventory.released" {
+					switch ev.Type {
+					case "inventory.released":
 						var r events.InventoryReleased
 						if err := json.Unmarshal(ev.Data, &r); err == nil && c.Metadata.RecordedAt.After(released[r.OrderID]) {
 							released[r.OrderID] = c.Metadata.RecordedAt
+						}
+					case "inventory.reserved":
+						var r events.InventoryReserved
+						if err := json.Unmarshal(ev.Data, &r); err == nil {
+							reserved[r.OrderID] = true
 						}
 					}
 				}
 			}
 		}
-		return len(released) >= len(ids)
-	})
+		for id := range reserved {
+			if _, ok := released[id]; !ok {
+				return false
+			}
+		}
+		return true
+	}))
+	for _, s := range skus {
+		if st, _ := e.sku(s); st.Available() != 1_000_000 {
+			t.Errorf("%s has %d available after every order ended, want 1000000", s, st.Available())
+		}
+	}
 	var decided, late, release []time.Duration
 	for _, id := range ids {
 		_, cs := e.order(id)
@@ -134,7 +155,7 @@ func TestMeasureKeepUp(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d orders at %d/s placed in %.1fs; loadavg before %s after %s", len(ids), rate, placedIn.Seconds(), trim(load0), trim(load1))
+	t.Logf("%d orders at %d/s placed in %.1fs; loadavg before %s after %s; %d never reserved (cancelled first)", len(ids), rate, placedIn.Seconds(), trim(load0), trim(load1), len(ids)-len(reserved))
 	t.Logf("place→decided %s", quantiles(decided))
 	t.Logf("timeout lateness %s", quantiles(late))
 	t.Logf("release delay %s", quantiles(release))
