@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates"
@@ -130,6 +131,21 @@ func (c *Checkout) Sources() []string {
 	return []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment}
 }
 
+// UrgentSources implements [Urgent]: the order stream carries the
+// compensations (cancelled, rejected, refunded orders give their stock
+// back and void or refund their payment), which must not wait behind new
+// orders.
+func (c *Checkout) UrgentSources() []string { return []string{eventlog.TypeOrder} }
+
+// IsUrgent implements [Urgent].
+func (c *Checkout) IsUrgent(ev events.Payload) bool {
+	switch ev.(type) {
+	case events.OrderCancelled, events.OrderRejected, events.OrderRefunded:
+		return true
+	}
+	return false
+}
+
 // cause identifies what made the checkout act: a commit's event or a
 // timer. Command ids derive from it.
 type cause struct {
@@ -168,6 +184,9 @@ func (c *Checkout) Handle(ctx context.Context, m Message) error {
 		return c.onTimer(ctx, m)
 	}
 	for i, ev := range m.Events {
+		if m.Urgent && !c.IsUrgent(ev) {
+			continue
+		}
 		z := cause{id: m.Commit.CommitID, index: i, corr: m.Commit.Metadata.CorrelationID, at: m.Commit.Metadata.RecordedAt,
 			aggType: m.Commit.AggregateType, aggID: m.Commit.AggregateID, seq: m.Seq}
 		var err error
@@ -280,9 +299,11 @@ func holds(s inventory.State, orderID string) bool {
 	return s.Reservations.Has(orderID) || s.Committed.Has(orderID)
 }
 
-// reserve reserves every line of a placed order in line order and stops
-// at the first short SKU. All held: the order is marked reserved. A SKU
-// short: the order is rejected and everything it holds released.
+// reserve reserves every line of a placed order, the lines' SKUs in
+// parallel (each SKU's commands are serialised by its handler, and a
+// busy SKU no longer delays the others of the order). All held: the
+// order is marked reserved. A SKU short: the order is rejected with the
+// short SKUs, in line order, and everything it holds released.
 func (c *Checkout) reserve(ctx context.Context, z cause, orderID string) error {
 	o, err := c.orderAt(ctx, z, orderID)
 	if err != nil {
@@ -294,15 +315,24 @@ func (c *Checkout) reserve(ctx context.Context, z cause, orderID string) error {
 		}
 		return nil
 	}
+	held := make([]bool, len(o.Lines))
+	errs := make([]error, len(o.Lines))
+	var wg sync.WaitGroup
+	for i, l := range o.Lines {
+		wg.Go(func() {
+			res, err := c.stockCmd(ctx, z, "reserve", orderID, l.SKU, inventory.Reserve{OrderID: orderID, Qty: l.Qty})
+			errs[i] = err
+			held[i] = err == nil && holds(res.State, orderID)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	var short []string
-	for _, l := range o.Lines {
-		res, err := c.stockCmd(ctx, z, "reserve", orderID, l.SKU, inventory.Reserve{OrderID: orderID, Qty: l.Qty})
-		if err != nil {
-			return err
-		}
-		if !holds(res.State, orderID) {
+	for i, l := range o.Lines {
+		if !held[i] {
 			short = append(short, l.SKU)
-			break
 		}
 	}
 	if len(short) == 0 {
@@ -345,18 +375,31 @@ func (c *Checkout) onReservationFailed(ctx context.Context, z cause, e events.In
 	return c.releaseIfEnded(ctx, z, e.OrderID)
 }
 
-// releaseAll gives back whatever the order holds on each of its SKUs.
+// releaseAll gives back whatever the order holds on each of its SKUs,
+// the SKUs in parallel.
 func (c *Checkout) releaseAll(ctx context.Context, z cause, orderID string) error {
 	o, err := c.order(ctx, orderID)
 	if err != nil {
 		return err
 	}
-	for _, l := range o.Lines {
-		if _, err := c.stockCmd(ctx, z, "release", orderID, l.SKU, inventory.Release{OrderID: orderID}); err != nil {
-			return err
-		}
+	return c.eachLine(o, func(l events.OrderLine) error {
+		_, err := c.stockCmd(ctx, z, "release", orderID, l.SKU, inventory.Release{OrderID: orderID})
+		return err
+	})
+}
+
+// eachLine runs fn for every line of o at once and joins their errors.
+func (c *Checkout) eachLine(o order.State, fn func(events.OrderLine) error) error {
+	if len(o.Lines) == 1 {
+		return fn(o.Lines[0])
 	}
-	return nil
+	errs := make([]error, len(o.Lines))
+	var wg sync.WaitGroup
+	for i, l := range o.Lines {
+		wg.Go(func() { errs[i] = fn(l) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // commitAll turns a shipped order's reservations into sold stock.
@@ -501,7 +544,7 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 	} else if outcome == "" {
 		// No pending payment: if it was settled already (a capture
 		// recorded before its order.paid), its events decide.
-		cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
+		cur, err := c.cfg.Payments.State(ctx, pid, command.Current)
 		if err != nil {
 			return err
 		}
@@ -518,8 +561,20 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 }
 
 // onReconcile asks the PSP about a payment that is still pending and
-// checks again later while it stays pending and its order waits.
+// checks again later while it stays pending and its order waits. A check
+// that finds the order no longer waiting does nothing; one for a payment
+// the log no longer has pending (its capture, decline or refund is
+// recorded, and the checkout handles it in the payments lane) asks
+// nobody and is not set again: a reconciliation never adds work for a
+// payment whose events are merely waiting to be handled.
 func (c *Checkout) onReconcile(ctx context.Context, z cause, d timerData) error {
+	o, err := c.order(ctx, d.OrderID)
+	if err != nil {
+		return err
+	}
+	if o.Exists && o.Status != order.StatusPaymentPending && o.Status != order.StatusStockReserved {
+		return nil
+	}
 	status, err := c.reconcile(ctx, z, d.PaymentID)
 	if err != nil {
 		return err
@@ -527,21 +582,18 @@ func (c *Checkout) onReconcile(ctx context.Context, z cause, d timerData) error 
 	if !status.Pending() {
 		return nil
 	}
-	o, err := c.order(ctx, d.OrderID)
-	if err != nil {
-		return err
-	}
-	if o.Status != order.StatusPaymentPending && o.Status != order.StatusStockReserved {
-		return nil
-	}
 	next := c.cfg.Now().Add(c.cfg.ReconcileAfter)
 	return c.setTimer(ctx, timerReconcile, d.PaymentID, timerData{OrderID: d.OrderID, PaymentID: d.PaymentID, Due: next})
 }
 
 // reconcile applies the PSP's view of a pending payment and returns the
-// intent's status ("" if there is no pending payment).
+// intent's status ("" if there is no pending payment). The payment is
+// read as the log has it (command.Current), not as this instance's
+// handler last saw it: a payment another instance recorded as captured
+// (its webhook) is not asked about again, so a reconciliation only
+// costs the provider a request for a payment that is really overdue.
 func (c *Checkout) reconcile(ctx context.Context, z cause, pid string) (psp.Status, error) {
-	cur, err := c.cfg.Payments.State(ctx, pid, command.Cached)
+	cur, err := c.cfg.Payments.State(ctx, pid, command.Current)
 	if err != nil {
 		return "", err
 	}

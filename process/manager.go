@@ -43,6 +43,28 @@ type Message struct {
 	// Redelivered is true when the message was delivered before, or is
 	// the redrive of a dead letter.
 	Redelivered bool
+	// Urgent is true when the message came through the urgent lane of
+	// an [Urgent] manager: it handles only the commit's urgent events
+	// (the same commit reaches it again, in order, through the main
+	// lane).
+	Urgent bool
+}
+
+// Urgent is implemented by a process manager some of whose events must
+// not wait behind the others, such as compensations behind new orders.
+// A runtime reads each stream UrgentSources names a second time, through
+// a consumer of its own that never waits for the main one, and hands
+// the manager every commit with an urgent event with Message.Urgent set.
+// The main lane still delivers every commit, so the manager sees an
+// urgent event twice (and in either order relative to the events before
+// it in the main lane): its handling must be idempotent across the two,
+// which command ids derived from the commit make it.
+type Urgent interface {
+	Manager
+	// UrgentSources lists the aggregate types read twice.
+	UrgentSources() []string
+	// IsUrgent reports whether an event goes through the urgent lane.
+	IsUrgent(ev events.Payload) bool
 }
 
 // permanentError marks an error retrying cannot fix.

@@ -38,5 +38,14 @@
 //
 // A Runtime handles up to Options.Workers messages of each consumer at
 // once, and messages of one subject (one aggregate) one at a time in
-// stream order. Process managers must be safe for concurrent use.
+// stream order; a subject waiting for its turn holds no worker. A process
+// manager that implements process.Urgent gets a second consumer (an
+// urgent lane) on the streams it names, through which its urgent events
+// (the checkout's compensations) run ahead of the main lane. Every
+// consumer is pinned to one runtime at a time (JetStream's pinned-client
+// priority policy): with several instances, one handles a consumer's
+// messages and the others take over when it stops (at once when it
+// closes, after Options.PinnedTTL when it was killed). Runtime.Backlog
+// reports what each consumer has not handled. Process managers must be
+// safe for concurrent use. See decision 024.
 package sagas

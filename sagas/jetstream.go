@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -23,19 +22,29 @@ import (
 type source struct {
 	stream string
 	open   func(ctx context.Context) (jetstream.Consumer, error)
+	// group is the priority group of a pinned consumer (one client at a
+	// time receives its messages), "" for a shared one.
+	group string
+	// unpin, for a pinned consumer, hands the pin over when the
+	// subscription ends: pinID is the pin the subscription last held.
+	unpin func(ctx context.Context, cons jetstream.Consumer, pinID string)
 }
 
 // jsSubscriber is a watermill message.Subscriber over durable JetStream
 // pull consumers (watermill-nats publishes to the stream name and creates
 // ephemeral consumers, so Ordo drives JetStream itself). Each topic names
 // a source, a durable consumer: subscribers of one topic share it, as a
-// consumer group. Messages are spread over workers by subject, so one
-// aggregate's messages are handled one at a time in order while different
-// aggregates proceed in parallel, and a worker takes its next message only
-// once the last is acked or nacked. A JetStream message is acked when its
-// watermill message is acked, nacked with backoff when it is nacked, and
-// left alone when the subscription ends first (the server redelivers it
-// after AckWait).
+// consumer group, unless the source is pinned (then one subscriber at a
+// time receives its messages). Messages are handled by up to `workers`
+// goroutines, keyed by subject: one subject's (one aggregate's) messages
+// are handled one at a time in stream order, the next only once the last
+// is acked or nacked, while different subjects proceed in parallel. A
+// subject waiting for its previous message holds no worker, so one slow
+// aggregate never stops the others (the consumer's MaxAckPending bounds
+// what waits in memory). A JetStream message is acked when its watermill
+// message is acked, nacked with backoff when it is nacked, and left alone
+// when the subscription ends first (the server redelivers it after
+// AckWait).
 //
 // A watermill message's UUID is the JetStream message's id (Nats-Msg-Id:
 // a commit's id), or stream:sequence without one; its metadata holds the
@@ -76,29 +85,32 @@ func (s *jsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *mes
 		return nil, err
 	}
 	out := make(chan *message.Message)
-	queues := make([]chan jetstream.Msg, s.workers)
-	for i := range queues {
-		queues[i] = make(chan jetstream.Msg, 4)
-	}
+	q := newKeyedQueue()
+	var pin pinHolder
 	log := s.log.With("topic", topic)
+	opts := []jetstream.PullConsumeOpt{
+		jetstream.PullMaxMessages(2 * s.workers), jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				log.Warn("consumer error", "err", err)
+			}
+		}),
+	}
+	if src.group != "" {
+		opts = append(opts, jetstream.PullPriorityGroup(src.group))
+	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		h := fnv.New32a()
-		h.Write([]byte(m.Subject()))
-		select {
-		case queues[h.Sum32()%uint32(len(queues))] <- m:
-		case <-ctx.Done():
+		if src.group != "" {
+			pin.seen(m.Headers().Get(pinIDHeader))
 		}
-	}, jetstream.PullMaxMessages(2*s.workers), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ctx.Err() == nil {
-			log.Warn("consumer error", "err", err)
-		}
-	}))
+		q.push(m.Subject(), m)
+	}, opts...)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("sagas: consume %s: %w", topic, err)
 	}
 	var workers sync.WaitGroup
-	for _, q := range queues {
+	for range s.workers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -110,49 +122,166 @@ func (s *jsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *mes
 		defer s.wg.Done()
 		<-ctx.Done()
 		cc.Stop()
+		q.close()
 		workers.Wait()
+		if src.unpin != nil {
+			if id := pin.get(); id != "" {
+				src.unpin(context.WithoutCancel(ctx), cons, id)
+			}
+		}
 		close(out)
 	}()
 	return out, nil
 }
 
-func (s *jsSubscriber) work(ctx context.Context, stream string, q <-chan jetstream.Msg, out chan<- *message.Message, log *slog.Logger) {
-	for {
-		var m jetstream.Msg
-		select {
-		case m = <-q:
-		case <-ctx.Done():
-			return
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			log.Error("dropping message without metadata", "subject", m.Subject(), "err", err)
-			_ = m.Term()
-			continue
-		}
-		seq := md.Sequence.Stream
-		id := m.Headers().Get(jetstream.MsgIDHeader)
-		if id == "" {
-			id = stream + ":" + strconv.FormatUint(seq, 10)
-		}
-		wm := message.NewMessage(id, m.Data())
-		for k, vs := range m.Headers() {
-			if len(vs) > 0 && !strings.HasPrefix(k, "Nats-") {
-				wm.Metadata.Set(k, vs[0])
-			}
-		}
-		wm.Metadata.Set(mdStream, stream)
-		wm.Metadata.Set(mdSeq, strconv.FormatUint(seq, 10))
-		wm.Metadata.Set(mdSubject, m.Subject())
-		wm.Metadata.Set(mdDelivered, strconv.FormatUint(md.NumDelivered, 10))
-		mctx, done := context.WithCancel(ctx)
-		wm.SetContext(mctx)
-		if !s.deliver(ctx, m, wm, seq, md.NumDelivered, out, log) {
-			done()
-			return
-		}
-		done()
+// pinIDHeader is the header in which a pinned consumer's messages carry
+// the pin id of the client they were delivered to.
+const pinIDHeader = "Nats-Pin-Id"
+
+// pinHolder remembers the last pin id a subscription's messages carried.
+type pinHolder struct {
+	mu sync.Mutex
+	id string
+}
+
+func (p *pinHolder) seen(id string) {
+	if id == "" {
+		return
 	}
+	p.mu.Lock()
+	p.id = id
+	p.mu.Unlock()
+}
+
+func (p *pinHolder) get() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.id
+}
+
+// keyedQueue holds the messages delivered and not yet handled, one FIFO
+// per key (subject), and the keys ready for a worker: a key is ready
+// when it has messages and no worker holds it. push never blocks.
+type keyedQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	byKey  map[string][]jetstream.Msg
+	busy   map[string]bool
+	ready  []string
+	closed bool
+}
+
+func newKeyedQueue() *keyedQueue {
+	q := &keyedQueue{byKey: map[string][]jetstream.Msg{}, busy: map[string]bool{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *keyedQueue) push(key string, m jetstream.Msg) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	waiting := len(q.byKey[key]) > 0
+	q.byKey[key] = append(q.byKey[key], m)
+	if !waiting && !q.busy[key] {
+		q.ready = append(q.ready, key)
+		q.cond.Signal()
+	}
+}
+
+// take waits for a ready key and returns its oldest message; the key is
+// held until done(key). It returns false once the queue is closed.
+func (q *keyedQueue) take() (string, jetstream.Msg, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ready) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return "", nil, false
+	}
+	key := q.ready[0]
+	q.ready[0] = ""
+	q.ready = q.ready[1:]
+	msgs := q.byKey[key]
+	m := msgs[0]
+	msgs[0] = nil
+	if len(msgs) == 1 {
+		delete(q.byKey, key)
+	} else {
+		q.byKey[key] = msgs[1:]
+	}
+	q.busy[key] = true
+	return key, m, true
+}
+
+// done releases a key taken by take: if more of its messages wait, it is
+// ready again (behind the keys already ready, so a busy aggregate takes
+// its turn with the others).
+func (q *keyedQueue) done(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.busy, key)
+	if len(q.byKey[key]) > 0 && !q.closed {
+		q.ready = append(q.ready, key)
+		q.cond.Signal()
+	}
+}
+
+// close wakes every worker waiting in take; what is queued is dropped
+// (the server redelivers it after AckWait).
+func (q *keyedQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.byKey, q.ready = nil, nil
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func (s *jsSubscriber) work(ctx context.Context, stream string, q *keyedQueue, out chan<- *message.Message, log *slog.Logger) {
+	for {
+		key, m, ok := q.take()
+		if !ok {
+			return
+		}
+		handled := s.handle(ctx, stream, m, out, log)
+		q.done(key)
+		if !handled {
+			return
+		}
+	}
+}
+
+// handle turns m into a watermill message, delivers it and settles m; it
+// reports false when the subscription ended first.
+func (s *jsSubscriber) handle(ctx context.Context, stream string, m jetstream.Msg, out chan<- *message.Message, log *slog.Logger) bool {
+	md, err := m.Metadata()
+	if err != nil {
+		log.Error("dropping message without metadata", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return true
+	}
+	seq := md.Sequence.Stream
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	if id == "" {
+		id = stream + ":" + strconv.FormatUint(seq, 10)
+	}
+	wm := message.NewMessage(id, m.Data())
+	for k, vs := range m.Headers() {
+		if len(vs) > 0 && !strings.HasPrefix(k, "Nats-") {
+			wm.Metadata.Set(k, vs[0])
+		}
+	}
+	wm.Metadata.Set(mdStream, stream)
+	wm.Metadata.Set(mdSeq, strconv.FormatUint(seq, 10))
+	wm.Metadata.Set(mdSubject, m.Subject())
+	wm.Metadata.Set(mdDelivered, strconv.FormatUint(md.NumDelivered, 10))
+	mctx, done := context.WithCancel(ctx)
+	defer done()
+	wm.SetContext(mctx)
+	return s.deliver(ctx, m, wm, seq, md.NumDelivered, out, log)
 }
 
 // deliver hands wm to the router and settles m as wm is: acked, nacked

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,10 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits for running handlers
 	// (default 10s).
 	CloseTimeout time.Duration
+	// PinnedTTL is how long a consumer stays with a runtime that stopped
+	// pulling without handing it over (killed) before another runtime
+	// gets it (default 15s; see Runtime).
+	PinnedTTL time.Duration
 	// Logger receives the runtime's and watermill's logs (default:
 	// discard).
 	Logger *slog.Logger
@@ -75,10 +80,47 @@ func (o Options) withDefaults() Options {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 10 * time.Second
 	}
+	if o.PinnedTTL <= 0 {
+		o.PinnedTTL = 15 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// pinGroup is the priority group of the runtime's pinned consumers.
+const pinGroup = "runtime"
+
+// DurableName is the durable consumer through which process manager pm
+// reads a stream (its main lane): checkout-orders, checkout-timers, ...
+func DurableName(pm, stream string) string { return pm + "-" + strings.ToLower(stream) }
+
+// urgentSuffix ends the name of an urgent lane's consumer.
+const urgentSuffix = "-urgent"
+
+// Lane is what one of a runtime's consumers has not handled yet.
+type Lane struct {
+	Stream, Durable string
+	// Pending is what the consumer has not delivered yet, Unacked what
+	// it delivered and was not acknowledged yet.
+	Pending uint64
+	Unacked int
+}
+
+// Backlog reports each of the runtime's consumers' backlog (one request
+// per consumer), in the order they were added.
+func (r *Runtime) Backlog(ctx context.Context) ([]Lane, error) {
+	var out []Lane
+	for _, l := range r.lanes {
+		p, u, err := r.store.ConsumerBacklog(ctx, l.Stream, l.Durable)
+		if err != nil {
+			return nil, err
+		}
+		l.Pending, l.Unacked = p, u
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // Runtime runs process managers; see the package documentation.
@@ -88,6 +130,7 @@ type Runtime struct {
 	pms      []process.Manager
 	opts     Options
 	log      *slog.Logger
+	lanes    []Lane // every consumer, filled by NewRuntime
 
 	mu     sync.Mutex
 	router *message.Router
@@ -117,7 +160,25 @@ func NewRuntime(store *streams.Store, registry *events.Registry, opts Options, p
 		}
 	}
 	opts = opts.withDefaults()
-	return &Runtime{store: store, registry: registry, pms: pms, opts: opts, log: opts.Logger}, nil
+	r := &Runtime{store: store, registry: registry, pms: pms, opts: opts, log: opts.Logger}
+	for _, pm := range pms {
+		for _, src := range pm.Sources() {
+			stream, _ := store.StreamName(src)
+			r.lanes = append(r.lanes, Lane{Stream: stream, Durable: DurableName(pm.Name(), stream)})
+		}
+		if u, ok := pm.(process.Urgent); ok {
+			for _, src := range u.UrgentSources() {
+				stream, err := store.StreamName(src)
+				if err != nil {
+					return nil, fmt.Errorf("sagas: %s: %w", pm.Name(), err)
+				}
+				r.lanes = append(r.lanes, Lane{Stream: stream, Durable: DurableName(pm.Name(), stream) + urgentSuffix})
+			}
+		}
+		r.lanes = append(r.lanes, Lane{Stream: streams.TimersStream, Durable: DurableName(pm.Name(), "timers")},
+			Lane{Stream: streams.DLQStream, Durable: DurableName(pm.Name(), "redrive")})
+	}
+	return r, nil
 }
 
 // Start provisions the TIMERS and DLQ streams and the consumers, and runs
@@ -216,37 +277,103 @@ func (r *Runtime) addHandlers(router *message.Router, sub *jsSubscriber, sources
 	if err != nil {
 		return fmt.Errorf("sagas: %w", err)
 	}
-	consumer := func(suffix string) streams.ConsumerOptions {
-		return streams.ConsumerOptions{Durable: name + "-" + suffix, AckWait: r.opts.AckWait, MaxAckPending: 4 * r.opts.Workers}
+	consumer := func(durable string) streams.ConsumerOptions {
+		return streams.ConsumerOptions{Durable: durable, AckWait: r.opts.AckWait, MaxAckPending: 4 * r.opts.Workers,
+			PinnedGroup: pinGroup, PinnedTTL: r.opts.PinnedTTL}
 	}
 	add := func(topic string, src source, fn message.NoPublishHandlerFunc) {
+		src.group = pinGroup
+		src.unpin = r.unpin(src.stream)
 		sources[topic] = src
 		h := router.AddConsumerHandler(topic, topic, sub, fn)
-		h.AddMiddleware(dlq)
+		if strings.HasSuffix(topic, urgentSuffix) {
+			h.AddMiddleware(r.urgentGiveUp)
+		} else {
+			h.AddMiddleware(dlq)
+		}
 	}
 	for _, aggType := range pm.Sources() {
 		aggType := aggType
 		stream, _ := r.store.StreamName(aggType)
+		durable := DurableName(name, stream)
 		add(name+"."+strings.ToLower(stream), source{
 			stream: stream,
 			open: func(ctx context.Context) (jetstream.Consumer, error) {
-				return r.store.DurableConsumer(ctx, aggType, consumer(strings.ToLower(stream)))
+				return r.store.DurableConsumer(ctx, aggType, consumer(durable))
 			},
-		}, r.commitHandler(pm))
+		}, r.commitHandler(pm, nil))
 	}
+	if u, ok := pm.(process.Urgent); ok {
+		for _, aggType := range u.UrgentSources() {
+			aggType := aggType
+			stream, _ := r.store.StreamName(aggType)
+			durable := DurableName(name, stream) + urgentSuffix
+			add(name+"."+strings.ToLower(stream)+urgentSuffix, source{
+				stream: stream,
+				open: func(ctx context.Context) (jetstream.Consumer, error) {
+					// It starts with the commits appended after it was
+					// made: the main lane handles every earlier one.
+					opts := consumer(durable)
+					opts.DeliverNew = true
+					return r.store.DurableConsumer(ctx, aggType, opts)
+				},
+			}, r.commitHandler(pm, u))
+		}
+	}
+	timers := DurableName(name, "timers")
 	add(name+".timers", source{
 		stream: streams.TimersStream,
 		open: func(ctx context.Context) (jetstream.Consumer, error) {
-			return r.store.TimerConsumer(ctx, name, consumer("timers"))
+			return r.store.TimerConsumer(ctx, name, consumer(timers))
 		},
 	}, r.timerHandler(pm))
+	redrive := DurableName(name, "redrive")
 	add(name+".redrive", source{
 		stream: streams.DLQStream,
 		open: func(ctx context.Context) (jetstream.Consumer, error) {
-			return r.store.RedriveConsumer(ctx, name, consumer("redrive"))
+			return r.store.RedriveConsumer(ctx, name, consumer(redrive))
 		},
 	}, r.redriveHandler(pm))
 	return nil
+}
+
+// urgentGiveUp ends the urgent lane's work on a message that still fails
+// after its retries: it is acknowledged, not dead-lettered, since the
+// main lane handles the same commit (and dead-letters it if it fails
+// there too).
+func (r *Runtime) urgentGiveUp(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err != nil && !errors.Is(err, errStopping) {
+			r.log.Warn("urgent lane gives up; the main lane will handle the commit", "stream", msg.Metadata.Get(mdStream),
+				"seq", msg.Metadata.Get(mdSeq), "err", err)
+			return out, nil
+		}
+		return out, err
+	}
+}
+
+// unpin returns the hand-over of a pinned consumer on stream: if the
+// stopping subscription still holds the pin, the next runtime to pull
+// gets it at once instead of after PinnedTTL. A pin held by another
+// runtime is left alone.
+func (r *Runtime) unpin(stream string) func(ctx context.Context, cons jetstream.Consumer, pinID string) {
+	return func(ctx context.Context, cons jetstream.Consumer, pinID string) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := cons.Info(ctx)
+		if err != nil {
+			r.log.Debug("consumer not handed over", "stream", stream, "err", err)
+			return
+		}
+		for _, g := range info.PriorityGroups {
+			if g.Group == pinGroup && g.PinnedClientID == pinID {
+				if err := r.store.UnpinConsumer(ctx, stream, info.Name, pinGroup); err != nil {
+					r.log.Debug("consumer not handed over", "stream", stream, "consumer", info.Name, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // Metadata keys of the runtime's watermill messages.
@@ -319,12 +446,23 @@ func (r *Runtime) decodeCommit(stream, subject string, seq uint64, data []byte) 
 	return process.Message{Stream: stream, Seq: seq, Subject: subject, Commit: c, Events: evs}, nil
 }
 
-func (r *Runtime) commitHandler(pm process.Manager) message.NoPublishHandlerFunc {
+// commitHandler hands commits to pm; with urgent set (the urgent lane)
+// only commits with an urgent event, marked Urgent.
+func (r *Runtime) commitHandler(pm process.Manager, urgent process.Urgent) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		stream, subject, seq, redelivered := r.location(msg)
 		m, err := r.decodeCommit(stream, subject, seq, msg.Payload)
 		if err != nil {
+			if urgent != nil {
+				return nil // the main lane dead-letters it
+			}
 			return err
+		}
+		if urgent != nil {
+			if !slices.ContainsFunc(m.Events, urgent.IsUrgent) {
+				return nil
+			}
+			m.Urgent = true
 		}
 		m.Redelivered = redelivered
 		corr := m.Commit.Metadata.CorrelationID

@@ -24,14 +24,27 @@ type ConsumerOptions struct {
 	// MaxAckPending bounds the messages delivered and not yet acked
 	// (default 1000).
 	MaxAckPending int
+	// PinnedGroup, if set, makes the consumer deliver to one client at a
+	// time (JetStream's pinned-client priority policy with this priority
+	// group): the first client that pulls is pinned, the others receive
+	// nothing until it stops pulling for PinnedTTL (default 15s) or is
+	// unpinned ([Store.UnpinConsumer]). Clients pull with
+	// jetstream.PullPriorityGroup(PinnedGroup).
+	PinnedGroup string
+	PinnedTTL   time.Duration
+	// DeliverNew makes a consumer created by this call start with the
+	// commits appended after it (default: from the beginning of the
+	// stream). An existing consumer resumes where it stopped either way;
+	// the choice cannot be changed for an existing consumer.
+	DeliverNew bool
 }
 
 func (o ConsumerOptions) config(filter string) (jetstream.ConsumerConfig, error) {
 	if !ValidID(o.Durable) {
 		return jetstream.ConsumerConfig{}, fmt.Errorf("%w: durable name %q", eventlog.ErrInvalidID, truncate(o.Durable))
 	}
-	if o.AckWait < 0 || o.MaxAckPending < 0 {
-		return jetstream.ConsumerConfig{}, errors.New("negative AckWait or MaxAckPending")
+	if o.AckWait < 0 || o.MaxAckPending < 0 || o.PinnedTTL < 0 {
+		return jetstream.ConsumerConfig{}, errors.New("negative AckWait, MaxAckPending or PinnedTTL")
 	}
 	if o.AckWait == 0 {
 		o.AckWait = 30 * time.Second
@@ -46,6 +59,20 @@ func (o ConsumerOptions) config(filter string) (jetstream.ConsumerConfig, error)
 		AckWait:       o.AckWait,
 		MaxAckPending: o.MaxAckPending,
 		MaxDeliver:    -1,
+	}
+	if o.DeliverNew {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	if o.PinnedGroup != "" {
+		if !ValidID(o.PinnedGroup) {
+			return jetstream.ConsumerConfig{}, fmt.Errorf("%w: priority group %q", eventlog.ErrInvalidID, truncate(o.PinnedGroup))
+		}
+		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cfg.PriorityGroups = []string{o.PinnedGroup}
+		cfg.PinnedTTL = o.PinnedTTL
+		if cfg.PinnedTTL == 0 {
+			cfg.PinnedTTL = 15 * time.Second
+		}
 	}
 	if filter != "" {
 		cfg.FilterSubject = filter
@@ -72,6 +99,37 @@ func (s *Store) DurableConsumer(ctx context.Context, aggType string, opts Consum
 		return nil, fmt.Errorf("durable consumer %s on %s: %w", opts.Durable, stream, err)
 	}
 	return cons, nil
+}
+
+// UnpinConsumer ends the pin of a pinned consumer's group (see
+// ConsumerOptions.PinnedGroup), so that the next client to pull is
+// pinned at once instead of after the pin's TTL: a runtime that stops
+// hands its consumers over this way.
+func (s *Store) UnpinConsumer(ctx context.Context, stream, durable, group string) error {
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("unpin %s on %s: %w", durable, stream, err)
+	}
+	if err := st.UnpinConsumer(ctx, durable, group); err != nil {
+		return fmt.Errorf("unpin %s on %s: %w", durable, stream, err)
+	}
+	return nil
+}
+
+// ConsumerBacklog returns how many messages a durable consumer on an
+// aggregate type's stream has not delivered yet and how many it
+// delivered without an ack: one request to the consumer's leader. A
+// consumer that does not exist has no backlog.
+func (s *Store) ConsumerBacklog(ctx context.Context, stream, durable string) (pending uint64, unacked int, err error) {
+	cons, err := s.js.Consumer(ctx, stream, durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("consumer backlog %s on %s: %w", durable, stream, err)
+	}
+	info := cons.CachedInfo()
+	return info.NumPending, info.NumAckPending, nil
 }
 
 // auxStreamConfig is the configuration of a stream beside the commit

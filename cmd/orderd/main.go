@@ -215,6 +215,10 @@ func (a *app) init(ctx context.Context) (err error) {
 		Search:          searchAPI,
 		Observer:        m,
 		MaxUnpaidOrders: cfg.MaxUnpaidOrders, PaymentTimeout: cfg.PaymentTimeout,
+		Admission: httpapi.Admission{
+			Max: cfg.CheckoutMaxBacklog, Backlog: a.checkoutBacklog,
+			Refused: func() { m.AdmissionRefused("checkout_busy") },
+		},
 	}
 	if a.storage != nil {
 		deps.Storage = a.storage.context

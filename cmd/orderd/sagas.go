@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ordo-shop/ordo/aggregates/payment"
+	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/local/datadir"
@@ -106,7 +108,7 @@ func (a *app) startSagas(registry *events.Registry) error {
 	if err != nil {
 		return err
 	}
-	p.runtime, err = sagas.NewRuntime(a.store, registry, sagas.Options{Logger: a.log.With("component", "sagas")}, checkout)
+	p.runtime, err = sagas.NewRuntime(a.store, registry, sagas.Options{Workers: a.cfg.CheckoutWorkers, Logger: a.log.With("component", "sagas")}, checkout)
 	if err != nil {
 		return err
 	}
@@ -116,6 +118,22 @@ func (a *app) startSagas(registry *events.Registry) error {
 	}
 	a.cleanup = append(a.cleanup, func() { _ = p.runtime.Close() })
 	return nil
+}
+
+// checkoutBacklog is the checkout's backlog for admission control: the
+// commits of the order stream its main lane (the durable consumer
+// checkout-orders, shared by every instance) has not delivered or not
+// acknowledged. Every instance asks, with or without the sagas role.
+func (a *app) checkoutBacklog(ctx context.Context) (int, error) {
+	stream, err := a.store.StreamName(eventlog.TypeOrder)
+	if err != nil {
+		return 0, err
+	}
+	pending, unacked, err := a.store.ConsumerBacklog(ctx, stream, sagas.DurableName(process.CheckoutName, stream))
+	if err != nil {
+		return 0, err
+	}
+	return int(min(pending, math.MaxInt32)) + unacked, nil
 }
 
 // startSim starts the in-process simulator. With a listen port of 0 it

@@ -37,3 +37,38 @@ func TestPaymentSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckoutSettings(t *testing.T) {
+	d := Default()
+	if d.CheckoutWorkers != 32 || d.CheckoutMaxBacklog != 1000 {
+		t.Fatalf("defaults: workers %d, max backlog %d", d.CheckoutWorkers, d.CheckoutMaxBacklog)
+	}
+	env := map[string]string{"ORDO_CHECKOUT_WORKERS": "8", "ORDO_CHECKOUT_MAX_BACKLOG": "0"}
+	c, err := FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.CheckoutWorkers != 8 || c.CheckoutMaxBacklog != 0 {
+		t.Fatalf("from env: workers %d, max backlog %d", c.CheckoutWorkers, c.CheckoutMaxBacklog)
+	}
+	bad := Default()
+	bad.CheckoutWorkers = 0
+	bad.CheckoutMaxBacklog = -1
+	err = bad.Validate()
+	for _, want := range []string{"checkout workers", "checkout max backlog"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+	if _, err := FromEnv(func(k string) string {
+		if k == "ORDO_CHECKOUT_MAX_BACKLOG" {
+			return "lots"
+		}
+		return ""
+	}); err == nil {
+		t.Fatal("ORDO_CHECKOUT_MAX_BACKLOG=lots accepted")
+	}
+}

@@ -115,6 +115,9 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, c auth.Claim
 	if err := validatePlace(req); err != nil {
 		return err
 	}
+	if err := s.checkAdmission(r.Context()); err != nil {
+		return err
+	}
 	lines := make([]events.OrderLine, 0, len(req.Lines))
 	for i, l := range req.Lines {
 		if err := checkSKU(l.SKU, i); err != nil {

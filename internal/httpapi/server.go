@@ -87,6 +87,9 @@ type Deps struct {
 	// PaymentTimeout is how long an order waits for its payment (for the
 	// limit's Retry-After; default 15 min).
 	PaymentTimeout time.Duration
+	// Admission refuses new orders with 429 checkout_busy while the
+	// checkout is too far behind (admission.go). Zero: no check.
+	Admission Admission
 }
 
 // RequestObserver is told how each request went, by route pattern. It must
@@ -98,10 +101,11 @@ type RequestObserver interface {
 // Server is the HTTP API. It is safe for concurrent use.
 type Server struct {
 	Deps
-	unpaid *unpaidLimit // nil: no limit
-	log    *slog.Logger
-	mux    *http.ServeMux
-	routes []route
+	unpaid    *unpaidLimit // nil: no limit
+	admission *admission   // nil: no check
+	log       *slog.Logger
+	mux       *http.ServeMux
+	routes    []route
 }
 
 // route is one operation of the API; the table drives both the mux and
@@ -144,6 +148,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s := &Server{Deps: d, log: d.Logger, mux: http.NewServeMux()}
 	s.unpaid = newUnpaidLimit(d.MaxUnpaidOrders, d.PaymentTimeout, d.Now)
+	s.admission = newAdmission(d.Admission, d.Now)
 	s.routes = s.table()
 	byPattern := map[string]map[string]route{}
 	var patterns []string

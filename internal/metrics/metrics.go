@@ -26,6 +26,7 @@ type Metrics struct {
 	commands   *prometheus.CounterVec
 	cmdLatency *prometheus.HistogramVec
 	conflicts  *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 }
 
 // New returns a Metrics with every series registered.
@@ -54,8 +55,12 @@ func New() (*Metrics, error) {
 			Name: "ordo_append_conflicts_total",
 			Help: "Appends refused because another writer changed the aggregate first (each is retried).",
 		}, []string{"aggregate"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_admission_refused_total",
+			Help: "New orders refused by admission control (429), by reason: checkout_busy (the checkout's backlog is above ORDO_CHECKOUT_MAX_BACKLOG).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands, m.cmdLatency, m.conflicts,
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands, m.cmdLatency, m.conflicts, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := m.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -73,6 +78,11 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Request(route, method string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// AdmissionRefused records one new order refused by admission control.
+func (m *Metrics) AdmissionRefused(reason string) {
+	m.refused.WithLabelValues(reason).Inc()
 }
 
 // Command records one handled command.
