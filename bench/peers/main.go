@@ -158,6 +158,13 @@ func benchmark(ctx context.Context, f flags) error {
 		return err
 	}
 	for _, s := range stores {
+		if r, ok := s.(*rawStore); ok {
+			for _, k := range f.ks {
+				fmt.Printf("# Ordo's signed commit of %d events (and raw-js's message): %d bytes\n", k, len(r.payloads[k]))
+			}
+		}
+	}
+	for _, s := range stores {
 		if err := s.Reset(ctx); err != nil {
 			return fmt.Errorf("%s: reset: %w", s.Name(), err)
 		}
