@@ -88,10 +88,16 @@ func (j *jsServer) streamMsgs(ctx context.Context, stream string) (uint64, error
 type ordoStore struct {
 	srv    jsServer
 	log    eventlog.AggregateLog // a *streams.Store, seen through the port
-	signer events.CommitSigner
+	signer events.CommitSigner   // nil for ordo-unsigned
 }
 
-func openOrdo(dir string) (*ordoStore, error) {
+// openOrdo opens Ordo's store; signed is what orderd does, unsigned
+// ("ordo-unsigned", not run by default) shows what signing costs here.
+func openOrdo(dir string, signed bool) (*ordoStore, error) {
+	s := &ordoStore{srv: jsServer{dir: dir}}
+	if !signed {
+		return s, nil
+	}
 	priv, err := events.GenerateSigningKey()
 	if err != nil {
 		return nil, err
@@ -100,10 +106,16 @@ func openOrdo(dir string) (*ordoStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ordoStore{srv: jsServer{dir: dir}, signer: signer}, nil
+	s.signer = signer
+	return s, nil
 }
 
-func (s *ordoStore) Name() string { return "ordo" }
+func (s *ordoStore) Name() string {
+	if s.signer == nil {
+		return "ordo-unsigned"
+	}
+	return "ordo"
+}
 
 // Reset starts an empty server and creates and opens the log on it as
 // orderd's local default does on its first start (streams.Init, then

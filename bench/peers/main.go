@@ -54,7 +54,7 @@ func parseFlags() (flags, error) {
 	var f flags
 	writers := flag.String("writers", "1,16", "writer counts, comma-separated")
 	ks := flag.String("k", "1,3", "events per commit, comma-separated")
-	stores := flag.String("stores", "goes,hallgren,ordo,raw-js", "stores to run, comma-separated")
+	stores := flag.String("stores", "goes,hallgren,ordo,raw-js", "stores to run, comma-separated (also: ordo-unsigned, Ordo without commit signatures)")
 	flag.IntVar(&f.reps, "reps", 3, "rounds; every store runs every configuration once per round (medians are reported)")
 	flag.IntVar(&f.cfg.Aggregates, "aggs", 1000, "aggregates per run, split evenly over the writers")
 	flag.DurationVar(&f.cfg.MinDur, "min-dur", 3*time.Second, "a run lasts at least this long ...")
@@ -71,10 +71,10 @@ func parseFlags() (flags, error) {
 	}
 	for _, s := range strings.Split(*stores, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "goes", "hallgren", "ordo", "raw-js":
+		case "goes", "hallgren", "ordo", "raw-js", "ordo-unsigned":
 			f.stores = append(f.stores, s)
 		default:
-			return f, fmt.Errorf("-stores: unknown store %q (goes, hallgren, ordo, raw-js)", s)
+			return f, fmt.Errorf("-stores: unknown store %q (goes, hallgren, ordo, raw-js, ordo-unsigned)", s)
 		}
 	}
 	if f.reps < 1 || f.cfg.Aggregates < 1 || f.cfg.MaxDur <= 0 || f.cfg.MinDur > f.cfg.MaxDur {
@@ -300,8 +300,8 @@ func openStores(ctx context.Context, f flags, dir string, pg *pgserver.Server) (
 			} else {
 				s, err = openHallgren(ctx, pg.URLFor(db))
 			}
-		case "ordo":
-			s, err = openOrdo(filepath.Join(dir, "nats-ordo"))
+		case "ordo", "ordo-unsigned":
+			s, err = openOrdo(filepath.Join(dir, "nats-"+name), name == "ordo")
 		case "raw-js":
 			s, err = openRaw(filepath.Join(dir, "nats-raw"), f.ks)
 		}
