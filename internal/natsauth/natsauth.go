@@ -69,7 +69,7 @@ var (
 // create, read from and delete consumers of its own, but none of these:
 // it could otherwise move or steal the checkout's position. A test of
 // cmd/orderd checks that a running orderd has no other durable.
-var ServiceConsumers = []string{"checkout-orders", "checkout-inventory", "checkout-payments", "checkout-timers", "checkout-redrive"}
+var ServiceConsumers = []string{"checkout-orders", "checkout-orders-urgent", "checkout-inventory", "checkout-payments", "checkout-timers", "checkout-redrive"}
 
 const api = "$JS.API."
 
@@ -114,6 +114,9 @@ func (r Role) Permissions() Permissions {
 			api+"CONSUMER.INFO.*.*",
 			api+"CONSUMER.MSG.NEXT.*.*",
 			api+"CONSUMER.DELETE.*.*",
+			// A closing runtime hands its pinned consumers over at once
+			// (sagas; decision 024).
+			api+"CONSUMER.UNPIN.*.*",
 			api+"STREAM.MSG.DELETE.DLQ",
 			// Acks of the process managers' durable consumers.
 			"$JS.ACK.>",

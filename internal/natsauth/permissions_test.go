@@ -227,6 +227,21 @@ func TestServiceAppendsAndCannotDestroy(t *testing.T) {
 	if _, err := store.DurableConsumer(ctx, eventlog.TypeOrder, streams.ConsumerOptions{Durable: "checkout-orders"}); err != nil {
 		t.Fatal(err)
 	}
+	// The same durable as a runtime from before pinning made it, now
+	// pinned to one runtime at a time, which hands it over when it closes.
+	pinned, err := store.DurableConsumer(ctx, eventlog.TypeOrder, streams.ConsumerOptions{Durable: "checkout-orders", PinnedGroup: "runtime"})
+	if err != nil {
+		t.Fatalf("pin an existing durable: %v", err)
+	}
+	if _, err := pinned.Next(jetstream.FetchMaxWait(30*time.Second), jetstream.FetchPriorityGroup("runtime")); err != nil {
+		t.Fatalf("pull as the pinned runtime: %v", err)
+	}
+	if err := store.UnpinConsumer(ctx, "ORDERS", "checkout-orders", "runtime"); err != nil {
+		t.Fatalf("hand the pinned durable over: %v", err)
+	}
+	if _, err := store.DurableConsumer(ctx, eventlog.TypeOrder, streams.ConsumerOptions{Durable: "checkout-orders-urgent", PinnedGroup: "runtime", DeliverNew: true}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := store.RedriveConsumer(ctx, "checkout", streams.ConsumerOptions{Durable: "checkout-redrive"}); err != nil {
 		t.Fatal(err)
 	}
