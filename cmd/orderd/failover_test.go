@@ -212,8 +212,8 @@ func (l *loadRun) cancelAnswer(id string, r response) {
 
 // untilDefinite posts body with the Idempotency-Key key to instance i
 // until an answer settles the outcome: anything but a 503, a 409
-// concurrent_modification (which says retry), a client timeout or a
-// broken connection. It honours Retry-After.
+// concurrent_modification (which says retry), a 429 checkout_busy, a
+// client timeout or a broken connection. It honours Retry-After.
 func (l *loadRun) untilDefinite(i int, path, tok, key string, body any) (response, bool) {
 	start := time.Now()
 	open := false // an earlier answer left the outcome open
@@ -226,6 +226,9 @@ func (l *loadRun) untilDefinite(i int, path, tok, key string, body any) (respons
 		case r.status == http.StatusServiceUnavailable:
 			open = open || code != "leader_unavailable"
 		case r.status == http.StatusConflict && code == "concurrent_modification":
+		case r.status == http.StatusTooManyRequests && code == "checkout_busy":
+			// Admission control while the checkout catches up after a
+			// failover: nothing was appended; a client comes back later.
 		default:
 			l.settled(i, start, r, open)
 			return r, true
@@ -272,7 +275,7 @@ func (l *loadRun) post(i int, path, tok, key string, body any) (response, error)
 	raw, err := io.ReadAll(resp.Body)
 	out := response{status: resp.StatusCode, raw: raw}
 	_ = json.Unmarshal(raw, &out.body)
-	if resp.StatusCode == http.StatusServiceUnavailable {
+	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
 		out.retryAfter = resp.Header.Get("Retry-After")
 	}
 	return out, err
