@@ -203,7 +203,7 @@ func benchmark(ctx context.Context, f flags) error {
 					}
 				}
 				results[c][s.Name()] = append(results[c][s.Name()], r)
-				fmt.Printf("round %d  writers %-2d  k %d  %-8s  commits %6d  %5.1fs  commits/s %6.0f  events/s %6.0f  p50 %6.2f ms  p99 %6.2f ms  load %.2f",
+				fmt.Printf("round %d  writers %-2d  k %d  %-13s  commits %6d  %5.1fs  commits/s %6.0f  events/s %6.0f  p50 %6.2f ms  p99 %6.2f ms  load %.2f",
 					round+1, c.w, c.k, s.Name(), r.Commits, r.Elapsed.Seconds(), r.commitsPerSec(), r.eventsPerSec(), ms(r.P50), ms(r.P99), r.Load1)
 				if r.PerFsync > 0 {
 					fmt.Printf("  commits/WAL fsync %.2f", r.PerFsync)
