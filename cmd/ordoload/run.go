@@ -64,6 +64,9 @@ type runner struct {
 	// timer lateness by the server's, from the order's timeline; release
 	// delay from the probe; start lag (open loop) against the schedule.
 	toAccepted, toDecided, toPaid, lateness, release, startLag *histogram
+	// timerDue holds the orders the payment timeout cancelled while
+	// their shopper waited for the payment (order id -> true).
+	timerDue sync.Map
 
 	attempts, accepted, placeFailed atomic.Int64
 	reserved, rejected, paid        atomic.Int64
@@ -360,7 +363,14 @@ func (r *runner) order(loadCtx, flowCtx context.Context, rng *rand.Rand, c *cust
 
 	abandoned, err := r.follow(flowCtx, rng, c, id, units)
 	if !abandoned && flowCtx.Err() == nil {
-		r.measure(flowCtx, c, id, nil)
+		// An order the payment timeout cancelled while the shopper waited
+		// (the simulator abandoned it in auto mode) counts for timer
+		// lateness too; a customer's own cancel does not.
+		var lateness *histogram
+		if _, due := r.timerDue.LoadAndDelete(id); due {
+			lateness = r.lateness
+		}
+		r.measure(flowCtx, c, id, lateness)
 	}
 	return 0, err
 }
@@ -428,6 +438,7 @@ func (r *runner) follow(ctx context.Context, rng *rand.Rand, c *customer, id str
 		// cancelled by the timeout before the shopper's approval.
 		if v.StatusReason == "payment_timeout" {
 			r.timedOut.Add(1)
+			r.timerDue.Store(id, true) // its lateness is measured with the rest
 		} else {
 			r.declined.Add(1)
 		}
