@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,39 +23,12 @@ type orderdProc struct {
 	logs *bytes.Buffer
 }
 
-// startOrderd builds cmd/orderd and runs it as the local default on dir
-// with the given extra environment, and waits until it is ready.
+// startOrderd runs orderd as the local default on dir with the given
+// extra environment, and waits until it is ready.
 func startOrderd(t *testing.T, dir string, env ...string) *orderdProc {
 	t.Helper()
-	testkit.SkipShort(t, "an orderd process with its own NATS and PostgreSQL")
-	bin := filepath.Join(t.TempDir(), "orderd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../orderd").CombinedOutput(); err != nil {
-		t.Fatalf("go build orderd: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), "ORDO_DATA_DIR="+dir, "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_LISTEN=127.0.0.1:0",
-		"ORDO_AUTH_SECRET="+testSecret, "ORDO_LOG_LEVEL=warn"), env...)
-	p := &orderdProc{t: t, cmd: cmd, base: "http://" + addr, logs: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	p.waitFor("ready", func() bool {
-		resp, err := http.Get(p.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return p
+	o := testkit.StartOrderd(t, dir, testSecret, env...)
+	return &orderdProc{t: t, cmd: o.Cmd, base: o.Base, logs: o.Logs}
 }
 
 // stop ends orderd as an operator would (SIGTERM) and waits for it.

@@ -4,11 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,49 +22,12 @@ func testEnv(k string) string {
 	return ""
 }
 
-// startOrderd builds cmd/orderd and runs it as the local default on a
-// temporary data dir with the given extra environment, and returns its
-// API's URL once it is ready.
+// startOrderd runs orderd as the local default on a temporary data dir
+// with the given extra environment, and returns its API's URL once it is
+// ready.
 func startOrderd(t *testing.T, env ...string) string {
 	t.Helper()
-	testkit.SkipShort(t, "an orderd process with its own NATS and PostgreSQL")
-	bin := filepath.Join(t.TempDir(), "orderd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../orderd").CombinedOutput(); err != nil {
-		t.Fatalf("go build orderd: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), "ORDO_DATA_DIR="+t.TempDir(), "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_LISTEN=127.0.0.1:0",
-		"ORDO_AUTH_SECRET="+testSecret, "ORDO_LOG_LEVEL=warn"), env...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			t.Logf("orderd's log:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	testkit.Eventually(t, "orderd ready", 90*time.Second, testkit.Holds(func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}))
-	return base
+	return testkit.StartOrderd(t, t.TempDir(), testSecret, env...).Base
 }
 
 // load runs ordoload against base with args and returns its exit code,
