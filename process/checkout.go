@@ -316,17 +316,11 @@ func (c *Checkout) reserve(ctx context.Context, z cause, orderID string) error {
 		return nil
 	}
 	held := make([]bool, len(o.Lines))
-	errs := make([]error, len(o.Lines))
-	var wg sync.WaitGroup
-	for i, l := range o.Lines {
-		wg.Go(func() {
-			res, err := c.stockCmd(ctx, z, "reserve", orderID, l.SKU, inventory.Reserve{OrderID: orderID, Qty: l.Qty})
-			errs[i] = err
-			held[i] = err == nil && holds(res.State, orderID)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := c.eachLine(o, func(i int, l events.OrderLine) error {
+		res, err := c.stockCmd(ctx, z, "reserve", orderID, l.SKU, inventory.Reserve{OrderID: orderID, Qty: l.Qty})
+		held[i] = err == nil && holds(res.State, orderID)
+		return err
+	}); err != nil {
 		return err
 	}
 	var short []string
@@ -382,21 +376,22 @@ func (c *Checkout) releaseAll(ctx context.Context, z cause, orderID string) erro
 	if err != nil {
 		return err
 	}
-	return c.eachLine(o, func(l events.OrderLine) error {
+	return c.eachLine(o, func(_ int, l events.OrderLine) error {
 		_, err := c.stockCmd(ctx, z, "release", orderID, l.SKU, inventory.Release{OrderID: orderID})
 		return err
 	})
 }
 
-// eachLine runs fn for every line of o at once and joins their errors.
-func (c *Checkout) eachLine(o order.State, fn func(events.OrderLine) error) error {
+// eachLine runs fn for every line of o (with its index) at once and
+// joins their errors.
+func (c *Checkout) eachLine(o order.State, fn func(int, events.OrderLine) error) error {
 	if len(o.Lines) == 1 {
-		return fn(o.Lines[0])
+		return fn(0, o.Lines[0])
 	}
 	errs := make([]error, len(o.Lines))
 	var wg sync.WaitGroup
 	for i, l := range o.Lines {
-		wg.Go(func() { errs[i] = fn(l) })
+		wg.Go(func() { errs[i] = fn(i, l) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
