@@ -94,11 +94,19 @@ func (s *Store) Order(ctx context.Context, id string) (Order, bool, error) {
 		state *string
 		since *time.Time
 	}
-	err := s.pool.QueryRow(ctx, "SELECT "+orderColumns+", dq.seq, dq.error, dq.state, dq.quarantined_at FROM "+viewSchema+`.orders
+	// One round trip: the order's lines come along as arrays (in line
+	// order), and its open quarantine, if any, as the last columns.
+	var skus []string
+	var qtys, unitPrices, amounts []int64
+	err := s.pool.QueryRow(ctx, "SELECT "+orderColumns+`, dq.seq, dq.error, dq.state, dq.quarantined_at,
+			ol.skus, ol.qtys, ol.unit_prices, ol.amounts FROM `+viewSchema+`.orders
 		LEFT JOIN LATERAL (SELECT q.seq, q.error, q.state, q.quarantined_at FROM ordo.projection_quarantine q
 			JOIN ordo.projection_versions v ON v.projection = q.projection AND v.version = q.version AND v.state = 'live'
 			WHERE q.projection = $2 AND q.aggregate_id = $1 AND q.state <> 'resolved' ORDER BY q.seq LIMIT 1) dq ON true
-		WHERE order_id = $1`, id, Name).Scan(append(r.scanTargets(), &d.seq, &d.err, &d.state, &d.since)...)
+		LEFT JOIN LATERAL (SELECT array_agg(l.sku ORDER BY l.line_no) AS skus, array_agg(l.qty ORDER BY l.line_no) AS qtys,
+				array_agg(l.unit_price ORDER BY l.line_no) AS unit_prices, array_agg(l.amount ORDER BY l.line_no) AS amounts
+			FROM `+viewSchema+`.order_lines l WHERE l.order_id = $1) ol ON true
+		WHERE order_id = $1`, id, Name).Scan(append(r.scanTargets(), &d.seq, &d.err, &d.state, &d.since, &skus, &qtys, &unitPrices, &amounts)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		deg, err := s.degradation(ctx, s.pool, id)
 		if err != nil {
@@ -119,22 +127,14 @@ func (s *Store) Order(ctx context.Context, id string) (Order, bool, error) {
 	if d.seq != nil {
 		o.Degraded = &Degradation{Seq: uint64(*d.seq), Error: *d.err, State: *d.state, Since: d.since.UTC()}
 	}
-	rows, err := s.pool.Query(ctx, "SELECT sku, qty, unit_price, amount FROM "+viewSchema+".order_lines WHERE order_id = $1 ORDER BY line_no", id)
-	if err != nil {
-		return Order{}, false, fmt.Errorf("order status: lines of %s: %w", id, err)
+	if len(qtys) != len(skus) || len(unitPrices) != len(skus) || len(amounts) != len(skus) {
+		return Order{}, false, fmt.Errorf("order status: lines of %s: %d skus, %d quantities, %d unit prices, %d amounts", id, len(skus), len(qtys), len(unitPrices), len(amounts))
 	}
-	o.Lines = []Line{}
-	for rows.Next() {
-		var l Line
-		if err := rows.Scan(&l.SKU, &l.Qty, &l.UnitPrice.Amount, &l.Amount.Amount); err != nil {
-			rows.Close()
-			return Order{}, false, err
-		}
-		l.UnitPrice.Currency, l.Amount.Currency = o.Total.Currency, o.Total.Currency
-		o.Lines = append(o.Lines, l)
-	}
-	if err := rows.Err(); err != nil {
-		return Order{}, false, err
+	o.Lines = make([]Line, len(skus))
+	for i := range skus {
+		o.Lines[i] = Line{SKU: skus[i], Qty: qtys[i],
+			UnitPrice: events.Money{Amount: unitPrices[i], Currency: o.Total.Currency},
+			Amount:    events.Money{Amount: amounts[i], Currency: o.Total.Currency}}
 	}
 	return o, true, nil
 }
