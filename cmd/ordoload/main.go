@@ -164,8 +164,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.Float64Var(&c.CancelRatio, "cancel-ratio", 0.05, "fraction of orders the customer cancels (manual pay: instead of paying; auto: once paid)")
 	fs.Float64Var(&c.ShipRatio, "ship-ratio", 0.3, "fraction of orders the admin ships once paid")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", defTimeout, "the server's ORDO_PAYMENT_TIMEOUT, to know when an abandoned order is due (ORDO_PAYMENT_TIMEOUT when set)")
-	fs.DurationVar(&c.Poll, "poll", 10*time.Millisecond, "first pause between polls of an order's status while a shopper waits for it (each next pause twice as long, up to --poll-max); the probe polls the catalog this often")
-	fs.DurationVar(&c.PollMax, "poll-max", 200*time.Millisecond, "longest pause between polls of an order's status")
+	fs.DurationVar(&c.Poll, "poll", 100*time.Millisecond, "pause before a shopper's first look at an order's status, and between the first two (each next pause twice as long, up to --poll-max); the latencies reported come from the order's timeline, not from these polls")
+	fs.DurationVar(&c.PollMax, "poll-max", time.Second, "longest pause between a shopper's looks at an order's status")
+	fs.DurationVar(&c.ProbePoll, "probe-poll", 10*time.Millisecond, "the release-delay probe's pause between its reads of the catalog (the resolution of the release delay)")
 	fs.DurationVar(&c.ProbeEvery, "probe-every", time.Second, "the release-delay probe's pause between its orders (0: no probe)")
 	fs.DurationVar(&c.Progress, "progress", 5*time.Second, "a progress line on stderr this often (0: none)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
@@ -276,8 +277,8 @@ func (c *settings) check() error {
 	if c.CancelRatio+c.ShipRatio > 1 || c.Abandon+c.Decline > 1 {
 		return usagef("--cancel-ratio plus --ship-ratio, and --abandon plus --decline, must each be at most 1")
 	}
-	if c.Poll < time.Millisecond || c.PollMax < c.Poll || c.PaymentTimeout <= 0 || c.Think < 0 || c.ProbeEvery < 0 || c.Progress < 0 {
-		return usagef("--poll must be at least 1ms and at most --poll-max, --payment-timeout positive, and --think, --probe-every, --progress not negative")
+	if c.Poll < time.Millisecond || c.PollMax < c.Poll || c.ProbePoll < time.Millisecond || c.PaymentTimeout <= 0 || c.Think < 0 || c.ProbeEvery < 0 || c.Progress < 0 {
+		return usagef("--poll and --probe-poll must be at least 1ms, --poll at most --poll-max, --payment-timeout positive, and --think, --probe-every, --progress not negative")
 	}
 	return nil
 }

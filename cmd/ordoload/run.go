@@ -39,13 +39,15 @@ type settings struct {
 	// orders are due for cancellation this long after their payment was
 	// requested.
 	PaymentTimeout time.Duration
-	// Poll is the first pause between polls of an order's status; each
-	// next one is twice as long, up to PollMax.
-	Poll, PollMax time.Duration
-	ProbeEvery    time.Duration
-	Progress      time.Duration
-	RunID         string
-	Seed          uint64
+	// Poll is the pause before a shopper first reads an order's status,
+	// and between its first two reads; each next one is twice as long,
+	// up to PollMax. ProbePoll is the release probe's pause between its
+	// catalog reads.
+	Poll, PollMax, ProbePoll time.Duration
+	ProbeEvery               time.Duration
+	Progress                 time.Duration
+	RunID                    string
+	Seed                     uint64
 }
 
 // runner is one run in progress.
@@ -585,16 +587,22 @@ func (r *runner) abandon(ctx context.Context, c *customer, id string, seen time.
 	}()
 }
 
-// await polls the order's view until done holds: at once, then after
-// cfg.Poll, and twice as long after each poll up to cfg.PollMax. An order
-// the read model does not have yet (404) is polled again. The polls only
-// drive the shopper; the latencies come from the timeline ([runner.measure]).
+// await polls the order's view until done holds: after cfg.Poll, then
+// after twice as long each time up to cfg.PollMax, as a shopper glancing
+// at a status page would (nothing a shopper waits for is ready at once,
+// and reads that find nothing new are load the storefront adds, not work
+// the checkout does). An order the read model does not have yet (404) is
+// polled again. The polls only drive the shopper; the latencies come from
+// the timeline ([runner.measure]).
 func (r *runner) await(ctx context.Context, c *customer, id string, done func(orderView) bool) (orderView, error) {
 	return r.awaitEvery(ctx, c, id, r.cfg.Poll, done)
 }
 
 func (r *runner) awaitEvery(ctx context.Context, c *customer, id string, first time.Duration, done func(orderView) bool) (orderView, error) {
 	var v orderView
+	if err := pause.For(ctx, first); err != nil {
+		return v, err
+	}
 	err := pause.Until(ctx, first, max(first, r.cfg.PollMax), func() (bool, error) {
 		v = orderView{}
 		_, err := r.cl.do(ctx, call{kind: "GET /v1/orders/{id}", method: "GET", url: "/v1/orders/" + id, role: auth.RoleCustomer, sub: c.id, want: 200}, &v)
@@ -650,7 +658,7 @@ func (r *runner) probeOnce(ctx context.Context, c *customer, n int) error {
 		return err
 	}
 	cancelled := time.Now()
-	return pause.Until(ctx, r.cfg.Poll, r.cfg.Poll, func() (bool, error) {
+	return pause.Until(ctx, r.cfg.ProbePoll, r.cfg.ProbePoll, func() (bool, error) {
 		var s skuView
 		if _, err := r.cl.do(ctx, call{kind: "probe: GET /v1/skus/{sku}", method: "GET", url: "/v1/skus/" + r.probe, role: auth.RoleAdmin, sub: "ordoload", want: 200}, &s); err != nil {
 			return false, err
