@@ -33,6 +33,9 @@ import (
 // reads the whole log and checks (and prints) the invariants.
 //
 // ORDO_SOAK_SEED reruns a seed; ORDO_SOAK_ORDERS changes the order count;
+// ORDO_SOAK_SHOPPERS (default 4) and ORDO_SOAK_THINK (default 200ms, each
+// shopper's mean pause between orders; 0 for none) change the rate, and
+// ORDO_SOAK_WORKERS (default 8) the runtime's workers per consumer;
 // ORDO_SOAK_SEPARATE_API=1 gives the API its own command handlers, as
 // with the api and sagas roles on separate instances. (With it, the
 // stock.on_hand check currently fails: GET /v1/skus/{sku} answers from
@@ -46,9 +49,16 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 	if s := os.Getenv("ORDO_SOAK_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	nOrders := 200
-	if s := os.Getenv("ORDO_SOAK_ORDERS"); s != "" {
-		nOrders, _ = strconv.Atoi(s)
+	nOrders := envInt(t, "ORDO_SOAK_ORDERS", 200)
+	nShoppers := envInt(t, "ORDO_SOAK_SHOPPERS", 4)
+	workers := envInt(t, "ORDO_SOAK_WORKERS", 8)
+	think := 200 * time.Millisecond
+	if s := os.Getenv("ORDO_SOAK_THINK"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			t.Fatalf("ORDO_SOAK_THINK=%q: want a duration, 0 or more", s)
+		}
+		think = d
 	}
 	const nSKUs = 20
 	t.Logf("seed %d (rerun with ORDO_SOAK_SEED=%d)", seed, seed)
@@ -61,7 +71,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 		seed:           seed,
 		paymentTimeout: 4 * time.Second,
 		reconcile:      time.Second,
-		runtime:        sagas.Options{AckWait: 2 * time.Second, Workers: 8},
+		runtime:        sagas.Options{AckWait: 2 * time.Second, Workers: workers},
 		separateAPI:    os.Getenv("ORDO_SOAK_SEPARATE_API") != "",
 	})
 
@@ -69,7 +79,8 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 	initial := map[string]int64{}
 	for i := range skus {
 		skus[i] = fmt.Sprintf("SKU-%02d", i)
-		initial[skus[i]] = int64(8 + roll(20)) // 8..27 units: about half the demand
+		// 8..27 units per 200 orders: about half the demand.
+		initial[skus[i]] = int64(8+roll(20)) * int64(max(1, nOrders/200))
 		e.putSKU(skus[i], int64(100+roll(5000)), initial[skus[i]])
 	}
 
@@ -144,11 +155,12 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 		}
 	}()
 
-	// Shoppers: orders of 1-3 lines of 1-3 units from 4 goroutines,
-	// spread over about ten seconds so that the chaos hits every phase.
+	// Shoppers: orders of 1-3 lines of 1-3 units from nShoppers
+	// goroutines (by default 4, with pauses that spread 200 orders over
+	// about ten seconds so that the chaos hits every phase).
 	var shoppers sync.WaitGroup
 	next := atomic.Int32{}
-	for range 4 {
+	for range nShoppers {
 		shoppers.Add(1)
 		go func() {
 			defer shoppers.Done()
@@ -169,7 +181,9 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 				ids = append(ids, id)
 				owner[id] = cust
 				mu.Unlock()
-				time.Sleep(time.Duration(100+roll(200)) * time.Millisecond)
+				if think > 0 { // uniform in [think/2, 3think/2)
+					time.Sleep(think/2 + time.Duration(roll(int(think))))
+				}
 			}
 		}()
 	}
@@ -292,6 +306,20 @@ type invariantResult struct {
 	report     string
 	failures   []string
 	violations map[string]int // by invariant
+}
+
+// envInt reads a positive count from the environment, def if unset.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive count", name, s)
+	}
+	return n
 }
 
 // checkInvariants checks the log against the invariants, prints
