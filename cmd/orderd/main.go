@@ -227,7 +227,7 @@ func (a *app) init(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := a.startSagas(registry); err != nil {
+	if err := a.startSagas(registry, m); err != nil {
 		return err
 	}
 	a.starting.serve(api)

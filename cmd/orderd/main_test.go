@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -612,5 +614,39 @@ func TestFailedStartCleansUp(t *testing.T) {
 	}
 	if err := a.close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProcessBacklogOnTheMetricsListener: an instance running the process
+// managers reports each of their consumers' backlog; once an order is
+// handled the checkout's lanes hold nothing. An instance without the
+// sagas role reports none.
+func TestProcessBacklogOnTheMetricsListener(t *testing.T) {
+	ta := mustStart(t, func(c *config.Config) { c.Roles = []string{"api", "sagas"} })
+	ta.putSKU("TEA-250", 1999, 10)
+	if r := ta.place(ta.alice, "k-backlog", orderBody(line("TEA-250", 1))); r.status != 202 {
+		t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	lane := regexp.MustCompile(`(?m)^ordo_process_backlog_messages\{consumer="checkout-orders",state="(pending|unacked)",stream="ORDERS"\} (\d+)$`)
+	testkit.Eventually(t, "the checkout's backlog on the metrics listener", 30*time.Second, func() (bool, error) {
+		text := string(ta.metrics().raw)
+		if !strings.Contains(text, "ordo_process_backlog_up 1\n") {
+			return false, errors.New("no ordo_process_backlog_up 1")
+		}
+		found := lane.FindAllStringSubmatch(text, -1)
+		if len(found) != 2 {
+			return false, fmt.Errorf("%d series of checkout-orders, want pending and unacked", len(found))
+		}
+		for _, f := range found {
+			if f[2] != "0" {
+				return false, fmt.Errorf("checkout-orders %s %s", f[1], f[2])
+			}
+		}
+		return true, nil
+	})
+
+	api := mustStart(t, func(c *config.Config) { c.Roles = []string{"api"} })
+	if text := string(api.metrics().raw); strings.Contains(text, "ordo_process_backlog") {
+		t.Fatalf("an instance without the sagas role reports a backlog:\n%s", text)
 	}
 }

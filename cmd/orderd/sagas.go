@@ -16,6 +16,7 @@ import (
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/internal/local/datadir"
+	"github.com/ordo-shop/ordo/internal/metrics"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/sagas"
@@ -91,7 +92,7 @@ func (a *app) setupPayments(registry *events.Registry) error {
 
 // startSagas points the in-process simulator's webhooks at this
 // instance's API and, with the sagas role, starts the process managers.
-func (a *app) startSagas(registry *events.Registry) error {
+func (a *app) startSagas(registry *events.Registry, m *metrics.Metrics) error {
 	p := a.pay
 	if p.sim != nil {
 		p.sim.SetWebhookURL("http://" + dialable(a.addr) + "/v1/psp/webhook")
@@ -117,7 +118,18 @@ func (a *app) startSagas(registry *events.Registry) error {
 		return fmt.Errorf("start process managers: %w", err)
 	}
 	a.cleanup = append(a.cleanup, func() { _ = p.runtime.Close() })
-	return nil
+	rt := p.runtime
+	return m.Backlog(func(ctx context.Context) ([]metrics.Lane, error) {
+		lanes, err := rt.Backlog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]metrics.Lane, len(lanes))
+		for i, l := range lanes {
+			out[i] = metrics.Lane{Stream: l.Stream, Consumer: l.Durable, Pending: l.Pending, Unacked: l.Unacked}
+		}
+		return out, nil
+	})
 }
 
 // checkoutBacklog is the checkout's backlog for admission control: the
