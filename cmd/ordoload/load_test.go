@@ -92,12 +92,13 @@ func checkAccounting(t *testing.T, s summary) {
 // with nothing left in flight, and a flash sale, which must never sell
 // more than its stock and leave the catalog holding exactly what sold.
 func TestLoadAgainstOrderd(t *testing.T) {
-	base := startOrderd(t, "ORDO_PSP_MODE=manual", "ORDO_PAYMENT_TIMEOUT=3s")
+	dir := t.TempDir() // the storefront finds orderd's metrics.url here
+	base := testkit.StartOrderd(t, dir, testSecret, "ORDO_PSP_MODE=manual", "ORDO_PAYMENT_TIMEOUT=3s").Base
 
 	t.Run("storefront", func(t *testing.T) {
 		code, s, progress := load(t, base, "--pay", "manual", "--payment-timeout", "3s", "--duration", "4s", "--drain", "60s",
 			"--shoppers", "4", "--skus", "5", "--abandon", "0.2", "--decline", "0.1", "--cancel-ratio", "0.15", "--ship-ratio", "0.3",
-			"--think", "20ms", "--probe-every", "200ms", "--run-id", "store")
+			"--think", "20ms", "--probe-every", "200ms", "--run-id", "store", "--data-dir", dir)
 		if code != exitOK {
 			t.Fatalf("exit %d: %+v", code, s)
 		}
@@ -110,6 +111,12 @@ func TestLoadAgainstOrderd(t *testing.T) {
 		}
 		if !strings.Contains(progress, "ordoload ") {
 			t.Errorf("no progress line on stderr: %q", progress)
+		}
+		// The process managers' backlog, followed on orderd's metrics
+		// (found through the data dir): read, and empty once every
+		// order has settled.
+		if b := s.Backlog; b == nil || b.Samples == 0 || b.AtLoadEnd < 0 || b.LastAfterLoad != 0 || b.EmptyAfter < 0 {
+			t.Errorf("backlog report: %+v", b)
 		}
 		t.Logf("%+v", s)
 	})

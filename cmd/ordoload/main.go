@@ -169,6 +169,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.DurationVar(&c.ProbePoll, "probe-poll", 10*time.Millisecond, "the release-delay probe's pause between its reads of the catalog (the resolution of the release delay)")
 	fs.DurationVar(&c.ProbeEvery, "probe-every", time.Second, "the release-delay probe's pause between its orders (0: no probe)")
 	fs.DurationVar(&c.Progress, "progress", 5*time.Second, "a progress line on stderr this often (0: none)")
+	metricsURL := fs.String("metrics", "", "orderd's metrics URL, to follow the process managers' backlog through the run (default: the URL in the data dir's metrics.url, if there is one; off: none)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	seed := fs.Uint64("seed", 0, "random seed (default: from the clock)")
 	fs.StringVar(&c.RunID, "run-id", "", "names the run's SKUs, customers and idempotency keys (default: from the clock)")
@@ -196,6 +197,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.RunID == "" {
 		c.RunID = strconv.FormatInt(now.UnixMilli(), 36)
+	}
+	switch *metricsURL {
+	case "off":
+	case "":
+		c.MetricsURL = datadir.ReadTrimmed(*dataDir, datadir.MetricsURL)
+	default:
+		c.MetricsURL = *metricsURL
 	}
 	secret := getenv("ORDO_AUTH_SECRET")
 	if secret == "" {

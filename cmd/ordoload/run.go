@@ -45,9 +45,12 @@ type settings struct {
 	// catalog reads.
 	Poll, PollMax, ProbePoll time.Duration
 	ProbeEvery               time.Duration
-	Progress                 time.Duration
-	RunID                    string
-	Seed                     uint64
+	// MetricsURL is orderd's metrics, to follow the process managers'
+	// backlog through the run ("" for none).
+	MetricsURL string
+	Progress   time.Duration
+	RunID      string
+	Seed       uint64
 }
 
 // runner is one run in progress.
@@ -166,6 +169,21 @@ func run(ctx context.Context, cfg settings, cl *client, log io.Writer) (*summary
 		progressWG.Add(1)
 		go func() { defer progressWG.Done(); r.progress(progressDone) }()
 	}
+	// The backlog is followed until the drain's end at the latest, and
+	// read for a while after the flows end: the checkout may still be
+	// busy when the last shopper saw its order settle.
+	var backlog *backlogReport
+	backlogDone := make(chan struct{})
+	var backlogWG sync.WaitGroup
+	if cfg.MetricsURL != "" {
+		followCtx, stopFollow := context.WithDeadline(ctx, r.loadEnd.Add(cfg.Drain))
+		defer stopFollow()
+		backlogWG.Add(1)
+		go func() {
+			defer backlogWG.Done()
+			backlog = followBacklog(followCtx, cfg.MetricsURL, r.loadEnd, backlogDone)
+		}()
+	}
 	var probeWG sync.WaitGroup
 	if r.probe != "" {
 		probeWG.Add(1)
@@ -191,8 +209,11 @@ func run(ctx context.Context, cfg settings, cl *client, log io.Writer) (*summary
 	close(progressDone)
 	progressWG.Wait()
 	drained := time.Since(r.start) - ran
+	close(backlogDone)
+	backlogWG.Wait()
 
 	s := r.summarize(ran, drained)
+	s.Backlog = backlog
 	if r.hotSKU != "" {
 		// Read even when the run was interrupted.
 		s.Hot = r.checkHot(context.WithoutCancel(ctx), s.InFlight)

@@ -57,8 +57,9 @@ type summary struct {
 	Errors    map[string]int64 `json:"errors"`
 	Requests  map[string]int64 `json:"requests"`
 
-	Hot        *hotReport `json:"hot,omitempty"`
-	Violations []string   `json:"violations"`
+	Hot        *hotReport     `json:"hot,omitempty"`
+	Backlog    *backlogReport `json:"backlog,omitempty"`
+	Violations []string       `json:"violations"`
 }
 
 type latency struct {
@@ -231,6 +232,9 @@ func (s *summary) write(w io.Writer) {
 	writeCounts(&b, "requests", s.Requests)
 	if polls := s.Requests["GET /v1/orders/{id}"]; s.Accepted > 0 {
 		fmt.Fprintf(&b, "  (%.1f status polls per placed order)\n", float64(polls)/float64(s.Accepted))
+	}
+	if s.Backlog != nil {
+		s.Backlog.write(&b)
 	}
 	if h := s.Hot; h != nil {
 		fmt.Fprintf(&b, "\nflash sale %s: stock %d, sold %d, sold out to %d orders", h.SKU, h.Stock, h.Sold, h.SoldOut)
