@@ -6,6 +6,11 @@
 //
 // [Verify] checks whole streams or one aggregate and returns a [Report];
 // [CheckAggregate] checks one aggregate's history for a reader who wants
-// to see it. Neither prints anything: orderctl parses flags, calls them
-// and prints the findings. Progress is reported through a callback.
+// to see it. [CheckInvariants] checks the money and the stock: it folds
+// every order, SKU and payment from its events and returns an
+// [InvariantReport] with each violation named by invariant, and what a
+// running shop still has in progress listed apart (the randomized soak
+// tests of package sagas check their logs with it). None prints
+// anything: orderctl parses flags, calls them and prints the findings.
+// Progress is reported through a callback.
 package audit

@@ -2,10 +2,10 @@ package sagas_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
 	"github.com/ordo-shop/ordo/internal/psp"
@@ -46,8 +46,14 @@ func (e *env) appendRaw(aggType, id, commitID, causation, actor string, evs ...e
 	}
 }
 
+// pspIntents is a PSP that holds the given intents.
+type pspIntents []psp.Intent
+
+func (p pspIntents) Intents() []psp.Intent { return p }
+
 // TestInvariantChecksCatchViolations writes a log with one violation of
-// each kind the randomized test checks and makes sure checkLog reports
+// each kind the randomized test checks and makes sure
+// audit.CheckInvariants, as the test runs it on a settled shop, reports
 // every one: an invariant check that cannot fail proves nothing.
 func TestInvariantChecksCatchViolations(t *testing.T) {
 	e := newEnv(t, envOptions{noRuntime: true})
@@ -96,27 +102,29 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 	// pay-e: left requested (payment.pending).
 	e.appendRaw(eventlog.TypePayment, "pay-e", "p3", "place-ord-a", checkout, events.PaymentRequested{PaymentID: "pay-e", OrderID: "ord-a", Amount: cny(300), Provider: "sim", IntentID: "pi_e"})
 
-	res := checkLog(t, e, theWorld{
-		ids:            []string{"ord-a", "ord-b", "ord-c", "ord-d", "ord-never-written"}, // order.missing
-		initial:        map[string]int64{"SKU-A": 5, "SKU-B": 10},
-		reportedOnHand: map[string]int64{"SKU-A": 4}, // the API says 4, the log 5 (stock.on_hand)
-		intents: []psp.Intent{
-			// The PSP holds money for cancelled ord-d (psp.money).
-			{ID: "pi_d", Reference: "pay-d", OrderID: "ord-d", Amount: cny(100), Status: psp.StatusCaptured},
-		},
-		deadLetters: 1, // dlq
+	rep := checkLog(t, e, audit.InvariantOptions{
+		Orders:         []string{"ord-a", "ord-b", "ord-c", "ord-d", "ord-never-written"}, // order.missing
+		StockIn:        map[string]int64{"SKU-A": 5, "SKU-B": 10},
+		ReportedOnHand: map[string]int64{"SKU-A": 4}, // the API says 4, the log 5 (stock.on_hand)
+		// The PSP holds money for cancelled ord-d (psp.money).
+		PSP:         pspIntents{{ID: "pi_d", Reference: "pay-d", OrderID: "ord-d", Amount: cny(100), Status: psp.StatusCaptured}},
+		DeadLetters: func(context.Context) (int, error) { return 1, nil }, // dlq
 	})
-	t.Log("\n" + res.report + strings.Join(res.failures, "\n"))
+	t.Log("\n" + rep.Summary())
+	for _, v := range rep.Violations {
+		t.Log(v)
+	}
+	n := rep.ByInvariant()
 	for _, inv := range []string{
 		"stock.oversold", "stock.on_hand", "stock.adjustments", "stock.reserved", "stock.sold_unshipped",
 		"order.intermediate", "order.missing", "payment.kept", "payment.pending", "psp.money",
 		"command.applied_twice", "command.causation", "dlq",
 	} {
-		if res.violations[inv] == 0 {
+		if n[inv] == 0 {
 			t.Errorf("invariant %s: violation not detected", inv)
 		}
 	}
-	if res.violations["command.id_twice"] != 0 {
+	if n["command.id_twice"] != 0 {
 		t.Errorf("command.id_twice reported on a log without a repeated commit id")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordo-shop/ordo/aggregates/inventory"
 	"github.com/ordo-shop/ordo/aggregates/order"
 	"github.com/ordo-shop/ordo/aggregates/payment"
-	"github.com/ordo-shop/ordo/eventlog"
-	"github.com/ordo-shop/ordo/eventlog/logtest"
-	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/audit"
 	"github.com/ordo-shop/ordo/internal/auth"
 	"github.com/ordo-shop/ordo/internal/psp"
 	"github.com/ordo-shop/ordo/process"
@@ -279,34 +275,12 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 		}
 		reported[sku] = int64(r.body["on_hand"].(float64))
 	}
-	dls, err := e.store.DeadLetters(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkInvariants(t, e, theWorld{ids: ids, initial: initial, reportedOnHand: reported, intents: e.sim.Intents(), deadLetters: len(dls)}, soakCounts{
+	checkInvariants(t, e, audit.InvariantOptions{Orders: ids, StockIn: initial, ReportedOnHand: reported}, soakCounts{
 		kills: int(kills.Load()), cancels: int(cancels.Load()), ships: int(ships.Load()), refusals: int(refusals.Load()),
 	})
 }
 
 type soakCounts struct{ kills, cancels, ships, refusals int }
-
-// theWorld is what the invariants are checked against besides the log:
-// what the test put in, and what the system's other parts say.
-type theWorld struct {
-	ids            []string         // the orders the shoppers placed
-	initial        map[string]int64 // units the test put into each SKU
-	reportedOnHand map[string]int64 // on_hand per SKU as GET /v1/skus/{sku} answers
-	intents        []psp.Intent     // the PSP's intents
-	deadLetters    int
-}
-
-// invariantResult is what checkLog found: the counts it prints and every
-// violation.
-type invariantResult struct {
-	report     string
-	failures   []string
-	violations map[string]int // by invariant
-}
 
 // envInt reads a positive count from the environment, def if unset.
 func envInt(t *testing.T, name string, def int) int {
@@ -322,342 +296,50 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// checkInvariants checks the log against the invariants, prints
-// the counts and fails the test on any violation.
-func checkInvariants(t *testing.T, e *env, w theWorld, c soakCounts) {
+// checkInvariants checks the log of the settled shop against the
+// issue's invariants (audit.CheckInvariants: what opts gives, the PSP
+// simulator's intents and the dead letters besides), prints the counts
+// and fails the test on any violation.
+func checkInvariants(t *testing.T, e *env, opts audit.InvariantOptions, c soakCounts) {
 	t.Helper()
-	res := checkLog(t, e, w)
+	rep := checkLog(t, e, opts)
 	st := e.sim.Stats()
 	var sb strings.Builder
+	fmt.Fprintf(&sb, "randomized checkout: %d orders placed; ", len(opts.Orders))
+	sb.WriteString(rep.Summary())
 	fmt.Fprintf(&sb, "  chaos: runtime killed and restarted %d times; %d customer cancels, %d shipments, %d refused (422) cancel/ship races\n", c.kills, c.cancels, c.ships, c.refusals)
 	fmt.Fprintf(&sb, "  PSP: %d declined, %d never paid (timeouts); webhooks: %d events, %d delivered, %d lost, %d duplicated, %d reordered, %d retried deliveries\n",
 		st.Declined, st.Unpaid, st.Events, st.Delivered, st.Lost, st.Duplicated, st.Reordered, st.Retried)
-	out := res.report + sb.String()
+	out := sb.String()
 	fmt.Print(out)
 	t.Log("\n" + out)
-	for i, f := range res.failures {
+	for i, v := range rep.Violations {
 		if i == 20 {
-			t.Errorf("... and %d more", len(res.failures)-20)
+			t.Errorf("... and %d more", len(rep.Violations)-20)
 			break
 		}
-		t.Error(f)
+		t.Error(v)
 	}
 }
 
-// checkLog reads every commit of every aggregate stream and checks,
-// computing each quantity from the events themselves (not from the
-// process manager's or the handlers' memory):
-//
-//	stock.oversold      no SKU ever has more reserved than on hand, or a
-//	                    negative on hand; no order releases or commits
-//	                    more than it holds
-//	stock.on_hand       on hand (as the SKU's events fold it, and as the
-//	                    API reports it) = Σ adjustments − Σ sold
-//	stock.adjustments   Σ adjustments = what the test put in
-//	stock.reserved      nothing left reserved
-//	stock.sold_unshipped stock sold only for shipped or delivered orders
-//	order.intermediate  no order placed, stock_reserved or payment_pending
-//	order.missing       every placed order is in the log
-//	payment.kept        every captured payment belongs to a paid, shipped
-//	                    or delivered order, or is refunded in full
-//	payment.pending     no payment requested or authorized
-//	psp.money           the PSP agrees: every captured intent pays a kept
-//	                    order, every refund is full, nothing pending, and
-//	                    its status matches the payment's in the log
-//	command.id_twice    no commit id appears twice
-//	command.applied_twice no two commits on one aggregate have the same
-//	                    causation and the same events; no order or payment
-//	                    records an event type twice; no SKU reserves,
-//	                    releases or commits twice for one order
-//	command.causation   every commit the checkout or the PSP sync made is
-//	                    caused by a commit in the log, a timer or a PSP
-//	                    event
-//	dlq                 no dead letters
-func checkLog(t testing.TB, e *env, w theWorld) invariantResult {
+// checkLog runs audit.CheckInvariants on the env's log as on a settled
+// shop, with the simulator as the PSP and the env's dead letters, unless
+// opts brings its own.
+func checkLog(t testing.TB, e *env, opts audit.InvariantOptions) audit.InvariantReport {
 	t.Helper()
-	ctx := context.Background()
-	res := invariantResult{violations: map[string]int{}}
-	fail := func(inv, f string, a ...any) {
-		res.violations[inv]++
-		res.failures = append(res.failures, inv+": "+fmt.Sprintf(f, a...))
+	opts.Registry, opts.Settled = e.reg, true
+	if opts.PSP == nil {
+		opts.PSP = e.sim
 	}
-	type agg struct {
-		typ, id string
-		commits []*events.Commit
-		events  [][]events.Payload // per commit
-	}
-	var (
-		byAgg     = map[string]*agg{}
-		keys      []string
-		commitIDs = map[string]string{}
-		nCommits  int
-	)
-	for _, typ := range []string{eventlog.TypeOrder, eventlog.TypeInventory, eventlog.TypePayment} {
-		err := logtest.Replay(ctx, e.store, typ, 0, func(r eventlog.Record) error {
-			nCommits++
-			cm := r.Commit
-			if prev, ok := commitIDs[cm.CommitID]; ok {
-				fail("command.id_twice", "commit id %s used by %s and by %s %s", cm.CommitID, prev, cm.AggregateType, cm.AggregateID)
-			}
-			commitIDs[cm.CommitID] = cm.AggregateType + " " + cm.AggregateID
-			evs, err := e.reg.DecodeAll(cm)
-			if err != nil {
-				return err
-			}
-			k := typ + "/" + cm.AggregateID
-			a := byAgg[k]
-			if a == nil {
-				a = &agg{typ: typ, id: cm.AggregateID}
-				byAgg[k] = a
-				keys = append(keys, k)
-			}
-			a.commits = append(a.commits, cm)
-			a.events = append(a.events, evs)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+	if opts.DeadLetters == nil {
+		opts.DeadLetters = func(ctx context.Context) (int, error) {
+			dls, err := e.store.DeadLetters(ctx)
+			return len(dls), err
 		}
 	}
-
-	// Commands: causation and double application, from the envelopes.
-	for _, k := range keys {
-		a := byAgg[k]
-		effects := map[string]string{}
-		for _, cm := range a.commits {
-			cause := cm.Metadata.CausationID
-			if cause == "" {
-				continue // an API command: its id is the idempotency key's
-			}
-			key := cause + " " + strings.Join(eventTypes([]*events.Commit{cm}), ",")
-			if prev, ok := effects[key]; ok {
-				fail("command.applied_twice", "%s %s: commits %s and %s both apply %s", a.typ, a.id, prev, cm.CommitID, key)
-			}
-			effects[key] = cm.CommitID
-			byUs := strings.HasPrefix(cm.Metadata.Actor, "sagas:") || strings.HasPrefix(cm.Metadata.Actor, "psp:")
-			_, known := commitIDs[cause]
-			if byUs && !known && !strings.HasPrefix(cause, "timer:") && !strings.HasPrefix(cause, "psp-event:") {
-				fail("command.causation", "%s %s v%d (%s by %s) is caused by %q, which is no commit, timer or PSP event", a.typ, a.id, cm.Version, cm.CommitID, cm.Metadata.Actor, cause)
-			}
-		}
+	rep, err := audit.CheckInvariants(context.Background(), e.store, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	// Orders.
-	orderStatus := map[string]order.Status{}
-	statusCount := map[order.Status]int{}
-	for _, k := range keys {
-		a := byAgg[k]
-		if a.typ != eventlog.TypeOrder {
-			continue
-		}
-		s := order.Initial(a.id)
-		seen := map[string]bool{}
-		for _, evs := range a.events {
-			for _, ev := range evs {
-				s = order.Evolve(s, ev)
-				if seen[ev.EventType()] {
-					fail("command.applied_twice", "order %s: %s twice", a.id, ev.EventType())
-				}
-				seen[ev.EventType()] = true
-			}
-		}
-		orderStatus[a.id] = s.Status
-		statusCount[s.Status]++
-		if s.Status == order.StatusPlaced || s.Status == order.StatusStockReserved || s.Status == order.StatusPaymentPending {
-			fail("order.intermediate", "order %s left %s", a.id, s.Status)
-		}
-	}
-	for _, id := range w.ids {
-		if _, ok := orderStatus[id]; !ok {
-			fail("order.missing", "order %s was placed but is not in the log", id)
-		}
-	}
-	kept := func(s order.Status) bool {
-		return s == order.StatusPaid || s == order.StatusShipped || s == order.StatusDelivered
-	}
-
-	// Inventory, folded independently of the aggregate's Evolve.
-	var skuCount, unitsOnHand, unitsSold, unitsReserved, unitsAdjusted int64
-	for _, k := range keys {
-		a := byAgg[k]
-		if a.typ != eventlog.TypeInventory {
-			continue
-		}
-		skuCount++
-		folded := inventory.Initial(a.id)
-		var adj, sold, reserved int64
-		held := map[string]int64{}
-		seen := map[string]bool{}
-		for _, evs := range a.events {
-			for _, ev := range evs {
-				folded = inventory.Evolve(folded, ev)
-				switch ev := ev.(type) {
-				case events.InventoryStockAdjusted:
-					adj += ev.Delta
-				case events.InventoryRestocked:
-					adj += ev.Qty
-				case events.InventoryReserved:
-					held[ev.OrderID] += ev.Qty
-					reserved += ev.Qty
-				case events.InventoryReleased:
-					if ev.Qty != held[ev.OrderID] {
-						fail("stock.oversold", "%s: order %s releases %d but holds %d", a.id, ev.OrderID, ev.Qty, held[ev.OrderID])
-					}
-					reserved -= ev.Qty
-					delete(held, ev.OrderID)
-				case events.InventoryCommitted:
-					if ev.Qty != held[ev.OrderID] {
-						fail("stock.oversold", "%s: order %s sells %d but holds %d", a.id, ev.OrderID, ev.Qty, held[ev.OrderID])
-					}
-					if st := orderStatus[ev.OrderID]; st != order.StatusShipped && st != order.StatusDelivered {
-						fail("stock.sold_unshipped", "%s: %d sold for order %s, which is %s", a.id, ev.Qty, ev.OrderID, st)
-					}
-					reserved -= ev.Qty
-					sold += ev.Qty
-					delete(held, ev.OrderID)
-				}
-				switch ev := ev.(type) {
-				case events.InventoryReserved, events.InventoryReleased, events.InventoryCommitted:
-					key := ev.EventType() + " " + orderOf(ev)
-					if seen[key] {
-						fail("command.applied_twice", "%s: %s twice", a.id, key)
-					}
-					seen[key] = true
-				}
-				if onHand := adj - sold; onHand < 0 || reserved < 0 || reserved > onHand {
-					fail("stock.oversold", "%s after %s: on hand %d, reserved %d", a.id, ev.EventType(), onHand, reserved)
-				}
-			}
-		}
-		if folded.OnHand != adj-sold {
-			fail("stock.on_hand", "%s: the SKU's events fold to on hand %d; adjustments %d − sold %d = %d", a.id, folded.OnHand, adj, sold, adj-sold)
-		}
-		if got, ok := w.reportedOnHand[a.id]; ok && got != adj-sold {
-			fail("stock.on_hand", "%s: the API reports on hand %d; adjustments %d − sold %d = %d", a.id, got, adj, sold, adj-sold)
-		}
-		if want, ok := w.initial[a.id]; ok && adj != want {
-			fail("stock.adjustments", "%s: adjustments add up to %d, the test put in %d", a.id, adj, want)
-		}
-		if reserved != 0 || len(held) != 0 {
-			fail("stock.reserved", "%s: %d units still reserved (%v)", a.id, reserved, held)
-		}
-		unitsOnHand += adj - sold
-		unitsReserved += reserved
-		unitsSold += sold
-		unitsAdjusted += adj
-	}
-
-	// Payments.
-	payCount := map[payment.Status]int{}
-	logPayment := map[string]payment.State{}
-	everCaptured, refundedInFull := 0, 0
-	for _, k := range keys {
-		a := byAgg[k]
-		if a.typ != eventlog.TypePayment {
-			continue
-		}
-		s := payment.Initial(a.id)
-		seen := map[string]bool{}
-		var capturedAmt, refundedAmt int64
-		for _, evs := range a.events {
-			for _, ev := range evs {
-				s = payment.Evolve(s, ev)
-				if seen[ev.EventType()] {
-					fail("command.applied_twice", "payment %s: %s twice", a.id, ev.EventType())
-				}
-				seen[ev.EventType()] = true
-				switch ev := ev.(type) {
-				case events.PaymentCaptured:
-					capturedAmt += ev.Amount.Amount
-				case events.PaymentRefunded:
-					refundedAmt += ev.Amount.Amount
-				}
-			}
-		}
-		logPayment[s.ID] = s
-		payCount[s.Status]++
-		if capturedAmt > 0 {
-			everCaptured++
-			ost := orderStatus[s.OrderID]
-			full := refundedAmt == capturedAmt && s.Status == payment.StatusRefunded
-			if full {
-				refundedInFull++
-			}
-			if !(kept(ost) && refundedAmt == 0) && !full {
-				fail("payment.kept", "payment %s captured %d for order %s (%s), refunded %d", a.id, capturedAmt, s.OrderID, ost, refundedAmt)
-			}
-		}
-		if s.Status == payment.StatusRequested || s.Status == payment.StatusAuthorized {
-			fail("payment.pending", "payment %s left %s", a.id, s.Status)
-		}
-	}
-
-	// The money at the PSP.
-	pspCaptured, pspRefunded := 0, 0
-	for _, in := range w.intents {
-		lp, ok := logPayment[in.Reference]
-		switch in.Status {
-		case psp.StatusCaptured:
-			pspCaptured++
-			if ost := orderStatus[in.OrderID]; !kept(ost) {
-				fail("psp.money", "the PSP holds the money of intent %s for order %s, which is %s", in.ID, in.OrderID, ost)
-			}
-			if !ok || lp.Status != payment.StatusCaptured {
-				fail("psp.money", "intent %s is captured at the PSP, its payment %s is %q in the log", in.ID, in.Reference, lp.Status)
-			}
-		case psp.StatusRefunded:
-			pspRefunded++
-			if in.Refunded != in.Amount.Amount {
-				fail("psp.money", "intent %s refunded %d of %d", in.ID, in.Refunded, in.Amount.Amount)
-			}
-			if !ok || lp.Status != payment.StatusRefunded {
-				fail("psp.money", "intent %s is refunded at the PSP, its payment %s is %q in the log", in.ID, in.Reference, lp.Status)
-			}
-		case psp.StatusRequiresPayment, psp.StatusAuthorized:
-			fail("psp.money", "intent %s for order %s still pending at the PSP", in.ID, in.OrderID)
-		}
-	}
-	if w.deadLetters != 0 {
-		fail("dlq", "%d dead letters", w.deadLetters)
-	}
-
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "randomized checkout: %d orders over %d SKUs, %d commits read back from the log\n", len(w.ids), skuCount, nCommits)
-	fmt.Fprintf(&sb, "  orders: %s\n", countString(statusCount))
-	fmt.Fprintf(&sb, "  payments: %s; %d ever captured (%d refunded in full); PSP: %d captured, %d refunded\n", countString(payCount), everCaptured, refundedInFull, pspCaptured, pspRefunded)
-	fmt.Fprintf(&sb, "  stock: %d units adjusted in, %d sold, %d on hand, %d reserved\n", unitsAdjusted, unitsSold, unitsOnHand, unitsReserved)
-	names := []string{"stock.oversold", "stock.on_hand", "stock.adjustments", "stock.reserved", "stock.sold_unshipped", "order.intermediate", "order.missing",
-		"payment.kept", "payment.pending", "psp.money", "command.id_twice", "command.applied_twice", "command.causation", "dlq"}
-	var parts []string
-	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s %d", n, res.violations[n]))
-	}
-	fmt.Fprintf(&sb, "  violations by invariant: %s (total %d)\n", strings.Join(parts, ", "), len(res.failures))
-	res.report = sb.String()
-	return res
-}
-
-func orderOf(ev events.Payload) string {
-	switch ev := ev.(type) {
-	case events.InventoryReserved:
-		return ev.OrderID
-	case events.InventoryReleased:
-		return ev.OrderID
-	case events.InventoryCommitted:
-		return ev.OrderID
-	}
-	return ""
-}
-
-func countString[K ~string](m map[K]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, string(k))
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[K(k)]))
-	}
-	return strings.Join(parts, ", ")
+	return rep
 }

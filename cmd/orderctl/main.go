@@ -4,7 +4,8 @@
 // local default's store itself.
 //
 // Exit codes: 0 success, 1 error, 2 bad usage, 3 the log failed a check
-// (or a read model drifts from it).
+// (or a read model drifts from it, or an invariant of the money and
+// stock is violated).
 package main
 
 import (
@@ -75,6 +76,15 @@ commands:
                                                 problem by aggregate and version (exit 3);
                                                 --save-heads keeps each aggregate's last hash, so a later
                                                 --check-heads sees a history cut short or rewritten since
+  check [--json] [--settled] [--no-psp]         check the money and stock invariants from the log: no stock
+                                                oversold or sold unshipped, on hand = adjustments - sold, no
+                                                stock held for an ended order, every captured payment kept by
+                                                a paid order or refunded in full, no command applied twice or
+                                                without its cause, no dead letter, and on the local default the
+                                                PSP simulator's money agreeing with the log; names each
+                                                violation (exit 3); orders, payments, releases and refunds
+                                                still in progress are listed apart, and are violations
+                                                with --settled (a quiescent shop)
   keys new [FILE] [--keys KEYRING]              make a commit-signing key: into FILE (0600), or, without FILE,
                                                 as the local default's new key in its data dir; its public key
                                                 is added to the keyring (a rotation: old keys stay)
@@ -110,7 +120,7 @@ flags common to commands that read the log:
                    for the local default: signing.keys in its data dir)
 Flags may come before or after the arguments. Exit codes: 0 ok, 1 error, 2 bad usage,
 3 a check failed (a broken chain, a damaged message, a signature missing or wrong, a read
-model drifting from the log).
+model drifting from the log, an invariant violated).
 `
 
 // env is what every command may read of its surroundings.
@@ -140,6 +150,7 @@ func runWith(ctx context.Context, args []string, e env) int {
 		"nats-user":   cmdNATSUser,
 		"history":     cmdHistory,
 		"verify":      cmdVerify,
+		"check":       cmdCheck,
 		"state":       cmdState,
 		"export":      cmdExport,
 		"dlq":         cmdDLQ,

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ordo-shop/ordo/internal/auth"
@@ -98,6 +100,15 @@ func errorKey(err error) string {
 // maxRetries times, then counted as an error.
 const maxRetries = 10
 
+// Retries of a request the server did not answer (refused, reset or
+// closed the connection: orderd killed, or restarting) start after
+// unreachableFirst and wait twice as long each time, up to
+// unreachableMax, for as long as client.unreachableFor allows.
+const (
+	unreachableFirst = 50 * time.Millisecond
+	unreachableMax   = time.Second
+)
+
 // client sends the storefront's requests: customers' and the admin's
 // with tokens signed as `orderctl token` signs them, the shopper's
 // clicks on the payment simulator's signed pay links without one.
@@ -109,13 +120,19 @@ type client struct {
 	// of waiting out their Retry-After (too_many_unpaid_orders: the
 	// shopper lets that customer rest and serves another).
 	giveBack map[string]bool
+	// unreachableFor is how long a request that is safe to send again
+	// ([call.retryable]) is retried while the server does not answer it
+	// (or answers 503 starting, after a restart); 0: not retried.
+	unreachableFor time.Duration
 
-	requests tally // by kind of request, retries included
-	errors   tally // answers no flow wanted, by status and code
-	retries  tally // answers with Retry-After that were waited out, by status and code
+	requests    tally // by kind of request, retries included
+	errors      tally // answers no flow wanted, by status and code
+	retries     tally // answers with Retry-After that were waited out, by status and code
+	unreachable tally // requests sent again because the server did not answer, by kind
 
-	waitMu    sync.Mutex
-	retryWait time.Duration // summed over all waits
+	waitMu          sync.Mutex
+	retryWait       time.Duration // summed over all waits
+	unreachableWait time.Duration // summed over the waits for an unreachable server
 }
 
 func newClient(base string, signer *auth.Signer, conns int) *client {
@@ -152,6 +169,33 @@ type call struct {
 	sub, key          string
 	body              any
 	want              int // the status wanted; any 2xx or 3xx when 0
+	// idempotent marks a command whose repeat, once it took effect,
+	// changes nothing and answers 200 (cancel, ship): safe to send again
+	// when the server did not answer, and a 200 then means done.
+	idempotent bool
+}
+
+// retryable reports whether c may be sent again when the server did not
+// answer it: a read, a PUT (the catalog's absolute values), a place with
+// its Idempotency-Key (the repeat gets the first answer) or an
+// idempotent command. A pay-page click is not: the simulator's answer to
+// a repeat is not the first one.
+func (c call) retryable() bool {
+	return c.method == http.MethodGet || c.method == http.MethodPut || c.key != "" || c.idempotent
+}
+
+// unreachable reports whether err says the server did not answer: the
+// connection refused, reset or closed before the whole answer came.
+func unreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // do sends c, waiting out and retrying answers with Retry-After, and
@@ -165,12 +209,51 @@ func (cl *client) do(ctx context.Context, c call, out any) (int, error) {
 			return 0, err
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	// down is when the server was first found not answering (or
+	// starting); zero while it answers.
+	var down time.Time
+	resent := false // sent again after the server did not answer
+	wait := unreachableFirst
+	for retried := 0; ; retried++ {
 		status, err := cl.once(ctx, c, body, out)
 		var ae *apiError
-		if !errors.As(err, &ae) || ae.RetryAfter <= 0 || cl.giveBack[ae.Code] ||
-			(ae.Status != http.StatusTooManyRequests && attempt >= maxRetries) {
+		isAE := errors.As(err, &ae)
+		switch {
+		case isAE && ae.Status == http.StatusOK && c.idempotent && resent:
+			// The first send took effect before the server went away.
+			return status, nil
+		case unreachable(err) && c.retryable() && cl.unreachableFor > 0:
+			if down.IsZero() {
+				down = time.Now()
+			}
+			if time.Since(down) > cl.unreachableFor {
+				return status, err
+			}
+			cl.unreachable.add(c.kind, 1)
+			cl.waitMu.Lock()
+			cl.unreachableWait += wait
+			cl.waitMu.Unlock()
+			if err := pause.For(ctx, wait); err != nil {
+				return 0, err
+			}
+			wait = min(2*wait, unreachableMax)
+			resent = true
+			retried-- // counts only the answers waited out
+			continue
+		}
+		// A restarted orderd answers 503 starting until its servers are
+		// up: waited out as long as an unreachable one, not maxRetries.
+		starting := isAE && ae.Code == "starting" && cl.unreachableFor > 0
+		if starting && down.IsZero() {
+			down = time.Now()
+		}
+		if !isAE || ae.RetryAfter <= 0 || cl.giveBack[ae.Code] ||
+			(starting && time.Since(down) > cl.unreachableFor) ||
+			(!starting && ae.Status != http.StatusTooManyRequests && retried >= maxRetries) {
 			return status, err
+		}
+		if !starting {
+			down = time.Time{}
 		}
 		cl.retries.add(ae.key(), 1)
 		cl.waitMu.Lock()

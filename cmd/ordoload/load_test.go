@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,5 +168,87 @@ func TestUsage(t *testing.T) {
 		if code != exitUsage || strings.Count(errs.String(), "\n") != 1 || out.Len() != 0 {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errs.String())
 		}
+	}
+}
+
+// lockedBuffer is a buffer safe to write from the run and read from the
+// test while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// placedSoFar is the order count of the last progress line in out.
+func placedSoFar(out string) int {
+	m := regexp.MustCompile(`placed (\d+) `).FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// TestLoadSurvivesOrderdKills SIGKILLs the orderd a storefront load runs
+// against, twice, and starts it again on the same data dir each time:
+// the requests the server did not answer are sent again once it is back
+// (counted apart, not as errors), and the run ends with every order
+// accounted for, none failed or in flight.
+func TestLoadSurvivesOrderdKills(t *testing.T) {
+	o := testkit.StartOrderd(t, t.TempDir(), testSecret, "ORDO_PSP_MODE=auto", "ORDO_PAYMENT_TIMEOUT=20s", "ORDO_PSP_RECONCILE_AFTER=2s")
+	var out, progress lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		// A liveness bound only: the run ends by itself after its
+		// duration and drain.
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+		defer cancel()
+		done <- runMain(ctx, []string{"--url", o.Base, "--json", "--progress", "1s", "--pay", "auto", "--payment-timeout", "20s",
+			"--duration", "20s", "--drain", "120s", "--unreachable-retry", "120s", "--shoppers", "4", "--skus", "5",
+			"--cancel-ratio", "0.2", "--ship-ratio", "0.3", "--probe-every", "0", "--run-id", "kill"}, testEnv, &out, &progress)
+	}()
+	// Each kill comes once the run has placed orders since the last
+	// start, so that it hits requests in progress.
+	next := 3
+	for kill := range 2 {
+		testkit.Eventually(t, "orders placed before kill", 3*time.Minute, testkit.Holds(func() bool {
+			return placedSoFar(progress.String()) >= next
+		}))
+		o.Kill()
+		time.Sleep(500 * time.Millisecond) // the shoppers find it gone
+		o.Restart()
+		t.Logf("kill %d after %d orders placed; orderd back", kill+1, placedSoFar(progress.String()))
+		next = placedSoFar(progress.String()) + 3
+	}
+	code := <-done
+	var s summary
+	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
+		t.Fatalf("exit %d, summary %q: %v\nstderr:\n%s", code, out.String(), err, progress.String())
+	}
+	t.Logf("%+v", s)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	checkAccounting(t, s)
+	if s.InFlight != 0 || s.Failed != 0 || len(s.Errors) != 0 || len(s.Violations) != 0 {
+		t.Errorf("in flight %d, failed %d, errors %v, violations %v after two kills", s.InFlight, s.Failed, s.Errors, s.Violations)
+	}
+	var resent int64
+	for _, n := range s.Unreachable {
+		resent += n
+	}
+	if resent == 0 {
+		t.Errorf("no request was sent again after a kill: %v", s.Unreachable)
 	}
 }

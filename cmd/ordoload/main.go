@@ -77,7 +77,9 @@ func runMain(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Mode == "open" {
 		conns = cfg.MaxInFlight + 8
 	}
-	s, err := run(ctx, cfg, newClient(cfg.URL, signer, conns), stderr)
+	cl := newClient(cfg.URL, signer, conns)
+	cl.unreachableFor = cfg.UnreachableRetry
+	s, err := run(ctx, cfg, cl, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ordoload: %v\n", err)
 		return exitError
@@ -169,6 +171,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.DurationVar(&c.ProbePoll, "probe-poll", 10*time.Millisecond, "the release-delay probe's pause between its reads of the catalog (the resolution of the release delay)")
 	fs.DurationVar(&c.ProbeEvery, "probe-every", time.Second, "the release-delay probe's pause between its orders (0: no probe)")
 	fs.DurationVar(&c.Progress, "progress", 5*time.Second, "a progress line on stderr this often (0: none)")
+	fs.DurationVar(&c.UnreachableRetry, "unreachable-retry", time.Minute, "how long a request that is safe to send again (a read, a place with its Idempotency-Key, a cancel or ship) is retried while the server does not answer it, or answers 503 starting (orderd killed or restarting); counted apart from errors (0: not retried)")
 	metricsURL := fs.String("metrics", "", "orderd's metrics URL, to follow the process managers' backlog through the run (default: the URL in the data dir's metrics.url, if there is one; off: none)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	seed := fs.Uint64("seed", 0, "random seed (default: from the clock)")
@@ -285,8 +288,8 @@ func (c *settings) check() error {
 	if c.CancelRatio+c.ShipRatio > 1 || c.Abandon+c.Decline > 1 {
 		return usagef("--cancel-ratio plus --ship-ratio, and --abandon plus --decline, must each be at most 1")
 	}
-	if c.Poll < time.Millisecond || c.PollMax < c.Poll || c.ProbePoll < time.Millisecond || c.PaymentTimeout <= 0 || c.Think < 0 || c.ProbeEvery < 0 || c.Progress < 0 {
-		return usagef("--poll and --probe-poll must be at least 1ms, --poll at most --poll-max, --payment-timeout positive, and --think, --probe-every, --progress not negative")
+	if c.Poll < time.Millisecond || c.PollMax < c.Poll || c.ProbePoll < time.Millisecond || c.PaymentTimeout <= 0 || c.Think < 0 || c.ProbeEvery < 0 || c.Progress < 0 || c.UnreachableRetry < 0 {
+		return usagef("--poll and --probe-poll must be at least 1ms, --poll at most --poll-max, --payment-timeout positive, and --think, --probe-every, --progress, --unreachable-retry not negative")
 	}
 	return nil
 }

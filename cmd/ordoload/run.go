@@ -49,8 +49,11 @@ type settings struct {
 	// backlog through the run ("" for none).
 	MetricsURL string
 	Progress   time.Duration
-	RunID      string
-	Seed       uint64
+	// UnreachableRetry is how long a request safe to send again is
+	// retried while the server does not answer (0: never).
+	UnreachableRetry time.Duration
+	RunID            string
+	Seed             uint64
 }
 
 // runner is one run in progress.
@@ -473,7 +476,7 @@ func (r *runner) follow(ctx context.Context, rng *rand.Rand, c *customer, id str
 		return false, r.cancel(ctx, c, id, fail)
 	case ship:
 		_, err := r.cl.do(ctx, call{kind: "POST /v1/orders/{id}/ship", method: "POST", url: "/v1/orders/" + id + "/ship", role: auth.RoleAdmin, sub: "ordoload",
-			body: map[string]any{"carrier": "LOAD", "tracking_number": "LT" + strconv.FormatInt(r.seq.Add(1), 10)}, want: 202}, nil)
+			body: map[string]any{"carrier": "LOAD", "tracking_number": "LT" + strconv.FormatInt(r.seq.Add(1), 10)}, want: 202, idempotent: true}, nil)
 		if err != nil {
 			return false, fail("ship", err)
 		}
@@ -542,7 +545,7 @@ func (r *runner) think(rng *rand.Rand) time.Duration {
 // cancel cancels an order as its customer.
 func (r *runner) cancel(ctx context.Context, c *customer, id string, fail func(string, error) error) error {
 	_, err := r.cl.do(ctx, call{kind: "POST /v1/orders/{id}/cancel", method: "POST", url: "/v1/orders/" + id + "/cancel", role: auth.RoleCustomer, sub: c.id,
-		body: map[string]any{"reason": "changed my mind"}, want: 202}, nil)
+		body: map[string]any{"reason": "changed my mind"}, want: 202, idempotent: true}, nil)
 	if err != nil {
 		return fail("cancel", err)
 	}
@@ -674,7 +677,7 @@ func (r *runner) probeOnce(ctx context.Context, c *customer, n int) error {
 		return err
 	}
 	if _, err := r.cl.do(ctx, call{kind: "probe: POST /v1/orders/{id}/cancel", method: "POST", url: "/v1/orders/" + acc.OrderID + "/cancel", role: auth.RoleCustomer, sub: c.id,
-		body: map[string]any{"reason": "release probe"}, want: 202}, nil); err != nil {
+		body: map[string]any{"reason": "release probe"}, want: 202, idempotent: true}, nil); err != nil {
 		r.cl.errors.add("probe cancel: "+errorKey(err), 1)
 		return err
 	}
@@ -710,9 +713,9 @@ func (r *runner) progress(done chan struct{}) {
 			if now.After(r.loadEnd) {
 				phase = "drain"
 			}
-			fmt.Fprintf(r.log, "ordoload %5.0fs %s: placed %d (%.1f/s), paid %d, rejected %d, cancelled %d, timed out %d, shipped %d, in flight %d, retries %d, errors %d, place→202 p99 %s\n",
+			fmt.Fprintf(r.log, "ordoload %5.0fs %s: placed %d (%.1f/s), paid %d, rejected %d, cancelled %d, timed out %d, shipped %d, in flight %d, retries %d, unreachable %d, errors %d, place→202 p99 %s\n",
 				now.Sub(r.start).Seconds(), phase, acc, rate, r.paid.Load(), r.rejected.Load(), r.cancelled.Load(), r.timedOut.Load(), r.shipped.Load(),
-				r.inFlight(), r.cl.retries.total(), r.cl.errors.total(), ms(r.toAccepted.Quantile(0.99)))
+				r.inFlight(), r.cl.retries.total(), r.cl.unreachable.total(), r.cl.errors.total(), ms(r.toAccepted.Quantile(0.99)))
 		}
 	}
 }

@@ -54,8 +54,13 @@ type summary struct {
 	Rested    time.Duration    `json:"rested_ns,omitempty"`
 	Retries   map[string]int64 `json:"retries"`
 	RetryWait time.Duration    `json:"retry_wait_ns"`
-	Errors    map[string]int64 `json:"errors"`
-	Requests  map[string]int64 `json:"requests"`
+	// Unreachable counts, by kind of request, the sends repeated because
+	// the server did not answer (killed, restarting), and UnreachableWait
+	// the time waited before them: neither is an error.
+	Unreachable     map[string]int64 `json:"unreachable_retries"`
+	UnreachableWait time.Duration    `json:"unreachable_wait_ns"`
+	Errors          map[string]int64 `json:"errors"`
+	Requests        map[string]int64 `json:"requests"`
 
 	Hot        *hotReport     `json:"hot,omitempty"`
 	Backlog    *backlogReport `json:"backlog,omitempty"`
@@ -93,7 +98,7 @@ func (r *runner) summarize(ran, drained time.Duration) *summary {
 		Rejected: r.rejected.Load(), Paid: r.keptPaid.Load(), Shipped: r.shipped.Load(), Cancelled: r.cancelled.Load(),
 		TimedOut: r.timedOut.Load(), Declined: r.declined.Load(), Failed: r.failed.Load(), InFlight: r.inFlight(),
 		Skipped: r.skipped.Load(), Parked: r.parked.Load(), Rested: time.Duration(r.rested.Load()),
-		Retries: r.cl.retries.snapshot(), Errors: r.cl.errors.snapshot(), Requests: r.cl.requests.snapshot(),
+		Retries: r.cl.retries.snapshot(), Unreachable: r.cl.unreachable.snapshot(), Errors: r.cl.errors.snapshot(), Requests: r.cl.requests.snapshot(),
 		Violations: []string{},
 	}
 	if r.cfg.Mode == "open" {
@@ -106,6 +111,7 @@ func (r *runner) summarize(ran, drained time.Duration) *summary {
 	s.AwaitingTimeout = r.abandoned.Load() - r.watcherSettled.Load()
 	r.cl.waitMu.Lock()
 	s.RetryWait = r.cl.retryWait
+	s.UnreachableWait = r.cl.unreachableWait
 	r.cl.waitMu.Unlock()
 	if secs := ran.Seconds(); secs > 0 {
 		s.AcceptedPerSec = float64(s.Accepted) / secs
@@ -227,6 +233,10 @@ func (s *summary) write(w io.Writer) {
 			fmt.Fprintf(&b, "; too_many_unpaid_orders: %d times a customer rested %.1fs in all, and the shopper served another", s.Parked, s.Rested.Seconds())
 		}
 		b.WriteString(")\n")
+	}
+	if len(s.Unreachable) > 0 {
+		writeCounts(&b, "sent again after the server did not answer", s.Unreachable)
+		fmt.Fprintf(&b, "  (%.1fs waited before sending again)\n", s.UnreachableWait.Seconds())
 	}
 	writeCounts(&b, "errors", s.Errors)
 	writeCounts(&b, "requests", s.Requests)

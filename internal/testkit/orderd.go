@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -15,9 +16,15 @@ import (
 type Orderd struct {
 	// Base is its API's URL.
 	Base string
-	// Cmd is the running process and Logs what it printed.
+	// Cmd is the running process and Logs what it printed (every run's,
+	// after a [Orderd.Restart]).
 	Cmd  *exec.Cmd
 	Logs *bytes.Buffer
+
+	t    *testing.T
+	bin  string
+	addr string
+	env  []string
 }
 
 // StartOrderd builds cmd/orderd and runs it as the local default on
@@ -40,22 +47,30 @@ func StartOrderd(t *testing.T, dataDir, authSecret string, env ...string) *Order
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), "ORDO_DATA_DIR="+dataDir, "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_LISTEN=127.0.0.1:0",
-		"ORDO_AUTH_SECRET="+authSecret, "ORDO_LOG_LEVEL=warn"), env...)
-	o := &Orderd{Base: "http://" + addr, Cmd: cmd, Logs: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = o.Logs, o.Logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	o := &Orderd{Base: "http://" + addr, Logs: &bytes.Buffer{}, t: t, bin: bin, addr: addr,
+		env: append(append(os.Environ(), "ORDO_DATA_DIR="+dataDir, "ORDO_HTTP_ADDR="+addr, "ORDO_NATS_LISTEN=127.0.0.1:0",
+			"ORDO_AUTH_SECRET="+authSecret, "ORDO_LOG_LEVEL=warn"), env...)}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		o.kill()
 		if t.Failed() {
 			t.Logf("orderd's log:\n%s", o.Logs)
 		}
 	})
-	Eventually(t, "orderd ready", 90*time.Second, Holds(func() bool {
+	o.start()
+	return o
+}
+
+// start runs the process and waits until it is ready.
+func (o *Orderd) start() {
+	o.t.Helper()
+	cmd := exec.Command(o.bin)
+	cmd.Env = o.env
+	cmd.Stdout, cmd.Stderr = o.Logs, o.Logs
+	if err := cmd.Start(); err != nil {
+		o.t.Fatal(err)
+	}
+	o.Cmd = cmd
+	Eventually(o.t, "orderd ready", 90*time.Second, Holds(func() bool {
 		resp, err := http.Get(o.Base + "/readyz")
 		if err != nil {
 			return false
@@ -63,5 +78,39 @@ func StartOrderd(t *testing.T, dataDir, authSecret string, env ...string) *Order
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}))
-	return o
+}
+
+// kill SIGKILLs the process, if it still runs, and reaps it.
+func (o *Orderd) kill() {
+	if o.Cmd == nil || o.Cmd.ProcessState != nil {
+		return
+	}
+	_ = o.Cmd.Process.Kill()
+	_ = o.Cmd.Wait()
+}
+
+// Kill ends orderd with SIGKILL, as a crash or the kernel's OOM killer
+// would: no shutdown runs. Its PostgreSQL dies with it (the parent-death
+// signal); the data dir keeps what was synced.
+func (o *Orderd) Kill() {
+	o.t.Helper()
+	if o.Cmd.ProcessState != nil {
+		o.t.Fatalf("orderd is not running (%s)", o.Cmd.ProcessState)
+	}
+	if err := o.Cmd.Process.Kill(); err != nil {
+		o.t.Fatal(err)
+	}
+	_ = o.Cmd.Wait() // "signal: killed"
+	fmt.Fprintf(o.Logs, "--- killed (SIGKILL) by the test ---\n")
+}
+
+// Restart starts orderd again on the same data dir, address and
+// environment after [Orderd.Kill] (or its own exit), and waits until it
+// is ready.
+func (o *Orderd) Restart() {
+	o.t.Helper()
+	if o.Cmd.ProcessState == nil {
+		o.t.Fatal("orderd still runs: Kill it first")
+	}
+	o.start()
 }

@@ -98,6 +98,19 @@ func readJournal(path string) (loaded, error) {
 	return l, nil
 }
 
+// ReadIntents returns the intents a simulator's state file holds, oldest
+// first, as [Sim.Intents] would after [New] read the file; a missing file
+// holds none. It only reads: a reader beside a live simulator (orderctl
+// check on a running local default) sees the changes synced so far, and
+// a line being written is a torn tail, ignored.
+func ReadIntents(path string) ([]psp.Intent, error) {
+	l, err := readJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	return sortedIntents(l.intents), nil
+}
+
 // apply replays one line.
 func (l *loaded) apply(line []byte) error {
 	if bytes.HasPrefix(bytes.TrimSpace(line), []byte(`{"intents"`)) {

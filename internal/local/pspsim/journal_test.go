@@ -98,6 +98,10 @@ func TestJournalKeepsThousandsOfIntentsAcrossRestarts(t *testing.T) {
 	if len(want) != n {
 		t.Fatalf("%d intents, want %d", len(want), n)
 	}
+	// A reader beside the live simulator (orderctl check) sees the same.
+	if got, err := pspsim.ReadIntents(file); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReadIntents beside the live simulator: %d intents, %v; want the %d it holds", len(got), err, len(want))
+	}
 	if err := s1.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -306,8 +306,13 @@ func (s *Sim) Stats() Stats {
 func (s *Sim) Intents() []psp.Intent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]psp.Intent, 0, len(s.intents))
-	for _, in := range s.intents {
+	return sortedIntents(s.intents)
+}
+
+// sortedIntents copies intents, oldest first.
+func sortedIntents(intents map[string]*psp.Intent) []psp.Intent {
+	out := make([]psp.Intent, 0, len(intents))
+	for _, in := range intents {
 		out = append(out, *in)
 	}
 	sort.Slice(out, func(i, j int) bool {
