@@ -118,7 +118,7 @@ func TestLoadAgainstOrderd(t *testing.T) {
 		// The process managers' backlog, followed on orderd's metrics
 		// (found through the data dir): read, and empty once every
 		// order has settled.
-		if b := s.Backlog; b == nil || b.Samples == 0 || b.AtLoadEnd < 0 || b.LastAfterLoad != 0 || b.EmptyAfter < 0 {
+		if b := s.Backlog; b == nil || b.Samples == 0 || b.AtLoadEnd < 0 || b.AtFlowsEnd < 0 || b.LastAfterLoad != 0 || b.EmptyAfter < 0 {
 			t.Errorf("backlog report: %+v", b)
 		}
 		t.Logf("%+v", s)
