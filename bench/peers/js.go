@@ -252,11 +252,25 @@ type rawStore struct {
 	srv      jsServer
 	js       jetstream.JetStream
 	payloads map[int][]byte // by events per commit
+	// spread is how many streams the aggregates are dealt over (1 for
+	// raw-js; raw-js-<n> uses n): each stream stores and fsyncs its
+	// messages on its own goroutine, so this shows what JetStream itself
+	// does when one log is spread over several streams.
+	spread int
+	next   int
 }
 
 const rawStream = "RAW"
 
-func openRaw(dir string, ks []int) (*rawStore, error) {
+// rawStreamName is the i-th stream of a spread raw store.
+func (s *rawStore) streamName(i int) string {
+	if s.spread == 1 {
+		return rawStream
+	}
+	return rawStream + strconv.Itoa(i)
+}
+
+func openRaw(dir string, ks []int, spread int) (*rawStore, error) {
 	priv, err := events.GenerateSigningKey()
 	if err != nil {
 		return nil, err
@@ -265,7 +279,7 @@ func openRaw(dir string, ks []int) (*rawStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &rawStore{srv: jsServer{dir: dir}, payloads: map[int][]byte{}}
+	s := &rawStore{srv: jsServer{dir: dir}, payloads: map[int][]byte{}, spread: max(spread, 1)}
 	for _, k := range ks {
 		c, err := ordoCommit(uuid.NewString(), 0, "", k, signer)
 		if err != nil {
@@ -278,7 +292,12 @@ func openRaw(dir string, ks []int) (*rawStore, error) {
 	return s, nil
 }
 
-func (s *rawStore) Name() string { return "raw-js" }
+func (s *rawStore) Name() string {
+	if s.spread == 1 {
+		return "raw-js"
+	}
+	return "raw-js-" + strconv.Itoa(s.spread)
+}
 
 func (s *rawStore) Reset(ctx context.Context) error {
 	if err := s.srv.restart(); err != nil {
@@ -288,32 +307,45 @@ func (s *rawStore) Reset(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: rawStream, Subjects: []string{"raw.*"}, Storage: jetstream.FileStorage, Replicas: 1,
-		MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Discard: jetstream.DiscardNew,
-		Duplicates: streams.DefaultDuplicateWindow, AllowDirect: true, DenyDelete: true, DenyPurge: true,
-	}); err != nil {
-		return err
+	for i := range s.spread {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: s.streamName(i), Subjects: []string{s.subjectPrefix(i) + "*"}, Storage: jetstream.FileStorage, Replicas: 1,
+			MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Discard: jetstream.DiscardNew,
+			Duplicates: streams.DefaultDuplicateWindow, AllowDirect: true, DenyDelete: true, DenyPurge: true,
+		}); err != nil {
+			return err
+		}
 	}
 	s.js = js
 	return nil
 }
 
+// subjectPrefix is the subject prefix of the i-th stream.
+func (s *rawStore) subjectPrefix(i int) string {
+	if s.spread == 1 {
+		return "raw."
+	}
+	return "raw" + strconv.Itoa(i) + "."
+}
+
+// NewAggregate deals the aggregates over the streams in turn.
 func (s *rawStore) NewAggregate() aggregate {
 	id := uuid.NewString()
-	return &rawAggregate{s: s, subject: "raw." + id, id: id}
+	i := s.next % s.spread
+	s.next++
+	return &rawAggregate{s: s, stream: s.streamName(i), subject: s.subjectPrefix(i) + id, id: id}
 }
 
 func (s *rawStore) Reload(ctx context.Context, a aggregate) (aggregate, error) {
 	r := a.(*rawAggregate)
-	st, err := s.js.Stream(ctx, rawStream)
+	st, err := s.js.Stream(ctx, r.stream)
 	if err != nil {
 		return nil, err
 	}
 	m, err := st.GetLastMsgForSubject(ctx, r.subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return &rawAggregate{s: s, subject: r.subject, id: r.id}, nil
+			return &rawAggregate{s: s, stream: r.stream, subject: r.subject, id: r.id}, nil
 		}
 		return nil, err
 	}
@@ -323,13 +355,17 @@ func (s *rawStore) Reload(ctx context.Context, a aggregate) (aggregate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw: message id %q: %w", mid, err)
 	}
-	return &rawAggregate{s: s, subject: r.subject, id: r.id, version: v, seq: m.Sequence}, nil
+	return &rawAggregate{s: s, stream: r.stream, subject: r.subject, id: r.id, version: v, seq: m.Sequence}, nil
 }
 
 func (s *rawStore) Check(ctx context.Context, commits, _ int64) error {
-	n, err := s.srv.streamMsgs(ctx, rawStream)
-	if err != nil {
-		return err
+	var n uint64
+	for i := range s.spread {
+		m, err := s.srv.streamMsgs(ctx, s.streamName(i))
+		if err != nil {
+			return err
+		}
+		n += m
 	}
 	if int64(n) != commits {
 		return fmt.Errorf("raw: %d messages stored, %d acknowledged", n, commits)
@@ -340,10 +376,10 @@ func (s *rawStore) Check(ctx context.Context, commits, _ int64) error {
 func (s *rawStore) Close() { s.srv.stop() }
 
 type rawAggregate struct {
-	s           *rawStore
-	subject, id string
-	version     int
-	seq         uint64
+	s                   *rawStore
+	stream, subject, id string
+	version             int
+	seq                 uint64
 }
 
 func (a *rawAggregate) Version() int { return a.version }

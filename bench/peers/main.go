@@ -54,7 +54,7 @@ func parseFlags() (flags, error) {
 	var f flags
 	writers := flag.String("writers", "1,16", "writer counts, comma-separated")
 	ks := flag.String("k", "1,3", "events per commit, comma-separated")
-	stores := flag.String("stores", "goes,hallgren,ordo,raw-js", "stores to run, comma-separated (also: ordo-unsigned, Ordo without commit signatures)")
+	stores := flag.String("stores", "goes,hallgren,ordo,raw-js", "stores to run, comma-separated (also: ordo-unsigned, Ordo without commit signatures; raw-js-<n>, raw-js spread over n streams)")
 	flag.IntVar(&f.reps, "reps", 3, "rounds; every store runs every configuration once per round (medians are reported)")
 	flag.IntVar(&f.cfg.Aggregates, "aggs", 1000, "aggregates per run, split evenly over the writers")
 	flag.DurationVar(&f.cfg.MinDur, "min-dur", 3*time.Second, "a run lasts at least this long ...")
@@ -74,7 +74,11 @@ func parseFlags() (flags, error) {
 		case "goes", "hallgren", "ordo", "raw-js", "ordo-unsigned":
 			f.stores = append(f.stores, s)
 		default:
-			return f, fmt.Errorf("-stores: unknown store %q (goes, hallgren, ordo, raw-js, ordo-unsigned)", s)
+			if n, err := strconv.Atoi(strings.TrimPrefix(s, "raw-js-")); err == nil && strings.HasPrefix(s, "raw-js-") && n >= 2 && n <= 64 {
+				f.stores = append(f.stores, s)
+				continue
+			}
+			return f, fmt.Errorf("-stores: unknown store %q (goes, hallgren, ordo, raw-js, raw-js-<2..64>, ordo-unsigned)", s)
 		}
 	}
 	if f.reps < 1 || f.cfg.Aggregates < 1 || f.cfg.MaxDur <= 0 || f.cfg.MinDur > f.cfg.MaxDur {
@@ -303,7 +307,14 @@ func openStores(ctx context.Context, f flags, dir string, pg *pgserver.Server) (
 		case "ordo", "ordo-unsigned":
 			s, err = openOrdo(filepath.Join(dir, "nats-"+name), name == "ordo")
 		case "raw-js":
-			s, err = openRaw(filepath.Join(dir, "nats-raw"), f.ks)
+			s, err = openRaw(filepath.Join(dir, "nats-raw"), f.ks, 1)
+		default:
+			// raw-js-<n>: raw-js spread over n streams.
+			n, convErr := strconv.Atoi(strings.TrimPrefix(name, "raw-js-"))
+			if !strings.HasPrefix(name, "raw-js-") || convErr != nil || n < 2 {
+				return out, fmt.Errorf("unknown store %q", name)
+			}
+			s, err = openRaw(filepath.Join(dir, "nats-"+name), f.ks, n)
 		}
 		if err != nil {
 			return out, fmt.Errorf("open %s: %w", name, err)
