@@ -178,7 +178,7 @@ type Config struct {
 	// CheckoutMaxBacklog is the admission bound: while the checkout has
 	// more than this many commits of the order stream not yet handled,
 	// POST /v1/orders answers 429 checkout_busy with Retry-After
-	// (ORDO_CHECKOUT_MAX_BACKLOG). Default 1000; 0 turns the check off.
+	// (ORDO_CHECKOUT_MAX_BACKLOG). Default 300; 0 turns the check off.
 	// The backlog is sampled at most every 250ms per instance.
 	CheckoutMaxBacklog int
 }
@@ -212,7 +212,7 @@ func Default() Config {
 		PSPReconcileAfter:  2 * time.Minute,
 		MaxUnpaidOrders:    5,
 		CheckoutWorkers:    32,
-		CheckoutMaxBacklog: 1000,
+		CheckoutMaxBacklog: 300,
 	}
 }
 

@@ -40,7 +40,7 @@ func TestPaymentSettings(t *testing.T) {
 
 func TestCheckoutSettings(t *testing.T) {
 	d := Default()
-	if d.CheckoutWorkers != 32 || d.CheckoutMaxBacklog != 1000 {
+	if d.CheckoutWorkers != 32 || d.CheckoutMaxBacklog != 300 {
 		t.Fatalf("defaults: workers %d, max backlog %d", d.CheckoutWorkers, d.CheckoutMaxBacklog)
 	}
 	env := map[string]string{"ORDO_CHECKOUT_WORKERS": "8", "ORDO_CHECKOUT_MAX_BACKLOG": "0"}
