@@ -242,9 +242,26 @@ func ended(s order.Status) bool {
 // ([command.Cached]): a read of an aggregate other than the one whose
 // commit is handled, whose answer only picks the next command (which the
 // handler decides again on the log's state) or reads fields that never
-// change (lines, total).
+// change (lines, total). Where a state older than the log's would pick
+// no command at all, read it with [Checkout.orderNow].
 func (c *Checkout) order(ctx context.Context, id string) (order.State, error) {
 	res, err := c.cfg.Orders.State(ctx, id, command.Cached)
+	return res.State, err
+}
+
+// orderNow returns the order's state as the log has it ([command.Current],
+// one read of its last commit), for the steps that decide from it whether
+// to send a command at all: a payment's capture, its reconciliation, its
+// timeout. This instance's handler may know the order only as far as it
+// appended or read it itself: on a cluster the orders lane can run on
+// another instance (pinned consumers, decision 024), and an order this
+// instance's API placed stays "placed" in its cache while the other
+// instance carries it to payment_pending. A capture handled on that
+// stale state did nothing, and since the capture was recorded neither a
+// reconciliation nor the timeout acted on it again: the order waited for
+// its payment for ever.
+func (c *Checkout) orderNow(ctx context.Context, id string) (order.State, error) {
+	res, err := c.cfg.Orders.State(ctx, id, command.Current)
 	return res.State, err
 }
 
@@ -524,7 +541,7 @@ func (c *Checkout) onTimer(ctx context.Context, m Message) error {
 // asks the PSP first: a capture whose webhook was lost is recorded
 // instead of being cancelled and refunded.
 func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) error {
-	o, err := c.order(ctx, d.OrderID)
+	o, err := c.orderNow(ctx, d.OrderID)
 	if err != nil {
 		return err
 	}
@@ -563,7 +580,7 @@ func (c *Checkout) onPaymentTimeout(ctx context.Context, z cause, d timerData) e
 // nobody and is not set again: a reconciliation never adds work for a
 // payment whose events are merely waiting to be handled.
 func (c *Checkout) onReconcile(ctx context.Context, z cause, d timerData) error {
-	o, err := c.order(ctx, d.OrderID)
+	o, err := c.orderNow(ctx, d.OrderID)
 	if err != nil {
 		return err
 	}
@@ -670,7 +687,7 @@ func (c *Checkout) onCaptured(ctx context.Context, z cause, pid string) error {
 		c.log.Debug("payment.captured: the payment has moved on", "payment", pid, "payment_status", string(p.Status))
 		return nil // refunded since, or a stale event
 	}
-	o, err := c.order(ctx, p.OrderID)
+	o, err := c.orderNow(ctx, p.OrderID)
 	if err != nil {
 		return err
 	}

@@ -34,5 +34,9 @@
 // new as that commit (command.Includes) and other aggregates as their
 // handler knows them (command.Cached): such a read only picks the next
 // command, which the handler decides again on the log's state, or reads
-// fields that never change.
+// fields that never change. Where a state older than the log's would
+// pick no command at all (the order read by a payment's capture, its
+// reconciliation and its timeout), the checkout reads it as the log has
+// it (command.Current): on a cluster another instance may have carried
+// the order on, and no command would reach the handler's check.
 package process

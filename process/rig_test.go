@@ -211,11 +211,18 @@ type line struct {
 // place places an order of lines at 10.00 a unit.
 func (r *rig) place(id string, lines ...line) {
 	r.t.Helper()
+	r.placeVia(r.orders, id, lines...)
+}
+
+// placeVia places the order through the orders handler h, as the API of
+// the instance h belongs to would.
+func (r *rig) placeVia(h *command.Handler[order.State, order.Command], id string, lines ...line) {
+	r.t.Helper()
 	var ls []events.OrderLine
 	for _, l := range lines {
 		ls = append(ls, events.OrderLine{SKU: l.sku, Qty: l.qty, UnitPrice: cny(1000)})
 	}
-	if _, err := r.orders.Handle(r.ctx, command.Request[order.Command]{
+	if _, err := h.Handle(r.ctx, command.Request[order.Command]{
 		AggregateID: id, CommandID: "place-" + id,
 		Command: order.Place{
 			OrderID: id, CustomerID: "c-1", Customer: events.Customer{Name: "Li Lei", Email: "li@example.com"},

@@ -71,6 +71,12 @@ var (
 	// unbroken chain (a version gap or a prev_hash that does not link), so
 	// no command is decided on it; `orderctl history` names the break.
 	ErrCorruptHistory = errors.New("command: the aggregate's history is broken")
+	// ErrNotYetReadable means [Handler.State] was asked for a state that
+	// [Includes] a commit the log's reads do not return yet: on a cluster
+	// a consumer can deliver a commit from a replica that applied it
+	// before the stream leader, which every read here asks, has. Ask
+	// again shortly (a process manager's runtime retries the message).
+	ErrNotYetReadable = errors.New("command: the log does not show the commit asked for yet")
 )
 
 // Options tune a Handler. Zero values take the defaults.
@@ -177,9 +183,11 @@ var (
 // cache, and a commit appended by another instance never reaches this
 // cache by itself. A cached state older than seq waits for a command in
 // flight on the aggregate in this process, then is caught up from the
-// log (everything the log had acknowledged when it is read, so at least
-// seq when seq is a position of the aggregate). A cached state at or
-// after seq is answered as [Cached] answers it.
+// log (everything the stream leader has when it is read). If that still
+// ends before seq (a consumer on a replica delivered the commit before
+// the leader applied it), State returns [ErrNotYetReadable], never a
+// state without the commit. A cached state at or after seq is answered
+// as [Cached] answers it.
 func Includes(seq uint64) Freshness { return Freshness{atLeast: seq} }
 
 // State returns an aggregate's state as new as f asks, its version and
@@ -213,7 +221,7 @@ func (h *Handler[S, C]) State(ctx context.Context, id string, f Freshness) (Resu
 		if err != nil {
 			return Result[S]{}, err
 		}
-		return e.result(), nil
+		return h.reached(id, e, f)
 	}
 	if !f.current && e.seq >= f.atLeast {
 		// A command in flight while we waited brought it this far.
@@ -226,6 +234,16 @@ func (h *Handler[S, C]) State(ctx context.Context, id string, f Freshness) (Resu
 	if next != nil {
 		h.cache.put(id, next)
 		e = next
+	}
+	return h.reached(id, e, f)
+}
+
+// reached returns e if it is as new as f asks: a state read from the log
+// can still lack the commit [Includes] names, which the log delivered
+// before its leader shows it.
+func (h *Handler[S, C]) reached(id string, e *entry[S], f Freshness) (Result[S], error) {
+	if e.seq < f.atLeast {
+		return Result[S]{}, fmt.Errorf("%w: %s %s is read up to seq %d, the commit at seq %d is not there", ErrNotYetReadable, h.decider.Type, id, e.seq, f.atLeast)
 	}
 	return e.result(), nil
 }

@@ -436,6 +436,79 @@ func TestDuplicateTrustsTheLog(t *testing.T) {
 	})
 }
 
+// leaderBehind is the log as a stream leader shows it that has not yet
+// applied the commits after upTo (0: it has them all), while a consumer
+// on a replica that applied them may already have delivered them.
+type leaderBehind struct {
+	eventlog.Log
+	upTo atomic.Uint64
+}
+
+func (l *leaderBehind) Load(ctx context.Context, typ, id string, after uint64) ([]eventlog.Record, error) {
+	recs, err := l.Log.Load(ctx, typ, id, after)
+	up := l.upTo.Load()
+	if err != nil || up == 0 {
+		return recs, err
+	}
+	var shown []eventlog.Record
+	for _, r := range recs {
+		if r.Seq <= up {
+			shown = append(shown, r)
+		}
+	}
+	return shown, nil
+}
+
+func (l *leaderBehind) Last(ctx context.Context, typ, id string) (eventlog.Record, bool, error) {
+	if l.upTo.Load() == 0 {
+		return l.Log.Last(ctx, typ, id)
+	}
+	recs, err := l.Load(ctx, typ, id, 0)
+	if err != nil || len(recs) == 0 {
+		return eventlog.Record{}, false, err
+	}
+	return recs[len(recs)-1], true, nil
+}
+
+// A state that Includes a commit the log delivered before its leader
+// shows it is never answered without that commit: State returns
+// ErrNotYetReadable until the leader has it, whether the handler had
+// the aggregate cached or not. (On a three-node cluster the checkout
+// read a payment without its capture while handling payment.captured,
+// took it for "moved on" and left the order waiting for its payment.)
+func TestIncludesNeverAnswersWithoutTheCommit(t *testing.T) {
+	each(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		lag := &leaderBehind{Log: f.store}
+		other, this := f.handler(t, f.store), f.handler(t, lag)
+		define(t, other, "SKU-1", 10)
+		known, err := this.State(ctx, "SKU-1", command.Cached)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := restock(other, "SKU-1"); err != nil {
+			t.Fatal(err)
+		}
+		delivered, err := other.State(ctx, "SKU-1", command.Cached)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lag.upTo.Store(known.Seq)
+		for name, h := range map[string]*command.Handler[inventory.State, inventory.Command]{
+			"cached": this, "not cached": f.handler(t, lag),
+		} {
+			if res, err := h.State(ctx, "SKU-1", command.Includes(delivered.Seq)); !errors.Is(err, command.ErrNotYetReadable) {
+				t.Fatalf("%s, leader behind: on hand %d at seq %d, %v; want ErrNotYetReadable", name, res.State.OnHand, res.Seq, err)
+			}
+		}
+		lag.upTo.Store(0)
+		res, err := this.State(ctx, "SKU-1", command.Includes(delivered.Seq))
+		if err != nil || res.State.OnHand != 11 || res.Seq != delivered.Seq {
+			t.Fatalf("leader caught up: on hand %d at seq %d, %v; want 11 at %d", res.State.OnHand, res.Seq, err, delivered.Seq)
+		}
+	})
+}
+
 // The three freshness levels of State: Cached answers from this
 // instance's cache; Current and Includes see what another instance
 // appended since.
