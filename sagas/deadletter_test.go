@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ordo-shop/ordo/eventlog"
+	"github.com/ordo-shop/ordo/internal/command"
 )
 
 // A message whose handler failed because the event store was electing a
@@ -15,6 +16,7 @@ func TestLeaderFailuresAreNotDeadLettered(t *testing.T) {
 	for _, err := range []error{
 		fmt.Errorf("reserve: load inventory x: %w", eventlog.ErrLeaderUnavailable),
 		fmt.Errorf("request payment: append: %w", eventlog.ErrOutcomeUnknown),
+		fmt.Errorf("captured: read payment p-1: %w", command.ErrNotYetReadable),
 	} {
 		if shouldDeadLetter(err) {
 			t.Errorf("%v would be dead-lettered", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ordo-shop/ordo/eventlog"
 	"github.com/ordo-shop/ordo/events"
+	"github.com/ordo-shop/ordo/internal/command"
 	"github.com/ordo-shop/ordo/process"
 	"github.com/ordo-shop/ordo/streams"
 )
@@ -389,12 +390,15 @@ const (
 // shouldDeadLetter says whether a failure that outlived the in-place
 // retries goes to the dead-letter stream: not when the runtime is
 // stopping, and not when the event store's stream leader failed (an
-// election after a crash takes 4-10 s, longer than the in-place retries):
-// such a message is redelivered by the server, with its backoff, until a
-// leader answers.
+// election after a crash takes 4-10 s, longer than the in-place retries),
+// nor when the log did not show yet the commit being handled (a replica
+// delivered it before the stream leader applied it; a slow leader can
+// take longer than the in-place retries too): such a message is
+// redelivered by the server, with its backoff, until it can be handled.
 func shouldDeadLetter(err error) bool {
 	return !errors.Is(err, errStopping) && !errors.Is(err, context.Canceled) &&
-		!errors.Is(err, eventlog.ErrLeaderUnavailable) && !errors.Is(err, eventlog.ErrOutcomeUnknown)
+		!errors.Is(err, eventlog.ErrLeaderUnavailable) && !errors.Is(err, eventlog.ErrOutcomeUnknown) &&
+		!errors.Is(err, command.ErrNotYetReadable)
 }
 
 // stopGuard turns the failure of a message whose subscription is ending
