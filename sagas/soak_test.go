@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,30 +200,70 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 	intermediate := func(s order.Status) bool {
 		return s == order.StatusPlaced || s == order.StatusStockReserved || s == order.StatusPaymentPending
 	}
-	settled := func() bool {
-		for _, id := range ids {
-			o, _ := e.order(id)
-			if intermediate(o.Status) {
-				return false
-			}
-			p, _ := e.payment(process.PaymentIDFor(id))
-			if p.Exists && (p.Status == payment.StatusRequested || p.Status == payment.StatusAuthorized) {
-				return false
-			}
-			if p.Status == payment.StatusCaptured && o.Status != order.StatusPaid && o.Status != order.StatusShipped && o.Status != order.StatusDelivered {
-				return false // a refund is on its way
-			}
-			if o.Status == order.StatusRefunded && p.Status != payment.StatusRefunded {
-				return false
-			}
+	settledOne := func(id string) bool {
+		o, _ := e.order(id)
+		if intermediate(o.Status) {
+			return false
+		}
+		p, _ := e.payment(process.PaymentIDFor(id))
+		if p.Exists && (p.Status == payment.StatusRequested || p.Status == payment.StatusAuthorized) {
+			return false
+		}
+		if p.Status == payment.StatusCaptured && o.Status != order.StatusPaid && o.Status != order.StatusShipped && o.Status != order.StatusDelivered {
+			return false // a refund is on its way
+		}
+		if o.Status == order.StatusRefunded && p.Status != payment.StatusRefunded {
+			return false
 		}
 		return true
+	}
+	// open holds the orders not seen settled yet in this wait. Once the
+	// chaos has stopped an order only moves towards settling, so one seen
+	// settled is not read again: reading every order at every check took
+	// longer than the wait itself with tens of thousands of orders (most
+	// states no longer in the handlers' caches).
+	var open []string
+	settled := func() bool {
+		still := open[:0]
+		for _, id := range open {
+			if !settledOne(id) {
+				still = append(still, id)
+			}
+		}
+		open = still
+		return len(open) == 0
+	}
+	// unsettled names what keeps the shop from settling, for a failure.
+	unsettled := func() string {
+		var sb strings.Builder
+		n := 0
+		for _, id := range ids {
+			if settledOne(id) {
+				continue
+			}
+			o, ocs := e.order(id)
+			p, pcs := e.payment(process.PaymentIDFor(id))
+			n++
+			if n <= 10 {
+				fmt.Fprintf(&sb, "\n  order %s %s (%s), payment %s (%s)", id, o.Status, strings.Join(eventTypes(ocs), ","), p.Status, strings.Join(eventTypes(pcs), ","))
+			}
+		}
+		dls, err := e.store.DeadLetters(context.Background())
+		fmt.Fprintf(&sb, "\n  %d orders unsettled; %d dead letters (%v)", n, len(dls), err)
+		for i, dl := range dls {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(&sb, "\n  dead letter: %s seq %d %s: %s", dl.Stream, dl.Seq, dl.Subject, dl.Error)
+		}
+		return sb.String()
 	}
 	// waitQuiet waits until every order has settled and no commit is
 	// appended for 2 s. A liveness bound, not a timing: it gives up only
 	// when the log has not moved for 90 s without settling, however long
 	// a loaded machine takes overall.
 	waitQuiet := func(what string) {
+		open = slices.Clone(ids)
 		began := time.Now()
 		moved := time.Now()
 		last, stable := e.seqs(), 0
@@ -240,7 +281,7 @@ func TestRandomizedCheckoutKeepsItsInvariants(t *testing.T) {
 				return
 			}
 			if time.Since(moved) > 90*time.Second {
-				t.Fatalf("no quiescence (%s): no commit for 90s and not settled", what)
+				t.Fatalf("no quiescence (%s): no commit for 90s and not settled; %s", what, unsettled())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
