@@ -44,13 +44,13 @@ const backlogEvery = time.Second
 // followBacklog reads the backlog every second until ctx ends, or, once
 // loadEnd has passed and done is closed, until it has read 0 twice in a
 // row (the backlog may briefly read 0 while the last orders' commits are
-// on their way).
+// on their way) or failed to read it three times in a row.
 func followBacklog(ctx context.Context, url string, loadEnd time.Time, done <-chan struct{}) *backlogReport {
 	rep := &backlogReport{URL: url, EmptyAfter: -1, AtLoadEnd: -1, AtFlowsEnd: -1}
 	cl := &http.Client{Timeout: 5 * time.Second}
 	after, flowsDone := false, false
 	var prev, prevFlows int64 = -1, -1
-	zeros := 0
+	zeros, fails := 0, 0
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
 	for {
@@ -63,8 +63,10 @@ func followBacklog(ctx context.Context, url string, loadEnd time.Time, done <-ch
 		now := time.Now()
 		if err != nil {
 			rep.Unread++
+			fails++
 		} else {
 			rep.Samples++
+			fails = 0
 			if !now.After(loadEnd) {
 				rep.MaxUnderLoad = max(rep.MaxUnderLoad, v)
 			} else {
@@ -97,7 +99,9 @@ func followBacklog(ctx context.Context, url string, loadEnd time.Time, done <-ch
 				zeros = 0
 			}
 		}
-		if flowsDone && after && zeros >= 2 {
+		// Once the flows are done the run waits only for a backlog it
+		// can read: not for one that has not answered three times.
+		if flowsDone && ((after && zeros >= 2) || fails >= 3) {
 			return rep
 		}
 		select {
